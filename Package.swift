@@ -1,0 +1,50 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Kernels are written against one SIMD width per architecture and must be compiled for a CPU
+// that has the matching instructions: without a target CPU, x86_64 code is baseline SSE2 and
+// every fused multiply-add becomes a libm call (measured 137x slower, see PLATFORM.md).
+// The binary checks at start-up that the CPU it runs on has what it was built for.
+#if arch(x86_64)
+let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+let cpuCFlags: [CSetting] = [.unsafeFlags(["-march=haswell"])]
+#else
+let cpuFlags: [SwiftSetting] = []
+let cpuCFlags: [CSetting] = []
+#endif
+
+let common: [SwiftSetting] = cpuFlags + [
+]
+
+let package = Package(
+    name: "Leitner",
+    products: [
+        .executable(name: "leitner", targets: ["leitner"]),
+    ],
+    traits: [
+        .trait(name: "OpenBLAS", description: "Link Debian's OpenBLAS (libopenblas-dev) so `leitner bench` compares against cblas_sgemm."),
+        .default(enabledTraits: []),
+    ],
+    targets: [
+        // Every system header the project uses, behind one module map.
+        .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        // Thin Swift layer over CSystem: typed errors naming the call, files, threads, clocks.
+        .target(name: "Platform", dependencies: ["CSystem"], swiftSettings: common),
+        // Math on raw buffers: GEMM, conv, pool, elementwise, loss, optimizers. SIMD + naive twins.
+        .target(name: "Kernels", dependencies: ["Platform"], swiftSettings: common),
+        // Arena, tensors, layers, models, optimizers.
+        .target(name: "NN", dependencies: ["Kernels", "Platform"], swiftSettings: common),
+        .executableTarget(
+            name: "leitner",
+            dependencies: [
+                "NN", "Kernels", "Platform",
+                .target(name: "COpenBLAS", condition: .when(traits: ["OpenBLAS"])),
+            ],
+            swiftSettings: common + [.define("LEITNER_OPENBLAS", .when(traits: ["OpenBLAS"]))]),
+        .testTarget(name: "PlatformTests", dependencies: ["Platform"], swiftSettings: common),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Platform"], swiftSettings: common),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Kernels", "Platform"], swiftSettings: common),
+    ],
+    swiftLanguageModes: [.v5]
+)

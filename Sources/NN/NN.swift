@@ -1,0 +1,2 @@
+/// NN: arenas, tensor views, layers, models, optimizers.
+public enum NN {}

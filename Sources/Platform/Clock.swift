@@ -1,0 +1,41 @@
+import CSystem
+
+/// Clocks in nanoseconds and seconds.
+public enum Clock {
+    /// Monotonic time in nanoseconds (for durations).
+    @inline(__always) public static func nanoseconds() -> Int64 { leitner_monotonic_ns() }
+    /// Monotonic time in seconds.
+    @inline(__always) public static func seconds() -> Double { Double(leitner_monotonic_ns()) * 1e-9 }
+    /// Wall-clock time since the Unix epoch in seconds.
+    public static func wallSeconds() -> Double { Double(leitner_realtime_ns()) * 1e-9 }
+    /// CPU seconds used by this process, all threads.
+    public static func processCPUSeconds() -> Double { Double(leitner_process_cpu_ns()) * 1e-9 }
+}
+
+/// Process-level facts: heap use (for the no-allocation proof), peak RSS, CPU capability.
+public enum ProcessInfo {
+    /// Bytes glibc's malloc has handed out and not taken back (mallinfo2().uordblks).
+    public static func heapBytesInUse() -> Int { Int(leitner_heap_in_use()) + Int(leitner_heap_mmapped()) }
+    /// Peak resident set size in bytes.
+    public static func peakResidentBytes() -> Int { Int(leitner_peak_rss_kib()) * 1024 }
+    /// Online CPU cores.
+    public static func onlineCores() -> Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
+    /// Checks that the CPU has the vector instructions the binary was built for.
+    /// Returns nil when it has, or a message naming what is missing.
+    public static func checkBuildTarget() -> String? {
+        #if arch(x86_64)
+        if leitner_cpu_has_avx2_fma() == 0 {
+            return "this binary was built for x86_64 with AVX2 and FMA (haswell), but this CPU lacks them; rebuild without the target CPU flags in Package.swift"
+        }
+        return nil
+        #else
+        return nil  // aarch64: NEON and FMA are in the baseline
+        #endif
+    }
+}
+
+/// Ends the process with `code` (stdio buffers are flushed by exit(3)).
+public func terminate(_ code: Int32) -> Never {
+    exit(code)
+}

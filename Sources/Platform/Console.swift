@@ -1,0 +1,36 @@
+import CSystem
+
+/// Writing to standard output and standard error without Foundation.
+public enum Console {
+    /// Writes `text` and a newline to standard error.
+    public static func error(_ text: String) {
+        write(fd: 2, text + "\n")
+    }
+
+    /// Writes `text` to standard output without a newline (progress lines).
+    public static func out(_ text: String) {
+        write(fd: 1, text)
+    }
+
+    /// True when standard output (fd 1) or error (fd 2) is a terminal.
+    public static func isTerminal(fd: Int32) -> Bool {
+        leitner_isatty(fd) == 1
+    }
+
+    static func write(fd: Int32, _ text: String) {
+        var copy = text
+        copy.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = unistd_write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+}
+
+@inline(__always)
+func unistd_write(_ fd: Int32, _ pointer: UnsafePointer<UInt8>, _ count: Int) -> Int {
+    CSystem.write(fd, pointer, count)
+}

@@ -1,0 +1,143 @@
+import CSystem
+
+/// An open file descriptor. Each C call is wrapped once; failures name the call and the path.
+public struct FileHandle {
+    public let descriptor: Int32
+    public let path: String
+
+    /// Opens `path` for reading.
+    public static func openForReading(_ path: String) throws(SystemError) -> FileHandle {
+        let fd = leitner_open_read(path)
+        if fd < 0 { throw SystemError.fromErrno("open", path) }
+        return FileHandle(descriptor: fd, path: path)
+    }
+
+    /// Creates or truncates `path` for writing (mode 0644).
+    public static func create(_ path: String) throws(SystemError) -> FileHandle {
+        let fd = leitner_open_create(path)
+        if fd < 0 { throw SystemError.fromErrno("open", path) }
+        return FileHandle(descriptor: fd, path: path)
+    }
+
+    /// Reads up to `count` bytes; returns the number read (0 at end of file). Retries on EINTR.
+    public func read(into buffer: UnsafeMutableRawPointer, count: Int) throws(SystemError) -> Int {
+        while true {
+            let got = CSystem.read(descriptor, buffer, count)
+            if got >= 0 { return got }
+            if leitner_errno() == EINTR { continue }
+            throw SystemError.fromErrno("read", path)
+        }
+    }
+
+    /// Reads exactly `count` bytes at `offset` (pread); fails on a short file.
+    public func readFully(into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int64) throws(SystemError) {
+        var done = 0
+        while done < count {
+            let got = pread(descriptor, buffer + done, count - done, off_t(offset) + off_t(done))
+            if got < 0 {
+                if leitner_errno() == EINTR { continue }
+                throw SystemError.fromErrno("pread", path)
+            }
+            if got == 0 { throw SystemError(call: "pread", subject: path + " (unexpected end of file)", code: 0) }
+            done += got
+        }
+    }
+
+    /// Writes all `count` bytes. Retries on EINTR and short writes.
+    public func writeAll(_ buffer: UnsafeRawPointer, count: Int) throws(SystemError) {
+        var done = 0
+        while done < count {
+            let wrote = CSystem.write(descriptor, buffer + done, count - done)
+            if wrote < 0 {
+                if leitner_errno() == EINTR { continue }
+                throw SystemError.fromErrno("write", path)
+            }
+            done += wrote
+        }
+    }
+
+    /// Flushes the file's data to the device.
+    public func sync() throws(SystemError) {
+        if fsync(descriptor) != 0 { throw SystemError.fromErrno("fsync", path) }
+    }
+
+    /// Closes the descriptor.
+    public func close() throws(SystemError) {
+        if CSystem.close(descriptor) != 0 { throw SystemError.fromErrno("close", path) }
+    }
+}
+
+/// Path-level operations.
+public enum FileSystem {
+    /// Size in bytes of the file at `path`.
+    public static func size(of path: String) throws(SystemError) -> Int64 {
+        var size: Int64 = 0
+        var isDirectory: Int32 = 0
+        if leitner_file_size(path, &size, &isDirectory) != 0 { throw SystemError.fromErrno("stat", path) }
+        return size
+    }
+
+    /// True when something exists at `path`.
+    public static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    /// Atomically replaces `to` with `from` (rename(2)).
+    public static func rename(_ from: String, to: String) throws(SystemError) {
+        if CSystem.rename(from, to) != 0 { throw SystemError.fromErrno("rename", from + " -> " + to) }
+    }
+
+    /// Creates a directory (mode 0755); succeeds when it already exists.
+    public static func makeDirectory(_ path: String) throws(SystemError) {
+        if mkdir(path, 0o755) != 0 && leitner_errno() != EEXIST { throw SystemError.fromErrno("mkdir", path) }
+    }
+
+    /// Removes a file; succeeds when it does not exist.
+    public static func remove(_ path: String) throws(SystemError) {
+        if unlink(path) != 0 && leitner_errno() != ENOENT { throw SystemError.fromErrno("unlink", path) }
+    }
+
+    /// Reads a whole (small) file into a byte array.
+    public static func readAll(_ path: String) throws(SystemError) -> [UInt8] {
+        let file = try FileHandle.openForReading(path)
+        defer { try? file.close() }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let got = try readChunk(file, into: &chunk)
+            if got == 0 { break }
+            bytes.append(contentsOf: chunk[0..<got])
+        }
+        return bytes
+    }
+}
+
+private func readChunk(_ file: FileHandle, into chunk: inout [UInt8]) throws(SystemError) -> Int {
+    var result: Result<Int, SystemError> = .success(0)
+    chunk.withUnsafeMutableBytes { raw in
+        do throws(SystemError) { result = .success(try file.read(into: raw.baseAddress!, count: raw.count)) }
+        catch { result = .failure(error) }
+    }
+    return try result.get()
+}
+
+/// Page-aligned memory from mmap, for arenas: one call per lifetime, returned whole.
+public struct MappedMemory {
+    public let base: UnsafeMutableRawPointer
+    public let byteCount: Int
+
+    /// Maps `byteCount` bytes of zeroed anonymous memory.
+    public static func allocate(byteCount: Int, purpose: String) throws(SystemError) -> MappedMemory {
+        let length = max(byteCount, 1)
+        let pointer = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        if pointer == nil || leitner_mmap_failed(pointer) != 0 {
+            throw SystemError.fromErrno("mmap", "\(purpose) (\(length) bytes)")
+        }
+        return MappedMemory(base: pointer!, byteCount: length)
+    }
+
+    /// Returns the memory to the system.
+    public func release() {
+        _ = munmap(base, byteCount)
+    }
+}
