@@ -1,0 +1,89 @@
+import Platform
+import Kernels
+
+/// Shared pieces of `leitner bench`: timing sized by work, the machine's peak, table rows.
+enum BenchSupport {
+    /// Median seconds of one call of `body`, over as many calls as fit in about
+    /// `targetSeconds` (at least `minimumRuns`), after one warm-up call. Sizing by time rather
+    /// than by a fixed count keeps the bench usable on a slow board and a fast workstation.
+    static func medianSeconds(targetSeconds: Double = 0.4, minimumRuns: Int = 5, _ body: () -> Void) -> Double {
+        let warmStart = Clock.seconds()
+        body()
+        let first = max(Clock.seconds() - warmStart, 1e-7)
+        let runs = max(minimumRuns, min(1000, Int(targetSeconds / first)))
+        var samples = [Double](repeating: 0, count: runs)
+        for index in 0..<runs {
+            let start = Clock.seconds()
+            body()
+            samples[index] = Clock.seconds() - start
+        }
+        samples.sort()
+        return samples[runs / 2]
+    }
+
+    /// Peak fp32 GFLOP/s of one core: FLOP per cycle (AVX2: 2 FMA units x 8 lanes x 2;
+    /// NEON on Cortex-A76: 16) times the clock read from the kernel.
+    static func peakGFLOPSPerCore() -> Double {
+        #if arch(x86_64)
+        let flopsPerCycle = 32.0
+        #else
+        let flopsPerCycle = 16.0
+        #endif
+        return flopsPerCycle * cpuGHz()
+    }
+
+    /// Clock in GHz: cpufreq's maximum when present, else /proc/cpuinfo's "cpu MHz", else 2.0.
+    static func cpuGHz() -> Double {
+        if let bytes = try? FileSystem.readAll("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"),
+           let kHz = Double(String(decoding: bytes, as: UTF8.self).filter { $0 != "\n" }), kHz > 0 {
+            return kHz / 1e6
+        }
+        if let bytes = try? FileSystem.readAll("/proc/cpuinfo") {
+            let text = String(decoding: bytes, as: UTF8.self)
+            for line in text.split(separator: "\n") where line.hasPrefix("cpu MHz") {
+                if let colon = line.firstIndex(of: ":"),
+                   let mhz = Double(line[line.index(after: colon)...].filter { $0 != " " && $0 != "\t" }), mhz > 0 {
+                    return mhz / 1000
+                }
+            }
+        }
+        return 2.0
+    }
+
+    /// Fixed-width formatting without Foundation: `value` with `decimals` digits after the point.
+    static func format(_ value: Double, decimals: Int = 2) -> String {
+        if value.isNaN { return "nan" }
+        if value.isInfinite { return value > 0 ? "inf" : "-inf" }
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let rounded = (abs(value) * scale).rounded()
+        let whole = Int(rounded / scale)
+        let fraction = Int(rounded - Double(whole) * scale)
+        var text = (value < 0 && rounded != 0 ? "-" : "") + String(whole)
+        if decimals > 0 {
+            var digits = String(fraction)
+            while digits.count < decimals { digits = "0" + digits }
+            text += "." + digits
+        }
+        return text
+    }
+
+    /// Left-pads `text` to `width` characters (right-aligned column).
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+    }
+
+    /// Right-pads `text` to `width` characters (left-aligned column).
+    static func padRight(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+    }
+
+    /// Deterministic pseudo-random fill in [-1, 1) (no allocation, no global state).
+    static func fill(_ pointer: UnsafeMutablePointer<Float>, count: Int, seed: UInt64) {
+        var state = seed &+ 0x9E37_79B9_7F4A_7C15
+        for index in 0..<count {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            pointer[index] = Float(Int32(truncatingIfNeeded: state >> 32)) / Float(Int32.max)
+        }
+    }
+}
