@@ -13,7 +13,7 @@ public enum Clock {
 }
 
 /// Process-level facts: heap use (for the no-allocation proof), peak RSS, CPU capability.
-public enum ProcessInfo {
+public enum SystemInfo {
     /// Bytes glibc's malloc has handed out and not taken back (mallinfo2().uordblks).
     public static func heapBytesInUse() -> Int { Int(leitner_heap_in_use()) + Int(leitner_heap_mmapped()) }
     /// Peak resident set size in bytes.

@@ -2,8 +2,49 @@ import Platform
 import Kernels
 import NN
 
-if let problem = ProcessInfo.checkBuildTarget() {
-    Console.error("leitner: " + problem)
-    terminate(2)
+/// The `leitner` executable: argument parsing and printing only.
+
+let topHelp = """
+usage: leitner COMMAND [options]
+
+Leitner trains small neural networks on ARM64 boards with SIMD kernels, fixed memory arenas
+and per-sample selection.
+
+commands:
+  bench       kernel benchmarks: GEMM and conv GFLOP/s, fraction of peak, ratio to naive twins
+  selftest    check every fast kernel against its naive twin inside this binary
+  help        show this help
+
+Run 'leitner COMMAND --help' for a command's options.
+"""
+
+func runMain() -> Int32 {
+    if let problem = SystemInfo.checkBuildTarget() {
+        Console.error("leitner: " + problem)
+        return 2
+    }
+    let arguments = Arguments.all()
+    guard arguments.count >= 2 else {
+        print(topHelp)
+        return 0
+    }
+    let command = arguments[1]
+    let rest = arguments[2...]
+    do throws(UsageError) {
+        switch command {
+        case "bench":
+            return try BenchCommand.run(rest)
+        case "help", "--help", "-h":
+            print(topHelp)
+            return 0
+        default:
+            Console.error("leitner: unknown command '\(command)'\n\n" + topHelp)
+            return 2
+        }
+    } catch {
+        Console.error(error.message)
+        return 2
+    }
 }
-print("leitner")
+
+terminate(runMain())

@@ -1,0 +1,41 @@
+import Platform
+import Kernels
+
+/// `leitner bench`: runs the kernel benchmarks and prints one table per section.
+enum BenchCommand {
+    static let spec = CommandSpec(
+        name: "bench",
+        summary: """
+        Kernel benchmarks on this machine: time, GFLOP/s, fraction of one core's peak, ratio to
+        the naive twin (and to OpenBLAS when built with --traits OpenBLAS). Each figure is the
+        median of repeated runs sized by time, not by a fixed count.
+        Sections: gemm, conv (default: all).
+        """,
+        positionals: "[SECTION...]",
+        options: [
+            OptionSpec("seconds", value: "S", help: "time spent per measurement", default: "0.4"),
+            OptionSpec("threads", value: "N", help: "threads for the multi-threaded columns", default: "2"),
+        ])
+
+    static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
+        let options = try ParsedOptions(arguments, spec: spec)
+        if options.wantsHelp { print(spec.help); return 0 }
+        let seconds = try options.double("seconds", default: 0.4, range: 0.01...60)
+        let threads = try options.int("threads", default: 2, range: 1...256)
+        let known = ["gemm", "conv"]
+        var sections = options.positionals
+        if sections.isEmpty || sections == ["all"] { sections = known }
+        for section in sections where !known.contains(section) {
+            throw UsageError(message: "leitner bench: unknown section '\(section)' (known: \(known.joined(separator: ", ")))")
+        }
+        print("leitner bench: \(Platform.vectorISA), peak \(BenchSupport.format(BenchSupport.peakGFLOPSPerCore(), decimals: 1)) GFLOP/s per core (\(BenchSupport.format(BenchSupport.cpuGHz(), decimals: 2)) GHz), \(SystemInfo.onlineCores()) cores")
+        for section in sections {
+            switch section {
+            case "gemm": GEMMBench.run(seconds: seconds, threads: threads)
+            case "conv": ConvBench.run(seconds: seconds, threads: threads)
+            default: break
+            }
+        }
+        return 0
+    }
+}
