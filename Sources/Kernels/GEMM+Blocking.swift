@@ -1,5 +1,56 @@
+/// Blocking constants of the packed GEMM (`GEMM.simd`), BLIS/Goto style.
+///
+/// Loop nest of one participant (it owns a contiguous, NR-aligned range of C's columns, or an
+/// MR-aligned range of C's rows when N is small):
+///
+///     for jc in its columns, step NC          B panel  KC x NC   (L3; packed per participant)
+///       for pc in 0..<K, step KC              (beta applies on the first K block only)
+///         pack B panel: KC x NC -> NR-column micro-panels, k-major, zero-padded
+///         for ic in its rows, step MC         A block  MC x KC   (L2)
+///           pack A block: MC x KC -> MR-row micro-panels, k-major, zero-padded
+///           for jr in panel, step NR          B micro-panel KC x NR (L1)
+///             for ir in block, step MR        micro-kernel: MR x NR tile of C in registers
+///
+/// KC, MC and NC are maxima: the actual block sizes split a dimension into equal parts
+/// (rounded up to MR / NR), so K = 288 is one block of 288 rather than 256 + 32.
+/// The split never depends on the thread count, so every element of C is summed in the same
+/// order whatever `context.threads` is: the result is bit-for-bit identical for 1, 2, 3 threads.
 extension GEMM {
-    /// Floats of packing buffer each thread needs (packed A block + packed B panel).
-    /// Placeholder until the packed fast path lands.
-    public static let packFloatsPerThread = 256 * 1024
+    #if arch(x86_64)
+    /// Micro-tile rows. AVX2 (16 ymm registers of 8 floats): 6 x 16 tile =
+    /// 6 rows x 2 vectors = 12 accumulators + 2 B vectors + 1 A broadcast = 15 of 16 registers.
+    public static let microRows = 6
+    /// Micro-tile columns (2 x SIMD8).
+    public static let microColumns = 16
+    /// Maximum K block: the B micro-panel (KC x NR x 4 B = 24 KiB at 384) stays in the 32 KiB L1d.
+    public static let blockK = 384
+    /// Maximum M block: the packed A block (MC x KC x 4 B = 216 KiB) stays in L2.
+    public static let blockM = 144
+    /// Maximum N block of one participant: the packed B panel (KC x NC x 4 B = 3 MiB) in L3.
+    public static let blockN = 2048
+    #else
+    /// Micro-tile rows. NEON (32 q registers of 4 floats): 8 x 12 tile =
+    /// 8 rows x 3 vectors = 24 accumulators + 3 B vectors + 2 A vectors (or broadcasts) = 29 of 32.
+    public static let microRows = 8
+    /// Micro-tile columns (3 x SIMD4).
+    public static let microColumns = 12
+    /// Maximum K block: the B micro-panel (KC x NR x 4 B = 12 KiB at 256) in a 32/64 KiB L1d.
+    public static let blockK = 256
+    /// Maximum M block: the packed A block (MC x KC x 4 B = 128 KiB) in L2 (512 KiB-1 MiB).
+    public static let blockM = 128
+    /// Maximum N block: the packed B panel (KC x NC x 4 B = 1 MiB) in L2/L3.
+    public static let blockN = 1020
+    #endif
+
+    /// Floats of packed A block one participant needs.
+    static var packAFloats: Int { blockM * blockK }
+    /// Floats of packed B panel one participant needs.
+    static var packBFloats: Int { blockN * blockK }
+    /// Floats of the edge tile (one MR x NR micro-tile computed off to the side).
+    static var edgeTileFloats: Int { microRows * microColumns }
+
+    /// Floats of packing buffer each participant needs: packed A block + packed B panel + edge
+    /// tile, each rounded up to 16 floats (64 bytes) so every part stays 64-byte aligned.
+    public static let packFloatsPerThread =
+        (blockM * blockK + 15) / 16 * 16 + (blockN * blockK + 15) / 16 * 16 + (microRows * microColumns + 15) / 16 * 16
 }

@@ -1,12 +1,285 @@
+// The fast single-precision GEMM: BLIS/Goto-style cache blocking, packed operands, and one
+// register-blocked micro-kernel written against `FloatVector` (see GEMM+Blocking.swift for the
+// loop nest, the block sizes and the per-architecture micro-tile).
+
+#if arch(x86_64)
+/// The micro-tile's accumulators: microRows x (microColumns / 8) = 6 x 2 = 12 ymm registers.
+typealias MicroAccumulators = InlineArray<12, FloatVector>
+/// One k step of the packed B micro-panel: 16 floats = 2 ymm registers.
+typealias MicroBRow = InlineArray<2, FloatVector>
+#else
+/// The micro-tile's accumulators: microRows x (microColumns / 4) = 8 x 3 = 24 q registers.
+typealias MicroAccumulators = InlineArray<24, FloatVector>
+/// One k step of the packed B micro-panel: 12 floats = 3 q registers.
+typealias MicroBRow = InlineArray<3, FloatVector>
+#endif
+
 extension GEMM {
     /// The fast path: packed panels, register-blocked micro-kernel, multi-threaded.
-    /// Same contract as `naive`. (Stub calling the naive twin until the packed path lands.)
+    /// Same contract as `naive`: row-major C[M,N] = alpha * op(A) * op(B) + beta * C, where
+    /// beta == 0 overwrites C without reading it. Nothing outside the M x N window of C (with
+    /// stride ldc) is written. Performs no heap allocation: packing goes to
+    /// `context.packBuffer(participant)`.
+    /// Work is split over `context.threads` participants by contiguous NR-aligned column ranges
+    /// (or MR-aligned row ranges when N is small); block sizes depend only on the shape, so the
+    /// result is bit-for-bit the same for any thread count.
     public static func simd(
         transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int,
         alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, context: KernelContext
     ) {
-        naive(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-              b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        if m <= 0 || n <= 0 { return }
+        if k <= 0 {
+            // Nothing to multiply: C = beta * C (the naive twin does exactly that).
+            naive(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        let mr = microRows, nr = microColumns
+        let rowPanels = (m + mr - 1) / mr
+        let columnPanels = (n + nr - 1) / nr
+        // Threads only pay off above ~256K multiply-adds each (waking a worker costs microseconds).
+        let work = m * n * k
+        var participants = min(context.threads, max(1, work / (256 * 1024)))
+        // Split the larger of M and N, as long as it has a panel for every participant: each
+        // participant packs the whole of the other operand, so the smaller one is duplicated.
+        let splitColumns = (n >= m && columnPanels >= participants) || rowPanels < participants
+        participants = min(participants, splitColumns ? columnPanels : rowPanels)
+
+        // Block sizes from the shape only (never from the thread count).
+        let kBlocks = (k + blockK - 1) / blockK
+        let kc = (k + kBlocks - 1) / kBlocks
+        let mBlocks = (m + blockM - 1) / blockM
+        let mc = ((m + mBlocks - 1) / mBlocks + mr - 1) / mr * mr
+
+        let shape = Shape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                          a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, kc: kc, mc: mc)
+        context.pool.run(tasks: participants, threads: participants) { participant in
+            let panels = splitColumns ? columnPanels : rowPanels
+            let first = panels * participant / participants
+            let last = panels * (participant + 1) / participants
+            let pack = context.packBuffer(participant)
+            if splitColumns {
+                runShare(shape, rows: 0..<m, columns: (first * nr)..<min(last * nr, n), pack: pack)
+            } else {
+                runShare(shape, rows: (first * mr)..<min(last * mr, m), columns: 0..<n, pack: pack)
+            }
+        }
+    }
+
+    /// The problem, passed by value to each participant.
+    struct Shape {
+        var transA: Transpose, transB: Transpose
+        var m: Int, n: Int, k: Int
+        var alpha: Float
+        var a: UnsafePointer<Float>, lda: Int
+        var b: UnsafePointer<Float>, ldb: Int
+        var beta: Float
+        var c: UnsafeMutablePointer<Float>, ldc: Int
+        var kc: Int, mc: Int
+    }
+
+    /// One participant's loop nest over its block of C (rows and columns start MR/NR aligned).
+    static func runShare(_ s: Shape, rows: Range<Int>, columns: Range<Int>, pack: UnsafeMutablePointer<Float>) {
+        let mr = microRows, nr = microColumns
+        let packA = pack
+        let packB = pack + (packAFloats + 15) / 16 * 16
+        let edge = packB + (packBFloats + 15) / 16 * 16
+        var j0 = columns.lowerBound
+        while j0 < columns.upperBound {
+            let nc = min(blockN, columns.upperBound - j0)
+            var p0 = 0
+            while p0 < s.k {
+                let kc = min(s.kc, s.k - p0)
+                // beta applies once: later K blocks accumulate onto the partial result.
+                let beta: Float = p0 == 0 ? s.beta : 1
+                packBPanel(s, p0: p0, kc: kc, j0: j0, nc: nc, into: packB)
+                var i0 = rows.lowerBound
+                while i0 < rows.upperBound {
+                    let mc = min(s.mc, rows.upperBound - i0)
+                    packABlock(s, p0: p0, kc: kc, i0: i0, mc: mc, into: packA)
+                    var jr = 0
+                    while jr < nc {
+                        let cols = min(nr, nc - jr)
+                        let bPanel = UnsafePointer(packB + jr * kc)
+                        var ir = 0
+                        while ir < mc {
+                            let rowsHere = min(mr, mc - ir)
+                            let aPanel = UnsafePointer(packA + ir * kc)
+                            let target = s.c + (i0 + ir) * s.ldc + j0 + jr
+                            if rowsHere == mr && cols == nr {
+                                microKernel(kc: kc, a: aPanel, b: bPanel, c: target, ldc: s.ldc,
+                                            alpha: s.alpha, beta: beta)
+                            } else {
+                                microKernel(kc: kc, a: aPanel, b: bPanel, c: edge, ldc: nr, alpha: 1, beta: 0)
+                                storeEdge(edge, rows: rowsHere, columns: cols, into: target, ldc: s.ldc,
+                                          alpha: s.alpha, beta: beta)
+                            }
+                            ir += mr
+                        }
+                        jr += nr
+                    }
+                    i0 += mc
+                }
+                p0 += kc
+            }
+            j0 += nc
+        }
+    }
+
+    /// Copies the valid `rows x columns` part of an edge tile into C: C = alpha * tile + beta * C,
+    /// without reading C when beta == 0. Same arithmetic as the micro-kernel's store.
+    @inline(never)
+    static func storeEdge(_ tile: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+                          into c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+        let nr = microColumns
+        for row in 0..<rows {
+            let source = tile + row * nr
+            let target = c + row * ldc
+            if beta == 0 {
+                for column in 0..<columns { target[column] = alpha * source[column] }
+            } else if beta == 1 {
+                for column in 0..<columns { target[column] = target[column].addingProduct(alpha, source[column]) }
+            } else {
+                for column in 0..<columns {
+                    target[column] = (beta * target[column]).addingProduct(alpha, source[column])
+                }
+            }
+        }
+    }
+
+    /// Packs op(B)[p0..<p0+kc, j0..<j0+nc] into NR-column micro-panels: panel q holds columns
+    /// j0 + q*NR ..< j0 + (q+1)*NR as kc rows of NR floats; columns past N are zeros.
+    static func packBPanel(_ s: Shape, p0: Int, kc: Int, j0: Int, nc: Int, into packed: UnsafeMutablePointer<Float>) {
+        let nr = microColumns
+        let width = FloatVector.scalarCount
+        var jr = 0
+        while jr < nc {
+            let cols = min(nr, nc - jr)
+            let column0 = j0 + jr
+            let dst = packed + jr * kc
+            if s.transB == .none {
+                // B stored K x N: each k row of the panel is contiguous in B.
+                var src = s.b + p0 * s.ldb + column0
+                if cols == nr {
+                    for p in 0..<kc {
+                        let row = dst + p * nr
+                        var v = 0
+                        while v < nr { row.storeVector(src.loadVector(at: v), at: v); v += width }
+                        src += s.ldb
+                    }
+                } else {
+                    for p in 0..<kc {
+                        let row = dst + p * nr
+                        for column in 0..<cols { row[column] = src[column] }
+                        for column in cols..<nr { row[column] = 0 }
+                        src += s.ldb
+                    }
+                }
+            } else {
+                // B stored N x K: column `column0 + j` of op(B) is row `column0 + j` of B.
+                packTransposed(source: s.b + column0 * s.ldb + p0, ld: s.ldb, lines: cols, width: nr,
+                               count: kc, into: dst)
+            }
+            jr += nr
+        }
+    }
+
+    /// Packs op(A)[i0..<i0+mc, p0..<p0+kc] into MR-row micro-panels: panel holds rows
+    /// i0 + q*MR ..< i0 + (q+1)*MR as kc columns of MR floats; rows past M are zeros.
+    static func packABlock(_ s: Shape, p0: Int, kc: Int, i0: Int, mc: Int, into packed: UnsafeMutablePointer<Float>) {
+        let mr = microRows
+        var ir = 0
+        while ir < mc {
+            let rows = min(mr, mc - ir)
+            let row0 = i0 + ir
+            let dst = packed + ir * kc
+            if s.transA == .none {
+                // A stored M x K: row `row0 + r` of op(A) is contiguous in A.
+                packTransposed(source: s.a + row0 * s.lda + p0, ld: s.lda, lines: rows, width: mr,
+                               count: kc, into: dst)
+            } else {
+                // A stored K x M: each k column of the panel is contiguous in A.
+                var src = s.a + p0 * s.lda + row0
+                for p in 0..<kc {
+                    let column = dst + p * mr
+                    for r in 0..<rows { column[r] = src[r] }
+                    for r in rows..<mr { column[r] = 0 }
+                    src += s.lda
+                }
+            }
+            ir += mr
+        }
+    }
+
+    /// Interleaves `lines` contiguous source lines (each `count` floats, `ld` apart) into a
+    /// k-major micro-panel of `width` floats per step: dst[p * width + line] = src[line * ld + p].
+    /// Lines past `lines` are zero-filled.
+    @inline(__always)
+    static func packTransposed(source: UnsafePointer<Float>, ld: Int, lines: Int, width: Int, count: Int,
+                               into dst: UnsafeMutablePointer<Float>) {
+        for line in 0..<lines {
+            let src = source + line * ld
+            var out = dst + line
+            for p in 0..<count { out.pointee = src[p]; out += width }
+        }
+        if lines < width {
+            for p in 0..<count {
+                for line in lines..<width { dst[p * width + line] = 0 }
+            }
+        }
+    }
+
+    /// The micro-kernel: the MR x NR tile C = alpha * A_panel * B_panel + beta * C, where the
+    /// packed A panel holds kc steps of MR floats and the packed B panel kc steps of NR floats.
+    /// beta == 0 writes C without reading it.
+    ///
+    /// Register budget: x86_64 AVX2 (16 ymm): 6 x 16 tile = 12 accumulators + 2 B vectors +
+    /// 1 broadcast of A = 15 registers. aarch64 NEON (32 q): 8 x 12 tile = 24 accumulators +
+    /// 3 B vectors + A broadcasts = 27-29 registers.
+    @inline(never)
+    static func microKernel(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                            c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+        let mr = microRows
+        let nr = microColumns
+        let width = FloatVector.scalarCount
+        let vectors = nr / width
+        var acc = MicroAccumulators(repeating: .zero)
+        var pa = a
+        var pb = b
+        for _ in 0..<kc {
+            var bRow = MicroBRow(repeating: .zero)
+            for v in 0..<vectors { bRow[v] = pb.loadVector(at: v * width) }
+            for r in 0..<mr {
+                let ar = FloatVector(repeating: pa[r])
+                for v in 0..<vectors {
+                    acc[r * vectors + v] = acc[r * vectors + v].addingProduct(ar, bRow[v])
+                }
+            }
+            pa += mr
+            pb += nr
+        }
+        let alphaV = FloatVector(repeating: alpha)
+        if beta == 0 {
+            for r in 0..<mr {
+                for v in 0..<vectors { c.storeVector(alphaV * acc[r * vectors + v], at: r * ldc + v * width) }
+            }
+        } else if beta == 1 {
+            for r in 0..<mr {
+                for v in 0..<vectors {
+                    let offset = r * ldc + v * width
+                    c.storeVector(c.loadVector(at: offset).addingProduct(alphaV, acc[r * vectors + v]), at: offset)
+                }
+            }
+        } else {
+            let betaV = FloatVector(repeating: beta)
+            for r in 0..<mr {
+                for v in 0..<vectors {
+                    let offset = r * ldc + v * width
+                    c.storeVector((betaV * c.loadVector(at: offset)).addingProduct(alphaV, acc[r * vectors + v]),
+                                  at: offset)
+                }
+            }
+        }
     }
 }

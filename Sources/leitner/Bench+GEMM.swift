@@ -1,0 +1,127 @@
+import Platform
+import Kernels
+#if LEITNER_OPENBLAS
+import COpenBLAS
+#endif
+
+/// `leitner bench gemm`: GEMM.simd on the shapes the models use, against its naive twin and
+/// (with `--traits OpenBLAS`) against OpenBLAS's cblas_sgemm, measured in the same run.
+enum GEMMBench {
+    struct Case {
+        var name: String
+        var transA: Transpose
+        var transB: Transpose
+        var m: Int, n: Int, k: Int
+    }
+
+    static let cases: [Case] = [
+        Case(name: "square A*B", transA: .none, transB: .none, m: 512, n: 512, k: 512),
+        Case(name: "conv fwd A*B", transA: .none, transB: .none, m: 64, n: 12544, k: 288),
+        Case(name: "conv fwd A*B", transA: .none, transB: .none, m: 128, n: 3136, k: 576),
+        Case(name: "conv dX A^T*B", transA: .transposed, transB: .none, m: 288, n: 12544, k: 64),
+        Case(name: "conv dW A*B^T", transA: .none, transB: .transposed, m: 64, n: 288, k: 12544),
+    ]
+
+    /// Multiply-adds the naive twin is timed on: it runs on the first rows of op(A) only
+    /// (M reduced so that M*N*K is about this) and its time is scaled up by M / reduced M.
+    static let naiveWork = 4_000_000
+
+    static func run(seconds: Double, threads: Int = 2) {
+        let threads = max(threads, 1)
+        guard let single = try? KernelContext(threads: 1), let multi = try? KernelContext(threads: threads) else {
+            print("gemm: cannot create the thread pool")
+            return
+        }
+        var maxA = 0, maxB = 0, maxC = 0
+        for c in cases { maxA = max(maxA, c.m * c.k); maxB = max(maxB, c.k * c.n); maxC = max(maxC, c.m * c.n) }
+        let a = UnsafeMutablePointer<Float>.allocate(capacity: maxA)
+        let b = UnsafeMutablePointer<Float>.allocate(capacity: maxB)
+        let c = UnsafeMutablePointer<Float>.allocate(capacity: maxC)
+        defer { a.deallocate(); b.deallocate(); c.deallocate() }
+        BenchSupport.fill(a, count: maxA, seed: 1)
+        BenchSupport.fill(b, count: maxB, seed: 2)
+        BenchSupport.fill(c, count: maxC, seed: 3)
+
+        let peak = BenchSupport.peakGFLOPSPerCore()
+        print("")
+        print("gemm: C = A*B (row-major, alpha 1, beta 0), median of runs of ~\(BenchSupport.format(seconds, decimals: 2)) s each; GFLOP/s = 2MNK / s.")
+        print("  naive: timed on M reduced to ~\(naiveWork / 1_000_000)M multiply-adds, scaled by work. \(threads)t: \(threads) threads.")
+        #if LEITNER_OPENBLAS
+        print("  OpenBLAS: cblas_sgemm with openblas_set_num_threads(1), same buffers, same run.")
+        let blasHeader = BenchSupport.pad("BLAS GF/s", 10) + BenchSupport.pad("ours/BLAS", 10)
+        #else
+        print("  (build with --traits OpenBLAS for the OpenBLAS columns)")
+        let blasHeader = ""
+        #endif
+        print(BenchSupport.padRight("case", 15) + BenchSupport.pad("M", 5) + BenchSupport.pad("N", 7) + BenchSupport.pad("K", 7)
+              + BenchSupport.pad("ms", 9) + BenchSupport.pad("GFLOP/s", 9) + BenchSupport.pad("%peak", 7)
+              + BenchSupport.pad("x naive", 9) + BenchSupport.pad("\(threads)t GF/s", 10) + BenchSupport.pad("\(threads)t/1t", 7)
+              + blasHeader)
+
+        for item in cases {
+            let (m, n, k) = (item.m, item.n, item.k)
+            let lda = item.transA == .none ? k : m
+            let ldb = item.transB == .none ? n : k
+            let flops = 2.0 * Double(m) * Double(n) * Double(k)
+            let oneSeconds = BenchSupport.medianSeconds(targetSeconds: seconds) {
+                GEMM.simd(transA: item.transA, transB: item.transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
+                          b: b, ldb: ldb, beta: 0, c: c, ldc: n, context: single)
+            }
+            let multiSeconds = BenchSupport.medianSeconds(targetSeconds: seconds) {
+                GEMM.simd(transA: item.transA, transB: item.transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
+                          b: b, ldb: ldb, beta: 0, c: c, ldc: n, context: multi)
+            }
+            let naiveM = max(1, min(m, naiveWork / max(n * k, 1)))
+            let naiveSeconds = BenchSupport.medianSeconds(targetSeconds: min(seconds, 0.2), minimumRuns: 3) {
+                GEMM.naive(transA: item.transA, transB: item.transB, m: naiveM, n: n, k: k, alpha: Float(1),
+                           a: UnsafePointer(a), lda: lda, b: UnsafePointer(b), ldb: ldb, beta: 0, c: c, ldc: n)
+            } * Double(m) / Double(naiveM)
+            let gflops = flops / oneSeconds / 1e9
+            let multiGflops = flops / multiSeconds / 1e9
+            var line = BenchSupport.padRight(item.name, 15) + BenchSupport.pad(String(m), 5)
+                + BenchSupport.pad(String(n), 7) + BenchSupport.pad(String(k), 7)
+                + BenchSupport.pad(BenchSupport.format(oneSeconds * 1e3, decimals: 2), 9)
+                + BenchSupport.pad(BenchSupport.format(gflops, decimals: 1), 9)
+                + BenchSupport.pad(BenchSupport.format(100 * gflops / peak, decimals: 0), 7)
+                + BenchSupport.pad(BenchSupport.format(naiveSeconds / oneSeconds, decimals: 0), 9)
+                + BenchSupport.pad(BenchSupport.format(multiGflops, decimals: 1), 10)
+                + BenchSupport.pad(BenchSupport.format(oneSeconds / multiSeconds, decimals: 2), 7)
+            #if LEITNER_OPENBLAS
+            openblas_set_num_threads(1)
+            let blasSeconds = BenchSupport.medianSeconds(targetSeconds: seconds) {
+                cblas_sgemm(CblasRowMajor, item.transA == .none ? CblasNoTrans : CblasTrans,
+                            item.transB == .none ? CblasNoTrans : CblasTrans,
+                            Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(n))
+            }
+            let blasGflops = flops / blasSeconds / 1e9
+            line += BenchSupport.pad(BenchSupport.format(blasGflops, decimals: 1), 10)
+                + BenchSupport.pad(BenchSupport.format(blasSeconds / oneSeconds, decimals: 2), 10)
+            #endif
+            print(line)
+        }
+
+        #if LEITNER_OPENBLAS
+        // OpenBLAS's own threads, measured last: its workers spin after a call and would steal
+        // the second core from the single-thread measurements above.
+        if threads > 1 {
+            print("OpenBLAS with \(threads) threads (measured after the table):")
+            openblas_set_num_threads(Int32(threads))
+            for item in cases {
+                let (m, n, k) = (item.m, item.n, item.k)
+                let lda = item.transA == .none ? k : m
+                let ldb = item.transB == .none ? n : k
+                let blasSeconds = BenchSupport.medianSeconds(targetSeconds: seconds) {
+                    cblas_sgemm(CblasRowMajor, item.transA == .none ? CblasNoTrans : CblasTrans,
+                                item.transB == .none ? CblasNoTrans : CblasTrans,
+                                Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(n))
+                }
+                print(BenchSupport.padRight(item.name, 15) + BenchSupport.pad(String(m), 5)
+                      + BenchSupport.pad(String(n), 7) + BenchSupport.pad(String(k), 7)
+                      + BenchSupport.pad(BenchSupport.format(2.0 * Double(m * n * k) / blasSeconds / 1e9, decimals: 1), 9)
+                      + " GFLOP/s")
+            }
+            openblas_set_num_threads(1)
+        }
+        #endif
+    }
+}

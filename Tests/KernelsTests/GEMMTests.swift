@@ -1,0 +1,153 @@
+import Testing
+import Kernels
+
+/// GEMM.simd against the naive twin: every transpose combination, odd shapes, shapes past each
+/// block size, strided leading dimensions, alpha/beta variants, 1-3 threads.
+@Suite struct GEMMTests {
+    static let combos: [(Transpose, Transpose)] = [
+        (.none, .none), (.transposed, .none), (.none, .transposed), (.transposed, .transposed),
+    ]
+
+    /// Sizes every shape is drawn from: 1, 7, 9, vector width +/- 1, 2*MR+1, NR+1, 33, 100.
+    static let sizes: [Int] = [1, 7, 9, floatVectorWidth - 1, floatVectorWidth + 1,
+                               2 * GEMM.microRows + 1, GEMM.microColumns + 1, 33, 100]
+
+    static func contexts() throws -> [KernelContext] {
+        [try KernelContext(threads: 1), try KernelContext(threads: 2), try KernelContext(threads: 3)]
+    }
+
+    static func name(_ t: Transpose) -> String { t == .none ? "N" : "T" }
+
+    /// One GEMM case: seeded A and B (op(A) m x k, op(B) k x n) stored with `pad` extra floats per
+    /// line, C m x n with leading dimension n + pad; fast and naive compared by checkAgainstTwin.
+    /// `nanFill`: prefill the C window with NaN (only meaningful with beta == 0).
+    static func check(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int, pad: Int,
+                      alpha: Float, beta: Float, context: KernelContext, seed: UInt64, nanFill: Bool = false,
+                      sourceLocation: SourceLocation = #_sourceLocation) {
+        let aRows = transA == .none ? m : k, aColumns = transA == .none ? k : m
+        let bRows = transB == .none ? k : n, bColumns = transB == .none ? n : k
+        let lda = aColumns + pad, ldb = bColumns + pad, ldc = n + pad
+        var random = SeededRandom(seed: seed)
+        let a = random.floats(aRows * lda)
+        let b = random.floats(bRows * ldb)
+        let shape = "\(name(transA))\(name(transB)) m \(m) n \(n) k \(k) lda \(lda) ldb \(ldb) ldc \(ldc) alpha \(alpha) beta \(beta) threads \(context.threads)\(nanFill ? " NaN-prefilled" : "")"
+        checkAgainstTwin("GEMM", shape: shape, seed: seed, outputCounts: [m * ldc], sourceLocation: sourceLocation) { outputs, fast in
+            let c = outputs[0]
+            if nanFill {
+                for row in 0..<m { for column in 0..<n { c[row * ldc + column] = .nan } }
+            }
+            a.withUnsafeBufferPointer { a in
+                b.withUnsafeBufferPointer { b in
+                    if fast {
+                        GEMM.simd(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                  a: a.baseAddress!, lda: lda, b: b.baseAddress!, ldb: ldb,
+                                  beta: beta, c: c, ldc: ldc, context: context)
+                    } else {
+                        GEMM.naive(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                   a: a.baseAddress!, lda: lda, b: b.baseAddress!, ldb: ldb,
+                                   beta: beta, c: c, ldc: ldc)
+                    }
+                }
+            }
+        }
+    }
+
+    /// All m, n from the size list, k cycling through it, for every transpose combination;
+    /// alpha, beta, padding and thread count cycle too so every value meets every combination.
+    @Test(arguments: 0..<4)
+    func oddShapesMatchNaive(combo: Int) throws {
+        let (transA, transB) = Self.combos[combo]
+        let contexts = try Self.contexts()
+        let alphas: [Float] = [1, -0.5]
+        let betas: [Float] = [0, 1, 0.3]
+        var index = 0
+        for (i, m) in Self.sizes.enumerated() {
+            for (j, n) in Self.sizes.enumerated() {
+                let k = Self.sizes[(i * 4 + j * 7 + combo) % Self.sizes.count]
+                Self.check(transA, transB, m: m, n: n, k: k, pad: index % 3 == 0 ? 0 : index % 5 + 1,
+                           alpha: alphas[index % 2], beta: betas[index % 3], context: contexts[index % 3],
+                           seed: UInt64(1000 * combo + index))
+                index += 1
+            }
+        }
+    }
+
+    /// Shapes past every block size: k > KC (several K blocks, beta applied once), m > MC,
+    /// n > NC (several N blocks per participant), with edges in every dimension.
+    @Test(arguments: 0..<4)
+    func shapesPastBlockSizesMatchNaive(combo: Int) throws {
+        let (transA, transB) = Self.combos[combo]
+        let contexts = try Self.contexts()
+        let shapes: [(Int, Int, Int)] = [
+            (GEMM.blockM + 7, 2 * GEMM.microColumns + 3, GEMM.blockK + 13),   // m > MC, k > KC
+            (2 * GEMM.microRows + 1, GEMM.blockN + 21, 37),                     // n > NC
+            (GEMM.blockM * 2 + 5, 100, 2 * GEMM.blockK + 1),                  // m > 2 MC, 3 K blocks, M split
+        ]
+        for (index, (m, n, k)) in shapes.enumerated() {
+            for (t, context) in contexts.enumerated() {
+                Self.check(transA, transB, m: m, n: n, k: k, pad: 3, alpha: t == 1 ? -0.5 : 1,
+                           beta: [0, 1, 0.3][(index + t) % 3], context: context,
+                           seed: UInt64(5000 + 100 * combo + 10 * index + t))
+            }
+        }
+    }
+
+    /// beta == 0 must overwrite C without reading it: C prefilled with NaN gives no NaN.
+    @Test(arguments: 0..<4)
+    func betaZeroIgnoresNaNInC(combo: Int) throws {
+        let (transA, transB) = Self.combos[combo]
+        let contexts = try Self.contexts()
+        let shapes: [(Int, Int, Int)] = [(7, 9, 33), (33, 100, 9), (100, 17, 100), (13, 33, GEMM.blockK + 1)]
+        for (index, (m, n, k)) in shapes.enumerated() {
+            for context in contexts {
+                Self.check(transA, transB, m: m, n: n, k: k, pad: index, alpha: index % 2 == 0 ? 1 : -0.5,
+                           beta: 0, context: context, seed: UInt64(7000 + 10 * combo + index), nanFill: true)
+            }
+        }
+    }
+
+    /// The split never changes any element's summation order: 1, 2 and 3 threads give the same
+    /// bits, both when N is split (N >= M) and when M is split.
+    @Test(arguments: 0..<4)
+    func resultIsIdenticalForAnyThreadCount(combo: Int) throws {
+        let (transA, transB) = Self.combos[combo]
+        let contexts = try Self.contexts()
+        let shapes: [(Int, Int, Int)] = [(100, 300, GEMM.blockK + 50), (333, 40, 200), (64, 1000, 72)]
+        for (index, (m, n, k)) in shapes.enumerated() {
+            let lda = (transA == .none ? k : m) + 1, ldb = (transB == .none ? n : k) + 2, ldc = n + 3
+            var random = SeededRandom(seed: UInt64(9000 + 10 * combo + index))
+            let a = random.floats((transA == .none ? m : k) * lda)
+            let b = random.floats((transB == .none ? k : n) * ldb)
+            let initial = random.floats(m * ldc)
+            var results: [[Float]] = []
+            for context in contexts {
+                var c = initial
+                a.withUnsafeBufferPointer { a in
+                    b.withUnsafeBufferPointer { b in
+                        c.withUnsafeMutableBufferPointer { c in
+                            GEMM.simd(transA: transA, transB: transB, m: m, n: n, k: k, alpha: -0.5,
+                                      a: a.baseAddress!, lda: lda, b: b.baseAddress!, ldb: ldb,
+                                      beta: 0.3, c: c.baseAddress!, ldc: ldc, context: context)
+                        }
+                    }
+                }
+                results.append(c)
+            }
+            for t in 1..<results.count {
+                let same = zip(results[0], results[t]).allSatisfy { $0.bitPattern == $1.bitPattern }
+                #expect(same, "\(Self.name(transA))\(Self.name(transB)) m \(m) n \(n) k \(k): \(t + 1) threads differ from 1 thread")
+            }
+        }
+    }
+
+    /// Degenerate shapes: k == 0 gives beta * C; m == 0 or n == 0 touches nothing.
+    @Test func degenerateShapes() throws {
+        let context = try KernelContext(threads: 2)
+        for (m, n) in [(3, 5), (1, 1)] {
+            Self.check(.none, .none, m: m, n: n, k: 0, pad: 1, alpha: 1, beta: 0.3, context: context, seed: 42)
+            Self.check(.transposed, .none, m: m, n: n, k: 0, pad: 0, alpha: 1, beta: 0, context: context, seed: 43)
+        }
+        Self.check(.none, .none, m: 0, n: 5, k: 3, pad: 0, alpha: 1, beta: 0.3, context: context, seed: 44)
+        Self.check(.none, .transposed, m: 4, n: 0, k: 3, pad: 0, alpha: 1, beta: 0.3, context: context, seed: 45)
+    }
+}
