@@ -1,0 +1,245 @@
+/// Depthwise 2-D convolution (groups == channels): every channel is convolved with its own
+/// KH x KW filter. Too little work per output for a GEMM, so the fast path walks output rows
+/// and applies each tap as one vectorised multiply-add along W.
+/// - Shapes: `Conv2DShape` with inChannels == outChannels == C; input [C, N, H, W],
+///   weights [C, 1, KH, KW], out [C, N, OH, OW].
+public enum DepthwiseConv2D {
+    /// out = depthwise(input, weights). Overwrites `out`.
+    /// - Shapes: out [C, N, OH, OW], input [C, N, H, W], weights [C, 1, KH, KW].
+    public static func forward(
+        out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        shape: Conv2DShape, context: KernelContext
+    ) {
+        check(shape)
+        let s = shape
+        let outHeight = s.outHeight, outWidth = s.outWidth, taps = s.kernelHeight * s.kernelWidth
+        forEachChannel(shape, context) { channel in
+            for n in 0..<s.batch {
+                for oh in 0..<outHeight {
+                    let outRow = out + ((channel * s.batch + n) * outHeight + oh) * outWidth
+                    for ow in 0..<outWidth { outRow[ow] = 0 }
+                    for ky in 0..<s.kernelHeight {
+                        let ih = oh * s.strideH + ky - s.padH
+                        if ih < 0 || ih >= s.inHeight { continue }
+                        let inRow = UnsafeMutablePointer(mutating: input) + ((channel * s.batch + n) * s.inHeight + ih) * s.inWidth
+                        for kx in 0..<s.kernelWidth {
+                            let w = weights[channel * taps + ky * s.kernelWidth + kx]
+                            let (begin, end) = validOutputColumns(kx: kx, shape: s)
+                            let source = inRow + (kx - s.padW)
+                            if s.strideW == 1 {
+                                multiplyAdd(into: outRow + begin, source + begin, scale: w, count: end - begin)
+                            } else {
+                                for ow in begin..<end { outRow[ow] += w * source[ow * s.strideW] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dInput += depthwise^T(dOut, weights): each tap scatters a scaled dOut row back along W.
+    /// - Shapes: dInput [C, N, H, W], dOut [C, N, OH, OW], weights [C, 1, KH, KW].
+    public static func backwardData(
+        dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        shape: Conv2DShape, context: KernelContext
+    ) {
+        check(shape)
+        let s = shape
+        let outHeight = s.outHeight, outWidth = s.outWidth, taps = s.kernelHeight * s.kernelWidth
+        forEachChannel(shape, context) { channel in
+            for n in 0..<s.batch {
+                for oh in 0..<outHeight {
+                    let dOutRow = UnsafeMutablePointer(mutating: dOut) + ((channel * s.batch + n) * outHeight + oh) * outWidth
+                    for ky in 0..<s.kernelHeight {
+                        let ih = oh * s.strideH + ky - s.padH
+                        if ih < 0 || ih >= s.inHeight { continue }
+                        let dInRow = dInput + ((channel * s.batch + n) * s.inHeight + ih) * s.inWidth
+                        for kx in 0..<s.kernelWidth {
+                            let w = weights[channel * taps + ky * s.kernelWidth + kx]
+                            let (begin, end) = validOutputColumns(kx: kx, shape: s)
+                            let destination = dInRow + (kx - s.padW)
+                            if s.strideW == 1 {
+                                multiplyAdd(into: destination + begin, dOutRow + begin, scale: w, count: end - begin)
+                            } else {
+                                for ow in begin..<end { destination[ow * s.strideW] += w * dOutRow[ow] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dWeights[c, ky, kx] += sum over n, oh, ow of dOut[c, n, oh, ow] * input[c, n, ih, iw]:
+    /// one vector accumulator per tap across all rows, reduced once.
+    /// - Shapes: dWeights [C, 1, KH, KW], dOut [C, N, OH, OW], input [C, N, H, W].
+    public static func backwardWeights(
+        dWeights: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
+        shape: Conv2DShape, context: KernelContext
+    ) {
+        check(shape)
+        let s = shape
+        let outHeight = s.outHeight, outWidth = s.outWidth, taps = s.kernelHeight * s.kernelWidth
+        forEachChannel(shape, context) { channel in
+            for ky in 0..<s.kernelHeight {
+                for kx in 0..<s.kernelWidth {
+                    let (begin, end) = validOutputColumns(kx: kx, shape: s)
+                    var vectorSum = FloatVector(repeating: 0)
+                    var scalarSum: Float = 0
+                    for n in 0..<s.batch {
+                        for oh in 0..<outHeight {
+                            let ih = oh * s.strideH + ky - s.padH
+                            if ih < 0 || ih >= s.inHeight { continue }
+                            let dOutRow = UnsafeMutablePointer(mutating: dOut) + ((channel * s.batch + n) * outHeight + oh) * outWidth
+                            let source = UnsafeMutablePointer(mutating: input)
+                                + ((channel * s.batch + n) * s.inHeight + ih) * s.inWidth + (kx - s.padW)
+                            if s.strideW == 1 {
+                                var ow = begin
+                                while ow + floatVectorWidth <= end {
+                                    vectorSum.addProduct(dOutRow.loadVector(at: ow), source.loadVector(at: ow))
+                                    ow += floatVectorWidth
+                                }
+                                while ow < end { scalarSum += dOutRow[ow] * source[ow]; ow += 1 }
+                            } else {
+                                for ow in begin..<end { scalarSum += dOutRow[ow] * source[ow * s.strideW] }
+                            }
+                        }
+                    }
+                    dWeights[channel * taps + ky * s.kernelWidth + kx] += vectorSum.sum() + scalarSum
+                }
+            }
+        }
+    }
+
+    // MARK: - Naive twins
+
+    /// The test oracle for `forward`: direct loops, generic for Double gradient checks.
+    /// - Shapes: out [C, N, OH, OW], input [C, N, H, W], weights [C, 1, KH, KW].
+    public static func naiveForward<T: BinaryFloatingPoint>(
+        out: UnsafeMutablePointer<T>, input: UnsafePointer<T>, weights: UnsafePointer<T>, shape: Conv2DShape
+    ) {
+        check(shape)
+        let s = shape
+        for c in 0..<s.inChannels {
+            for n in 0..<s.batch {
+                for oh in 0..<s.outHeight {
+                    for ow in 0..<s.outWidth {
+                        var sum: T = 0
+                        for ky in 0..<s.kernelHeight {
+                            let ih = oh * s.strideH + ky - s.padH
+                            if ih < 0 || ih >= s.inHeight { continue }
+                            for kx in 0..<s.kernelWidth {
+                                let iw = ow * s.strideW + kx - s.padW
+                                if iw < 0 || iw >= s.inWidth { continue }
+                                sum += weights[(c * s.kernelHeight + ky) * s.kernelWidth + kx]
+                                    * input[((c * s.batch + n) * s.inHeight + ih) * s.inWidth + iw]
+                            }
+                        }
+                        out[((c * s.batch + n) * s.outHeight + oh) * s.outWidth + ow] = sum
+                    }
+                }
+            }
+        }
+    }
+
+    /// The test oracle for `backwardData`.
+    /// - Shapes: dInput [C, N, H, W], dOut [C, N, OH, OW], weights [C, 1, KH, KW].
+    public static func naiveBackwardData<T: BinaryFloatingPoint>(
+        dInput: UnsafeMutablePointer<T>, dOut: UnsafePointer<T>, weights: UnsafePointer<T>, shape: Conv2DShape
+    ) {
+        check(shape)
+        let s = shape
+        for c in 0..<s.inChannels {
+            for n in 0..<s.batch {
+                for oh in 0..<s.outHeight {
+                    for ow in 0..<s.outWidth {
+                        let gradient = dOut[((c * s.batch + n) * s.outHeight + oh) * s.outWidth + ow]
+                        for ky in 0..<s.kernelHeight {
+                            let ih = oh * s.strideH + ky - s.padH
+                            if ih < 0 || ih >= s.inHeight { continue }
+                            for kx in 0..<s.kernelWidth {
+                                let iw = ow * s.strideW + kx - s.padW
+                                if iw < 0 || iw >= s.inWidth { continue }
+                                dInput[((c * s.batch + n) * s.inHeight + ih) * s.inWidth + iw] +=
+                                    weights[(c * s.kernelHeight + ky) * s.kernelWidth + kx] * gradient
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The test oracle for `backwardWeights`.
+    /// - Shapes: dWeights [C, 1, KH, KW], dOut [C, N, OH, OW], input [C, N, H, W].
+    public static func naiveBackwardWeights<T: BinaryFloatingPoint>(
+        dWeights: UnsafeMutablePointer<T>, dOut: UnsafePointer<T>, input: UnsafePointer<T>, shape: Conv2DShape
+    ) {
+        check(shape)
+        let s = shape
+        for c in 0..<s.inChannels {
+            for ky in 0..<s.kernelHeight {
+                for kx in 0..<s.kernelWidth {
+                    var sum: T = 0
+                    for n in 0..<s.batch {
+                        for oh in 0..<s.outHeight {
+                            let ih = oh * s.strideH + ky - s.padH
+                            if ih < 0 || ih >= s.inHeight { continue }
+                            for ow in 0..<s.outWidth {
+                                let iw = ow * s.strideW + kx - s.padW
+                                if iw < 0 || iw >= s.inWidth { continue }
+                                sum += dOut[((c * s.batch + n) * s.outHeight + oh) * s.outWidth + ow]
+                                    * input[((c * s.batch + n) * s.inHeight + ih) * s.inWidth + iw]
+                            }
+                        }
+                    }
+                    dWeights[(c * s.kernelHeight + ky) * s.kernelWidth + kx] += sum
+                }
+            }
+        }
+    }
+
+    // MARK: - Helpers
+
+    static func check(_ shape: Conv2DShape) {
+        precondition(shape.isValid && shape.inChannels == shape.outChannels,
+                     "DepthwiseConv2D: invalid shape (needs inChannels == outChannels) \(shape)")
+    }
+
+    /// Channels are independent, so threads take contiguous blocks of them and never share an
+    /// output element; tiny layers stay on the calling thread.
+    @inline(__always)
+    static func forEachChannel(_ shape: Conv2DShape, _ context: KernelContext, _ body: (Int) -> Void) {
+        let channels = shape.inChannels
+        let work = shape.outputCount * shape.kernelHeight * shape.kernelWidth
+        let threads = work >= 64 * 1024 ? min(context.threads, channels) : 1
+        context.pool.run(tasks: threads, threads: threads) { task in
+            for channel in (channels * task / threads)..<(channels * (task + 1) / threads) { body(channel) }
+        }
+    }
+
+    /// The ow whose tap kx lands inside the row: 0 <= ow * strideW + kx - padW < W.
+    @inline(__always)
+    static func validOutputColumns(kx: Int, shape: Conv2DShape) -> (Int, Int) {
+        let outWidth = shape.outWidth, strideW = shape.strideW
+        let begin = shape.padW > kx ? min((shape.padW - kx + strideW - 1) / strideW, outWidth) : 0
+        let lastReach = shape.inWidth - 1 - kx + shape.padW
+        let end = lastReach < 0 ? begin : max(min(lastReach / strideW + 1, outWidth), begin)
+        return (begin, end)
+    }
+}
+
+/// destination[i] += scale * source[i] for i in 0..<count, vector main loop and scalar tail.
+@inline(__always)
+func multiplyAdd(into destination: UnsafeMutablePointer<Float>, _ source: UnsafeMutablePointer<Float>,
+                 scale: Float, count: Int) {
+    let scaleVector = FloatVector(repeating: scale)
+    var index = 0
+    while index + floatVectorWidth <= count {
+        destination.storeVector(
+            destination.loadVector(at: index).addingProduct(source.loadVector(at: index), scaleVector), at: index)
+        index += floatVectorWidth
+    }
+    while index < count { destination[index] += scale * source[index]; index += 1 }
+}
