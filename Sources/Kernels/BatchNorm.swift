@@ -1,0 +1,257 @@
+/// Batch normalisation over CNHW activations, per channel over the M = N*H*W values of the batch,
+/// with PyTorch's semantics: the batch is normalised with its mean and *biased* variance, while
+/// the running variance is updated with the *unbiased* one (M / (M - 1) times larger).
+///     y = gamma * (x - mean) * invStd + beta,   invStd = 1 / sqrt(var + eps)
+/// The fast paths split channels across threads; each channel is reduced by one thread in a
+/// fixed order, so results do not depend on timing or on the thread count.
+/// - Shapes: input/output [C, M] with M = N*H*W (CNHW viewed per channel); gamma, beta,
+///   running and saved statistics [C].
+public enum BatchNorm {
+    /// PyTorch's default epsilon.
+    public static let defaultEpsilon: Float = 1e-5
+    /// PyTorch's default momentum: running = (1 - momentum) * running + momentum * batch.
+    public static let defaultMomentum: Float = 0.1
+
+    /// Floats the forward pass saves per layer for the backward pass: mean and invStd per channel.
+    public static func savedFloats(channels: Int) -> Int { 2 * channels }
+
+    /// Below this many elements the pool's wake-up costs more than it saves.
+    static let parallelThreshold = 1 << 14
+
+    private static func threads(context: KernelContext, channels: Int, spatial: Int) -> Int {
+        channels * spatial >= parallelThreshold ? context.threads : 1
+    }
+
+    // MARK: forward, training mode
+
+    /// The test oracle for `forwardTraining`; plain loops in `T` (Double in gradient checks).
+    public static func naiveForwardTraining<T: BinaryFloatingPoint>(
+        output: UnsafeMutablePointer<T>, savedMean: UnsafeMutablePointer<T>, savedInvStd: UnsafeMutablePointer<T>,
+        runningMean: UnsafeMutablePointer<T>, runningVariance: UnsafeMutablePointer<T>,
+        input: UnsafePointer<T>, gamma: UnsafePointer<T>, beta: UnsafePointer<T>,
+        channels: Int, spatial: Int, epsilon: T = 1e-5, momentum: T = 0.1
+    ) {
+        precondition(spatial > 1, "BatchNorm training needs more than one value per channel (N*H*W = \(spatial))")
+        let count = T(spatial)
+        for channel in 0..<channels {
+            let x = input + channel * spatial
+            var sum: T = 0
+            for index in 0..<spatial { sum += x[index] }
+            let mean = sum / count
+            var squares: T = 0
+            for index in 0..<spatial { squares += (x[index] - mean) * (x[index] - mean) }
+            let variance = squares / count
+            let invStd = 1 / (variance + epsilon).squareRoot()
+            for index in 0..<spatial {
+                output[channel * spatial + index] = gamma[channel] * (x[index] - mean) * invStd + beta[channel]
+            }
+            savedMean[channel] = mean
+            savedInvStd[channel] = invStd
+            runningMean[channel] = (1 - momentum) * runningMean[channel] + momentum * mean
+            let unbiased = squares / (count - 1)
+            runningVariance[channel] = (1 - momentum) * runningVariance[channel] + momentum * unbiased
+        }
+    }
+
+    /// Normalises with the batch statistics, saves mean and invStd per channel for `backward`,
+    /// and updates the running statistics in place (unbiased variance, as PyTorch).
+    /// Two passes for the variance (sum of squared deviations), not E[x^2] - E[x]^2, which
+    /// cancels catastrophically when |mean| >> std.
+    /// - Shapes: output, input [C, M]; savedMean, savedInvStd, runningMean, runningVariance,
+    ///   gamma, beta [C]. Requires M > 1.
+    public static func forwardTraining(
+        output: UnsafeMutablePointer<Float>, savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>,
+        runningMean: UnsafeMutablePointer<Float>, runningVariance: UnsafeMutablePointer<Float>,
+        input: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+        channels: Int, spatial: Int, epsilon: Float = defaultEpsilon, momentum: Float = defaultMomentum,
+        context: KernelContext
+    ) {
+        precondition(spatial > 1, "BatchNorm training needs more than one value per channel (N*H*W = \(spatial))")
+        let count = Float(spatial)
+        context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial)) { channel in
+            let x = input + channel * spatial
+            let y = output + channel * spatial
+            let mean = Elementwise.sum(x, count: spatial) / count
+            let squares = sumOfSquaredDeviations(x, mean: mean, count: spatial)
+            let invStd = 1 / (squares / count + epsilon).squareRoot()
+            normalise(y, x, mean: mean, scale: gamma[channel] * invStd, shift: beta[channel], count: spatial)
+            savedMean[channel] = mean
+            savedInvStd[channel] = invStd
+            runningMean[channel] = (1 - momentum) * runningMean[channel] + momentum * mean
+            runningVariance[channel] = (1 - momentum) * runningVariance[channel] + momentum * (squares / (count - 1))
+        }
+    }
+
+    // MARK: forward, inference mode
+
+    /// The test oracle for `forwardInference`.
+    public static func naiveForwardInference<T: BinaryFloatingPoint>(
+        output: UnsafeMutablePointer<T>, input: UnsafePointer<T>, gamma: UnsafePointer<T>, beta: UnsafePointer<T>,
+        runningMean: UnsafePointer<T>, runningVariance: UnsafePointer<T>,
+        channels: Int, spatial: Int, epsilon: T = 1e-5
+    ) {
+        for channel in 0..<channels {
+            let invStd = 1 / (runningVariance[channel] + epsilon).squareRoot()
+            for index in 0..<spatial {
+                let offset = channel * spatial + index
+                output[offset] = gamma[channel] * (input[offset] - runningMean[channel]) * invStd + beta[channel]
+            }
+        }
+    }
+
+    /// Normalises with the running statistics (eval mode); nothing is saved or updated.
+    /// `output` may be the same buffer as `input`.
+    /// - Shapes: output, input [C, M]; gamma, beta, runningMean, runningVariance [C].
+    public static func forwardInference(
+        output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+        runningMean: UnsafePointer<Float>, runningVariance: UnsafePointer<Float>,
+        channels: Int, spatial: Int, epsilon: Float = defaultEpsilon, context: KernelContext
+    ) {
+        context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial)) { channel in
+            let invStd = 1 / (runningVariance[channel] + epsilon).squareRoot()
+            normalise(output + channel * spatial, input + channel * spatial, mean: runningMean[channel],
+                      scale: gamma[channel] * invStd, shift: beta[channel], count: spatial)
+        }
+    }
+
+    // MARK: backward (training mode)
+
+    /// The test oracle for `backward`.
+    public static func naiveBackward<T: BinaryFloatingPoint>(
+        dInput: UnsafeMutablePointer<T>, dGamma: UnsafeMutablePointer<T>, dBeta: UnsafeMutablePointer<T>,
+        dOutput: UnsafePointer<T>, savedMean: UnsafePointer<T>, savedInvStd: UnsafePointer<T>,
+        input: UnsafePointer<T>, gamma: UnsafePointer<T>, channels: Int, spatial: Int
+    ) {
+        let count = T(spatial)
+        for channel in 0..<channels {
+            let base = channel * spatial
+            var sumDy: T = 0
+            var sumDyXhat: T = 0
+            for index in 0..<spatial {
+                let xhat = (input[base + index] - savedMean[channel]) * savedInvStd[channel]
+                sumDy += dOutput[base + index]
+                sumDyXhat += dOutput[base + index] * xhat
+            }
+            for index in 0..<spatial {
+                let xhat = (input[base + index] - savedMean[channel]) * savedInvStd[channel]
+                dInput[base + index] += gamma[channel] * savedInvStd[channel] / count
+                    * (count * dOutput[base + index] - sumDy - xhat * sumDyXhat)
+            }
+            dGamma[channel] += sumDyXhat
+            dBeta[channel] += sumDy
+        }
+    }
+
+    /// Backward of `forwardTraining` (batch statistics depend on x, hence the two mean terms):
+    ///     xhat = (x - mean) * invStd
+    ///     dBeta += sum dy,   dGamma += sum dy * xhat
+    ///     dx += gamma * invStd * (dy - mean(dy) - xhat * mean(dy * xhat))
+    /// Recomputes xhat from the input and the saved statistics instead of storing it.
+    /// - Shapes: dInput, dOutput, input [C, M]; dGamma, dBeta, savedMean, savedInvStd, gamma [C].
+    public static func backward(
+        dInput: UnsafeMutablePointer<Float>, dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>,
+        dOutput: UnsafePointer<Float>, savedMean: UnsafePointer<Float>, savedInvStd: UnsafePointer<Float>,
+        input: UnsafePointer<Float>, gamma: UnsafePointer<Float>, channels: Int, spatial: Int,
+        context: KernelContext
+    ) {
+        let width = FloatVector.scalarCount
+        let inverseCount = 1 / Float(spatial)
+        context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial)) { channel in
+            let x = input + channel * spatial
+            let dy = dOutput + channel * spatial
+            let dx = dInput + channel * spatial
+            let mean = savedMean[channel]
+            let invStd = savedInvStd[channel]
+
+            // sum dy and sum dy * (x - mean); invStd is factored out of the second sum.
+            var sumDyVector = FloatVector(repeating: 0)
+            var sumDyCenteredVector = FloatVector(repeating: 0)
+            let meanVector = FloatVector(repeating: mean)
+            var index = 0
+            while index + width <= spatial {
+                let gradient = dy.loadVector(at: index)
+                sumDyVector += gradient
+                sumDyCenteredVector = sumDyCenteredVector.addingProduct(gradient, x.loadVector(at: index) - meanVector)
+                index += width
+            }
+            var sumDy = sumDyVector.sum()
+            var sumDyCentered = sumDyCenteredVector.sum()
+            while index < spatial {
+                sumDy += dy[index]
+                sumDyCentered += dy[index] * (x[index] - mean)
+                index += 1
+            }
+            let sumDyXhat = sumDyCentered * invStd
+
+            // dx += k * (dy - a - (x - mean) * b), with k = gamma * invStd, a = mean(dy),
+            // b = invStd^2 * mean(dy * (x - mean)) (xhat * mean(dy * xhat) with invStd folded in).
+            let k = FloatVector(repeating: gamma[channel] * invStd)
+            let a = FloatVector(repeating: sumDy * inverseCount)
+            let b = FloatVector(repeating: sumDyXhat * invStd * inverseCount)
+            index = 0
+            while index + width <= spatial {
+                let centered = x.loadVector(at: index) - meanVector
+                let inner = dy.loadVector(at: index) - a - centered * b
+                dx.storeVector(dx.loadVector(at: index).addingProduct(k, inner), at: index)
+                index += width
+            }
+            while index < spatial {
+                dx[index] += k[0] * (dy[index] - a[0] - (x[index] - mean) * b[0])
+                index += 1
+            }
+            dGamma[channel] += sumDyXhat
+            dBeta[channel] += sumDy
+        }
+    }
+
+    // MARK: helpers
+
+    /// sum (x - mean)^2 over a run.
+    @inline(__always)
+    private static func sumOfSquaredDeviations(_ x: UnsafePointer<Float>, mean: Float, count: Int) -> Float {
+        let width = FloatVector.scalarCount
+        let meanVector = FloatVector(repeating: mean)
+        var first = FloatVector(repeating: 0)
+        var second = FloatVector(repeating: 0)
+        var index = 0
+        while index + 2 * width <= count {
+            let d0 = x.loadVector(at: index) - meanVector
+            let d1 = x.loadVector(at: index + width) - meanVector
+            first = first.addingProduct(d0, d0)
+            second = second.addingProduct(d1, d1)
+            index += 2 * width
+        }
+        if index + width <= count {
+            let d0 = x.loadVector(at: index) - meanVector
+            first = first.addingProduct(d0, d0)
+            index += width
+        }
+        var total = (first + second).sum()
+        while index < count {
+            let d = x[index] - mean
+            total += d * d
+            index += 1
+        }
+        return total
+    }
+
+    /// y = (x - mean) * scale + shift over a run; y may alias x.
+    @inline(__always)
+    private static func normalise(
+        _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, mean: Float, scale: Float, shift: Float, count: Int
+    ) {
+        let width = FloatVector.scalarCount
+        let meanVector = FloatVector(repeating: mean)
+        let scaleVector = FloatVector(repeating: scale)
+        let shiftVector = FloatVector(repeating: shift)
+        var index = 0
+        while index + width <= count {
+            y.storeVector(shiftVector.addingProduct(x.loadVector(at: index) - meanVector, scaleVector), at: index)
+            index += width
+        }
+        while index < count {
+            y[index] = (x[index] - mean) * scale + shift
+            index += 1
+        }
+    }
+}
