@@ -1,0 +1,124 @@
+import Platform
+import Kernels
+
+/// `leitner bench conv`: every conv layer of the reference models (cnn-s, resnet8) at batch 64
+/// on 28x28 input: forward and both backward passes, the backward/forward ratio the trainer
+/// pays per step, and each pass against its naive twin.
+enum ConvBench {
+    static let batch = 64
+    /// The naive twins are slow: twins and fast paths are both timed at this batch for the ratio.
+    static let naiveBatch = 2
+
+    static let layers: [(name: String, shape: Conv2DShape)] = [
+        ("cnn-s conv1 3x3 1-32 @28", Conv2DShape(batch: batch, inChannels: 1, outChannels: 32, height: 28, width: 28, kernel: 3, padding: 1)),
+        ("cnn-s conv2 3x3 32-64 @14", Conv2DShape(batch: batch, inChannels: 32, outChannels: 64, height: 14, width: 14, kernel: 3, padding: 1)),
+        ("r8 stem 3x3 1-16 @28", Conv2DShape(batch: batch, inChannels: 1, outChannels: 16, height: 28, width: 28, kernel: 3, padding: 1)),
+        ("r8 3x3 16-16 @28", Conv2DShape(batch: batch, inChannels: 16, outChannels: 16, height: 28, width: 28, kernel: 3, padding: 1)),
+        ("r8 3x3 16-32 s2 @28", Conv2DShape(batch: batch, inChannels: 16, outChannels: 32, height: 28, width: 28, kernel: 3, stride: 2, padding: 1)),
+        ("r8 3x3 32-32 @14", Conv2DShape(batch: batch, inChannels: 32, outChannels: 32, height: 14, width: 14, kernel: 3, padding: 1)),
+        ("r8 1x1 16-32 s2 @28", Conv2DShape(batch: batch, inChannels: 16, outChannels: 32, height: 28, width: 28, kernel: 1, stride: 2)),
+        ("r8 3x3 32-64 s2 @14", Conv2DShape(batch: batch, inChannels: 32, outChannels: 64, height: 14, width: 14, kernel: 3, stride: 2, padding: 1)),
+        ("r8 3x3 64-64 @7", Conv2DShape(batch: batch, inChannels: 64, outChannels: 64, height: 7, width: 7, kernel: 3, padding: 1)),
+        ("r8 1x1 32-64 s2 @14", Conv2DShape(batch: batch, inChannels: 32, outChannels: 64, height: 14, width: 14, kernel: 1, stride: 2)),
+    ]
+
+    static func run(seconds: Double, threads: Int) {
+        let threads = max(threads, 1)
+        guard let single = try? KernelContext(threads: 1), let multi = try? KernelContext(threads: threads) else {
+            print("conv: cannot create the thread pool")
+            return
+        }
+        // One allocation per buffer, sized for the largest layer.
+        var maxInput = 0, maxOutput = 0, maxWeights = 0, maxScratch = 0
+        for (_, shape) in layers {
+            maxInput = max(maxInput, shape.inputCount)
+            maxOutput = max(maxOutput, shape.outputCount)
+            maxWeights = max(maxWeights, shape.weightCount)
+            maxScratch = max(maxScratch, Conv2D.scratchFloats(shape: shape, threads: threads))
+        }
+        let input = UnsafeMutablePointer<Float>.allocate(capacity: maxInput)
+        let dInput = UnsafeMutablePointer<Float>.allocate(capacity: maxInput)
+        let output = UnsafeMutablePointer<Float>.allocate(capacity: maxOutput)
+        let dOut = UnsafeMutablePointer<Float>.allocate(capacity: maxOutput)
+        let weights = UnsafeMutablePointer<Float>.allocate(capacity: maxWeights)
+        let dWeights = UnsafeMutablePointer<Float>.allocate(capacity: maxWeights)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(maxScratch, 1))
+        defer {
+            input.deallocate(); dInput.deallocate(); output.deallocate(); dOut.deallocate()
+            weights.deallocate(); dWeights.deallocate(); scratch.deallocate()
+        }
+        BenchSupport.fill(input, count: maxInput, seed: 11)
+        BenchSupport.fill(dOut, count: maxOutput, seed: 12)
+        BenchSupport.fill(weights, count: maxWeights, seed: 13)
+        for index in 0..<maxInput { dInput[index] = 0 }
+        for index in 0..<maxWeights { dWeights[index] = 0 }
+
+        let peak = BenchSupport.peakGFLOPSPerCore() * Double(threads)
+        print("")
+        print("conv: Conv2D on CNHW, batch \(batch), \(threads) thread(s), median of runs of ~\(BenchSupport.format(seconds, decimals: 2)) s;")
+        print("  fwd GF/s = 2 * out * Cin*KH*KW / s; bwd/fwd = (bwd-data + bwd-weights) / forward (bar: <= 2.2);")
+        print("  x naive: naive twin time / fast time, both at batch \(naiveBatch), fast path on 1 thread.")
+        print(BenchSupport.padRight("layer", 26) + BenchSupport.pad("fwd ms", 8) + BenchSupport.pad("bwdD ms", 9)
+              + BenchSupport.pad("bwdW ms", 9) + BenchSupport.pad("fwd GF/s", 9) + BenchSupport.pad("%peak", 7)
+              + BenchSupport.pad("bwd/fwd", 8) + BenchSupport.pad("fwd xN", 8) + BenchSupport.pad("bwdD xN", 8)
+              + BenchSupport.pad("bwdW xN", 8))
+
+        for (name, shape) in layers {
+            let scratchCount = Conv2D.scratchFloats(shape: shape, threads: threads)
+            let times = timePasses(shape: shape, scratchCount: scratchCount, context: multi, seconds: seconds,
+                                   input: input, dInput: dInput, output: output, dOut: dOut, weights: weights,
+                                   dWeights: dWeights, scratch: scratch)
+
+            var small = shape
+            small.batch = naiveBatch
+            let smallScratch = Conv2D.scratchFloats(shape: small, threads: 1)
+            let fastSmall = timePasses(shape: small, scratchCount: smallScratch, context: single, seconds: min(seconds, 0.2),
+                                       input: input, dInput: dInput, output: output, dOut: dOut, weights: weights,
+                                       dWeights: dWeights, scratch: scratch)
+            let naiveSeconds = min(seconds, 0.2)
+            let naiveForward = BenchSupport.medianSeconds(targetSeconds: naiveSeconds, minimumRuns: 3) {
+                Conv2D.naiveForward(out: output, input: UnsafePointer(input), weights: UnsafePointer(weights), shape: small)
+            }
+            let naiveData = BenchSupport.medianSeconds(targetSeconds: naiveSeconds, minimumRuns: 3) {
+                Conv2D.naiveBackwardData(dInput: dInput, dOut: UnsafePointer(dOut), weights: UnsafePointer(weights), shape: small)
+            }
+            let naiveWeights = BenchSupport.medianSeconds(targetSeconds: naiveSeconds, minimumRuns: 3) {
+                Conv2D.naiveBackwardWeights(dWeights: dWeights, dOut: UnsafePointer(dOut), input: UnsafePointer(input), shape: small)
+            }
+
+            let gflops = Double(shape.flops) / times.forward / 1e9
+            print(BenchSupport.padRight(name, 26)
+                  + BenchSupport.pad(BenchSupport.format(times.forward * 1e3), 8)
+                  + BenchSupport.pad(BenchSupport.format(times.data * 1e3), 9)
+                  + BenchSupport.pad(BenchSupport.format(times.weights * 1e3), 9)
+                  + BenchSupport.pad(BenchSupport.format(gflops, decimals: 1), 9)
+                  + BenchSupport.pad(BenchSupport.format(100 * gflops / peak, decimals: 0), 7)
+                  + BenchSupport.pad(BenchSupport.format((times.data + times.weights) / times.forward), 8)
+                  + BenchSupport.pad(BenchSupport.format(naiveForward / fastSmall.forward, decimals: 0), 8)
+                  + BenchSupport.pad(BenchSupport.format(naiveData / fastSmall.data, decimals: 0), 8)
+                  + BenchSupport.pad(BenchSupport.format(naiveWeights / fastSmall.weights, decimals: 0), 8))
+        }
+    }
+
+    /// Median seconds of forward, backward-data and backward-weights for one shape.
+    static func timePasses(
+        shape: Conv2DShape, scratchCount: Int, context: KernelContext, seconds: Double,
+        input: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
+        dOut: UnsafeMutablePointer<Float>, weights: UnsafeMutablePointer<Float>, dWeights: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) -> (forward: Double, data: Double, weights: Double) {
+        let forward = BenchSupport.medianSeconds(targetSeconds: seconds) {
+            Conv2D.forward(out: output, input: input, weights: weights, shape: shape,
+                           scratch: scratch, scratchCount: scratchCount, context: context)
+        }
+        let data = BenchSupport.medianSeconds(targetSeconds: seconds) {
+            Conv2D.backwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
+                                scratch: scratch, scratchCount: scratchCount, context: context)
+        }
+        let weightsTime = BenchSupport.medianSeconds(targetSeconds: seconds) {
+            Conv2D.backwardWeights(dWeights: dWeights, dOut: dOut, input: input, shape: shape,
+                                   scratch: scratch, scratchCount: scratchCount, context: context)
+        }
+        return (forward, data, weightsTime)
+    }
+}

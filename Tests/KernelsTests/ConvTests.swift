@@ -1,0 +1,240 @@
+import Testing
+import Kernels
+
+/// The sweep every convolution kernel is checked over: kernels 1x1, 3x3, 5x5 and 2x3,
+/// strides 1 and 2, padding 0/1/2, odd and vector-width±1 image sizes, square and not.
+func convShapes(kernel: (Int, Int)) -> [Conv2DShape] {
+    let sizes = [(1, 1), (7, 9), (9, 7), (floatVectorWidth + 1, floatVectorWidth - 1), (5, 2 * floatVectorWidth + 3)]
+    let channelPairs = [(1, 3), (3, 5), (5, 1)]
+    var shapes: [Conv2DShape] = []
+    for stride in [1, 2] {
+        for pad in [0, 1, 2] {
+            for (height, width) in sizes {
+                for batch in [1, 3] {
+                    for (inChannels, outChannels) in channelPairs {
+                        let shape = Conv2DShape(
+                            batch: batch, inChannels: inChannels, outChannels: outChannels, inHeight: height,
+                            inWidth: width, kernelHeight: kernel.0, kernelWidth: kernel.1,
+                            strideH: stride, strideW: stride, padH: pad, padW: pad)
+                        if shape.isValid { shapes.append(shape) }
+                    }
+                }
+            }
+        }
+    }
+    return shapes
+}
+
+func describe(_ s: Conv2DShape) -> String {
+    "N\(s.batch) \(s.inChannels)->\(s.outChannels) \(s.inHeight)x\(s.inWidth) k\(s.kernelHeight)x\(s.kernelWidth) s\(s.strideH) p\(s.padH)"
+}
+
+let convKernels = [(1, 1), (3, 3), (5, 5), (2, 3)]
+
+/// Runs all three Conv2D kernels against their twins for one shape. `scratchCount` nil means
+/// the recommended size; otherwise it forces small chunks.
+func checkConv(_ shape: Conv2DShape, context: KernelContext, seed: UInt64, scratchCount requested: Int? = nil,
+               tolerance: Float = 2e-5) {
+    var random = SeededRandom(seed: seed)
+    let input = GuardedBuffer(count: shape.inputCount, values: random.floats(shape.inputCount))
+    let weights = GuardedBuffer(count: shape.weightCount, values: random.floats(shape.weightCount))
+    let dOut = GuardedBuffer(count: shape.outputCount, values: random.floats(shape.outputCount))
+    let scratchCount = requested ?? Conv2D.scratchFloats(shape: shape, threads: context.threads)
+    let scratch = GuardedBuffer(count: scratchCount)
+    let label = describe(shape) + " threads \(context.threads) scratch \(scratchCount)"
+    // A 1-element output normalises by its own value, which cancellation can make ~1e-4 of the
+    // terms summed into it; float rounding of those terms is then a large fraction of it.
+    func bound(_ count: Int) -> Float { count < 4 ? 20 * tolerance : tolerance }
+
+    checkAgainstTwin("Conv2D.forward", shape: label, seed: seed, outputCounts: [shape.outputCount], tolerance: bound(shape.outputCount)) { outputs, fast in
+        if fast {
+            Conv2D.forward(out: outputs[0], input: input.pointer, weights: weights.pointer, shape: shape,
+                           scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+        } else {
+            Conv2D.naiveForward(out: outputs[0], input: input.pointer, weights: weights.pointer, shape: shape)
+        }
+    }
+    checkAgainstTwin("Conv2D.backwardData", shape: label, seed: seed, outputCounts: [shape.inputCount], tolerance: bound(shape.inputCount)) { outputs, fast in
+        if fast {
+            Conv2D.backwardData(dInput: outputs[0], dOut: dOut.pointer, weights: weights.pointer, shape: shape,
+                                scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+        } else {
+            Conv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut.pointer, weights: weights.pointer, shape: shape)
+        }
+    }
+    checkAgainstTwin("Conv2D.backwardWeights", shape: label, seed: seed, outputCounts: [shape.weightCount], tolerance: bound(shape.weightCount)) { outputs, fast in
+        if fast {
+            Conv2D.backwardWeights(dWeights: outputs[0], dOut: dOut.pointer, input: input.pointer, shape: shape,
+                                   scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+        } else {
+            Conv2D.naiveBackwardWeights(dWeights: outputs[0], dOut: dOut.pointer, input: input.pointer, shape: shape)
+        }
+    }
+    #expect(scratch.firstDamagedGuard() == nil, "Conv2D \(label): wrote past the scratch")
+    #expect(input.firstDamagedGuard() == nil && weights.firstDamagedGuard() == nil && dOut.firstDamagedGuard() == nil)
+}
+
+func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) {
+    var random = SeededRandom(seed: seed)
+    let taps = shape.kernelHeight * shape.kernelWidth
+    let input = GuardedBuffer(count: shape.inputCount, values: random.floats(shape.inputCount))
+    let weights = GuardedBuffer(count: shape.inChannels * taps, values: random.floats(shape.inChannels * taps))
+    let dOut = GuardedBuffer(count: shape.outputCount, values: random.floats(shape.outputCount))
+    let label = describe(shape) + " threads \(context.threads)"
+    checkAgainstTwin("DepthwiseConv2D.forward", shape: label, seed: seed, outputCounts: [shape.outputCount]) { outputs, fast in
+        if fast {
+            DepthwiseConv2D.forward(out: outputs[0], input: input.pointer, weights: weights.pointer, shape: shape, context: context)
+        } else {
+            DepthwiseConv2D.naiveForward(out: outputs[0], input: input.pointer, weights: weights.pointer, shape: shape)
+        }
+    }
+    checkAgainstTwin("DepthwiseConv2D.backwardData", shape: label, seed: seed, outputCounts: [shape.inputCount]) { outputs, fast in
+        if fast {
+            DepthwiseConv2D.backwardData(dInput: outputs[0], dOut: dOut.pointer, weights: weights.pointer, shape: shape, context: context)
+        } else {
+            DepthwiseConv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut.pointer, weights: weights.pointer, shape: shape)
+        }
+    }
+    checkAgainstTwin("DepthwiseConv2D.backwardWeights", shape: label, seed: seed, outputCounts: [shape.inChannels * taps]) { outputs, fast in
+        if fast {
+            DepthwiseConv2D.backwardWeights(dWeights: outputs[0], dOut: dOut.pointer, input: input.pointer, shape: shape, context: context)
+        } else {
+            DepthwiseConv2D.naiveBackwardWeights(dWeights: outputs[0], dOut: dOut.pointer, input: input.pointer, shape: shape)
+        }
+    }
+}
+
+@Suite struct ConvTests {
+    @Test(arguments: 0..<convKernels.count)
+    func conv2DMatchesNaiveTwin(kernelIndex: Int) throws {
+        let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2)]
+        for (index, shape) in convShapes(kernel: convKernels[kernelIndex]).enumerated() {
+            let context = contexts[index % 2]
+            // Every third shape runs with the smallest scratch, one output row per chunk.
+            let scratch = index % 3 == 0 && !shape.isPointwise ? Conv2D.minimumScratchFloats(shape: shape) : nil
+            checkConv(shape, context: context, seed: UInt64(1000 * kernelIndex + index), scratchCount: scratch)
+        }
+    }
+
+    /// The reference models' layers at batch 2: large enough for the vector runs, threaded
+    /// im2col/col2im and several chunks.
+    @Test func conv2DModelLayersMatchNaiveTwin() throws {
+        let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2)]
+        let layers = [
+            Conv2DShape(batch: 2, inChannels: 1, outChannels: 32, height: 28, width: 28, kernel: 3, padding: 1),
+            Conv2DShape(batch: 2, inChannels: 16, outChannels: 32, height: 28, width: 28, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 2, inChannels: 32, outChannels: 64, height: 14, width: 14, kernel: 3, padding: 1),
+            Conv2DShape(batch: 2, inChannels: 16, outChannels: 32, height: 28, width: 28, kernel: 1, stride: 2),
+            Conv2DShape(batch: 2, inChannels: 32, outChannels: 16, height: 14, width: 14, kernel: 1),
+        ]
+        for (index, shape) in layers.enumerated() {
+            for context in contexts {
+                checkConv(shape, context: context, seed: UInt64(77 + index), tolerance: 1e-4)
+                if !shape.isPointwise {
+                    checkConv(shape, context: context, seed: UInt64(88 + index),
+                              scratchCount: 3 * Conv2D.minimumScratchFloats(shape: shape) + 5, tolerance: 1e-4)
+                }
+            }
+        }
+    }
+
+    /// The naive twin against a product worked by hand, so the oracle itself can fail.
+    @Test func naiveForwardMatchesHandComputedConvolution() {
+        // input 1x1x3x3 = 1...9; channel 0: all-ones 2x2, channel 1: [1, 0; 0, -1]
+        let shape = Conv2DShape(batch: 1, inChannels: 1, outChannels: 2, height: 3, width: 3, kernel: 2)
+        let input: [Float] = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        let weights: [Float] = [1, 1, 1, 1, 1, 0, 0, -1]
+        var out = [Float](repeating: 0, count: shape.outputCount)
+        Conv2D.naiveForward(out: &out, input: input, weights: weights, shape: shape)
+        #expect(out == [12, 16, 24, 28, -4, -4, -4, -4])
+        // padding 1, stride 2 with the ones kernel: windows at (-1,-1), (-1,1), (1,-1), (1,1)
+        let padded = Conv2DShape(batch: 1, inChannels: 1, outChannels: 1, height: 3, width: 3, kernel: 2, stride: 2, padding: 1)
+        var paddedOut = [Float](repeating: 0, count: padded.outputCount)
+        Conv2D.naiveForward(out: &paddedOut, input: input, weights: [1, 1, 1, 1], shape: padded)
+        #expect(paddedOut == [1, 5, 11, 28])
+    }
+
+    /// Conv2D's twins in Double: loss = sum(out * R) so dOut = R; both backward twins must
+    /// match central differences of the forward twin.
+    @Test func conv2DNaiveGradientsMatchFiniteDifferences() {
+        let shapes = [
+            Conv2DShape(batch: 2, inChannels: 2, outChannels: 3, inHeight: 5, inWidth: 4, kernelHeight: 3,
+                        kernelWidth: 2, strideH: 2, strideW: 1, padH: 1, padW: 1),
+            Conv2DShape(batch: 1, inChannels: 3, outChannels: 2, height: 4, width: 5, kernel: 3, stride: 1, padding: 2),
+        ]
+        for shape in shapes {
+            var random = SeededRandom(seed: 5)
+            var input = (0..<shape.inputCount).map { _ in random.double() }
+            var weights = (0..<shape.weightCount).map { _ in random.double() }
+            let lossWeights = (0..<shape.outputCount).map { _ in random.double() }
+            func loss(_ input: [Double], _ weights: [Double]) -> Double {
+                var out = [Double](repeating: 0, count: shape.outputCount)
+                Conv2D.naiveForward(out: &out, input: input, weights: weights, shape: shape)
+                return zip(out, lossWeights).reduce(0) { $0 + $1.0 * $1.1 }
+            }
+            var dInput = [Double](repeating: 0, count: shape.inputCount)
+            var dWeights = [Double](repeating: 0, count: shape.weightCount)
+            Conv2D.naiveBackwardData(dInput: &dInput, dOut: lossWeights, weights: weights, shape: shape)
+            Conv2D.naiveBackwardWeights(dWeights: &dWeights, dOut: lossWeights, input: input, shape: shape)
+            let fixedWeights = weights, fixedInput = input
+            let inputError = finiteDifferenceError(x: &input, analytic: dInput) { loss($0, fixedWeights) }
+            let weightError = finiteDifferenceError(x: &weights, analytic: dWeights) { loss(fixedInput, $0) }
+            #expect(inputError.error < 1e-7, "Conv2D dInput \(describe(shape)) index \(inputError.index)")
+            #expect(weightError.error < 1e-7, "Conv2D dWeights \(describe(shape)) index \(weightError.index)")
+        }
+    }
+
+    @Test func depthwiseMatchesNaiveTwin() throws {
+        let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2)]
+        var index = 0
+        for kernel in convKernels {
+            for shape in convShapes(kernel: kernel) {
+                var depthwise = shape
+                depthwise.outChannels = shape.inChannels
+                checkDepthwise(depthwise, context: contexts[index % 2], seed: UInt64(3000 + index))
+                index += 1
+            }
+        }
+        // Large enough to split channels across threads.
+        for context in contexts {
+            checkDepthwise(Conv2DShape(batch: 3, inChannels: 16, outChannels: 16, height: 28, width: 28, kernel: 3, padding: 1),
+                           context: context, seed: 9)
+            checkDepthwise(Conv2DShape(batch: 3, inChannels: 16, outChannels: 16, height: 28, width: 27, kernel: 3, stride: 2, padding: 1),
+                           context: context, seed: 10)
+        }
+    }
+
+    @Test func depthwiseNaiveGradientsMatchFiniteDifferences() {
+        let shape = Conv2DShape(batch: 2, inChannels: 3, outChannels: 3, inHeight: 5, inWidth: 4, kernelHeight: 3,
+                                kernelWidth: 2, strideH: 1, strideW: 2, padH: 1, padW: 1)
+        let taps = shape.kernelHeight * shape.kernelWidth
+        var random = SeededRandom(seed: 6)
+        var input = (0..<shape.inputCount).map { _ in random.double() }
+        var weights = (0..<shape.inChannels * taps).map { _ in random.double() }
+        let lossWeights = (0..<shape.outputCount).map { _ in random.double() }
+        func loss(_ input: [Double], _ weights: [Double]) -> Double {
+            var out = [Double](repeating: 0, count: shape.outputCount)
+            DepthwiseConv2D.naiveForward(out: &out, input: input, weights: weights, shape: shape)
+            return zip(out, lossWeights).reduce(0) { $0 + $1.0 * $1.1 }
+        }
+        var dInput = [Double](repeating: 0, count: shape.inputCount)
+        var dWeights = [Double](repeating: 0, count: weights.count)
+        DepthwiseConv2D.naiveBackwardData(dInput: &dInput, dOut: lossWeights, weights: weights, shape: shape)
+        DepthwiseConv2D.naiveBackwardWeights(dWeights: &dWeights, dOut: lossWeights, input: input, shape: shape)
+        let fixedWeights = weights, fixedInput = input
+        let inputError = finiteDifferenceError(x: &input, analytic: dInput) { loss($0, fixedWeights) }
+        let weightError = finiteDifferenceError(x: &weights, analytic: dWeights) { loss(fixedInput, $0) }
+        #expect(inputError.error < 1e-7, "depthwise dInput index \(inputError.index)")
+        #expect(weightError.error < 1e-7, "depthwise dWeights index \(weightError.index)")
+        // The depthwise twin equals a dense conv whose off-diagonal channel weights are zero.
+        var dense = [Double](repeating: 0, count: shape.weightCount)
+        for channel in 0..<shape.inChannels {
+            for tap in 0..<taps { dense[(channel * shape.inChannels + channel) * taps + tap] = weights[channel * taps + tap] }
+        }
+        var viaDense = [Double](repeating: 0, count: shape.outputCount)
+        var viaDepthwise = [Double](repeating: 0, count: shape.outputCount)
+        Conv2D.naiveForward(out: &viaDense, input: input, weights: dense, shape: shape)
+        DepthwiseConv2D.naiveForward(out: &viaDepthwise, input: input, weights: weights, shape: shape)
+        #expect(zip(viaDense, viaDepthwise).allSatisfy { abs($0 - $1) < 1e-12 })
+    }
+}
