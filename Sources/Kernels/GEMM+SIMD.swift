@@ -7,7 +7,15 @@
 typealias MicroAccumulators = InlineArray<12, FloatVector>
 /// One k step of the packed B micro-panel: 16 floats = 2 ymm registers.
 typealias MicroBRow = InlineArray<2, FloatVector>
+/// A square tile of W vectors of W floats, transposed in registers when packing.
+typealias TransposeTile = InlineArray<8, FloatVector>
+/// Two vectors side by side, for the even/odd unzip of the transpose.
+typealias DoubleVector = SIMD16<Float>
 #else
+/// A square tile of W vectors of W floats, transposed in registers when packing.
+typealias TransposeTile = InlineArray<4, FloatVector>
+/// Two vectors side by side, for the even/odd unzip of the transpose.
+typealias DoubleVector = SIMD8<Float>
 /// The micro-tile's accumulators: microRows x (microColumns / 4) = 8 x 3 = 24 q registers.
 typealias MicroAccumulators = InlineArray<24, FloatVector>
 /// One k step of the packed B micro-panel: 12 floats = 3 q registers.
@@ -49,11 +57,18 @@ extension GEMM {
         // Block sizes from the shape only (never from the thread count).
         let kBlocks = (k + blockK - 1) / blockK
         let kc = (k + kBlocks - 1) / kBlocks
-        let mBlocks = (m + blockM - 1) / blockM
+        // The A block gets the whole packed-A buffer (~L2/4): mc = packAFloats / kc rows at most,
+        // so a short K gives a tall block (one block for all of M when it fits).
+        let mcLimit = max(mr, packAFloats / kc / mr * mr)
+        let mBlocks = (m + mcLimit - 1) / mcLimit
         let mc = ((m + mBlocks - 1) / mBlocks + mr - 1) / mr * mr
 
+        // The B panel (kc x nc) is sized to stay in L2 next to the A block: for small M it is
+        // reused by few row panels, so it must not round-trip through L3.
+        let nc = max(nr, min(blockN, packBCacheFloats / kc / nr * nr))
+
         let shape = Shape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                          a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, kc: kc, mc: mc)
+                          a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, kc: kc, mc: mc, nc: nc)
         context.pool.run(tasks: participants, threads: participants) { participant in
             let panels = splitColumns ? columnPanels : rowPanels
             let first = panels * participant / participants
@@ -76,24 +91,46 @@ extension GEMM {
         var b: UnsafePointer<Float>, ldb: Int
         var beta: Float
         var c: UnsafeMutablePointer<Float>, ldc: Int
-        var kc: Int, mc: Int
+        var kc: Int, mc: Int, nc: Int
     }
 
     /// One participant's loop nest over its block of C (rows and columns start MR/NR aligned).
+    /// Either loop order sums every element of C over the K blocks in ascending order with the
+    /// same micro-kernel, so the result does not depend on which one runs.
     static func runShare(_ s: Shape, rows: Range<Int>, columns: Range<Int>, pack: UnsafeMutablePointer<Float>) {
-        let mr = microRows, nr = microColumns
+        let nr = microColumns
         let packA = pack
         let packB = pack + (packAFloats + 15) / 16 * 16
         let edge = packB + (packBFloats + 15) / 16 * 16
+        if rows.count <= s.mc {
+            // All rows fit one A block: pack each K block of A once, then stream B one
+            // micro-panel at a time (packed right before use, so it is hot in L1 and never
+            // needs to be kept: B is packed exactly once).
+            var p0 = 0
+            while p0 < s.k {
+                let kc = min(s.kc, s.k - p0)
+                let beta: Float = p0 == 0 ? s.beta : 1
+                packABlock(s, p0: p0, kc: kc, i0: rows.lowerBound, mc: rows.count, into: packA)
+                var j = columns.lowerBound
+                while j < columns.upperBound {
+                    let cols = min(nr, columns.upperBound - j)
+                    packBPanel(s, p0: p0, kc: kc, j0: j, nc: cols, into: packB)
+                    computeColumnPanel(s, aBlock: packA, i0: rows.lowerBound, mc: rows.count, bPanel: packB,
+                                       column: j, columns: cols, kc: kc, beta: beta, edge: edge)
+                    j += nr
+                }
+                p0 += kc
+            }
+            return
+        }
         var j0 = columns.lowerBound
         while j0 < columns.upperBound {
-            let nc = min(blockN, columns.upperBound - j0)
+            let nc = min(s.nc, columns.upperBound - j0)
             var p0 = 0
             while p0 < s.k {
                 let kc = min(s.kc, s.k - p0)
                 // beta applies once: later K blocks accumulate onto the partial result.
                 let beta: Float = p0 == 0 ? s.beta : 1
-                packBPanel(s, p0: p0, kc: kc, j0: j0, nc: nc, into: packB)
                 var i0 = rows.lowerBound
                 while i0 < rows.upperBound {
                     let mc = min(s.mc, rows.upperBound - i0)
@@ -101,22 +138,13 @@ extension GEMM {
                     var jr = 0
                     while jr < nc {
                         let cols = min(nr, nc - jr)
-                        let bPanel = UnsafePointer(packB + jr * kc)
-                        var ir = 0
-                        while ir < mc {
-                            let rowsHere = min(mr, mc - ir)
-                            let aPanel = UnsafePointer(packA + ir * kc)
-                            let target = s.c + (i0 + ir) * s.ldc + j0 + jr
-                            if rowsHere == mr && cols == nr {
-                                microKernel(kc: kc, a: aPanel, b: bPanel, c: target, ldc: s.ldc,
-                                            alpha: s.alpha, beta: beta)
-                            } else {
-                                microKernel(kc: kc, a: aPanel, b: bPanel, c: edge, ldc: nr, alpha: 1, beta: 0)
-                                storeEdge(edge, rows: rowsHere, columns: cols, into: target, ldc: s.ldc,
-                                          alpha: s.alpha, beta: beta)
-                            }
-                            ir += mr
+                        // The B panel is packed one micro-panel at a time during the first row
+                        // block, right before its first use, while it is hot in L1.
+                        if i0 == rows.lowerBound {
+                            packBPanel(s, p0: p0, kc: kc, j0: j0 + jr, nc: cols, into: packB + jr * kc)
                         }
+                        computeColumnPanel(s, aBlock: packA, i0: i0, mc: mc, bPanel: packB + jr * kc,
+                                           column: j0 + jr, columns: cols, kc: kc, beta: beta, edge: edge)
                         jr += nr
                     }
                     i0 += mc
@@ -124,6 +152,30 @@ extension GEMM {
                 p0 += kc
             }
             j0 += nc
+        }
+    }
+
+    /// Runs the micro-kernel down one B micro-panel: rows i0 ..< i0 + mc of C (the packed A
+    /// block), columns column ..< column + columns (at most NR). Edge tiles go through `edge`.
+    @inline(__always)
+    static func computeColumnPanel(_ s: Shape, aBlock: UnsafeMutablePointer<Float>, i0: Int, mc: Int,
+                                   bPanel: UnsafeMutablePointer<Float>, column: Int, columns: Int, kc: Int,
+                                   beta: Float, edge: UnsafeMutablePointer<Float>) {
+        let mr = microRows, nr = microColumns
+        var ir = 0
+        while ir < mc {
+            let rowsHere = min(mr, mc - ir)
+            let aPanel = UnsafePointer(aBlock + ir * kc)
+            let target = s.c + (i0 + ir) * s.ldc + column
+            if rowsHere == mr && columns == nr {
+                microKernel(kc: kc, a: aPanel, b: UnsafePointer(bPanel), c: target, ldc: s.ldc,
+                            alpha: s.alpha, beta: beta)
+            } else {
+                microKernel(kc: kc, a: aPanel, b: UnsafePointer(bPanel), c: edge, ldc: nr, alpha: 1, beta: 0)
+                storeEdge(edge, rows: rowsHere, columns: columns, into: target, ldc: s.ldc,
+                          alpha: s.alpha, beta: beta)
+            }
+            ir += mr
         }
     }
 
@@ -214,10 +266,31 @@ extension GEMM {
 
     /// Interleaves `lines` contiguous source lines (each `count` floats, `ld` apart) into a
     /// k-major micro-panel of `width` floats per step: dst[p * width + line] = src[line * ld + p].
-    /// Lines past `lines` are zero-filled.
+    /// Lines past `lines` are zero-filled. Whole groups of W lines (W = vector width) are done
+    /// W x W at a time with in-register transposes; the rest element by element.
     @inline(__always)
     static func packTransposed(source: UnsafePointer<Float>, ld: Int, lines: Int, width: Int, count: Int,
                                into dst: UnsafeMutablePointer<Float>) {
+        let w = FloatVector.scalarCount
+        var line0 = 0
+        if lines == width && width % w == 0 {
+            while line0 < lines {
+                var p = 0
+                while p + w <= count {
+                    var tile = TransposeTile(repeating: .zero)
+                    for l in 0..<w { tile[l] = (source + (line0 + l) * ld).loadVector(at: p) }
+                    transpose(&tile)
+                    for q in 0..<w { dst.storeVector(tile[q], at: (p + q) * width + line0) }
+                    p += w
+                }
+                while p < count {
+                    for l in 0..<w { dst[p * width + line0 + l] = source[(line0 + l) * ld + p] }
+                    p += 1
+                }
+                line0 += w
+            }
+            return
+        }
         for line in 0..<lines {
             let src = source + line * ld
             var out = dst + line
@@ -227,6 +300,26 @@ extension GEMM {
             for p in 0..<count {
                 for line in lines..<width { dst[p * width + line] = 0 }
             }
+        }
+    }
+
+    /// Transposes a W x W tile in registers: log2(W) rounds of unzipping row pairs into their
+    /// even and odd lanes (each round rotates the element index bits (row, column) by one).
+    @inline(__always)
+    static func transpose(_ tile: inout TransposeTile) {
+        let w = FloatVector.scalarCount
+        let half = w / 2
+        var rounds = 0
+        var size = 1
+        while size < w { size *= 2; rounds += 1 }
+        for _ in 0..<rounds {
+            var next = tile
+            for i in 0..<half {
+                let pair = DoubleVector(lowHalf: tile[2 * i], highHalf: tile[2 * i + 1])
+                next[i] = pair.evenHalf
+                next[i + half] = pair.oddHalf
+            }
+            tile = next
         }
     }
 
@@ -247,6 +340,8 @@ extension GEMM {
         var acc = MicroAccumulators(repeating: .zero)
         var pa = a
         var pb = b
+        // One k step: load NR floats of B, broadcast each of the MR floats of A, MR x NR/W FMAs.
+        // (LLVM keeps this loop rolled; a manual unroll measured no faster.)
         for _ in 0..<kc {
             var bRow = MicroBRow(repeating: .zero)
             for v in 0..<vectors { bRow[v] = pb.loadVector(at: v * width) }

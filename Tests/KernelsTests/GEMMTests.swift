@@ -72,16 +72,20 @@ import Kernels
         }
     }
 
-    /// Shapes past every block size: k > KC (several K blocks, beta applied once), m > MC,
-    /// n > NC (several N blocks per participant), with edges in every dimension.
+    /// Shapes past every block size: k > KC (several K blocks, beta applied once), m > MC
+    /// (several A blocks: the blocked loop order), n > NC (several B panels per participant),
+    /// with edges in every dimension.
     @Test(arguments: 0..<4)
     func shapesPastBlockSizesMatchNaive(combo: Int) throws {
         let (transA, transB) = Self.combos[combo]
         let contexts = try Self.contexts()
         let shapes: [(Int, Int, Int)] = [
-            (GEMM.blockM + 7, 2 * GEMM.microColumns + 3, GEMM.blockK + 13),   // m > MC, k > KC
-            (2 * GEMM.microRows + 1, GEMM.blockN + 21, 37),                     // n > NC
-            (GEMM.blockM * 2 + 5, 100, 2 * GEMM.blockK + 1),                  // m > 2 MC, 3 K blocks, M split
+            (GEMM.blockM + 7, 2 * GEMM.microColumns + 3, GEMM.blockK + 13),   // k > KC, one A block
+            (2 * GEMM.microRows + 1, GEMM.blockN + 21, 37),                     // n > NC, one A block
+            (GEMM.blockM * 2 + 5, 100, 2 * GEMM.blockK + 1),                  // m > MC, 3 K blocks, M split
+            // kc = (KC + 13) / 2: MC = packed-A floats / kc < 300 rows and
+            // NC = packBCacheFloats / kc < 500 columns, so all three loops have several blocks.
+            (300, 500, GEMM.blockK + 13),
         ]
         for (index, (m, n, k)) in shapes.enumerated() {
             for (t, context) in contexts.enumerated() {
