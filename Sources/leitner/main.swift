@@ -12,7 +12,6 @@ and per-sample selection.
 
 commands:
   bench       kernel benchmarks: GEMM and conv GFLOP/s, fraction of peak, ratio to naive twins
-  selftest    check every fast kernel against its naive twin inside this binary
   help        show this help
 
 Run 'leitner COMMAND --help' for a command's options.

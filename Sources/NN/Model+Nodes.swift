@@ -1,0 +1,158 @@
+import Kernels
+
+extension Model {
+    /// The conv shape of node `index` at the actual batch size.
+    @inline(__always)
+    func convShape(_ index: Int, batch: Int) -> Conv2DShape {
+        var shape = conv[index]!
+        shape.batch = batch
+        return shape
+    }
+
+    /// The pooling shape of node `index` at the actual batch size.
+    @inline(__always)
+    func poolShape(_ index: Int, batch: Int) -> Pool2DShape {
+        let layer = description.layers[index]
+        let input = shapeAt(layer.inputs[0])
+        return Pool2DShape(channels: input.channels, batch: batch, height: input.height, width: input.width,
+                           kernel: layer.kernel, stride: layer.stride, padding: layer.padding)
+    }
+
+    /// Forward of one node. Activations are CNHW, so `batch * H * W` is a channel's run.
+    func forwardNode(_ index: Int, batch: Int, training: Bool) {
+        let layer = description.layers[index]
+        let node = nodes[index]
+        let from = source(layer.inputs[0])
+        let inShape = shapeAt(layer.inputs[0])
+        let outShape = shapes[index]
+        let outSpatial = batch * outShape.height * outShape.width
+        switch layer.kind {
+        case .conv2d:
+            Conv2D.forward(out: node.output, input: from, weights: node.weight!, shape: convShape(index, batch: batch),
+                           scratch: scratch, scratchCount: scratchCount, context: context)
+            if let bias = node.bias { Bias.addChannels(values: node.output, bias: bias, channels: outShape.channels, spatial: outSpatial) }
+        case .depthwiseConv2d:
+            DepthwiseConv2D.forward(out: node.output, input: from, weights: node.weight!, shape: convShape(index, batch: batch), context: context)
+            if let bias = node.bias { Bias.addChannels(values: node.output, bias: bias, channels: outShape.channels, spatial: outSpatial) }
+        case .batchNorm:
+            if training {
+                BatchNorm.forwardTraining(
+                    output: node.output, savedMean: node.savedMean!, savedInvStd: node.savedInverseStd!,
+                    runningMean: node.runningMean!, runningVariance: node.runningVariance!,
+                    input: from, gamma: node.weight!, beta: node.bias!, channels: outShape.channels, spatial: outSpatial,
+                    context: context)
+            } else {
+                BatchNorm.forwardInference(
+                    output: node.output, input: from, gamma: node.weight!, beta: node.bias!,
+                    runningMean: node.runningMean!, runningVariance: node.runningVariance!,
+                    channels: outShape.channels, spatial: outSpatial, context: context)
+            }
+        case .relu:
+            ReLU.forward(output: node.output, input: from, count: batch * outShape.count)
+        case .maxPool:
+            MaxPool2D.forward(out: node.output, indices: node.indices!, input: from, shape: poolShape(index, batch: batch), context: context)
+        case .avgPool:
+            AvgPool2D.forward(out: node.output, input: from, shape: poolShape(index, batch: batch), context: context)
+        case .globalAvgPool:
+            GlobalAvgPool.forward(out: node.output, input: from, channels: inShape.channels, batch: batch,
+                                  height: inShape.height, width: inShape.width, context: context)
+        case .flatten:
+            if inShape.isFlat {
+                Elementwise.copy(node.output, from, count: batch * inShape.count)
+            } else {
+                Layout.cnhwToRows(rows: node.output, cnhw: from, channels: inShape.channels, batch: batch,
+                                  height: inShape.height, width: inShape.width)
+            }
+        case .linear:
+            // out[N, O] = in[N, I] * W[O, I]^T
+            GEMM.simd(transA: .none, transB: .transposed, m: batch, n: outShape.count, k: inShape.count,
+                      alpha: 1, a: from, lda: inShape.count, b: node.weight!, ldb: inShape.count,
+                      beta: 0, c: node.output, ldc: outShape.count, context: context)
+            if let bias = node.bias { Bias.addRows(values: node.output, bias: bias, rows: batch, features: outShape.count) }
+        case .add:
+            let count = batch * outShape.count
+            Elementwise.copy(node.output, from, count: count)
+            Elementwise.add(node.output, source(layer.inputs[1]), count: count)
+        }
+    }
+
+    /// Backward of one node: accumulates into its parameters' gradients and into the output
+    /// gradients of the nodes it read (none for the model input: nothing needs dInput there).
+    func backwardNode(_ index: Int, batch: Int) {
+        let layer = description.layers[index]
+        let node = nodes[index]
+        let fromIndex = layer.inputs[0]
+        let from = source(fromIndex)
+        let dFrom: UnsafeMutablePointer<Float>? = fromIndex == -1 ? nil : nodes[fromIndex].dOutput
+        let inShape = shapeAt(fromIndex)
+        let outShape = shapes[index]
+        let outSpatial = batch * outShape.height * outShape.width
+        switch layer.kind {
+        case .conv2d:
+            let shape = convShape(index, batch: batch)
+            if let dBias = node.dBias { Bias.backwardChannels(dBias: dBias, dOutput: node.dOutput, channels: outShape.channels, spatial: outSpatial) }
+            Conv2D.backwardWeights(dWeights: node.dWeight!, dOut: node.dOutput, input: from, shape: shape,
+                                   scratch: scratch, scratchCount: scratchCount, context: context)
+            if let dFrom {
+                Conv2D.backwardData(dInput: dFrom, dOut: node.dOutput, weights: node.weight!, shape: shape,
+                                    scratch: scratch, scratchCount: scratchCount, context: context)
+            }
+        case .depthwiseConv2d:
+            let shape = convShape(index, batch: batch)
+            if let dBias = node.dBias { Bias.backwardChannels(dBias: dBias, dOutput: node.dOutput, channels: outShape.channels, spatial: outSpatial) }
+            DepthwiseConv2D.backwardWeights(dWeights: node.dWeight!, dOut: node.dOutput, input: from, shape: shape, context: context)
+            if let dFrom { DepthwiseConv2D.backwardData(dInput: dFrom, dOut: node.dOutput, weights: node.weight!, shape: shape, context: context) }
+        case .batchNorm:
+            // Batch norm's dInput is needed even for the model input's consumer chain; when the
+            // input is the model input it is computed into a discarded gradient (none here).
+            if let dFrom {
+                BatchNorm.backward(
+                    dInput: dFrom, dGamma: node.dWeight!, dBeta: node.dBias!, dOutput: node.dOutput,
+                    savedMean: node.savedMean!, savedInvStd: node.savedInverseStd!, input: from, gamma: node.weight!,
+                    channels: outShape.channels, spatial: outSpatial, context: context)
+            } else {
+                BatchNorm.backward(
+                    dInput: scratch, dGamma: node.dWeight!, dBeta: node.dBias!, dOutput: node.dOutput,
+                    savedMean: node.savedMean!, savedInvStd: node.savedInverseStd!, input: from, gamma: node.weight!,
+                    channels: outShape.channels, spatial: outSpatial, context: context)
+            }
+        case .relu:
+            if let dFrom { ReLU.backward(dInput: dFrom, dOutput: node.dOutput, output: node.output, count: batch * outShape.count) }
+        case .maxPool:
+            if let dFrom { MaxPool2D.backward(dInput: dFrom, dOut: node.dOutput, indices: node.indices!, shape: poolShape(index, batch: batch), context: context) }
+        case .avgPool:
+            if let dFrom { AvgPool2D.backward(dInput: dFrom, dOut: node.dOutput, shape: poolShape(index, batch: batch), context: context) }
+        case .globalAvgPool:
+            if let dFrom {
+                GlobalAvgPool.backward(dInput: dFrom, dOut: node.dOutput, channels: inShape.channels, batch: batch,
+                                       height: inShape.height, width: inShape.width, context: context)
+            }
+        case .flatten:
+            if let dFrom {
+                if inShape.isFlat {
+                    Elementwise.add(dFrom, node.dOutput, count: batch * inShape.count)
+                } else {
+                    Layout.rowsToCNHWAccumulate(cnhw: dFrom, rows: node.dOutput, channels: inShape.channels, batch: batch,
+                                                height: inShape.height, width: inShape.width)
+                }
+            }
+        case .linear:
+            // dW[O, I] += dOut[N, O]^T * in[N, I]
+            GEMM.simd(transA: .transposed, transB: .none, m: outShape.count, n: inShape.count, k: batch,
+                      alpha: 1, a: node.dOutput, lda: outShape.count, b: from, ldb: inShape.count,
+                      beta: 1, c: node.dWeight!, ldc: inShape.count, context: context)
+            if let dBias = node.dBias { Bias.backwardRows(dBias: dBias, dOutput: node.dOutput, rows: batch, features: outShape.count) }
+            // dIn[N, I] += dOut[N, O] * W[O, I]
+            if let dFrom {
+                GEMM.simd(transA: .none, transB: .none, m: batch, n: inShape.count, k: outShape.count,
+                          alpha: 1, a: node.dOutput, lda: outShape.count, b: node.weight!, ldb: inShape.count,
+                          beta: 1, c: dFrom, ldc: inShape.count, context: context)
+            }
+        case .add:
+            let count = batch * outShape.count
+            if let dFrom { Elementwise.add(dFrom, node.dOutput, count: count) }
+            let second = layer.inputs[1]
+            if second != -1 { Elementwise.add(nodes[second].dOutput, node.dOutput, count: count) }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import Kernels
+
+extension Model {
+    /// PyTorch's default initialisation: conv and linear weights and biases uniform in
+    /// +/- 1/sqrt(fan_in) (kaiming_uniform with a = sqrt(5)); batch norm gamma 1, beta 0,
+    /// running mean 0, running variance 1.
+    public func initialize(seed: UInt64) {
+        var generator = SeededGenerator(seed: seed)
+        for (index, layer) in description.layers.enumerated() {
+            let node = nodes[index]
+            let input = Model.inputShape(description, shapes, layer)
+            switch layer.kind {
+            case .conv2d, .depthwiseConv2d, .linear:
+                let fanIn: Int
+                switch layer.kind {
+                case .conv2d: fanIn = input.channels * layer.kernel * layer.kernel
+                case .depthwiseConv2d: fanIn = layer.kernel * layer.kernel
+                default: fanIn = input.count
+                }
+                let bound = 1 / Float(fanIn).squareRoot()
+                for offset in 0..<node.weightCount { node.weight![offset] = generator.uniform(-bound, bound) }
+                for offset in 0..<node.biasCount { node.bias![offset] = generator.uniform(-bound, bound) }
+            case .batchNorm:
+                for channel in 0..<node.weightCount {
+                    node.weight![channel] = 1
+                    node.bias![channel] = 0
+                    node.runningMean![channel] = 0
+                    node.runningVariance![channel] = 1
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    @inline(__always)
+    func source(_ index: Int) -> UnsafeMutablePointer<Float> {
+        index == -1 ? input : nodes[index].output
+    }
+
+    @inline(__always)
+    func shapeAt(_ index: Int) -> TensorShape {
+        index == -1 ? description.input : shapes[index]
+    }
+
+    /// Runs the model on the first `batch` samples of `input`. In training mode batch norm
+    /// uses batch statistics (and updates its running statistics) and max pool saves argmax.
+    public func forward(batch: Int, training: Bool) {
+        precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        for index in 0..<description.layers.count {
+            forwardNode(index, batch: batch, training: training)
+        }
+    }
+
+    /// Per-sample loss and correctness of the last forward into `losses` and `correct`;
+    /// with `gradient`, also dLogits for the weighted batch mean (weights from `sampleWeights`).
+    public func loss(batch: Int, gradient: Bool) {
+        let last = nodes[nodes.count - 1]
+        if gradient {
+            SoftmaxCrossEntropy.forwardBackward(
+                losses: losses, correct: correct, dLogits: last.dOutput, logits: last.output, labels: labels,
+                weights: sampleWeights, batch: batch, classes: description.classes, scale: 1 / Float(batch),
+                context: context)
+        } else {
+            SoftmaxCrossEntropy.forward(
+                losses: losses, correct: correct, logits: last.output, labels: labels,
+                batch: batch, classes: description.classes, context: context)
+        }
+    }
+
+    /// Zeroes the parameter gradients and every node's output gradient (backward accumulates).
+    public func zeroGradients(batch: Int) {
+        Elementwise.zero(gradients, count: parameterCount)
+        for index in 0..<nodes.count {
+            Elementwise.zero(nodes[index].dOutput, count: batch * shapes[index].count)
+        }
+    }
+
+    /// Back-propagates the dLogits written by `loss(batch:gradient: true)` through every node.
+    public func backward(batch: Int) {
+        var index = nodes.count - 1
+        while index >= 0 {
+            backwardNode(index, batch: batch)
+            index -= 1
+        }
+    }
+
+    /// One SGD step over every parameter (one kernel call: parameters are contiguous).
+    public func sgdStep(state: UnsafeMutablePointer<Float>, learningRate: Double, momentum: Double,
+                        weightDecay: Double, nesterov: Bool, firstStep: Bool) {
+        SGD.step(
+            weights: parameters, momentumBuffer: state, gradients: gradients, count: parameterCount,
+            learningRate: learningRate, momentum: momentum, dampening: 0, weightDecay: weightDecay,
+            nesterov: nesterov, firstStep: firstStep)
+    }
+
+    /// zero gradients, forward, per-sample loss, backward: the training step without the update.
+    public func forwardBackward(batch: Int) {
+        zeroGradients(batch: batch)
+        forward(batch: batch, training: true)
+        loss(batch: batch, gradient: true)
+        backward(batch: batch)
+    }
+}

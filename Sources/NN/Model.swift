@@ -1,0 +1,214 @@
+import Kernels
+import Platform
+
+/// Storage of one node: its output and output gradient (batch-sized), its parameters and
+/// their gradients, and what forward saves for backward. All pointers are views into the
+/// model's arenas.
+struct NodeStorage {
+    var output: UnsafeMutablePointer<Float>
+    var dOutput: UnsafeMutablePointer<Float>
+    var weight: UnsafeMutablePointer<Float>? = nil
+    var bias: UnsafeMutablePointer<Float>? = nil
+    var dWeight: UnsafeMutablePointer<Float>? = nil
+    var dBias: UnsafeMutablePointer<Float>? = nil
+    var weightCount = 0
+    var biasCount = 0
+    // Batch norm: running statistics (persistent, not trained) and the batch's saved statistics.
+    var runningMean: UnsafeMutablePointer<Float>? = nil
+    var runningVariance: UnsafeMutablePointer<Float>? = nil
+    var savedMean: UnsafeMutablePointer<Float>? = nil
+    var savedInverseStd: UnsafeMutablePointer<Float>? = nil
+    // Max pool: the argmax of every output element.
+    var indices: UnsafeMutablePointer<Int32>? = nil
+}
+
+/// A model ready to run: a description, its memory plan, and arenas allocated once.
+/// Parameters are one contiguous block (so an optimizer update is one kernel call over all of
+/// them), gradients another of the same layout, batch-norm running statistics a third.
+/// `trainStep` allocates nothing.
+public final class Model {
+    public let description: ModelDescription
+    public let shapes: [TensorShape]
+    public let maxBatch: Int
+    public let context: KernelContext
+    public let plan: MemoryPlan
+
+    /// Trainable parameters, contiguous, in node order (weight then bias).
+    public let parameters: UnsafeMutablePointer<Float>
+    public let gradients: UnsafeMutablePointer<Float>
+    public let parameterCount: Int
+    /// Batch-norm running means and variances (not trained, not decayed).
+    public let buffers: UnsafeMutablePointer<Float>
+    public let bufferCount: Int
+
+    /// The batch input, CNHW [C, N, H, W] for maxBatch samples, filled by the caller.
+    public let input: UnsafeMutablePointer<Float>
+    /// Labels of the batch.
+    public let labels: UnsafeMutablePointer<Int32>
+    /// Per-sample cross-entropy loss and correctness of the last forward: the unit every
+    /// selection policy is built on.
+    public let losses: UnsafeMutablePointer<Float>
+    public let correct: UnsafeMutablePointer<UInt8>
+    /// Optional per-sample loss weights (InfoBatch); 1 unless the caller writes them.
+    public let sampleWeights: UnsafeMutablePointer<Float>
+
+    var nodes: [NodeStorage]
+    let scratch: UnsafeMutablePointer<Float>
+    let scratchCount: Int
+    let conv: [Conv2DShape?]
+    private let arenas: [Arena]
+
+    /// Sizes of every arena for `description` at batch `batch` with `threads` threads.
+    public static func plan(_ description: ModelDescription, batch: Int, threads: Int) throws(ModelError) -> MemoryPlan {
+        let shapes = try description.shapes()
+        var plan = MemoryPlan()
+        let (parameterCount, bufferCount) = countParameters(description, shapes)
+        plan.parameters = Arena.rounded(parameterCount * 4) + Arena.rounded(bufferCount * 4)
+        plan.gradients = Arena.rounded(parameterCount * 4)
+        var activations = Arena.rounded(batch * description.input.count * 4)  // input
+        activations += Arena.rounded(batch * 4) * 4  // labels, losses, correct, weights
+        for (index, layer) in description.layers.enumerated() {
+            let count = batch * shapes[index].count
+            activations += 2 * Arena.rounded(count * 4)
+            switch layer.kind {
+            case .batchNorm: activations += 2 * Arena.rounded(shapes[index].channels * 4)
+            case .maxPool: activations += Arena.rounded(count * 4)
+            default: break
+            }
+        }
+        plan.activations = activations
+        plan.scratch = Arena.rounded(scratchFloats(description, shapes, batch: batch, threads: threads) * 4)
+        return plan
+    }
+
+    static func countParameters(_ description: ModelDescription, _ shapes: [TensorShape]) -> (parameters: Int, buffers: Int) {
+        var parameters = 0
+        var buffers = 0
+        for (index, layer) in description.layers.enumerated() {
+            let (weights, biases) = parameterCounts(layer, input: inputShape(description, shapes, layer), output: shapes[index])
+            parameters += weights + biases
+            if layer.kind == .batchNorm { buffers += 2 * shapes[index].channels }
+        }
+        return (parameters, buffers)
+    }
+
+    static func inputShape(_ description: ModelDescription, _ shapes: [TensorShape], _ layer: LayerSpec) -> TensorShape {
+        layer.inputs[0] == -1 ? description.input : shapes[layer.inputs[0]]
+    }
+
+    static func parameterCounts(_ layer: LayerSpec, input: TensorShape, output: TensorShape) -> (Int, Int) {
+        switch layer.kind {
+        case .conv2d:
+            return (output.channels * input.channels * layer.kernel * layer.kernel, layer.bias ? output.channels : 0)
+        case .depthwiseConv2d:
+            return (output.channels * layer.kernel * layer.kernel, layer.bias ? output.channels : 0)
+        case .batchNorm:
+            return (output.channels, output.channels)
+        case .linear:
+            return (output.count * input.count, layer.bias ? output.count : 0)
+        default:
+            return (0, 0)
+        }
+    }
+
+    static func convShape(_ layer: LayerSpec, input: TensorShape, output: TensorShape, batch: Int) -> Conv2DShape? {
+        guard layer.kind == .conv2d || layer.kind == .depthwiseConv2d else { return nil }
+        return Conv2DShape(
+            batch: batch, inChannels: input.channels, outChannels: output.channels,
+            inHeight: input.height, inWidth: input.width, kernelHeight: layer.kernel, kernelWidth: layer.kernel,
+            strideH: layer.stride, strideW: layer.stride, padH: layer.padding, padW: layer.padding)
+    }
+
+    static func scratchFloats(_ description: ModelDescription, _ shapes: [TensorShape], batch: Int, threads: Int) -> Int {
+        var floats = 0
+        for (index, layer) in description.layers.enumerated() {
+            if layer.kind == .conv2d, let shape = convShape(layer, input: inputShape(description, shapes, layer), output: shapes[index], batch: batch) {
+                floats = max(floats, Conv2D.scratchFloats(shape: shape, threads: threads))
+            }
+            // Batch norm reading the model input writes its (unused) input gradient to scratch.
+            if layer.kind == .batchNorm && layer.inputs[0] == -1 {
+                floats = max(floats, batch * description.input.count)
+            }
+        }
+        return floats
+    }
+
+    /// Plans, checks the budget, allocates the arenas once and carves every view.
+    public init(_ description: ModelDescription, batch: Int, context: KernelContext, budgetBytes: Int? = nil) throws(ModelError) {
+        self.description = description
+        self.maxBatch = batch
+        self.context = context
+        shapes = try description.shapes()
+        plan = try Model.plan(description, batch: batch, threads: context.threads)
+        do {
+            try plan.check(budgetBytes: budgetBytes)
+        } catch {
+            throw ModelError(message: error.description)
+        }
+        let (parameterCount, bufferCount) = Model.countParameters(description, shapes)
+        self.parameterCount = parameterCount
+        self.bufferCount = bufferCount
+        do {
+            let parameterArena = try Arena(name: "parameters", capacityBytes: plan.parameters)
+            let gradientArena = try Arena(name: "gradients", capacityBytes: plan.gradients)
+            let activationArena = try Arena(name: "activations", capacityBytes: plan.activations)
+            let scratchArena = try Arena(name: "scratch", capacityBytes: plan.scratch)
+            arenas = [parameterArena, gradientArena, activationArena, scratchArena]
+            parameters = try parameterArena.floats(parameterCount, label: "parameters")
+            buffers = try parameterArena.floats(bufferCount, label: "batch-norm running statistics")
+            gradients = try gradientArena.floats(parameterCount, label: "gradients")
+            input = try activationArena.floats(batch * description.input.count, label: "input")
+            labels = try activationArena.carve(Int32.self, count: batch, label: "labels")
+            losses = try activationArena.floats(batch, label: "losses")
+            correct = try activationArena.carve(UInt8.self, count: batch, label: "correct")
+            sampleWeights = try activationArena.floats(batch, label: "sample weights")
+            scratchCount = Model.scratchFloats(description, shapes, batch: batch, threads: context.threads)
+            scratch = try scratchArena.floats(scratchCount, label: "scratch")
+
+            var parameterOffset = 0
+            var bufferOffset = 0
+            var nodes: [NodeStorage] = []
+            var conv: [Conv2DShape?] = []
+            for (index, layer) in description.layers.enumerated() {
+                let shape = shapes[index]
+                let inputShape = Model.inputShape(description, shapes, layer)
+                let count = batch * shape.count
+                var node = NodeStorage(
+                    output: try activationArena.floats(count, label: "\(layer.name) output"),
+                    dOutput: try activationArena.floats(count, label: "\(layer.name) output gradient"))
+                let (weights, biases) = Model.parameterCounts(layer, input: inputShape, output: shape)
+                if weights > 0 {
+                    node.weight = parameters + parameterOffset
+                    node.dWeight = gradients + parameterOffset
+                    node.weightCount = weights
+                    parameterOffset += weights
+                }
+                if biases > 0 {
+                    node.bias = parameters + parameterOffset
+                    node.dBias = gradients + parameterOffset
+                    node.biasCount = biases
+                    parameterOffset += biases
+                }
+                switch layer.kind {
+                case .batchNorm:
+                    node.runningMean = buffers + bufferOffset
+                    node.runningVariance = buffers + bufferOffset + shape.channels
+                    bufferOffset += 2 * shape.channels
+                    node.savedMean = try activationArena.floats(shape.channels, label: "\(layer.name) batch mean")
+                    node.savedInverseStd = try activationArena.floats(shape.channels, label: "\(layer.name) batch inverse std")
+                case .maxPool:
+                    node.indices = try activationArena.carve(Int32.self, count: count, label: "\(layer.name) argmax")
+                default:
+                    break
+                }
+                nodes.append(node)
+                conv.append(Model.convShape(layer, input: inputShape, output: shape, batch: batch))
+            }
+            self.nodes = nodes
+            self.conv = conv
+        } catch {
+            throw ModelError(message: error.description)
+        }
+        for index in 0..<batch { sampleWeights[index] = 1 }
+    }
+}
