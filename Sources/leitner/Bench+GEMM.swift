@@ -26,6 +26,14 @@ enum GEMMBench {
     /// (M reduced so that M*N*K is about this) and its time is scaled up by M / reduced M.
     static let naiveWork = 4_000_000
 
+    /// Interleaved measurement rounds per case; figures are medians over rounds.
+    static let rounds = 5
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted[sorted.count / 2]
+    }
+
     static func run(seconds: Double, threads: Int = 2) {
         let threads = max(threads, 1)
         guard let single = try? KernelContext(threads: 1), let multi = try? KernelContext(threads: threads) else {
@@ -44,10 +52,11 @@ enum GEMMBench {
 
         let peak = BenchSupport.peakGFLOPSPerCore()
         print("")
-        print("gemm: C = A*B (row-major, alpha 1, beta 0), median of runs of ~\(BenchSupport.format(seconds, decimals: 2)) s each; GFLOP/s = 2MNK / s.")
+        print("gemm: C = op(A)*op(B) (row-major, alpha 1, beta 0); GFLOP/s = 2MNK / s. Each case: \(rounds) interleaved rounds")
+        print("  of (ours 1t, ours \(threads)t, OpenBLAS 1t), each a median over ~\(BenchSupport.format(seconds / Double(rounds), decimals: 2)) s; figures and ratios are medians over rounds.")
         print("  naive: timed on M reduced to ~\(naiveWork / 1_000_000)M multiply-adds, scaled by work. \(threads)t: \(threads) threads.")
         #if LEITNER_OPENBLAS
-        print("  OpenBLAS: cblas_sgemm with openblas_set_num_threads(1), same buffers, same run.")
+        print("  OpenBLAS: cblas_sgemm with openblas_set_num_threads(1), same buffers, same run; ours/BLAS = BLAS time / our time.")
         let blasHeader = BenchSupport.pad("BLAS GF/s", 10) + BenchSupport.pad("ours/BLAS", 10)
         #else
         print("  (build with --traits OpenBLAS for the OpenBLAS columns)")
@@ -63,14 +72,29 @@ enum GEMMBench {
             let lda = item.transA == .none ? k : m
             let ldb = item.transB == .none ? n : k
             let flops = 2.0 * Double(m) * Double(n) * Double(k)
-            let oneSeconds = BenchSupport.medianSeconds(targetSeconds: seconds) {
-                GEMM.simd(transA: item.transA, transB: item.transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
-                          b: b, ldb: ldb, beta: 0, c: c, ldc: n, context: single)
+            // Interleaved rounds (ours 1 thread, ours N threads, OpenBLAS): on a shared, noisy
+            // machine the per-round ratios are steadier than separately measured medians.
+            var one = [Double](repeating: 0, count: rounds), many = one, blas = one
+            for round in 0..<rounds {
+                one[round] = BenchSupport.medianSeconds(targetSeconds: seconds / Double(rounds)) {
+                    GEMM.simd(transA: item.transA, transB: item.transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
+                              b: b, ldb: ldb, beta: 0, c: c, ldc: n, context: single)
+                }
+                many[round] = BenchSupport.medianSeconds(targetSeconds: seconds / Double(rounds)) {
+                    GEMM.simd(transA: item.transA, transB: item.transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
+                              b: b, ldb: ldb, beta: 0, c: c, ldc: n, context: multi)
+                }
+                #if LEITNER_OPENBLAS
+                openblas_set_num_threads(1)
+                blas[round] = BenchSupport.medianSeconds(targetSeconds: seconds / Double(rounds)) {
+                    cblas_sgemm(CblasRowMajor, item.transA == .none ? CblasNoTrans : CblasTrans,
+                                item.transB == .none ? CblasNoTrans : CblasTrans,
+                                Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(n))
+                }
+                #endif
             }
-            let multiSeconds = BenchSupport.medianSeconds(targetSeconds: seconds) {
-                GEMM.simd(transA: item.transA, transB: item.transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda,
-                          b: b, ldb: ldb, beta: 0, c: c, ldc: n, context: multi)
-            }
+            let oneSeconds = median(one)
+            let multiSeconds = median(many)
             let naiveM = max(1, min(m, naiveWork / max(n * k, 1)))
             let naiveSeconds = BenchSupport.medianSeconds(targetSeconds: min(seconds, 0.2), minimumRuns: 3) {
                 GEMM.naive(transA: item.transA, transB: item.transB, m: naiveM, n: n, k: k, alpha: Float(1),
@@ -78,6 +102,8 @@ enum GEMMBench {
             } * Double(m) / Double(naiveM)
             let gflops = flops / oneSeconds / 1e9
             let multiGflops = flops / multiSeconds / 1e9
+            var speedups = one
+            for round in 0..<rounds { speedups[round] = one[round] / many[round] }
             var line = BenchSupport.padRight(item.name, 15) + BenchSupport.pad(String(m), 5)
                 + BenchSupport.pad(String(n), 7) + BenchSupport.pad(String(k), 7)
                 + BenchSupport.pad(BenchSupport.format(oneSeconds * 1e3, decimals: 2), 9)
@@ -85,17 +111,13 @@ enum GEMMBench {
                 + BenchSupport.pad(BenchSupport.format(100 * gflops / peak, decimals: 0), 7)
                 + BenchSupport.pad(BenchSupport.format(naiveSeconds / oneSeconds, decimals: 0), 9)
                 + BenchSupport.pad(BenchSupport.format(multiGflops, decimals: 1), 10)
-                + BenchSupport.pad(BenchSupport.format(oneSeconds / multiSeconds, decimals: 2), 7)
+                + BenchSupport.pad(BenchSupport.format(median(speedups), decimals: 2), 7)
             #if LEITNER_OPENBLAS
-            openblas_set_num_threads(1)
-            let blasSeconds = BenchSupport.medianSeconds(targetSeconds: seconds) {
-                cblas_sgemm(CblasRowMajor, item.transA == .none ? CblasNoTrans : CblasTrans,
-                            item.transB == .none ? CblasNoTrans : CblasTrans,
-                            Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(n))
-            }
-            let blasGflops = flops / blasSeconds / 1e9
+            var ratios = one
+            for round in 0..<rounds { ratios[round] = blas[round] / one[round] }
+            let blasGflops = flops / median(blas) / 1e9
             line += BenchSupport.pad(BenchSupport.format(blasGflops, decimals: 1), 10)
-                + BenchSupport.pad(BenchSupport.format(blasSeconds / oneSeconds, decimals: 2), 10)
+                + BenchSupport.pad(BenchSupport.format(median(ratios), decimals: 2), 10)
             #endif
             print(line)
         }
