@@ -1,7 +1,12 @@
+// The naive twins are @inlinable so callers in other modules (tests, the bench) get them
+// specialised for Float or Double; unspecialised, every arithmetic step is a witness-table call
+// and the "x naive" bench ratio would measure generics overhead rather than the algorithm.
+
 extension Conv2D {
     /// The test oracle: direct nested loops, no im2col, no GEMM. Generic so that gradient
     /// checks can run it in Double. Overwrites `out`.
     /// - Shapes: out [Cout, N, OH, OW], input [Cin, N, H, W], weights [Cout, Cin, KH, KW].
+    @inlinable
     public static func naiveForward<T: BinaryFloatingPoint>(
         out: UnsafeMutablePointer<T>, input: UnsafePointer<T>, weights: UnsafePointer<T>, shape: Conv2DShape
     ) {
@@ -34,6 +39,7 @@ extension Conv2D {
     /// Twin of `backwardData`: dInput[ci, n, ih, iw] += sum of W[co, ci, ky, kx] * dOut[co, n, oh, ow]
     /// over the taps that read that pixel.
     /// - Shapes: dInput [Cin, N, H, W], dOut [Cout, N, OH, OW], weights [Cout, Cin, KH, KW].
+    @inlinable
     public static func naiveBackwardData<T: BinaryFloatingPoint>(
         dInput: UnsafeMutablePointer<T>, dOut: UnsafePointer<T>, weights: UnsafePointer<T>, shape: Conv2DShape
     ) {
@@ -71,6 +77,7 @@ extension Conv2D {
     /// Twin of `backwardWeights`: dW[co, ci, ky, kx] += sum over n, oh, ow of
     /// dOut[co, n, oh, ow] * input[ci, n, oh * sH + ky - pH, ow * sW + kx - pW].
     /// - Shapes: dWeights [Cout, Cin, KH, KW], dOut [Cout, N, OH, OW], input [Cin, N, H, W].
+    @inlinable
     public static func naiveBackwardWeights<T: BinaryFloatingPoint>(
         dWeights: UnsafeMutablePointer<T>, dOut: UnsafePointer<T>, input: UnsafePointer<T>, shape: Conv2DShape
     ) {

@@ -116,6 +116,7 @@ public enum DepthwiseConv2D {
 
     /// The test oracle for `forward`: direct loops, generic for Double gradient checks.
     /// - Shapes: out [C, N, OH, OW], input [C, N, H, W], weights [C, 1, KH, KW].
+    @inlinable
     public static func naiveForward<T: BinaryFloatingPoint>(
         out: UnsafeMutablePointer<T>, input: UnsafePointer<T>, weights: UnsafePointer<T>, shape: Conv2DShape
     ) {
@@ -145,6 +146,7 @@ public enum DepthwiseConv2D {
 
     /// The test oracle for `backwardData`.
     /// - Shapes: dInput [C, N, H, W], dOut [C, N, OH, OW], weights [C, 1, KH, KW].
+    @inlinable
     public static func naiveBackwardData<T: BinaryFloatingPoint>(
         dInput: UnsafeMutablePointer<T>, dOut: UnsafePointer<T>, weights: UnsafePointer<T>, shape: Conv2DShape
     ) {
@@ -173,6 +175,7 @@ public enum DepthwiseConv2D {
 
     /// The test oracle for `backwardWeights`.
     /// - Shapes: dWeights [C, 1, KH, KW], dOut [C, N, OH, OW], input [C, N, H, W].
+    @inlinable
     public static func naiveBackwardWeights<T: BinaryFloatingPoint>(
         dWeights: UnsafeMutablePointer<T>, dOut: UnsafePointer<T>, input: UnsafePointer<T>, shape: Conv2DShape
     ) {
@@ -202,6 +205,7 @@ public enum DepthwiseConv2D {
 
     // MARK: - Helpers
 
+    @usableFromInline
     static func check(_ shape: Conv2DShape) {
         precondition(shape.isValid && shape.inChannels == shape.outChannels,
                      "DepthwiseConv2D: invalid shape (needs inChannels == outChannels) \(shape)")

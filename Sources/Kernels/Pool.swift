@@ -173,6 +173,7 @@ public enum MaxPool2D {
     }
 
     /// The test oracle for `forward`: the window scan written out in full.
+    @inlinable
     public static func naiveForward<T: BinaryFloatingPoint>(
         out: UnsafeMutablePointer<T>, indices: UnsafeMutablePointer<Int32>, input: UnsafePointer<T>, shape: Pool2DShape
     ) {
@@ -203,6 +204,7 @@ public enum MaxPool2D {
     }
 
     /// The test oracle for `backward`.
+    @inlinable
     public static func naiveBackward<T: BinaryFloatingPoint>(
         dInput: UnsafeMutablePointer<T>, dOut: UnsafePointer<T>, indices: UnsafePointer<Int32>, shape: Pool2DShape
     ) {
@@ -210,6 +212,7 @@ public enum MaxPool2D {
         for index in 0..<shape.outputCount { dInput[Int(indices[index])] += dOut[index] }
     }
 
+    @usableFromInline
     static func check(_ shape: Pool2DShape) {
         precondition(shape.isValid, "MaxPool2D: invalid shape \(shape)")
         precondition(shape.inputCount <= Int(Int32.max), "MaxPool2D: input too large for Int32 indices")
@@ -280,6 +283,7 @@ public enum AvgPool2D {
     }
 
     /// The test oracle for `forward`.
+    @inlinable
     public static func naiveForward<T: BinaryFloatingPoint>(
         out: UnsafeMutablePointer<T>, input: UnsafePointer<T>, shape: Pool2DShape
     ) {
@@ -306,6 +310,7 @@ public enum AvgPool2D {
     }
 
     /// The test oracle for `backward`.
+    @inlinable
     public static func naiveBackward<T: BinaryFloatingPoint>(
         dInput: UnsafeMutablePointer<T>, dOut: UnsafePointer<T>, shape: Pool2DShape
     ) {
@@ -330,6 +335,7 @@ public enum AvgPool2D {
         }
     }
 
+    @usableFromInline
     static func check(_ shape: Pool2DShape) {
         precondition(shape.isValid, "AvgPool2D: invalid shape \(shape)")
     }
@@ -396,6 +402,7 @@ public enum GlobalAvgPool {
     }
 
     /// The test oracle for `forward`.
+    @inlinable
     public static func naiveForward<T: BinaryFloatingPoint>(
         out: UnsafeMutablePointer<T>, input: UnsafePointer<T>, channels: Int, batch: Int, height: Int, width: Int
     ) {
@@ -410,6 +417,7 @@ public enum GlobalAvgPool {
     }
 
     /// The test oracle for `backward`.
+    @inlinable
     public static func naiveBackward<T: BinaryFloatingPoint>(
         dInput: UnsafeMutablePointer<T>, dOut: UnsafePointer<T>, channels: Int, batch: Int, height: Int, width: Int
     ) {
