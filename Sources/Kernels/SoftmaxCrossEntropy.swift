@@ -47,7 +47,7 @@ public func exponential(_ x: FloatVector) -> FloatVector {
 }
 
 /// Softmax followed by cross-entropy with integer labels, per sample (unreduced):
-///     losses[i] = logsumexp(z_i) - z_i[label_i]    (computed as log sum e^(z - max) + max - z[label])
+///     losses[i] = logsumexp(z_i) - z_i[label_i]    (computed as log sum e^(z - max) + (max - z[label]))
 ///     correct[i] = 1 when argmax z_i == label_i (first maximum wins on ties, as torch.argmax)
 /// and, with the gradient,
 ///     dLogits[i, j] += scale * weight[i] * (softmax(z_i)_j - [j == label_i]).
@@ -109,7 +109,7 @@ public enum SoftmaxCrossEntropy {
         let maximum = z[best]
         var sum: T = 0
         for j in 0..<classes { sum += T.exponential(z[j] - maximum) }
-        losses[sample] = T.logarithm(sum) + maximum - z[label]
+        losses[sample] = T.logarithm(sum) + (maximum - z[label])
         correct[sample] = best == label ? 1 : 0
         if let dLogits {
             let factor = scale * weight
@@ -196,7 +196,8 @@ public enum SoftmaxCrossEntropy {
         var sum = sumVector.sum()
         while j < classes { sum += expf(z[j] - maximum); j += 1 }
 
-        losses[sample] = logf(sum) + maximum - z[label]
+        // max - z[label] first: it is exact when both are huge (1e4), log(sum) is small.
+        losses[sample] = logf(sum) + (maximum - z[label])
         correct[sample] = best == label ? 1 : 0
 
         guard let dLogits else { return }
