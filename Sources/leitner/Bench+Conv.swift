@@ -55,8 +55,8 @@ enum ConvBench {
 
         let peak = BenchSupport.peakGFLOPSPerCore() * Double(threads)
         print("")
-        print("conv: Conv2D on CNHW, batch \(batch), \(threads) thread(s), median of runs of ~\(BenchSupport.format(seconds, decimals: 2)) s;")
-        print("  fwd GF/s = 2 * out * Cin*KH*KW / s; bwd/fwd = (bwd-data + bwd-weights) / forward (bar: <= 2.2);")
+        print("conv: Conv2D on CNHW, batch \(batch), \(threads) thread(s), medians over rounds (one forward, bwd-data, bwd-weights each) filling ~\(BenchSupport.format(seconds, decimals: 2)) s;")
+        print("  fwd GF/s = 2 * out * Cin*KH*KW / s; bwd/fwd = median over interleaved rounds of (bwd-data + bwd-weights) / forward (bar: <= 2.2);")
         print("  x naive: naive twin time / fast time, both at batch \(naiveBatch), fast path on 1 thread.")
         print(BenchSupport.padRight("layer", 26) + BenchSupport.pad("fwd ms", 8) + BenchSupport.pad("bwdD ms", 9)
               + BenchSupport.pad("bwdW ms", 9) + BenchSupport.pad("fwd GF/s", 9) + BenchSupport.pad("%peak", 7)
@@ -93,32 +93,45 @@ enum ConvBench {
                   + BenchSupport.pad(BenchSupport.format(times.weights * 1e3), 9)
                   + BenchSupport.pad(BenchSupport.format(gflops, decimals: 1), 9)
                   + BenchSupport.pad(BenchSupport.format(100 * gflops / peak, decimals: 0), 7)
-                  + BenchSupport.pad(BenchSupport.format((times.data + times.weights) / times.forward), 8)
+                  + BenchSupport.pad(BenchSupport.format(times.ratio), 8)
                   + BenchSupport.pad(BenchSupport.format(naiveForward / fastSmall.forward, decimals: 0), 8)
                   + BenchSupport.pad(BenchSupport.format(naiveData / fastSmall.data, decimals: 0), 8)
                   + BenchSupport.pad(BenchSupport.format(naiveWeights / fastSmall.weights, decimals: 0), 8))
         }
     }
 
-    /// Median seconds of forward, backward-data and backward-weights for one shape.
+    /// Median seconds of forward, backward-data and backward-weights for one shape, and the
+    /// median over rounds of (bwd-data + bwd-weights) / forward. The three passes run interleaved,
+    /// one of each per round, so a burst of load from other processes hits all three alike.
     static func timePasses(
         shape: Conv2DShape, scratchCount: Int, context: KernelContext, seconds: Double,
         input: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
         dOut: UnsafeMutablePointer<Float>, weights: UnsafeMutablePointer<Float>, dWeights: UnsafeMutablePointer<Float>,
         scratch: UnsafeMutablePointer<Float>
-    ) -> (forward: Double, data: Double, weights: Double) {
-        let forward = BenchSupport.medianSeconds(targetSeconds: seconds) {
-            Conv2D.forward(out: output, input: input, weights: weights, shape: shape,
-                           scratch: scratch, scratchCount: scratchCount, context: context)
+    ) -> (forward: Double, data: Double, weights: Double, ratio: Double) {
+        func timed(_ body: () -> Void) -> Double {
+            let start = Clock.seconds()
+            body()
+            return Clock.seconds() - start
         }
-        let data = BenchSupport.medianSeconds(targetSeconds: seconds) {
-            Conv2D.backwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
-                                scratch: scratch, scratchCount: scratchCount, context: context)
+        func round() -> (Double, Double, Double) {
+            (timed { Conv2D.forward(out: output, input: input, weights: weights, shape: shape,
+                                    scratch: scratch, scratchCount: scratchCount, context: context) },
+             timed { Conv2D.backwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
+                                         scratch: scratch, scratchCount: scratchCount, context: context) },
+             timed { Conv2D.backwardWeights(dWeights: dWeights, dOut: dOut, input: input, shape: shape,
+                                            scratch: scratch, scratchCount: scratchCount, context: context) })
         }
-        let weightsTime = BenchSupport.medianSeconds(targetSeconds: seconds) {
-            Conv2D.backwardWeights(dWeights: dWeights, dOut: dOut, input: input, shape: shape,
-                                   scratch: scratch, scratchCount: scratchCount, context: context)
+        let warm = round()
+        let rounds = max(5, min(1000, Int(seconds / max(warm.0 + warm.1 + warm.2, 1e-7))))
+        var forward = [Double](repeating: 0, count: rounds)
+        var data = forward, weightsTimes = forward, ratios = forward
+        for index in 0..<rounds {
+            let (f, d, w) = round()
+            forward[index] = f; data[index] = d; weightsTimes[index] = w
+            ratios[index] = (d + w) / f
         }
-        return (forward, data, weightsTime)
+        forward.sort(); data.sort(); weightsTimes.sort(); ratios.sort()
+        return (forward[rounds / 2], data[rounds / 2], weightsTimes[rounds / 2], ratios[rounds / 2])
     }
 }
