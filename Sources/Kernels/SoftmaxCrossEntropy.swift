@@ -30,15 +30,16 @@ public func exponential(_ x: FloatVector) -> FloatVector {
     let shifted = magic.addingProduct(clamped, FloatVector(repeating: 1.442_695_04))
     let n = shifted - magic
     // Two-constant Cody-Waite reduction keeps r accurate: ln2 = 0.693359375 - 2.12194440e-4.
-    var r = clamped - n * FloatVector(repeating: 0.693_359_375)
-    r = r + n * FloatVector(repeating: 2.121_944_4e-4)
+    // Horner steps as fused multiply-adds (Swift never contracts a * b + c by itself).
+    var r = clamped.addingProduct(n, FloatVector(repeating: -0.693_359_375))
+    r = r.addingProduct(n, FloatVector(repeating: 2.121_944_4e-4))
     var p = FloatVector(repeating: 1.987_569_15e-4)
-    p = p * r + FloatVector(repeating: 1.398_199_950_7e-3)
-    p = p * r + FloatVector(repeating: 8.333_451_907_3e-3)
-    p = p * r + FloatVector(repeating: 4.166_579_589_4e-2)
-    p = p * r + FloatVector(repeating: 1.666_666_545_9e-1)
-    p = p * r + FloatVector(repeating: 5.000_000_120_1e-1)
-    let er = (p * r * r + r) + FloatVector(repeating: 1)
+    p = FloatVector(repeating: 1.398_199_950_7e-3).addingProduct(p, r)
+    p = FloatVector(repeating: 8.333_451_907_3e-3).addingProduct(p, r)
+    p = FloatVector(repeating: 4.166_579_589_4e-2).addingProduct(p, r)
+    p = FloatVector(repeating: 1.666_666_545_9e-1).addingProduct(p, r)
+    p = FloatVector(repeating: 5.000_000_120_1e-1).addingProduct(p, r)
+    let er = (r + FloatVector(repeating: 1)).addingProduct(p, r * r)
     // 2^n: (n + 127) << 23 as a bit pattern; n sits in the low bits of `shifted`'s pattern.
     typealias Bits = FloatVector.MaskStorage
     let nBits = unsafeBitCast(shifted, to: Bits.self) &- unsafeBitCast(magic, to: Bits.self)
