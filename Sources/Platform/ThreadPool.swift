@@ -4,6 +4,8 @@ import CSystem
 /// round-robin assignment (participant p runs tasks p, p + threads, ...), so which thread
 /// computes which task never depends on timing: results are deterministic for a given
 /// thread count. The caller is participant 0. `run` performs no heap allocation.
+/// A pool serves one caller at a time (`run` is not reentrant across threads); a concurrent
+/// second caller stops the process with a message rather than corrupting the first job.
 public final class ThreadPool {
     /// Worker threads plus the caller.
     public let threadCount: Int
@@ -87,6 +89,8 @@ public final class ThreadPool {
         }
         withoutActuallyEscaping(body) { escapable in
             pthread_mutex_lock(mutex)
+            // One caller at a time: a second concurrent caller would overwrite the job.
+            precondition(job == nil, "ThreadPool.run called while the pool is busy with another caller's job; give each concurrent caller its own KernelContext")
             job = escapable
             jobTasks = tasks
             jobParticipants = participants
