@@ -33,18 +33,24 @@ let package = Package(
         .target(name: "Platform", dependencies: ["CSystem"], swiftSettings: common),
         // Math on raw buffers: GEMM, conv, pool, elementwise, loss, optimizers. SIMD + naive twins.
         .target(name: "Kernels", dependencies: ["Platform"], swiftSettings: common),
-        // Arena, tensors, layers, models, optimizers.
+        // Arena, tensors, layers, models, optimizers, LR schedules, checkpoints.
         .target(name: "NN", dependencies: ["Kernels", "Platform"], swiftSettings: common),
+        // Dataset formats (IDX), batches, normalisation and augmentation.
+        .target(name: "Data", dependencies: ["Kernels", "Platform"], swiftSettings: common),
+        // The training loop: epochs, metrics log, checkpoints, evaluation.
+        .target(name: "Train", dependencies: ["NN", "Data", "Kernels", "Platform"], swiftSettings: common),
         .executableTarget(
             name: "leitner",
             dependencies: [
-                "NN", "Kernels", "Platform",
+                "Train", "NN", "Data", "Kernels", "Platform",
                 .target(name: "COpenBLAS", condition: .when(traits: ["OpenBLAS"])),
             ],
             swiftSettings: common + [.define("LEITNER_OPENBLAS", .when(traits: ["OpenBLAS"]))]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"], swiftSettings: common),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Platform"], swiftSettings: common),
         .testTarget(name: "NNTests", dependencies: ["NN", "Kernels", "Platform"], swiftSettings: common),
+        .testTarget(name: "DataTests", dependencies: ["Data", "Kernels", "Platform"], swiftSettings: common),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "NN", "Data", "Kernels", "Platform"], swiftSettings: common),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -28,7 +28,7 @@ enum BenchCommand {
         for section in sections where !known.contains(section) {
             throw UsageError(message: "leitner bench: unknown section '\(section)' (known: \(known.joined(separator: ", ")))")
         }
-        print("leitner bench: \(Platform.vectorISA), peak \(BenchSupport.format(BenchSupport.peakGFLOPSPerCore(), decimals: 1)) GFLOP/s per core (\(BenchSupport.format(BenchSupport.cpuGHz(), decimals: 2)) GHz), \(SystemInfo.onlineCores()) cores")
+        print("leitner bench: \(Platform.vectorISA), \(SystemInfo.onlineCores()) cores; one core's peak: measured \(BenchSupport.format(BenchSupport.peakGFLOPSPerCore(), decimals: 1)) GFLOP/s by an FMA loop (nominal \(BenchSupport.format(BenchSupport.nominalPeakGFLOPSPerCore(), decimals: 1)) at \(BenchSupport.format(BenchSupport.cpuGHz(), decimals: 2)) GHz); %peak columns use the measured figure")
         for section in sections {
             switch section {
             case "gemm": GEMMBench.run(seconds: seconds, threads: threads)

@@ -1,0 +1,2 @@
+/// Data: dataset formats, batches, normalisation and augmentation.
+public enum DataFormats {}

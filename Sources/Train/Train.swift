@@ -1,0 +1,2 @@
+/// Train: the loop that wires model, data and optimizer together; metrics log; reports.
+public enum Training {}
