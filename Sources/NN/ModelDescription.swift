@@ -69,6 +69,10 @@ public struct ModelBuilder {
         description = ModelDescription(name: name, input: input, classes: classes, layers: [])
     }
 
+    mutating func renameLayer(_ index: Int, _ name: String) {
+        description.layers[index].name = name
+    }
+
     /// The model input's index.
     public static let input = -1
 

@@ -1,0 +1,151 @@
+/// The text form of a model description: one node per line, so a user can define a model in a
+/// file without writing Swift. Each node reads the previous node unless `from=NAME` says
+/// otherwise; `as=NAME` names it (the name prefixes its tensors in checkpoints).
+///
+///     # cnn-s
+///     input 1x28x28
+///     classes 10
+///     conv 32 k3 p1            # out channels, kernel, padding; s2 = stride 2; nobias
+///     relu
+///     maxpool 2                # kernel (stride = kernel unless s given)
+///     flatten
+///     linear 10
+///     add NAME                 # previous node + node NAME (a residual connection)
+///
+/// Kinds: conv, dwconv, bn, relu, maxpool, avgpool, gap, flatten, linear, add.
+extension ModelDescription {
+    public static func parse(_ text: String, name: String) throws(ModelError) -> ModelDescription {
+        var input: TensorShape? = nil
+        var classes: Int? = nil
+        var builder: ModelBuilder? = nil
+        var names: [String: Int] = ["input": -1]
+        var lineNumber = 0
+        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            var line = Substring(rawLine)
+            if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)
+            guard let kind = words.first else { continue }
+            func fail(_ message: String) -> ModelError {
+                ModelError(message: "model \(name) line \(lineNumber): \(message)")
+            }
+            if kind == "input" {
+                let dims = words.count == 2 ? words[1].split(separator: "x").compactMap { Int($0) } : []
+                guard dims.count == 3, dims.allSatisfy({ $0 >= 1 && $0 <= 65536 }) else { throw fail("input needs CxHxW, e.g. input 1x28x28") }
+                input = .spatial(dims[0], dims[1], dims[2])
+                continue
+            }
+            if kind == "classes" {
+                guard words.count == 2, let count = Int(words[1]), count >= 2, count <= 100_000 else { throw fail("classes needs a count of at least 2") }
+                classes = count
+                continue
+            }
+            if builder == nil {
+                guard let input, let classes else { throw fail("'input CxHxW' and 'classes N' must come before the first layer") }
+                builder = ModelBuilder(name: name, input: input, classes: classes)
+            }
+            var numbers: [Int] = []
+            var kernel: Int? = nil
+            var stride: Int? = nil
+            var padding = 0
+            var bias = true
+            var from = builder!.last
+            var alias: String? = nil
+            var addTarget: Int? = nil
+            for word in words.dropFirst() {
+                if word.hasPrefix("from=") {
+                    guard let index = names[String(word.dropFirst(5))] else { throw fail("unknown node '\(word.dropFirst(5))'") }
+                    from = index
+                } else if word.hasPrefix("as=") {
+                    alias = String(word.dropFirst(3))
+                } else if word == "nobias" {
+                    bias = false
+                } else if word == "bias" {
+                    bias = true
+                } else if let value = Int(word) {
+                    numbers.append(value)
+                } else if word.count > 1, let value = Int(word.dropFirst()), value >= 0 {
+                    switch word.first! {
+                    case "k": kernel = value
+                    case "s": stride = value
+                    case "p": padding = value
+                    default: throw fail("unknown option '\(word)'")
+                    }
+                } else if kind == "add", let index = names[word] {
+                    addTarget = index
+                } else {
+                    throw fail("unknown option or node '\(word)'")
+                }
+            }
+            func number(_ what: String) throws(ModelError) -> Int {
+                guard numbers.count == 1, numbers[0] >= 1, numbers[0] <= 1 << 20 else { throw fail("\(kind) needs one positive number (\(what))") }
+                return numbers[0]
+            }
+            let index: Int
+            switch kind {
+            case "conv":
+                index = builder!.conv(from, out: try number("output channels"), kernel: kernel ?? 3, stride: stride ?? 1, padding: padding, bias: bias)
+            case "dwconv":
+                index = builder!.depthwise(from, kernel: kernel ?? 3, stride: stride ?? 1, padding: padding, bias: bias)
+            case "bn": index = builder!.batchNorm(from)
+            case "relu": index = builder!.relu(from)
+            case "maxpool":
+                let size = try number("kernel")
+                index = builder!.maxPool(from, kernel: size, stride: stride ?? size, padding: padding)
+            case "avgpool":
+                let size = try number("kernel")
+                index = builder!.avgPool(from, kernel: size, stride: stride ?? size, padding: padding)
+            case "gap": index = builder!.globalAvgPool(from)
+            case "flatten": index = builder!.flatten(from)
+            case "linear": index = builder!.linear(from, out: try number("outputs"), bias: bias)
+            case "add":
+                guard let target = addTarget else { throw fail("add needs the name of the node to add") }
+                index = builder!.add(from, target)
+            default:
+                throw fail("unknown layer kind '\(kind)'")
+            }
+            if let alias {
+                guard names[alias] == nil else { throw fail("name '\(alias)' is used twice") }
+                builder!.rename(index, to: alias)
+            }
+            names[builder!.description.layers[index].name] = index
+        }
+        guard let builder else { throw ModelError(message: "model \(name): no layers") }
+        let description = builder.description
+        _ = try description.shapes()
+        return description
+    }
+
+    /// The text form (round-trips through `parse`).
+    public var text: String {
+        var lines = ["input \(input.channels)x\(input.height)x\(input.width)", "classes \(classes)"]
+        for (index, layer) in layers.enumerated() {
+            var words: [String]
+            switch layer.kind {
+            case .conv2d: words = ["conv", "\(layer.outChannels)", "k\(layer.kernel)", "s\(layer.stride)", "p\(layer.padding)", layer.bias ? "bias" : "nobias"]
+            case .depthwiseConv2d: words = ["dwconv", "k\(layer.kernel)", "s\(layer.stride)", "p\(layer.padding)", layer.bias ? "bias" : "nobias"]
+            case .batchNorm: words = ["bn"]
+            case .relu: words = ["relu"]
+            case .maxPool: words = ["maxpool", "\(layer.kernel)", "s\(layer.stride)", "p\(layer.padding)"]
+            case .avgPool: words = ["avgpool", "\(layer.kernel)", "s\(layer.stride)", "p\(layer.padding)"]
+            case .globalAvgPool: words = ["gap"]
+            case .flatten: words = ["flatten"]
+            case .linear: words = ["linear", "\(layer.outChannels)", layer.bias ? "bias" : "nobias"]
+            case .add: words = ["add", layers[layer.inputs[1]].name]
+            }
+            if layer.inputs[0] != index - 1 {
+                words.append("from=" + (layer.inputs[0] == -1 ? "input" : layers[layer.inputs[0]].name))
+            }
+            words.append("as=" + layer.name)
+            lines.append(words.joined(separator: " "))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+extension ModelBuilder {
+    /// Renames node `index` (its tensors are named after it).
+    public mutating func rename(_ index: Int, to name: String) {
+        renameLayer(index, name)
+    }
+}
