@@ -56,6 +56,7 @@ static inline int leitner_cpu_has_avx2_fma(void) {
 /// open(2) is variadic, which Swift cannot call: fixed-argument wrappers.
 static inline int leitner_open_read(const char *path) { return open(path, O_RDONLY | O_CLOEXEC); }
 static inline int leitner_open_create(const char *path) { return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); }
+static inline int leitner_open_append(const char *path) { return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644); }
 static inline int leitner_open_rdwr(const char *path) { return open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644); }
 /// mmap's failure value as a plain pointer comparison.
 static inline int leitner_mmap_failed(void *p) { return p == MAP_FAILED; }

@@ -7,6 +7,11 @@ public enum Console {
         write(fd: 2, text + "\n")
     }
 
+    /// Writes `text` to standard error without a newline (progress bars).
+    public static func errorInline(_ text: String) {
+        write(fd: 2, text)
+    }
+
     /// Writes `text` to standard output without a newline (progress lines).
     public static func out(_ text: String) {
         write(fd: 1, text)

@@ -19,6 +19,24 @@ public struct FileHandle {
         return FileHandle(descriptor: fd, path: path)
     }
 
+    /// Opens `path` for appending, creating it (mode 0644) when missing.
+    public static func openForAppending(_ path: String) throws(SystemError) -> FileHandle {
+        let fd = leitner_open_append(path)
+        if fd < 0 { throw SystemError.fromErrno("open", path) }
+        return FileHandle(descriptor: fd, path: path)
+    }
+
+    /// Writes a whole string.
+    public func write(_ text: String) throws(SystemError) {
+        var copy = text
+        var result: Result<Void, SystemError> = .success(())
+        copy.withUTF8 { bytes in
+            guard let base = bytes.baseAddress else { return }
+            do throws(SystemError) { try writeAll(base, count: bytes.count) } catch { result = .failure(error) }
+        }
+        try result.get()
+    }
+
     /// Reads up to `count` bytes; returns the number read (0 at end of file). Retries on EINTR.
     public func read(into buffer: UnsafeMutableRawPointer, count: Int) throws(SystemError) -> Int {
         while true {
@@ -90,6 +108,16 @@ public enum FileSystem {
     /// Creates a directory (mode 0755); succeeds when it already exists.
     public static func makeDirectory(_ path: String) throws(SystemError) {
         if mkdir(path, 0o755) != 0 && leitner_errno() != EEXIST { throw SystemError.fromErrno("mkdir", path) }
+    }
+
+    /// Creates a directory and its missing parents.
+    public static func makeDirectories(_ path: String) throws(SystemError) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/") {
+            prefix += part
+            try makeDirectory(prefix)
+            prefix += "/"
+        }
     }
 
     /// Removes a file; succeeds when it does not exist.

@@ -11,6 +11,7 @@ Leitner trains small neural networks on ARM64 boards with SIMD kernels, fixed me
 and per-sample selection.
 
 commands:
+  train       train a model (default: cnn-s on Fashion-MNIST) and write metrics and checkpoints
   bench       kernel benchmarks: GEMM and conv GFLOP/s, fraction of peak, ratio to naive twins
   help        show this help
 
@@ -33,6 +34,8 @@ func runMain() -> Int32 {
         switch command {
         case "bench":
             return try BenchCommand.run(rest)
+        case "train":
+            return try TrainCommand.run(rest)
         case "help", "--help", "-h":
             print(topHelp)
             return 0

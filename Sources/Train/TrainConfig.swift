@@ -1,0 +1,69 @@
+import NN
+
+/// The optimizer and its hyper-parameters (PyTorch semantics).
+public enum OptimizerConfig: Equatable {
+    case sgd(momentum: Double, nesterov: Bool, weightDecay: Double)
+    case adamw(beta1: Double, beta2: Double, epsilon: Double, weightDecay: Double)
+
+    /// Floats of optimizer state per parameter (momentum buffer; or two Adam moments).
+    public var statePerParameter: Int {
+        switch self {
+        case let .sgd(momentum, _, _): return momentum == 0 ? 0 : 1
+        case .adamw: return 2
+        }
+    }
+
+    public var name: String {
+        switch self {
+        case .sgd: return "sgd"
+        case .adamw: return "adamw"
+        }
+    }
+}
+
+/// Augmentation applied to training batches (never to evaluation).
+public struct AugmentConfig: Equatable {
+    /// Random crop after zero padding by this many pixels (0 = off).
+    public var cropPadding = 0
+    /// Random horizontal flip with probability 0.5.
+    public var flip = false
+    public init(cropPadding: Int = 0, flip: Bool = false) {
+        self.cropPadding = cropPadding
+        self.flip = flip
+    }
+}
+
+/// Everything a training run needs; the defaults are the ones `leitner train` uses.
+public struct TrainConfig {
+    public var modelName = "cnn-s"
+    public var model: ModelDescription
+    public var epochs = 15
+    public var batch = 64
+    public var threads = 2
+    public var optimizer = OptimizerConfig.sgd(momentum: 0.9, nesterov: true, weightDecay: 5e-4)
+    public var learningRate = 0.05
+    public var schedule = LearningRateSchedule.Kind.cosine(minimum: 0)
+    public var warmupEpochs = 0.0
+    public var augment = AugmentConfig()
+    public var seed: UInt64 = 1
+    /// Where checkpoints and the metrics log go.
+    public var outputDirectory = "runs/latest"
+    /// Continue from the checkpoint in `outputDirectory`.
+    public var resume = false
+    /// Use only the first N training samples (0 = all).
+    public var trainLimit = 0
+    /// Use only the first N test samples (0 = all).
+    public var testLimit = 0
+    /// Refuse a memory plan larger than this (nil = no limit).
+    public var memoryBudgetBytes: Int? = nil
+    /// Show a progress bar (nil = when standard error is a terminal).
+    public var progress: Bool? = nil
+
+    public init(model: ModelDescription) {
+        self.model = model
+    }
+
+    public var learningRateSchedule: LearningRateSchedule {
+        LearningRateSchedule(base: learningRate, kind: schedule, warmupEpochs: warmupEpochs, totalEpochs: Double(epochs))
+    }
+}

@@ -1,0 +1,14 @@
+import Data
+import NN
+import Platform
+
+/// Why a training run could not start or continue; the message says what and where.
+public struct TrainError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public init(_ error: DataError) { message = error.description }
+    public init(_ error: ModelError) { message = error.message }
+    public init(_ error: SystemError) { message = error.description }
+    public init(_ error: MemoryError) { message = error.description }
+    public var description: String { message }
+}

@@ -1,0 +1,96 @@
+import Data
+import Kernels
+import NN
+import Platform
+
+/// A training run with its output directory: prints the start-up lines (data, model, memory
+/// plan), writes one JSON line per epoch to OUT/metrics.jsonl, checkpoints atomically to
+/// OUT/checkpoint.safetensors after every epoch, resumes from it, and prints a summary.
+public final class TrainingSession {
+    public let trainer: Trainer
+    public let config: TrainConfig
+    public var checkpointPath: String { config.outputDirectory + "/checkpoint.safetensors" }
+    public var metricsPath: String { config.outputDirectory + "/metrics.jsonl" }
+    /// Every epoch's metrics of this process (after a resume: the epochs run since).
+    public private(set) var history: [EpochMetrics] = []
+
+    public init(config: TrainConfig, train: Dataset, test: Dataset) throws(TrainError) {
+        self.config = config
+        trainer = try Trainer(config: config, train: train, test: test)
+        do { try FileSystem.makeDirectories(config.outputDirectory) } catch { throw TrainError(error) }
+        if config.resume {
+            try resume()
+        } else {
+            // A fresh run starts a fresh log.
+            do { try FileSystem.remove(metricsPath) } catch { throw TrainError(error) }
+        }
+    }
+
+    var optimizerState: OptimizerState {
+        switch config.optimizer {
+        case let .sgd(momentum, _, _):
+            return .sgd(momentumBuffer: momentum == 0 ? nil : trainer.optimizerState)
+        case .adamw:
+            return .adamW(firstMoment: trainer.optimizerState,
+                          secondMoment: trainer.optimizerState + trainer.model.parameterCount)
+        }
+    }
+
+    /// Restores weights, optimizer state, epoch and step from the checkpoint.
+    func resume() throws(TrainError) {
+        guard FileSystem.exists(checkpointPath) else {
+            throw TrainError("--resume: no checkpoint at \(checkpointPath)")
+        }
+        let metadata: [(String, String)]
+        do { metadata = try Checkpoint.load(path: checkpointPath, into: trainer.model, optimizer: optimizerState) }
+        catch { throw TrainError("--resume: \(error.description)") }
+        guard let epochText = Checkpoint.value("epoch", in: metadata), let epoch = Int(epochText),
+              let stepText = Checkpoint.value("step", in: metadata), let step = Int(stepText) else {
+            throw TrainError("--resume: \(checkpointPath) has no epoch/step metadata")
+        }
+        if let seed = Checkpoint.value("seed", in: metadata), seed != "\(config.seed)" {
+            throw TrainError("--resume: the checkpoint was trained with --seed \(seed), not \(config.seed)")
+        }
+        if Checkpoint.value("model_description", in: metadata) != config.model.text {
+            throw TrainError("--resume: the checkpoint holds a different model than --model \(config.modelName)")
+        }
+        trainer.epoch = epoch
+        trainer.step = step
+        print("resumed from \(checkpointPath) after epoch \(epoch) (step \(step))")
+    }
+
+    func saveCheckpoint(_ metrics: EpochMetrics) throws(TrainError) {
+        let metadata: [(String, String)] = [
+            ("epoch", "\(trainer.epoch)"), ("step", "\(trainer.step)"), ("seed", "\(config.seed)"),
+            ("model_description", config.model.text), ("learning_rate", "\(metrics.learningRate)"),
+            ("test_accuracy", "\(metrics.testAccuracy)"),
+        ]
+        do { try Checkpoint.save(model: trainer.model, optimizer: optimizerState, metadata: metadata, path: checkpointPath) }
+        catch { throw TrainError("checkpoint not written: \(error.description)") }
+    }
+
+    /// Runs the remaining epochs with `hook` observing every trained sample.
+    public func run<Hook: SampleHook>(hook: inout Hook) throws(TrainError) {
+        let model = trainer.model
+        print("model: \(config.modelName), \(model.parameterCount) parameters; batch \(config.batch), \(config.threads) thread(s), \(config.epochs) epochs, \(config.optimizer.name) lr \(config.learningRate)")
+        print(trainer.plan.budgetLine)
+        print("train: \(trainer.train.count) samples, test: \(trainer.test.count) samples; output: \(config.outputDirectory)")
+        let log: FileHandle
+        do { log = try FileHandle.openForAppending(metricsPath) } catch { throw TrainError(error) }
+        defer { try? log.close() }
+        let started = Clock.seconds()
+        try trainer.run(hook: &hook) { (metrics: EpochMetrics) throws(TrainError) in
+            do throws(SystemError) { try log.write(metrics.jsonLine + "\n") } catch { throw TrainError(error) }
+            try saveCheckpoint(metrics)
+            history.append(metrics)
+            print("epoch \(metrics.epoch)/\(config.epochs): lr \(Format.fixed(metrics.learningRate, 5)) train loss \(Format.fixed(metrics.trainLoss, 4)) acc \(Format.fixed(100 * metrics.trainAccuracy, 2))% | test loss \(Format.fixed(metrics.testLoss, 4)) acc \(Format.fixed(100 * metrics.testAccuracy, 2))% | \(Format.fixed(metrics.samplesPerSecond, 0)) samples/s, \(Format.fixed(metrics.wallSeconds, 1)) s")
+        }
+        if let last = history.last {
+            let best = history.max { $0.testAccuracy < $1.testAccuracy }!
+            print("done in \(Format.duration(Clock.seconds() - started)): final test accuracy \(Format.fixed(100 * last.testAccuracy, 2))%, best \(Format.fixed(100 * best.testAccuracy, 2))% (epoch \(best.epoch)); peak RSS \(SystemInfo.peakResidentBytes() >> 20) MiB")
+            print("log: \(metricsPath), checkpoint: \(checkpointPath)")
+        } else {
+            print("nothing to do: the checkpoint is already at epoch \(trainer.epoch) of \(config.epochs)")
+        }
+    }
+}

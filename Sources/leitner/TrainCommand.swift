@@ -1,0 +1,130 @@
+import Data
+import NN
+import Platform
+import Train
+
+/// `leitner train`: trains a model on a dataset and writes the metrics log and checkpoints.
+enum TrainCommand {
+    static let spec = CommandSpec(
+        name: "train",
+        summary: """
+        Trains a model. With no options: cnn-s on Fashion-MNIST (the full set from
+        /usr/share/datasets/fashion-mnist when the Debian package dataset-fashion-mnist is
+        installed, otherwise the subset shipped in data/fashion-mnist-subset), 15 epochs,
+        batch 64, SGD with Nesterov momentum 0.9, lr 0.05, cosine schedule, weight decay 5e-4.
+        Writes OUT/metrics.jsonl (one JSON line per epoch) and OUT/checkpoint.safetensors.
+        """,
+        positionals: "",
+        options: [
+            OptionSpec("model", value: "NAME", help: "reference model: " + ModelZoo.names.joined(separator: ", "), default: "cnn-s"),
+            OptionSpec("model-file", value: "FILE", help: "a model description in the text form (see README)"),
+            OptionSpec("data", value: "DIR", help: "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]", default: "Fashion-MNIST"),
+            OptionSpec("epochs", value: "N", help: "epochs", default: "15"),
+            OptionSpec("batch", value: "N", help: "batch size", default: "64"),
+            OptionSpec("threads", value: "N", help: "threads", default: "2"),
+            OptionSpec("optimizer", value: "sgd|adamw", help: "optimizer", default: "sgd"),
+            OptionSpec("lr", value: "RATE", help: "base learning rate", default: "0.05 (sgd), 0.001 (adamw)"),
+            OptionSpec("momentum", value: "M", help: "SGD momentum", default: "0.9"),
+            OptionSpec("no-nesterov", help: "plain momentum instead of Nesterov"),
+            OptionSpec("weight-decay", value: "W", help: "weight decay", default: "5e-4 (sgd), 0.01 (adamw)"),
+            OptionSpec("schedule", value: "KIND", help: LearningRateSchedule.syntax, default: "cosine"),
+            OptionSpec("warmup", value: "EPOCHS", help: "linear warm-up epochs", default: "0"),
+            OptionSpec("augment", value: "KIND", help: "none | flip | crop | crop+flip (crop pads by --crop-padding)", default: "none"),
+            OptionSpec("crop-padding", value: "P", help: "padding of the random crop", default: "2"),
+            OptionSpec("seed", value: "N", help: "random seed (initialisation, shuffling, augmentation)", default: "1"),
+            OptionSpec("out", value: "DIR", help: "output directory", default: "runs/latest"),
+            OptionSpec("resume", help: "continue from OUT/checkpoint.safetensors"),
+            OptionSpec("train-limit", value: "N", help: "use only the first N training samples", default: "all"),
+            OptionSpec("test-limit", value: "N", help: "use only the first N test samples", default: "all"),
+            OptionSpec("memory-budget-mb", value: "MB", help: "refuse a memory plan above this many MiB", default: "none"),
+            OptionSpec("no-progress", help: "no progress bar even on a terminal"),
+        ])
+
+    /// Parses the options shared by train-like commands into a configuration.
+    static func config(_ options: ParsedOptions) throws(UsageError) -> TrainConfig {
+        let description: ModelDescription
+        let modelName = options.string("model", default: "cnn-s")
+        if let file = options.values["model-file"] {
+            guard let bytes = try? FileSystem.readAll(file) else { throw UsageError(message: "leitner: cannot read --model-file \(file)") }
+            do { description = try ModelDescription.parse(String(decoding: bytes, as: UTF8.self), name: file) }
+            catch { throw UsageError(message: "leitner: \(error.message)") }
+        } else {
+            do { description = try ModelZoo.description(named: modelName) }
+            catch { throw UsageError(message: "leitner: \(error.message)") }
+        }
+        var config = TrainConfig(model: description)
+        config.modelName = options.values["model-file"] ?? modelName
+        config.epochs = try options.int("epochs", default: 15, range: 1...100_000)
+        config.batch = try options.int("batch", default: 64, range: 1...65_536)
+        config.threads = try options.int("threads", default: 2, range: 1...256)
+        let optimizer = options.string("optimizer", default: "sgd")
+        switch optimizer {
+        case "sgd":
+            let momentum = try options.double("momentum", default: 0.9, range: 0...0.999_999)
+            config.optimizer = .sgd(momentum: momentum, nesterov: !options.flag("no-nesterov") && momentum > 0,
+                                    weightDecay: try options.double("weight-decay", default: 5e-4, range: 0...1))
+            config.learningRate = try options.double("lr", default: 0.05, range: 1e-9...100)
+        case "adamw":
+            config.optimizer = .adamw(beta1: 0.9, beta2: 0.999, epsilon: 1e-8,
+                                      weightDecay: try options.double("weight-decay", default: 0.01, range: 0...1))
+            config.learningRate = try options.double("lr", default: 0.001, range: 1e-9...100)
+        default:
+            throw UsageError(message: "leitner: --optimizer must be sgd or adamw, got '\(optimizer)'")
+        }
+        let schedule = options.string("schedule", default: "cosine")
+        guard let kind = LearningRateSchedule.parseKind(schedule) else {
+            throw UsageError(message: "leitner: --schedule '\(schedule)' is not one of \(LearningRateSchedule.syntax)")
+        }
+        config.schedule = kind
+        config.warmupEpochs = try options.double("warmup", default: 0, range: 0...100_000)
+        let padding = try options.int("crop-padding", default: 2, range: 1...64)
+        switch options.string("augment", default: "none") {
+        case "none": config.augment = AugmentConfig()
+        case "flip": config.augment = AugmentConfig(flip: true)
+        case "crop": config.augment = AugmentConfig(cropPadding: padding)
+        case "crop+flip", "flip+crop": config.augment = AugmentConfig(cropPadding: padding, flip: true)
+        case let other: throw UsageError(message: "leitner: --augment must be none, flip, crop or crop+flip, got '\(other)'")
+        }
+        config.seed = UInt64(try options.int("seed", default: 1, range: 0...Int.max))
+        config.outputDirectory = options.string("out", default: "runs/latest")
+        config.resume = options.flag("resume")
+        config.trainLimit = try options.int("train-limit", default: 0, range: 0...Int.max)
+        config.testLimit = try options.int("test-limit", default: 0, range: 0...Int.max)
+        if options.values["memory-budget-mb"] != nil {
+            config.memoryBudgetBytes = try options.int("memory-budget-mb", default: 0, range: 1...1 << 30) << 20
+        }
+        if options.flag("no-progress") { config.progress = false }
+        return config
+    }
+
+    /// Locates and loads the data the options name (default: Fashion-MNIST) and says which.
+    static func loadData(_ options: ParsedOptions) -> (train: Dataset, test: Dataset)? {
+        do throws(DataError) {
+            let files = try DatasetLocator.fashionMNIST(dataDirectory: options.values["data"])
+            print("data: " + files.description)
+            return try FashionMNIST.load(files)
+        } catch {
+            Console.error("leitner: " + error.description)
+            return nil
+        }
+    }
+
+    static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
+        let options = try ParsedOptions(arguments, spec: spec)
+        if options.wantsHelp { print(spec.help); return 0 }
+        guard options.positionals.isEmpty else {
+            throw UsageError(message: "leitner train: unexpected argument '\(options.positionals[0])' (see leitner train --help)")
+        }
+        let config = try config(options)
+        guard let data = loadData(options) else { return 1 }
+        do throws(TrainError) {
+            let session = try TrainingSession(config: config, train: data.train, test: data.test)
+            var hook = NoSampleHook()
+            try session.run(hook: &hook)
+            return 0
+        } catch {
+            Console.error("leitner train: " + error.message)
+            return 1
+        }
+    }
+}
