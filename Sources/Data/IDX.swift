@@ -120,7 +120,9 @@ struct GzipFile {
         var code: Int32 = 0
         let message = gzerror(handle, &code)
         if code == Z_ERRNO { return DataError(SystemError.fromErrno(call, path)) }
-        let text = message.map { String(cString: $0) } ?? "zlib error \(code)"
+        var text = message.map { String(cString: $0) } ?? "zlib error \(code)"
+        // zlib prefixes its message with the path, which the DataError already names.
+        if text.hasPrefix(path + ": ") { text = String(text.dropFirst(path.count + 2)) }
         return DataError(path: path, kind: .compression(call: call, message: text))
     }
 

@@ -1,0 +1,58 @@
+import Data
+import Platform
+import Testing
+
+@Suite struct LocatorTests {
+    /// The repository root, from this file's path (Tests/DataTests/LocatorTests.swift).
+    static var repositoryRoot: String {
+        var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)
+        return parts.joined(separator: "/")
+    }
+
+    @Test func shippedSubsetLoadsWithEveryClass() throws {
+        let files = try DatasetLocator.fashionMNIST(repositoryRoot: Self.repositoryRoot, systemDirectory: "/nonexistent/fashion-mnist")
+        #expect(!files.isFullSet)
+        #expect(files.directory == Self.repositoryRoot + "/data/fashion-mnist-subset")
+        #expect(files.description.contains("subset shipped in") && files.description.contains("(6000 train / 1000 test)"))
+        #expect(files.description.contains("install the Debian package dataset-fashion-mnist"))
+        let (train, test) = try FashionMNIST.load(files)
+        #expect(train.count == 6000 && test.count == 1000)
+        #expect(train.height == 28 && train.width == 28 && train.channels == 1)
+        #expect(train.classCounts() == [Int](repeating: 600, count: 10), "class-balanced")
+        #expect(test.classCounts() == [Int](repeating: 100, count: 10), "class-balanced")
+        #expect(train.normalization == .fashionMNIST && train.classNames?.count == 10)
+        // The subset's own statistics are close to the full set's.
+        let statistics = train.computeMeanStd()
+        #expect(abs(statistics.mean[0] - 0.2860) < 0.01 && abs(statistics.std[0] - 0.3530) < 0.01, "\(statistics)")
+    }
+
+    @Test func subsetIsFoundFromTheCurrentDirectoryOrTheExecutable() throws {
+        // No repository root: found relative to the current directory (swift test runs in the
+        // package root) or by walking up from the test binary in .build*/.
+        let files = try DatasetLocator.fashionMNIST(systemDirectory: "/nonexistent/fashion-mnist")
+        #expect(files.trainCount == 6000 && files.testCount == 1000)
+        #expect(DatasetLocator.executableDirectory() != nil)
+    }
+
+    @Test func fullSetIsPreferredWhenInstalled() throws {
+        let system = DatasetLocator.systemFashionMNIST
+        guard FileSystem.exists(system + "/train-images-idx3-ubyte.gz") else { return }
+        let files = try DatasetLocator.fashionMNIST(repositoryRoot: Self.repositoryRoot)
+        #expect(files.isFullSet)
+        #expect(files.description == "Fashion-MNIST full set from /usr/share/datasets/fashion-mnist (60000 train / 10000 test)")
+    }
+
+    @Test func explicitDirectoryWinsAndMustBeComplete() throws {
+        let subset = Self.repositoryRoot + "/data/fashion-mnist-subset"
+        let files = try DatasetLocator.fashionMNIST(dataDirectory: subset)
+        #expect(files.directory == subset && files.trainImages == subset + "/train-images-idx3-ubyte.gz")
+        #expect(files.description.hasPrefix("Fashion-MNIST from \(subset)"))
+        do {
+            _ = try DatasetLocator.fashionMNIST(dataDirectory: "/nonexistent/data")
+            Issue.record("a missing --data directory must fail")
+        } catch {
+            #expect(error.description.contains("/nonexistent/data"), "\(error)")
+        }
+    }
+}
