@@ -2,7 +2,7 @@
 #ifndef LEITNER_CSYSTEM_SHIM_H
 #define LEITNER_CSYSTEM_SHIM_H
 
-#define _GNU_SOURCE 1
+
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>

@@ -56,6 +56,9 @@ public struct TrainConfig {
     public var testLimit = 0
     /// Refuse a memory plan larger than this (nil = no limit).
     public var memoryBudgetBytes: Int? = nil
+    /// Stop (as if interrupted) once this many epochs are complete; 0 = run all `epochs`.
+    /// The schedule still spans `epochs`, so `--resume` continues the same run.
+    public var stopAfterEpoch = 0
     /// Show a progress bar (nil = when standard error is a terminal).
     public var progress: Bool? = nil
 

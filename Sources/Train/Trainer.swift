@@ -159,7 +159,8 @@ public final class Trainer {
     /// Runs the remaining epochs; `epochDone` receives each epoch's full metrics (log, checkpoint).
     public func run<Hook: SampleHook>(hook: inout Hook, epochDone: (EpochMetrics) throws(TrainError) -> Void) throws(TrainError) {
         var progress = ProgressDisplay(enabled: config.progress)
-        while epoch < config.epochs {
+        let last = config.stopAfterEpoch > 0 ? min(config.stopAfterEpoch, config.epochs) : config.epochs
+        while epoch < last {
             var metrics = trainEpoch(hook: &hook, progress: &progress)
             let evaluated = evaluate()
             metrics.testLoss = evaluated.loss

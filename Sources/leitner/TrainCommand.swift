@@ -37,6 +37,7 @@ enum TrainCommand {
             OptionSpec("train-limit", value: "N", help: "use only the first N training samples", default: "all"),
             OptionSpec("test-limit", value: "N", help: "use only the first N test samples", default: "all"),
             OptionSpec("memory-budget-mb", value: "MB", help: "refuse a memory plan above this many MiB", default: "none"),
+            OptionSpec("stop-after-epoch", value: "N", help: "stop after epoch N as if interrupted (continue with --resume)", default: "none"),
             OptionSpec("no-progress", help: "no progress bar even on a terminal"),
         ])
 
@@ -93,6 +94,7 @@ enum TrainCommand {
         if options.values["memory-budget-mb"] != nil {
             config.memoryBudgetBytes = try options.int("memory-budget-mb", default: 0, range: 1...1 << 30) << 20
         }
+        config.stopAfterEpoch = try options.int("stop-after-epoch", default: 0, range: 0...Int.max)
         if options.flag("no-progress") { config.progress = false }
         return config
     }

@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+import Data
+import NN
+import Train
+import Kernels
+
+/// A learnable synthetic set: 1x8x8 images, class c has a bright 2x2 patch at a
+/// class-dependent place plus seeded noise.
+func syntheticSet(count: Int, seed: UInt64, classes: Int = 4) throws -> Dataset {
+    var generator = SeededGenerator(seed: seed)
+    var pixels = [UInt8](repeating: 0, count: count * 64)
+    var labels = [UInt8](repeating: 0, count: count)
+    for sample in 0..<count {
+        let label = generator.below(classes)
+        labels[sample] = UInt8(label)
+        for pixel in 0..<64 { pixels[sample * 64 + pixel] = UInt8(generator.below(60)) }
+        let row = (label / 2) * 4 + 1, column = (label % 2) * 4 + 1
+        for dy in 0..<2 { for dx in 0..<2 { pixels[sample * 64 + (row + dy) * 8 + column + dx] = 250 } }
+    }
+    return try Dataset(name: "synthetic", pixels: pixels, labels: labels, channels: 1, height: 8, width: 8, classCount: classes)
+}
+
+let tinyModel = """
+input 1x8x8
+classes 4
+conv 4 k3 p1 nobias
+bn
+relu
+maxpool 2
+flatten
+linear 4
+"""
+
+func tinyConfig(_ directory: String, epochs: Int, threads: Int = 1) throws -> TrainConfig {
+    var config = TrainConfig(model: try ModelDescription.parse(tinyModel, name: "tiny"))
+    config.epochs = epochs
+    config.batch = 16
+    config.threads = threads
+    config.learningRate = 0.05
+    config.outputDirectory = directory
+    config.progress = false
+    config.augment = AugmentConfig(cropPadding: 1, flip: false)
+    return config
+}
+
+func temporaryDirectory(_ name: String) -> String {
+    let path = NSTemporaryDirectory() + "leitner-\(name)-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// Counts how often each sample was seen by the hook.
+struct CountingHook: SampleHook {
+    var counts: [Int]
+    var lossesFinite = true
+    mutating func observeTrained(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>, correct: UnsafePointer<UInt8>,
+                                 epoch: Int, learningRate: Double) {
+        for (slot, index) in indices.enumerated() {
+            counts[Int(index)] += 1
+            if !losses[slot].isFinite || correct[slot] > 1 { lossesFinite = false }
+        }
+    }
+}
+
+@Suite(.serialized) struct TrainerTests {
+    @Test func learnsASyntheticTaskAndTheHookSeesEverySampleOncePerEpoch() throws {
+        let train = try syntheticSet(count: 300, seed: 1), test = try syntheticSet(count: 100, seed: 2)
+        let session = try TrainingSession(config: try tinyConfig(temporaryDirectory("learn"), epochs: 3), train: train, test: test)
+        var hook = CountingHook(counts: [Int](repeating: 0, count: train.count))
+        try session.run(hook: &hook)
+        #expect(hook.counts.allSatisfy { $0 == 3 }, "each sample must be trained exactly once per epoch")
+        #expect(hook.lossesFinite)
+        let last = try #require(session.history.last)
+        #expect(last.testAccuracy > 0.9, "test accuracy \(last.testAccuracy)")
+        #expect(session.history.count == 3)
+        #expect(last.samplesTrained == 300)
+        let log = try String(contentsOfFile: session.metricsPath, encoding: .utf8)
+        let lines = log.split(separator: "\n")
+        #expect(lines.count == 3)
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any]
+        #expect(first?["epoch"] as? Int == 1)
+        #expect(first?["samples_trained"] as? Int == 300)
+        for key in ["lr", "train_loss", "train_accuracy", "test_accuracy", "test_loss", "samples_per_second", "wall_seconds", "samples_scored", "samples_skipped"] {
+            #expect(first?[key] != nil, "missing \(key) in the JSONL line")
+        }
+    }
+
+    @Test(arguments: [1, 2]) func sameSeedAndThreadsGiveIdenticalRuns(threads: Int) throws {
+        let train = try syntheticSet(count: 200, seed: 3), test = try syntheticSet(count: 50, seed: 4)
+        var runs: [[Double]] = []
+        for name in ["a", "b"] {
+            let session = try TrainingSession(config: try tinyConfig(temporaryDirectory("det" + name), epochs: 2, threads: threads), train: train, test: test)
+            var hook = NoSampleHook()
+            try session.run(hook: &hook)
+            runs.append(session.history.flatMap { [$0.trainLoss, $0.testLoss, $0.testAccuracy] })
+        }
+        #expect(runs[0] == runs[1])
+    }
+
+    /// Two epochs in one go equal one epoch, a stop, and a resumed second epoch, exactly.
+    @Test func resumeContinuesExactly() throws {
+        let train = try syntheticSet(count: 200, seed: 5), test = try syntheticSet(count: 50, seed: 6)
+        let straight = try TrainingSession(config: try tinyConfig(temporaryDirectory("straight"), epochs: 2), train: train, test: test)
+        var hook = NoSampleHook()
+        try straight.run(hook: &hook)
+
+        let directory = temporaryDirectory("resumed")
+        var interrupted = try tinyConfig(directory, epochs: 2)
+        interrupted.stopAfterEpoch = 1
+        let first = try TrainingSession(config: interrupted, train: train, test: test)
+        try first.run(hook: &hook)
+        var config = try tinyConfig(directory, epochs: 2)
+        config.resume = true
+        let second = try TrainingSession(config: config, train: train, test: test)
+        try second.run(hook: &hook)
+        let expected = try #require(straight.history.last)
+        let got = try #require(second.history.last)
+        #expect(got.epoch == 2)
+        #expect(got.trainLoss == expected.trainLoss)
+        #expect(got.testLoss == expected.testLoss)
+        #expect(got.testAccuracy == expected.testAccuracy)
+        let log = try String(contentsOfFile: second.metricsPath, encoding: .utf8)
+        #expect(log.split(separator: "\n").count == 2, "the resumed run appends to the log")
+    }
+
+    @Test func mismatchedDataIsRefusedWithAClearMessage() throws {
+        let train = try syntheticSet(count: 20, seed: 7)
+        var config = try tinyConfig(temporaryDirectory("bad"), epochs: 1)
+        config.model = try ModelZoo.description(named: "cnn-s")
+        #expect(throws: TrainError.self) { _ = try TrainingSession(config: config, train: train, test: train) }
+        do { _ = try TrainingSession(config: config, train: train, test: train) } catch {
+            #expect(error.message.contains("1x8x8"), "\(error.message)")
+        }
+        var budget = try tinyConfig(temporaryDirectory("budget"), epochs: 1)
+        budget.memoryBudgetBytes = 1024
+        do {
+            _ = try TrainingSession(config: budget, train: train, test: train)
+            Issue.record("a plan over the memory budget was accepted")
+        } catch {
+            #expect(error.message.contains("needs"), "\(error.message)")
+        }
+    }
+}
