@@ -76,9 +76,11 @@ public enum Checkpoint {
     @discardableResult
     public static func load(path: String, into model: Model, optimizer: OptimizerState = .none) throws(SafeTensorsError) -> [(String, String)] {
         let reader = try SafeTensorsReader(path: path)
-        for (key, value) in reader.metadata where key == "format_version" {
-            if value != formatVersion && reader.metadata.contains(where: { $0.0 == "format" && $0.1 == format }) {
-                throw SafeTensorsError(.header, path: path, "checkpoint format version \(value) is not supported (this build reads \(formatVersion))")
+        // Files from elsewhere (no "format" key) are accepted if their tensors match.
+        if value("format", in: reader.metadata) == format {
+            let version = value("format_version", in: reader.metadata) ?? "(none)"
+            if version != formatVersion {
+                throw SafeTensorsError(.header, path: path, "checkpoint format version \(version) is not supported (this build reads \(formatVersion))")
             }
         }
         let expected = expectedTensors(model: model, optimizer: optimizer)

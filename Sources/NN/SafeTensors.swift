@@ -466,12 +466,18 @@ public enum SafeTensors {
                                        tensor.name == "__metadata__" ? "is reserved for metadata" : "given twice")
             }
             names[tensor.name] = true
-            var elements = 1
+            var bytes = SafeTensorsDType.f32.byteSize
+            var overflow = false
             for size in tensor.shape {
                 guard size >= 0 else { throw SafeTensorsError(.invalidArgument, path: path, tensor: tensor.name, "has a negative dimension") }
-                elements *= size
+                let (product, overflowed) = bytes.multipliedReportingOverflow(by: size)
+                bytes = product
+                overflow = overflow || overflowed
             }
-            let end = offset + elements * SafeTensorsDType.f32.byteSize
+            let (end, endOverflowed) = offset.addingReportingOverflow(bytes)
+            if overflow || endOverflowed {
+                throw SafeTensorsError(.invalidArgument, path: path, tensor: tensor.name, "shape \(shapeText(tensor.shape)) is too large")
+            }
             members.append((tensor.name, .object([
                 ("dtype", .string("F32")),
                 ("shape", .array(tensor.shape.map { JSONValue.integer($0) })),

@@ -130,6 +130,21 @@ func parameterBits(_ model: Model) -> [UInt32] {
         #expect(parameterBits(target) == before, "a refused load changed the model")
     }
 
+    /// A checkpoint from a newer format version is refused by name, not misread.
+    @Test func refusesOtherFormatVersion() throws {
+        let directory = checkpointTestDirectory("ckpt-version")
+        defer { removeTestDirectory(directory) }
+        let path = directory + "/future.safetensors"
+        try SafeTensors.write(path: path, tensors: [], metadata: [("format", Checkpoint.format), ("format_version", "2")])
+        let model = try Model(smallModel(), batch: 1, context: try KernelContext(threads: 1))
+        do {
+            try Checkpoint.load(path: path, into: model)
+            Issue.record("a version 2 checkpoint was loaded")
+        } catch {
+            #expect(error.kind == .header && error.description.contains("format version 2"), "\(error)")
+        }
+    }
+
     /// A failed save leaves the previous checkpoint byte-identical and names what failed.
     @Test func failedSaveLeavesPreviousFileIntact() throws {
         let directory = checkpointTestDirectory("ckpt-atomic")
