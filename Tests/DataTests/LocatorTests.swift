@@ -41,6 +41,12 @@ import Testing
         let files = try DatasetLocator.fashionMNIST(repositoryRoot: Self.repositoryRoot)
         #expect(files.isFullSet)
         #expect(files.description == "Fashion-MNIST full set from /usr/share/datasets/fashion-mnist (60000 train / 10000 test)")
+        // The full set loads, and its statistics are the published normalisation constants.
+        let (train, test) = try FashionMNIST.load(files)
+        #expect(train.count == 60000 && test.count == 10000)
+        #expect(train.classCounts() == [Int](repeating: 6000, count: 10))
+        let statistics = train.computeMeanStd()
+        #expect(abs(statistics.mean[0] - 0.2860) < 5e-5 && abs(statistics.std[0] - 0.3530) < 5e-5, "\(statistics)")
     }
 
     @Test func explicitDirectoryWinsAndMustBeComplete() throws {
