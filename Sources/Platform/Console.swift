@@ -2,6 +2,12 @@ import CSystem
 
 /// Writing to standard output and standard error without Foundation.
 public enum Console {
+    /// Makes standard output line-buffered, so `print` lines reach a log file or pipe as they
+    /// happen (C stdio buffers fully when stdout is not a terminal).
+    public static func lineBufferStandardOutput() {
+        setvbuf(stdout, nil, _IOLBF, 0)
+    }
+
     /// Writes `text` and a newline to standard error.
     public static func error(_ text: String) {
         write(fd: 2, text + "\n")

@@ -19,6 +19,7 @@ Run 'leitner COMMAND --help' for a command's options.
 """
 
 func runMain() -> Int32 {
+    Console.lineBufferStandardOutput()
     if let problem = SystemInfo.checkBuildTarget() {
         Console.error("leitner: " + problem)
         return 2
