@@ -82,7 +82,7 @@ public final class Trainer {
     }
 
     /// One optimizer update with the learning rate at `progress` epochs.
-    func update(learningRate: Double) {
+    public func update(learningRate: Double) {
         step += 1
         switch config.optimizer {
         case let .sgd(momentum, nesterov, weightDecay):

@@ -1,0 +1,38 @@
+import Data
+import Platform
+import Train
+
+/// `leitner parity`: the fixed run tools/compare-pytorch repeats in PyTorch.
+enum ParityCommand {
+    static let spec = CommandSpec(
+        name: "parity",
+        summary: """
+        A fixed run for comparing with PyTorch (tools/compare-pytorch): the first STEPS x BATCH
+        training samples in file order, no augmentation, constant learning rate, SGD. Writes
+        OUT/initial.safetensors, OUT/gradients1.safetensors, OUT/final.safetensors, OUT/losses.txt.
+        Takes the model, data, batch, threads, optimizer, lr, momentum, weight decay and seed
+        options of 'leitner train'.
+        """,
+        positionals: "",
+        options: TrainCommand.spec.options.filter { ["model", "model-file", "data", "batch", "threads", "optimizer", "lr", "momentum", "no-nesterov", "weight-decay", "seed", "out"].contains($0.name) }
+            + [OptionSpec("steps", value: "N", help: "optimizer steps", default: "20")])
+
+    static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
+        let options = try ParsedOptions(arguments, spec: spec)
+        if options.wantsHelp { print(spec.help); return 0 }
+        var config = try TrainCommand.config(options)
+        config.schedule = .constant
+        config.augment = AugmentConfig()
+        config.threads = try options.int("threads", default: 1, range: 1...256)
+        let steps = try options.int("steps", default: 20, range: 1...100_000)
+        guard let data = TrainCommand.loadData(options) else { return 1 }
+        do throws(TrainError) {
+            try ParityRun.run(config: config, train: data.train, steps: steps, output: config.outputDirectory)
+            print("parity: \(steps) steps written to \(config.outputDirectory)")
+            return 0
+        } catch {
+            Console.error("leitner parity: " + error.message)
+            return 1
+        }
+    }
+}
