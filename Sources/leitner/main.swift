@@ -13,6 +13,7 @@ and per-sample selection.
 commands:
   train       train a model (default: cnn-s on Fashion-MNIST) and write metrics and checkpoints
   bench       kernel benchmarks: GEMM and conv GFLOP/s, fraction of peak, ratio to naive twins
+  eval        test loss and accuracy of a checkpoint
   parity      a fixed run for comparing with PyTorch (used by tools/compare-pytorch)
   help        show this help
 
@@ -38,6 +39,8 @@ func runMain() -> Int32 {
             return try BenchCommand.run(rest)
         case "train":
             return try TrainCommand.run(rest)
+        case "eval":
+            return try EvalCommand.run(rest)
         case "parity":
             return try ParityCommand.run(rest)
         case "help", "--help", "-h":
