@@ -1,5 +1,6 @@
 import Platform
 import Kernels
+import Train
 
 /// Shared pieces of `leitner bench`: timing sized by work, the machine's peak, table rows.
 enum BenchSupport {
@@ -82,22 +83,9 @@ enum BenchSupport {
         return 2.0
     }
 
-    /// Fixed-width formatting without Foundation: `value` with `decimals` digits after the point.
+    /// `value` with `decimals` digits after the point (Foundation-free).
     static func format(_ value: Double, decimals: Int = 2) -> String {
-        if value.isNaN { return "nan" }
-        if value.isInfinite { return value > 0 ? "inf" : "-inf" }
-        var scale = 1.0
-        for _ in 0..<decimals { scale *= 10 }
-        let rounded = (abs(value) * scale).rounded()
-        let whole = Int(rounded / scale)
-        let fraction = Int(rounded - Double(whole) * scale)
-        var text = (value < 0 && rounded != 0 ? "-" : "") + String(whole)
-        if decimals > 0 {
-            var digits = String(fraction)
-            while digits.count < decimals { digits = "0" + digits }
-            text += "." + digits
-        }
-        return text
+        Format.fixed(value, decimals)
     }
 
     /// Left-pads `text` to `width` characters (right-aligned column).
