@@ -37,12 +37,14 @@ let package = Package(
         .target(name: "NN", dependencies: ["Kernels", "Platform"], swiftSettings: common),
         // Dataset formats (IDX), batches, normalisation and augmentation.
         .target(name: "Data", dependencies: ["Kernels", "Platform"], swiftSettings: common),
+        // Per-sample state store and selection policies (IES, DIHCL, baselines); knows no layers.
+        .target(name: "Select", dependencies: ["Kernels", "Platform"], swiftSettings: common),
         // The training loop: epochs, metrics log, checkpoints, evaluation.
-        .target(name: "Train", dependencies: ["NN", "Data", "Kernels", "Platform"], swiftSettings: common),
+        .target(name: "Train", dependencies: ["NN", "Data", "Select", "Kernels", "Platform"], swiftSettings: common),
         .executableTarget(
             name: "leitner",
             dependencies: [
-                "Train", "NN", "Data", "Kernels", "Platform",
+                "Train", "Select", "NN", "Data", "Kernels", "Platform",
                 .target(name: "COpenBLAS", condition: .when(traits: ["OpenBLAS"])),
             ],
             swiftSettings: common + [.define("LEITNER_OPENBLAS", .when(traits: ["OpenBLAS"]))]),
@@ -50,6 +52,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Platform"], swiftSettings: common),
         .testTarget(name: "NNTests", dependencies: ["NN", "Kernels", "Platform"], swiftSettings: common),
         .testTarget(name: "DataTests", dependencies: ["Data", "Kernels", "Platform"], swiftSettings: common),
+        .testTarget(name: "SelectTests", dependencies: ["Select", "Kernels", "Platform"], swiftSettings: common),
         .testTarget(name: "TrainTests", dependencies: ["Train", "NN", "Data", "Kernels", "Platform"], swiftSettings: common),
     ],
     swiftLanguageModes: [.v5]
