@@ -1,0 +1,179 @@
+"""Leitner's reference models (Sources/NN/ModelZoo.swift) in PyTorch, for tools/compare-pytorch.
+
+Module names follow the `as=` names of the Leitner descriptions, so a Leitner safetensors file
+(Sources/NN/Model+Tensors.swift naming: "<layer>.weight", ".bias", ".running_mean",
+".running_var") loads with `model.load_state_dict(tensors, strict=False)`; the only keys a
+Leitner file lacks are batch norm's `num_batches_tracked` counters. Initialisation does not
+matter: the comparison always loads Leitner's initial weights.
+
+Also the Fashion-MNIST reader shared by the parity check and the speed worker: gzipped or plain
+IDX files read with numpy, normalised like Leitner's batch assembly
+(Sources/Data/Dataset.swift): (pixel/255 - 0.2860) / 0.3530, float32, NCHW.
+"""
+import gzip
+import os
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+MODEL_NAMES = ("mlp", "cnn-s", "resnet8")
+
+# Fashion-MNIST's training-set statistics of pixel/255, as Normalization.fashionMNIST.
+MEAN = 0.2860
+STD = 0.3530
+
+
+class MLP(nn.Module):
+    """flatten; linear 256 (fc1), ReLU; linear 128 (fc2), ReLU; linear 10 (fc3)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 256)
+        self.fc2 = nn.Linear(256, 128)
+        self.fc3 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class CNNS(nn.Module):
+    """conv1 3x3 1->32 p1, ReLU, maxpool 2; conv2 3x3 32->64 p1, ReLU, maxpool 2; flatten;
+    fc1 3136->128, ReLU; fc2 128->10."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.fc1 = nn.Linear(64 * 7 * 7, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, 1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class BasicBlock(nn.Module):
+    """conv-BN-ReLU-conv-BN plus the shortcut (identity, or conv1x1 with stride and BN named
+    shortcut.0 / shortcut.1), ReLU after the add. No conv has a bias."""
+
+    def __init__(self, inputs, outputs, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inputs, outputs, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(outputs)
+        self.conv2 = nn.Conv2d(outputs, outputs, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(outputs)
+        if stride != 1 or inputs != outputs:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(inputs, outputs, 1, stride=stride, bias=False), nn.BatchNorm2d(outputs))
+        else:
+            self.shortcut = nn.Sequential()
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + self.shortcut(x))
+
+
+class ResNet8(nn.Module):
+    """conv1 3x3 1->16 (no bias), bn1, ReLU; layer1 16->16, layer2 16->32 stride 2,
+    layer3 32->64 stride 2; global average pool; fc 64->10."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.layer1 = BasicBlock(16, 16, 1)
+        self.layer2 = BasicBlock(16, 32, 2)
+        self.layer3 = BasicBlock(32, 64, 2)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.fc(x)
+
+
+def build_model(name):
+    """A fresh PyTorch model for one of MODEL_NAMES."""
+    models = {"mlp": MLP, "cnn-s": CNNS, "resnet8": ResNet8}
+    if name not in models:
+        raise ValueError(f"unknown model {name!r} (known: {', '.join(MODEL_NAMES)})")
+    return models[name]()
+
+
+def load_leitner_weights(model, tensors):
+    """Loads a Leitner tensor dict into `model`; checks that the only keys the file lacks are
+    batch norm's num_batches_tracked and that the file has no key the model lacks."""
+    result = model.load_state_dict(tensors, strict=False)
+    missing = [key for key in result.missing_keys if not key.endswith("num_batches_tracked")]
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f"state_dict mismatch: missing {missing}, unexpected {result.unexpected_keys}")
+
+
+# ---- Fashion-MNIST ------------------------------------------------------------------------
+
+SYSTEM_DATA = "/usr/share/datasets/fashion-mnist"
+SUBSET_DATA = "data/fashion-mnist-subset"
+STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def _find(directory, stem):
+    for name in (stem + ".gz", stem):
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def locate_data(explicit, repository_root):
+    """The data directory Leitner's DatasetLocator would pick: --data, else the Debian
+    package's full set, else the subset shipped in the repository."""
+    candidates = [explicit] if explicit else [SYSTEM_DATA, os.path.join(repository_root, SUBSET_DATA)]
+    for directory in candidates:
+        if all(_find(directory, stem) for stem in STEMS):
+            return directory
+    raise FileNotFoundError(f"no Fashion-MNIST in {', '.join(candidates)} (install dataset-fashion-mnist or pass --data)")
+
+
+def _open(path):
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def read_idx(path, limit=None):
+    """The first `limit` items (all when None) of an IDX file as a uint8 array [N, ...]."""
+    with _open(path) as handle:
+        header = handle.read(4)
+        if len(header) != 4 or header[0] != 0 or header[1] != 0 or header[2] != 8:
+            raise ValueError(f"{path}: not an unsigned-byte IDX file")
+        dims = np.frombuffer(handle.read(4 * header[3]), dtype=">u4").astype(np.int64)
+        count = int(dims[0]) if limit is None else min(int(dims[0]), limit)
+        item = int(np.prod(dims[1:])) if len(dims) > 1 else 1
+        data = handle.read(count * item)
+    if len(data) != count * item:
+        raise ValueError(f"{path}: truncated")
+    return np.frombuffer(data, dtype=np.uint8).reshape((count,) + tuple(int(d) for d in dims[1:]))
+
+
+def train_count(directory):
+    """Number of training samples (from the label file's header)."""
+    with _open(_find(directory, STEMS[1])) as handle:
+        return int(np.frombuffer(handle.read(8)[4:], dtype=">u4")[0])
+
+
+def load_train(directory, limit):
+    """The first `limit` training samples in file order: (x float32 [N, 1, 28, 28] normalised,
+    y int64 [N])."""
+    images = read_idx(_find(directory, STEMS[0]), limit)
+    labels = read_idx(_find(directory, STEMS[1]), limit)
+    # float32 arithmetic in the order Leitner's Normalization.normalize uses.
+    x = (images.astype(np.float32) / np.float32(255) - np.float32(MEAN)) / np.float32(STD)
+    x = x.reshape(len(images), 1, images.shape[1], images.shape[2])
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(labels.astype(np.int64))
