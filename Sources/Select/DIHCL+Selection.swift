@@ -130,6 +130,7 @@ extension DIHCLPolicy {
         case .exp3:
             for sample in 0..<sampleCount { utility[sample] = hardness[sample] }
             softmaxKeys(scale: temperature / meanUtility(), generator: &generator)
+            importanceDenominators(subsetSize: count)
             importanceWeighting = true
         case .ucb:
             // utility = mean + c mean(means) sqrt(2 ln epochs / visits), then the exp3 softmax.
@@ -199,5 +200,37 @@ extension DIHCLPolicy {
         }
         let inverse = Float(1 / total)
         for sample in 0..<sampleCount { probability[sample] *= inverse }
+    }
+
+    /// Turns the draw probabilities p into the exp3 importance denominators: n p, or the inclusion
+    /// probability pi = 1 - exp(-t p) with t found by bisection so that sum pi = k.
+    mutating func importanceDenominators(subsetSize count: Int) {
+        switch options.importanceWeight {
+        case .drawProbability:
+            let scale = Float(sampleCount)
+            for sample in 0..<sampleCount { probability[sample] *= scale }
+        case .inclusionProbability:
+            func expected(_ t: Double) -> Double {
+                var total: Double = 0
+                for sample in 0..<sampleCount { total -= expm1(-t * Double(probability[sample])) }
+                return total
+            }
+            let target = Double(count)
+            var low: Double = 0
+            var high = Double(count)
+            var doublings = 0
+            while expected(high) < target && doublings < 200 {
+                low = high
+                high *= 2
+                doublings += 1
+            }
+            for _ in 0..<50 {
+                let middle = 0.5 * (low + high)
+                if expected(middle) < target { low = middle } else { high = middle }
+            }
+            for sample in 0..<sampleCount {
+                probability[sample] = Float(-expm1(-high * Double(probability[sample])))
+            }
+        }
     }
 }

@@ -36,6 +36,16 @@ public struct DIHCLOptions {
         case thompson = 4
     }
 
+    /// What exp3 divides a trained sample's observation by.
+    public enum ImportanceWeight: UInt8 {
+        /// The single-draw probability p_i, relative to uniform (n p_i), as paper and code do.
+        case drawProbability = 0
+        /// The probability that i is in the k-subset, pi_i ~ 1 - exp(-t p_i) with t such that
+        /// sum pi = k (successive-sampling approximation): unbiased for a subset draw, and close to
+        /// 1 when k is close to n, where n p_i would inflate unlikely-but-included samples.
+        case inclusionProbability = 1
+    }
+
     /// Optional diversity step after the subset is chosen.
     public enum Diversity: UInt8 {
         case none = 0
@@ -52,6 +62,7 @@ public struct DIHCLOptions {
     /// Default `exp3`: the code's default bandit.
     public var selection: Selection = .exp3
     public var diversity: Diversity = .none
+    public var importanceWeight: ImportanceWeight = .drawProbability
 
     /// Warm start T0: epochs on all data before any selection.
     public var warmStartEpochs = 5
@@ -70,7 +81,7 @@ public struct DIHCLOptions {
     public var temperatureStart: Float = 20
     public var temperatureDecay: Float = 0.8
     public var temperatureFloor: Float = 1
-    /// Largest importance weight 1/(n p) (relative to a uniform draw). The code adds 1e-8 to p,
+    /// Largest importance weight 1/(n p) (relative to a uniform draw) or 1/pi. The code adds 1e-8 to p,
     /// which caps it at 1e8/n, i.e. 2000 on CIFAR; a cap also keeps r finite in Float32.
     public var importanceWeightCap: Float = 2000
     /// UCB bonus c: utility = mean + c * mean(means) * sqrt(2 ln epochs / visits) (code: 1e-3).
@@ -121,7 +132,7 @@ public struct DIHCLPolicy: SelectionPolicy {
     var previousCorrect: [UInt8]
 
     // Work buffers, allocated once.
-    /// Sampling probability of each sample in the current epoch (importance weights of exp3).
+    /// Importance denominator of each sample in the current epoch (exp3): n p_i or pi_i.
     var probability: [Float]
     /// Selection key of each sample (larger is chosen first).
     var keys: [Float]
@@ -244,13 +255,15 @@ public struct DIHCLPolicy: SelectionPolicy {
     public mutating func observeTrained(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>,
                                         correct: UnsafePointer<UInt8>, epoch: Int, learningRate: Double) {
         let rate = Float(max(learningRate, 1e-12))
-        let uniformProbability = 1 / Float(sampleCount)
+        rateSum += learningRate
         for slot in 0..<indices.count {
             let sample = Int(indices[slot])
             let loss = losses[slot]
             let isCorrect: UInt8 = correct[slot] != 0 ? 1 : 0
             let firstVisit = visits[sample] == 0
-            // Steps between the previous forward and this one: the updates the loss change reflects.
+            // Rates of the steps after the previous visit's step up to this one: as many steps as
+            // the updates the loss change reflects (the previous step's to the one before this),
+            // and the sum at a visit includes that visit's step, so a restore recovers it exactly.
             var pace = Float(rateSum - rateSumAtVisit[sample])
             if !(pace > 0) { pace = rate }
             let flipped: Float = firstVisit ? 0 : (isCorrect != previousCorrect[sample] ? 1 : 0)
@@ -274,10 +287,9 @@ public struct DIHCLPolicy: SelectionPolicy {
 
             if var value = observation {
                 if importanceWeighting {
-                    // exp3: an unbiased estimate divides by the sampling probability; relative to a
-                    // uniform draw (n p = 1) so warm-start and selective observations share a scale.
-                    let relative = probability[sample] / uniformProbability
-                    value *= min(options.importanceWeightCap, 1 / max(relative, 1e-30))
+                    // exp3: an unbiased estimate divides by the sampling probability, taken relative
+                    // to a uniform draw so warm-start and selective observations share a scale.
+                    value *= min(options.importanceWeightCap, 1 / max(probability[sample], 1e-30))
                 }
                 accumulate(value, into: sample)
             }
@@ -285,7 +297,6 @@ public struct DIHCLPolicy: SelectionPolicy {
             previousCorrect[sample] = isCorrect
             rateSumAtVisit[sample] = rateSum
         }
-        rateSum += learningRate
     }
 
     mutating func accumulate(_ observation: Float, into sample: Int) {
@@ -321,7 +332,7 @@ public struct DIHCLPolicy: SelectionPolicy {
     }
 
     /// Restores a record. The global lr sum is not per-sample state: it is recovered as the largest
-    /// lr-sum at a visit, which misses only the rate of the last step before the save.
+    /// lr-sum at a visit, which is the sum after the last step taken (that step's samples record it).
     public mutating func decodeState(index: Int, from record: UnsafeRawPointer) {
         hardness[index] = Float(bitPattern: UInt32(littleEndian: record.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
         previousLoss[index] = Float(bitPattern: UInt32(littleEndian: record.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
