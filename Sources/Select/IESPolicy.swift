@@ -59,6 +59,8 @@ public struct IESPolicy: SelectionPolicy {
     public private(set) var reentriesByEpoch: [Int] = []
     /// Samples excluded by the most recent plan.
     public private(set) var lastExcludedCount = 0
+    /// Re-entries counted by the most recent plan (what the loop logs per epoch).
+    public private(set) var lastEpochReentries = 0
 
     public init(sampleCount: Int, order: Int = 2, threshold: Double = 1e-3, rescoreEvery: Int = 1,
                 fullDataLast: Double = 0) {
@@ -141,6 +143,7 @@ public struct IESPolicy: SelectionPolicy {
             }
         }
         lastExcludedCount = excluded
+        lastEpochReentries = reentered
         totalReentries += reentered
         while reentriesByEpoch.count <= epoch { reentriesByEpoch.append(0) }
         reentriesByEpoch[epoch] = reentered

@@ -97,7 +97,7 @@ import Testing
         // The new excluded set is empty: everyone trains (the released code would keep {0, 1}).
         #expect(actions[7] == [.train, .train, .train, .train])
         #expect(policy.lastExcludedCount == 0)
-        #expect(policy.reentries(epoch: 7) == 2)
+        #expect(policy.reentries(epoch: 7) == 2 && policy.lastEpochReentries == 2)
         let counts = plan.counts()
         #expect(counts.train == 4 && counts.score == 0 && counts.skip == 0)
     }
