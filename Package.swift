@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Kernels", "Platform"], swiftSettings: common),
         .testTarget(name: "DataTests", dependencies: ["Data", "Kernels", "Platform"], swiftSettings: common),
         .testTarget(name: "SelectTests", dependencies: ["Select", "Kernels", "Platform"], swiftSettings: common),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "NN", "Data", "Kernels", "Platform"], swiftSettings: common),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Select", "NN", "Data", "Kernels", "Platform"], swiftSettings: common),
     ],
     swiftLanguageModes: [.v5]
 )

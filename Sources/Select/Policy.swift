@@ -120,6 +120,8 @@ public protocol SelectionPolicyExtras {
                                     selected: UnsafeMutablePointer<UInt8>, generator: inout SeededGenerator)
     /// Fraction of the training set held out for validation (early stopping); 0 = none.
     var validationFraction: Double { get }
+    /// Samples that re-entered training in the last planned epoch (IES); -1 when not applicable.
+    var lastEpochReentries: Int { get }
 }
 
 extension SelectionPolicy {
@@ -129,6 +131,7 @@ extension SelectionPolicy {
         for slot in 0..<indices.count { selected[slot] = 1 }
     }
     public var validationFraction: Double { 0 }
+    public var lastEpochReentries: Int { -1 }
     public mutating func endEpoch(epoch: Int, validationAccuracy: Double?) -> Bool { false }
     public mutating func observeScored(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>,
                                        correct: UnsafePointer<UInt8>, epoch: Int) {}

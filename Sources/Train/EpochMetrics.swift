@@ -11,6 +11,16 @@ public struct EpochMetrics {
     public var samplesTrained = 0
     public var samplesScored = 0
     public var samplesSkipped = 0
+    /// Skipped backward passes / training samples (the papers' figure).
+    public var backpropSaved = 0.0
+    /// 1 - (3 trained + 1 scored) / (3 N): a forward counts as a third of a training step.
+    public var computeSaved = 0.0
+    /// Samples that came back into training this epoch after being excluded (IES; -1 = n/a).
+    public var reentries = -1
+    /// Accuracy on the held-out validation split (early stopping; NaN when there is none).
+    public var validationAccuracy = Double.nan
+    /// The policy stopped the run after this epoch.
+    public var stoppedEarly = false
 
     public init() {}
 
@@ -20,7 +30,10 @@ public struct EpochMetrics {
             + "\"train_accuracy\":\(JSONNumber.format(trainAccuracy)),\"test_loss\":\(JSONNumber.format(testLoss)),"
             + "\"test_accuracy\":\(JSONNumber.format(testAccuracy)),\"samples_per_second\":\(JSONNumber.format(samplesPerSecond)),"
             + "\"wall_seconds\":\(JSONNumber.format(wallSeconds)),\"samples_trained\":\(samplesTrained),"
-            + "\"samples_scored\":\(samplesScored),\"samples_skipped\":\(samplesSkipped)}"
+            + "\"samples_scored\":\(samplesScored),\"samples_skipped\":\(samplesSkipped),"
+            + "\"backprop_saved\":\(JSONNumber.format(backpropSaved)),\"compute_saved\":\(JSONNumber.format(computeSaved)),"
+            + "\"reentries\":\(reentries),\"validation_accuracy\":\(JSONNumber.format(validationAccuracy)),"
+            + "\"stopped_early\":\(stoppedEarly)}"
     }
 }
 

@@ -2,6 +2,7 @@ import Data
 import Kernels
 import NN
 import Platform
+import Select
 
 /// The training loop: shuffles, assembles batches into the model's arena, runs forward with
 /// per-sample losses, tells the sample hook, back-propagates, updates, evaluates each epoch.
@@ -19,14 +20,23 @@ public final class Trainer {
     let optimizerArena: Arena
     /// Optimizer state laid out like `model.parameters` (SGD: momentum; AdamW: first then second moments).
     public let optimizerState: UnsafeMutablePointer<Float>
+    /// The epoch's shuffled permutation, the trained samples in order, the scored ones.
+    let shuffled: UnsafeMutablePointer<Int32>
     let order: UnsafeMutablePointer<Int32>
+    let scoreOrder: UnsafeMutablePointer<Int32>
     let testOrder: UnsafeMutablePointer<Int32>
+    let selectedFlags: UnsafeMutablePointer<UInt8>
+    /// The policy's plan, reused every epoch.
+    public let epochPlan: EpochPlan
+    /// Training samples held out for validation (early stopping), fixed for the run.
+    let validationIndices: UnsafeMutablePointer<Int32>
+    public let validationCount: Int
 
     /// Completed epochs and optimizer steps (restored by `resume`).
     public var epoch = 0
     public var step = 0
 
-    public init(config: TrainConfig, train: Dataset, test: Dataset) throws(TrainError) {
+    public init(config: TrainConfig, train: Dataset, test: Dataset, validationFraction: Double = 0) throws(TrainError) {
         let input = config.model.input
         for (name, set) in [("training", train), ("test", test)] {
             guard set.channels == input.channels, set.height == input.height, set.width == input.width else {
@@ -64,14 +74,31 @@ public final class Trainer {
         trainAssembler = BatchAssembler(dataset: self.train,
                                         augmentation: Augmentation(padding: config.augment.cropPadding, horizontalFlip: config.augment.flip))
         testAssembler = BatchAssembler(dataset: self.test)
-        order = .allocate(capacity: self.train.count)
+        let count = self.train.count
+        shuffled = .allocate(capacity: count)
+        order = .allocate(capacity: count)
+        scoreOrder = .allocate(capacity: count)
+        selectedFlags = .allocate(capacity: config.batch)
+        epochPlan = EpochPlan(sampleCount: count)
+        validationCount = min(count - 1, Int((validationFraction * Double(count)).rounded(.down)))
+        validationIndices = .allocate(capacity: max(validationCount, 1))
+        if validationCount > 0 {
+            // A fixed random split from the seed: the last `validationCount` of one permutation.
+            var splitter = SeededGenerator(seed: config.seed &+ 0x5EED_5A17)
+            EpochOrder.shuffled(count: count, generator: &splitter, into: UnsafeMutableBufferPointer(start: shuffled, count: count))
+            for position in 0..<validationCount { validationIndices[position] = shuffled[count - validationCount + position] }
+        }
         testOrder = .allocate(capacity: self.test.count)
         EpochOrder.sequential(count: self.test.count, into: UnsafeMutableBufferPointer(start: testOrder, count: self.test.count))
         model.initialize(seed: config.seed)
     }
 
     deinit {
+        shuffled.deallocate()
         order.deallocate()
+        scoreOrder.deallocate()
+        selectedFlags.deallocate()
+        validationIndices.deallocate()
         testOrder.deallocate()
     }
 
@@ -97,44 +124,163 @@ public final class Trainer {
         }
     }
 
-    /// Trains one epoch over `selected` sample indices (nil: all, shuffled) and returns the
-    /// training part of the metrics. The hook sees every trained sample's loss and correctness.
-    public func trainEpoch<Hook: SampleHook>(hook: inout Hook, progress: inout ProgressDisplay) -> EpochMetrics {
+    /// Trains one epoch as `policy` plans it: trained samples in shuffled, compact batches
+    /// (only trained samples in a trained batch), then one forward-only pass over the samples
+    /// planned `score`. A policy that selects within batches (Selective Backprop) gets every
+    /// batch forwarded without gradients first and its selected samples gathered into compact
+    /// training batches. The learning rate follows the fraction of the epoch's work done.
+    public func trainEpoch<Policy: SelectionPolicy>(policy: inout Policy, progress: inout ProgressDisplay) -> EpochMetrics {
         let schedule = config.learningRateSchedule
         var shuffle = SeededGenerator(seed: epochSeed(epoch, stream: 1))
         var augment = SeededGenerator(seed: epochSeed(epoch, stream: 2))
-        let total = train.count
-        EpochOrder.shuffled(count: total, generator: &shuffle, into: UnsafeMutableBufferPointer(start: order, count: total))
+        var choose = SeededGenerator(seed: epochSeed(epoch, stream: 3))
         var metrics = EpochMetrics()
         metrics.epoch = epoch + 1
         metrics.learningRate = schedule.rate(at: Double(epoch))
-        let started = Clock.seconds()
-        var lossSum = 0.0
-        var correctSum = 0
-        var done = 0
-        while done < total {
-            let batch = min(config.batch, total - done)
-            let indices = UnsafeBufferPointer(start: order + done, count: batch)
-            trainAssembler.assemble(indices: indices, input: model.input, labels: model.labels, generator: &augment)
-            let learningRate = schedule.rate(at: Double(epoch) + Double(done) / Double(total))
-            model.forwardBackward(batch: batch)
-            hook.observeTrained(indices: indices, losses: model.losses, correct: model.correct, epoch: epoch, learningRate: learningRate)
-            for sample in 0..<batch {
-                lossSum += Double(model.losses[sample])
-                correctSum += Int(model.correct[sample])
+        policy.planEpoch(EpochContext(epoch: epoch, epochs: config.epochs, learningRate: metrics.learningRate),
+                         plan: epochPlan, generator: &choose)
+        // Validation samples are never trained or scored, whatever the plan says.
+        for position in 0..<validationCount { epochPlan.actions[Int(validationIndices[position])] = SampleAction.skip.rawValue }
+        let population = train.count - validationCount
+        EpochOrder.shuffled(count: train.count, generator: &shuffle, into: UnsafeMutableBufferPointer(start: shuffled, count: train.count))
+        var trainCount = 0, scoreCount = 0
+        for position in 0..<train.count {
+            let index = shuffled[position]
+            switch epochPlan.actions[Int(index)] {
+            case SampleAction.train.rawValue: order[trainCount] = index; trainCount += 1
+            case SampleAction.score.rawValue: scoreOrder[scoreCount] = index; scoreCount += 1
+            default: break
             }
-            update(learningRate: learningRate)
-            done += batch
-            progress.update(epoch: epoch + 1, epochs: config.epochs, done: done, total: total, started: started, loss: lossSum / Double(done))
+        }
+        let started = Clock.seconds()
+        var tally = Tally()
+        if policy.selectsWithinBatches && scoreCount > 0 {
+            trainSelectedWithinBatches(policy: &policy, candidates: scoreCount, tally: &tally, augment: &augment,
+                                       choose: &choose, progress: &progress, started: started)
+        } else {
+            var done = 0
+            while done < trainCount {
+                let batch = min(config.batch, trainCount - done)
+                let learningRate = schedule.rate(at: Double(epoch) + Double(done) / Double(trainCount))
+                trainBatch(UnsafeBufferPointer(start: order + done, count: batch), policy: &policy,
+                           learningRate: learningRate, tally: &tally, augment: &augment)
+                done += batch
+                progress.update(epoch: epoch + 1, epochs: config.epochs, done: done, total: trainCount + scoreCount,
+                                started: started, loss: tally.lossSum / Double(max(tally.trained, 1)))
+            }
+            // Forward-only pass for the samples the policy wants scored (e.g. IES re-entry checks):
+            // eval mode, no gradients, the same augmentation as training.
+            var scored = 0
+            while scored < scoreCount {
+                let batch = min(config.batch, scoreCount - scored)
+                let indices = UnsafeBufferPointer(start: scoreOrder + scored, count: batch)
+                scoreBatch(indices, augment: &augment)
+                policy.observeScored(indices: indices, losses: model.losses, correct: model.correct, epoch: epoch)
+                tally.scored += batch
+                scored += batch
+                progress.update(epoch: epoch + 1, epochs: config.epochs, done: trainCount + scored, total: trainCount + scoreCount,
+                                started: started, loss: tally.lossSum / Double(max(tally.trained, 1)))
+            }
         }
         progress.finish()
         metrics.wallSeconds = Clock.seconds() - started
-        metrics.trainLoss = lossSum / Double(total)
-        metrics.trainAccuracy = Double(correctSum) / Double(total)
-        metrics.samplesTrained = total
-        metrics.samplesPerSecond = Double(total) / max(metrics.wallSeconds, 1e-9)
+        metrics.trainLoss = tally.trained > 0 ? tally.lossSum / Double(tally.trained) : .nan
+        metrics.trainAccuracy = tally.trained > 0 ? Double(tally.correct) / Double(tally.trained) : .nan
+        metrics.samplesTrained = tally.trained
+        metrics.samplesScored = tally.scored
+        // Skipped = forwarded neither with nor without gradients. Under Selective Backprop
+        // every trained sample was scored first, so it is counted once.
+        let forwarded = policy.selectsWithinBatches && tally.scored > 0 ? tally.scored : tally.trained + tally.scored
+        metrics.samplesSkipped = population - forwarded
+        metrics.samplesPerSecond = Double(tally.trained) / max(metrics.wallSeconds, 1e-9)
+        metrics.backpropSaved = Double(population - tally.trained) / Double(population)
+        metrics.computeSaved = 1 - (3 * Double(tally.trained) + Double(tally.scored)) / (3 * Double(population))
         epoch += 1
         return metrics
+    }
+
+    /// Running sums of one epoch.
+    struct Tally {
+        var trained = 0
+        var scored = 0
+        var correct = 0
+        var lossSum = 0.0
+    }
+
+    /// Forward with gradients, per-sample loss to the policy, backward, update.
+    func trainBatch<Policy: SelectionPolicy>(_ indices: UnsafeBufferPointer<Int32>, policy: inout Policy, learningRate: Double,
+                                             tally: inout Tally, augment: inout SeededGenerator) {
+        let batch = indices.count
+        trainAssembler.assemble(indices: indices, input: model.input, labels: model.labels, generator: &augment)
+        for slot in 0..<batch { model.sampleWeights[slot] = epochPlan.weights[Int(indices[slot])] }
+        model.forwardBackward(batch: batch)
+        policy.observeTrained(indices: indices, losses: model.losses, correct: model.correct, epoch: epoch, learningRate: learningRate)
+        for slot in 0..<batch {
+            tally.lossSum += Double(model.losses[slot])
+            tally.correct += Int(model.correct[slot])
+        }
+        tally.trained += batch
+        update(learningRate: learningRate)
+    }
+
+    /// Forward only, eval mode, per-sample losses left in `model.losses`.
+    func scoreBatch(_ indices: UnsafeBufferPointer<Int32>, augment: inout SeededGenerator) {
+        trainAssembler.assemble(indices: indices, input: model.input, labels: model.labels, generator: &augment)
+        model.forward(batch: indices.count, training: false)
+        model.loss(batch: indices.count, gradient: false)
+    }
+
+    /// Selective Backprop: forward each candidate batch without gradients, let the policy pick,
+    /// gather the picks into compact batches of `config.batch` and train those.
+    func trainSelectedWithinBatches<Policy: SelectionPolicy>(
+        policy: inout Policy, candidates: Int, tally: inout Tally, augment: inout SeededGenerator,
+        choose: inout SeededGenerator, progress: inout ProgressDisplay, started: Double
+    ) {
+        let schedule = config.learningRateSchedule
+        var pending = 0
+        var scored = 0
+        while scored < candidates {
+            let batch = min(config.batch, candidates - scored)
+            let indices = UnsafeBufferPointer(start: scoreOrder + scored, count: batch)
+            scoreBatch(indices, augment: &augment)
+            policy.observeScored(indices: indices, losses: model.losses, correct: model.correct, epoch: epoch)
+            policy.selectWithinBatch(indices: indices, losses: model.losses, selected: selectedFlags, generator: &choose)
+            tally.scored += batch
+            scored += batch
+            for slot in 0..<batch where selectedFlags[slot] != 0 {
+                order[pending] = indices[slot]
+                pending += 1
+                if pending == config.batch {
+                    let learningRate = schedule.rate(at: Double(epoch) + Double(scored) / Double(candidates))
+                    trainBatch(UnsafeBufferPointer(start: order, count: pending), policy: &policy,
+                               learningRate: learningRate, tally: &tally, augment: &augment)
+                    pending = 0
+                }
+            }
+            progress.update(epoch: epoch + 1, epochs: config.epochs, done: scored, total: candidates,
+                            started: started, loss: tally.lossSum / Double(max(tally.trained, 1)))
+        }
+        if pending > 0 {
+            trainBatch(UnsafeBufferPointer(start: order, count: pending), policy: &policy,
+                       learningRate: schedule.rate(at: Double(epoch + 1) - 1e-9), tally: &tally, augment: &augment)
+        }
+    }
+
+    /// Accuracy on the held-out validation split (early stopping), eval mode.
+    public func validate() -> Double? {
+        guard validationCount > 0 else { return nil }
+        var correctSum = 0
+        var done = 0
+        while done < validationCount {
+            let batch = min(config.batch, validationCount - done)
+            trainAssembler.assemble(indices: UnsafeBufferPointer(start: validationIndices + done, count: batch),
+                                    input: model.input, labels: model.labels)
+            model.forward(batch: batch, training: false)
+            model.loss(batch: batch, gradient: false)
+            for sample in 0..<batch { correctSum += Int(model.correct[sample]) }
+            done += batch
+        }
+        return Double(correctSum) / Double(validationCount)
     }
 
     /// Mean loss and accuracy on the test set (eval mode: batch norm uses running statistics).
@@ -156,16 +302,22 @@ public final class Trainer {
         return (lossSum / Double(test.count), Double(correctSum) / Double(test.count))
     }
 
-    /// Runs the remaining epochs; `epochDone` receives each epoch's full metrics (log, checkpoint).
-    public func run<Hook: SampleHook>(hook: inout Hook, epochDone: (EpochMetrics) throws(TrainError) -> Void) throws(TrainError) {
+    /// Runs the remaining epochs; `epochDone` receives each epoch's full metrics (log, state,
+    /// checkpoint). Stops early when the policy says so (early stopping).
+    public func run<Policy: SelectionPolicy>(policy: inout Policy, epochDone: (EpochMetrics, inout Policy) throws(TrainError) -> Void) throws(TrainError) {
         var progress = ProgressDisplay(enabled: config.progress)
         let last = config.stopAfterEpoch > 0 ? min(config.stopAfterEpoch, config.epochs) : config.epochs
         while epoch < last {
-            var metrics = trainEpoch(hook: &hook, progress: &progress)
+            var metrics = trainEpoch(policy: &policy, progress: &progress)
             let evaluated = evaluate()
             metrics.testLoss = evaluated.loss
             metrics.testAccuracy = evaluated.accuracy
-            try epochDone(metrics)
+            let validation = validate()
+            metrics.validationAccuracy = validation ?? .nan
+            let stop = policy.endEpoch(epoch: epoch - 1, validationAccuracy: validation)
+            metrics.stoppedEarly = stop
+            try epochDone(metrics, &policy)
+            if stop { break }
         }
     }
 }

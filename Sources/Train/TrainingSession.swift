@@ -2,6 +2,7 @@ import Data
 import Kernels
 import NN
 import Platform
+import Select
 
 /// A training run with its output directory: prints the start-up lines (data, model, memory
 /// plan), writes one JSON line per epoch to OUT/metrics.jsonl, checkpoints atomically to
@@ -13,10 +14,14 @@ public final class TrainingSession {
     public var metricsPath: String { config.outputDirectory + "/metrics.jsonl" }
     /// Every epoch's metrics of this process (after a resume: the epochs run since).
     public private(set) var history: [EpochMetrics] = []
+    /// Per-sample selection state, persisted at each epoch end (before the checkpoint).
+    let stateStore = StateStore()
+    /// The checkpoint's epoch when resuming (the policy's state must match it).
+    var resumedEpoch: Int? = nil
 
-    public init(config: TrainConfig, train: Dataset, test: Dataset) throws(TrainError) {
+    public init(config: TrainConfig, train: Dataset, test: Dataset, validationFraction: Double = 0) throws(TrainError) {
         self.config = config
-        trainer = try Trainer(config: config, train: train, test: test)
+        trainer = try Trainer(config: config, train: train, test: test, validationFraction: validationFraction)
         do { try FileSystem.makeDirectories(config.outputDirectory) } catch { throw TrainError(error) }
         if config.resume {
             try resume()
@@ -56,6 +61,7 @@ public final class TrainingSession {
         }
         trainer.epoch = epoch
         trainer.step = step
+        resumedEpoch = epoch
         print("resumed from \(checkpointPath) after epoch \(epoch) (step \(step))")
     }
 
@@ -69,21 +75,44 @@ public final class TrainingSession {
         catch { throw TrainError("checkpoint not written: \(error.description)") }
     }
 
-    /// Runs the remaining epochs with `hook` observing every trained sample.
-    public func run<Hook: SampleHook>(hook: inout Hook) throws(TrainError) {
+    /// Runs the remaining epochs with `policy` planning each epoch.
+    public func run<Policy: SelectionPolicy>(policy: inout Policy) throws(TrainError) {
         let model = trainer.model
         print("model: \(config.modelName), \(model.parameterCount) parameters; batch \(config.batch), \(config.threads) thread(s), \(config.epochs) epochs, \(config.optimizer.name) lr \(config.learningRate)")
         print(trainer.plan.budgetLine)
         print("train: \(trainer.train.count) samples, test: \(trainer.test.count) samples; output: \(config.outputDirectory)")
+        if let epoch = resumedEpoch, policy.stateStride > 0 {
+            do {
+                let generation = try stateStore.load(directory: config.outputDirectory, epoch: epoch,
+                                                     sampleCount: trainer.train.count, into: &policy)
+                print("selection state restored (epoch \(epoch), \(generation == .current ? "current" : "previous") generation)")
+            } catch {
+                throw TrainError("--resume: \(error.description)")
+            }
+        }
         let log: FileHandle
         do { log = try FileHandle.openForAppending(metricsPath) } catch { throw TrainError(error) }
         defer { try? log.close() }
         let started = Clock.seconds()
-        try trainer.run(hook: &hook) { (metrics: EpochMetrics) throws(TrainError) in
+        try trainer.run(policy: &policy) { (metrics: EpochMetrics, policy: inout Policy) throws(TrainError) in
+            var metrics = metrics
+            metrics.reentries = policy.lastEpochReentries
             do throws(SystemError) { try log.write(metrics.jsonLine + "\n") } catch { throw TrainError(error) }
+            // State first, then the checkpoint: the state store keeps the previous generation,
+            // so a crash between the two still finds the state matching the checkpoint's epoch.
+            if policy.stateStride > 0 {
+                do throws(SelectError) { try stateStore.save(policy, sampleCount: trainer.train.count, epoch: trainer.epoch, directory: config.outputDirectory) }
+                catch { throw TrainError("selection state not written: \(error.description)") }
+            }
             try saveCheckpoint(metrics)
             history.append(metrics)
-            print("epoch \(metrics.epoch)/\(config.epochs): lr \(Format.fixed(metrics.learningRate, 5)) train loss \(Format.fixed(metrics.trainLoss, 4)) acc \(Format.fixed(100 * metrics.trainAccuracy, 2))% | test loss \(Format.fixed(metrics.testLoss, 4)) acc \(Format.fixed(100 * metrics.testAccuracy, 2))% | \(Format.fixed(metrics.samplesPerSecond, 0)) samples/s, \(Format.fixed(metrics.wallSeconds, 1)) s")
+            var line = "epoch \(metrics.epoch)/\(config.epochs): lr \(Format.fixed(metrics.learningRate, 5)) train loss \(Format.fixed(metrics.trainLoss, 4)) acc \(Format.fixed(100 * metrics.trainAccuracy, 2))% | test loss \(Format.fixed(metrics.testLoss, 4)) acc \(Format.fixed(100 * metrics.testAccuracy, 2))% | \(Format.fixed(metrics.samplesPerSecond, 0)) samples/s, \(Format.fixed(metrics.wallSeconds, 1)) s"
+            if metrics.samplesTrained < trainer.train.count - trainer.validationCount {
+                line += " | trained \(metrics.samplesTrained), scored \(metrics.samplesScored), skipped \(metrics.samplesSkipped), backprop saved \(Format.fixed(100 * metrics.backpropSaved, 1))%"
+            }
+            if metrics.validationAccuracy.isFinite { line += " | validation \(Format.fixed(100 * metrics.validationAccuracy, 2))%" }
+            if metrics.stoppedEarly { line += " | early stop" }
+            print(line)
         }
         if let last = history.last {
             let best = history.max { $0.testAccuracy < $1.testAccuracy }!

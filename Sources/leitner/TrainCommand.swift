@@ -2,6 +2,7 @@ import Data
 import NN
 import Platform
 import Train
+import Select
 
 /// `leitner train`: trains a model on a dataset and writes the metrics log and checkpoints.
 enum TrainCommand {
@@ -39,7 +40,7 @@ enum TrainCommand {
             OptionSpec("memory-budget-mb", value: "MB", help: "refuse a memory plan above this many MiB", default: "none"),
             OptionSpec("stop-after-epoch", value: "N", help: "stop after epoch N as if interrupted (continue with --resume)", default: "none"),
             OptionSpec("no-progress", help: "no progress bar even on a terminal"),
-        ])
+        ] + PolicyOptions.specs)
 
     /// Parses the options shared by train-like commands into a configuration.
     static func config(_ options: ParsedOptions) throws(UsageError) -> TrainConfig {
@@ -119,12 +120,27 @@ enum TrainCommand {
         }
         let config = try config(options)
         guard let data = loadData(options) else { return 1 }
-        do throws(TrainError) {
-            let session = try TrainingSession(config: config, train: data.train, test: data.test)
-            var hook = NoSampleHook()
-            try session.run(hook: &hook)
+        let sampleCount = config.trainLimit > 0 ? min(config.trainLimit, data.train.count) : data.train.count
+        let policyName = options.string("policy", default: "full")
+        print("policy: \(policyName)")
+        func train<P: SelectionPolicy>(_ policy: inout P) throws(TrainError) -> Int32 {
+            let session = try TrainingSession(config: config, train: data.train, test: data.test,
+                                              validationFraction: policy.validationFraction)
+            try session.run(policy: &policy)
             return 0
-        } catch {
+        }
+        let outcome = try PolicyOptions.withPolicy(
+            options, name: policyName, sampleCount: sampleCount, epochs: config.epochs,
+            { (policy: inout FullPolicy) throws(TrainError) in try train(&policy) },
+            random: { (policy: inout RandomRemovePolicy) throws(TrainError) in try train(&policy) },
+            ies: { (policy: inout IESPolicy) throws(TrainError) in try train(&policy) },
+            dihcl: { (policy: inout DIHCLPolicy) throws(TrainError) in try train(&policy) },
+            infoBatch: { (policy: inout InfoBatchPolicy) throws(TrainError) in try train(&policy) },
+            selectiveBackprop: { (policy: inout SelectiveBackpropPolicy) throws(TrainError) in try train(&policy) },
+            earlyStop: { (policy: inout EarlyStopPolicy) throws(TrainError) in try train(&policy) })
+        switch outcome {
+        case .success(let code): return code
+        case .failure(let error):
             Console.error("leitner train: " + error.message)
             return 1
         }

@@ -4,6 +4,7 @@ import Data
 import NN
 import Train
 import Kernels
+import Select
 
 /// A learnable synthetic set: 1x8x8 images, class c has a bright 2x2 patch at a
 /// class-dependent place plus seeded noise.
@@ -50,10 +51,15 @@ func temporaryDirectory(_ name: String) -> String {
     return path
 }
 
-/// Counts how often each sample was seen by the hook.
-struct CountingHook: SampleHook {
+/// Trains everything and counts how often each sample was seen.
+struct CountingPolicy: SelectionPolicy {
     var counts: [Int]
     var lossesFinite = true
+    var id: PolicyID { .full }
+    var stateStride: Int { 0 }
+    func planEpoch(_ context: EpochContext, plan: EpochPlan, generator: inout SeededGenerator) { plan.setAll(.train) }
+    func encodeState(index: Int, into record: UnsafeMutableRawPointer) {}
+    func decodeState(index: Int, from record: UnsafeRawPointer) {}
     mutating func observeTrained(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>, correct: UnsafePointer<UInt8>,
                                  epoch: Int, learningRate: Double) {
         for (slot, index) in indices.enumerated() {
@@ -67,8 +73,8 @@ struct CountingHook: SampleHook {
     @Test func learnsASyntheticTaskAndTheHookSeesEverySampleOncePerEpoch() throws {
         let train = try syntheticSet(count: 300, seed: 1), test = try syntheticSet(count: 100, seed: 2)
         let session = try TrainingSession(config: try tinyConfig(temporaryDirectory("learn"), epochs: 3), train: train, test: test)
-        var hook = CountingHook(counts: [Int](repeating: 0, count: train.count))
-        try session.run(hook: &hook)
+        var hook = CountingPolicy(counts: [Int](repeating: 0, count: train.count))
+        try session.run(policy: &hook)
         #expect(hook.counts.allSatisfy { $0 == 3 }, "each sample must be trained exactly once per epoch")
         #expect(hook.lossesFinite)
         let last = try #require(session.history.last)
@@ -91,8 +97,8 @@ struct CountingHook: SampleHook {
         var runs: [[Double]] = []
         for name in ["a", "b"] {
             let session = try TrainingSession(config: try tinyConfig(temporaryDirectory("det" + name), epochs: 2, threads: threads), train: train, test: test)
-            var hook = NoSampleHook()
-            try session.run(hook: &hook)
+            var hook = CountingPolicy(counts: [Int](repeating: 0, count: train.count))
+            try session.run(policy: &hook)
             runs.append(session.history.flatMap { [$0.trainLoss, $0.testLoss, $0.testAccuracy] })
         }
         #expect(runs[0] == runs[1])
@@ -102,18 +108,18 @@ struct CountingHook: SampleHook {
     @Test func resumeContinuesExactly() throws {
         let train = try syntheticSet(count: 200, seed: 5), test = try syntheticSet(count: 50, seed: 6)
         let straight = try TrainingSession(config: try tinyConfig(temporaryDirectory("straight"), epochs: 2), train: train, test: test)
-        var hook = NoSampleHook()
-        try straight.run(hook: &hook)
+        var hook = CountingPolicy(counts: [Int](repeating: 0, count: train.count))
+        try straight.run(policy: &hook)
 
         let directory = temporaryDirectory("resumed")
         var interrupted = try tinyConfig(directory, epochs: 2)
         interrupted.stopAfterEpoch = 1
         let first = try TrainingSession(config: interrupted, train: train, test: test)
-        try first.run(hook: &hook)
+        try first.run(policy: &hook)
         var config = try tinyConfig(directory, epochs: 2)
         config.resume = true
         let second = try TrainingSession(config: config, train: train, test: test)
-        try second.run(hook: &hook)
+        try second.run(policy: &hook)
         let expected = try #require(straight.history.last)
         let got = try #require(second.history.last)
         #expect(got.epoch == 2)
