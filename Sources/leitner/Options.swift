@@ -83,6 +83,9 @@ struct ParsedOptions {
 
     func flag(_ name: String) -> Bool { flags.contains(name) }
 
+    /// Overrides an option's value (compare sets random-remove's budget from IES's run).
+    mutating func set(_ name: String, _ value: String) { values[name] = value }
+
     func string(_ name: String, default fallback: String) -> String { values[name] ?? fallback }
 
     func int(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws(UsageError) -> Int {

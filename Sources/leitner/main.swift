@@ -13,6 +13,7 @@ and per-sample selection.
 commands:
   train       train a model (default: cnn-s on Fashion-MNIST) and write metrics and checkpoints
   bench       kernel benchmarks: GEMM and conv GFLOP/s, fraction of peak, ratio to naive twins
+  compare     the same run under several selection policies: table and SVG chart
   eval        test loss and accuracy of a checkpoint
   parity      a fixed run for comparing with PyTorch (used by tools/compare-pytorch)
   help        show this help
@@ -39,6 +40,8 @@ func runMain() -> Int32 {
             return try BenchCommand.run(rest)
         case "train":
             return try TrainCommand.run(rest)
+        case "compare":
+            return try CompareCommand.run(rest)
         case "eval":
             return try EvalCommand.run(rest)
         case "parity":

@@ -1,0 +1,130 @@
+import Data
+import Platform
+import Select
+import Train
+
+/// `leitner compare`: the same run under several policies, a table and an SVG chart.
+enum CompareCommand {
+    static let spec = CommandSpec(
+        name: "compare",
+        summary: """
+        Trains once per policy with the identical seed, model, data and schedule, then prints a
+        table (final and best test accuracy, backprop saved, compute saved, wall time) and
+        writes OUT/compare.svg (test accuracy against cumulative trained samples, one line per
+        policy) and OUT/compare.csv. Each run's log and checkpoint go to OUT/POLICY/.
+        random-remove is run at the budget IES realised when ies is in the list (and after it).
+        Takes every option of 'leitner train'.
+        """,
+        positionals: "",
+        options: TrainCommand.spec.options.filter { $0.name != "policy" && $0.name != "resume" }
+            + [OptionSpec("policies", value: "LIST", help: "comma-separated policies", default: "full,ies,dihcl,infobatch,selective-backprop,random-remove")])
+
+    struct Row {
+        var policy: String
+        var history: [EpochMetrics]
+        var seconds: Double
+    }
+
+    static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
+        var options = try ParsedOptions(arguments, spec: spec)
+        if options.wantsHelp { print(spec.help); return 0 }
+        var policies = options.string("policies", default: "full,ies,dihcl,infobatch,selective-backprop,random-remove")
+            .split(separator: ",").map(String.init)
+        for policy in policies where !PolicyOptions.names.contains(policy) {
+            throw UsageError(message: "leitner compare: unknown policy '\(policy)' (known: \(PolicyOptions.names.joined(separator: ", ")))")
+        }
+        // random-remove needs IES's realised budget: run it after ies.
+        if let ies = policies.firstIndex(of: "ies"), let random = policies.firstIndex(of: "random-remove"), random < ies {
+            policies.remove(at: random)
+            policies.append("random-remove")
+        }
+        let base = try TrainCommand.config(options)
+        guard let data = TrainCommand.loadData(options) else { return 1 }
+        let sampleCount = base.trainLimit > 0 ? min(base.trainLimit, data.train.count) : data.train.count
+        var rows: [Row] = []
+        for policy in policies {
+            var config = base
+            config.outputDirectory = base.outputDirectory + "/" + policy
+            if policy == "random-remove", let ies = rows.first(where: { $0.policy == "ies" }) {
+                let trained = ies.history.reduce(0) { $0 + $1.samplesTrained }
+                let population = ies.history.reduce(0) { $0 + $1.samplesTrained + $1.samplesScored + $1.samplesSkipped }
+                let saved = population > 0 ? 1 - Double(trained) / Double(population) : 0
+                options.set("remove-fraction", Format.fixed(min(max(saved, 0), 0.99), 6))
+                print("random-remove at the budget IES realised: removing \(Format.fixed(100 * saved, 2))% of samples per epoch")
+            }
+            print("== \(policy)")
+            let started = Clock.seconds()
+            func train<P: SelectionPolicy>(_ policy: inout P) throws(TrainError) -> [EpochMetrics] {
+                let session = try TrainingSession(config: config, train: data.train, test: data.test,
+                                                  validationFraction: policy.validationFraction)
+                try session.run(policy: &policy)
+                return session.history
+            }
+            let outcome = try PolicyOptions.withPolicy(
+                options, name: policy, sampleCount: sampleCount, epochs: config.epochs,
+                { (policy: inout FullPolicy) throws(TrainError) in try train(&policy) },
+                random: { (policy: inout RandomRemovePolicy) throws(TrainError) in try train(&policy) },
+                ies: { (policy: inout IESPolicy) throws(TrainError) in try train(&policy) },
+                dihcl: { (policy: inout DIHCLPolicy) throws(TrainError) in try train(&policy) },
+                infoBatch: { (policy: inout InfoBatchPolicy) throws(TrainError) in try train(&policy) },
+                selectiveBackprop: { (policy: inout SelectiveBackpropPolicy) throws(TrainError) in try train(&policy) },
+                earlyStop: { (policy: inout EarlyStopPolicy) throws(TrainError) in try train(&policy) })
+            switch outcome {
+            case .success(let history): rows.append(Row(policy: policy, history: history, seconds: Clock.seconds() - started))
+            case .failure(let error):
+                Console.error("leitner compare: \(policy): " + error.message)
+                return 1
+            }
+        }
+        report(rows, directory: base.outputDirectory)
+        return 0
+    }
+
+    /// The table on stdout, compare.csv and compare.svg in `directory`.
+    static func report(_ rows: [Row], directory: String) {
+        let header = BenchSupport.padRight("policy", 20) + BenchSupport.pad("final acc", 10) + BenchSupport.pad("best acc", 10)
+            + BenchSupport.pad("backprop saved", 16) + BenchSupport.pad("compute saved", 15) + BenchSupport.pad("trained", 10)
+            + BenchSupport.pad("wall s", 9)
+        print("")
+        print(header)
+        var csv = "policy,epochs,final_test_accuracy,best_test_accuracy,best_epoch,backprop_saved,compute_saved,samples_trained,samples_scored,wall_seconds\n"
+        var series: [SVGChart.Series] = []
+        for row in rows {
+            guard let last = row.history.last else { continue }
+            let best = row.history.max { $0.testAccuracy < $1.testAccuracy }!
+            let trained = row.history.reduce(0) { $0 + $1.samplesTrained }
+            let scored = row.history.reduce(0) { $0 + $1.samplesScored }
+            let population = row.history.reduce(0) { $0 + $1.samplesTrained + $1.samplesScored + $1.samplesSkipped }
+            // Totals over the run, exactly as ALGORITHMS.md defines them.
+            let backpropSaved = population > 0 ? 1 - Double(trained) / Double(population) : 0
+            let computeSaved = population > 0 ? 1 - (3 * Double(trained) + Double(scored)) / (3 * Double(population)) : 0
+            print(BenchSupport.padRight(row.policy, 20) + BenchSupport.pad(Format.fixed(100 * last.testAccuracy, 2) + "%", 10)
+                  + BenchSupport.pad(Format.fixed(100 * best.testAccuracy, 2) + "%", 10)
+                  + BenchSupport.pad(Format.fixed(100 * backpropSaved, 1) + "%", 16)
+                  + BenchSupport.pad(Format.fixed(100 * computeSaved, 1) + "%", 15) + BenchSupport.pad("\(trained)", 10)
+                  + BenchSupport.pad(Format.fixed(row.seconds, 1), 9))
+            csv += "\(row.policy),\(row.history.count),\(last.testAccuracy),\(best.testAccuracy),\(best.epoch),\(backpropSaved),\(computeSaved),\(trained),\(scored),\(row.seconds)\n"
+            var cumulative = 0
+            var points: [(x: Double, y: Double)] = []
+            for metrics in row.history {
+                cumulative += metrics.samplesTrained
+                points.append((x: Double(cumulative), y: 100 * metrics.testAccuracy))
+            }
+            series.append(SVGChart.Series(name: row.policy, points: points))
+        }
+        print("(energy columns come with the energy meters)")
+        let chart = SVGChart(title: "Test accuracy against trained samples", xLabel: "cumulative trained samples",
+                             yLabel: "test accuracy (%)", series: series)
+        for (name, text) in [("compare.csv", csv), ("compare.svg", chart.svg)] {
+            let path = directory + "/" + name
+            do throws(SystemError) {
+                let file = try FileHandle.create(path)
+                try file.write(text)
+                try file.close()
+                print("wrote \(path)")
+            } catch {
+                Console.error("leitner compare: " + error.description)
+            }
+        }
+    }
+}
