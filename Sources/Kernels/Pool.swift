@@ -115,46 +115,30 @@ public enum MaxPool2D {
         }
     }
 
-    #if arch(x86_64)
-    typealias PairVector = SIMD16<Float>
-    typealias IndexVector = SIMD8<Int32>
-    #else
-    typealias PairVector = SIMD8<Float>
-    typealias IndexVector = SIMD4<Int32>
-    #endif
-
-    /// 2x2 stride-2 windows of one output row, a vector of outputs at a time: one double-width
-    /// load per input row, split into even and odd columns, then three compare-selects in window
-    /// order. Returns the first ow left for the scalar tail.
+    /// 2x2 stride-2 windows of one output row, in window order (top-left, top-right,
+    /// bottom-left, bottom-right; the first maximum wins, NaN wins). A plain scalar loop: the
+    /// even/odd shuffles of a vector version compiled to lane-by-lane code and measured slower.
+    /// Returns outWidth (no tail left for the generic path).
     @inline(__always)
     static func pairRow(out: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int32>,
                         input: UnsafePointer<Float>, rowStart: Int, width: Int, outWidth: Int) -> Int {
-        var lanes = IndexVector()
-        for lane in 0..<IndexVector.scalarCount { lanes[lane] = Int32(2 * lane) }
-        var ow = 0
-        while ow + floatVectorWidth <= outWidth {
-            let top = UnsafeRawPointer(input + rowStart + 2 * ow).loadUnaligned(as: PairVector.self)
-            let bottom = UnsafeRawPointer(input + rowStart + width + 2 * ow).loadUnaligned(as: PairVector.self)
-            var best = top.evenHalf
-            var offset = IndexVector(repeating: 0)
-            var candidate = top.oddHalf
-            var wins = (candidate .> best) .| (candidate .!= candidate)
-            best.replace(with: candidate, where: wins)
-            offset.replace(with: 1, where: wins)
-            candidate = bottom.evenHalf
-            wins = (candidate .> best) .| (candidate .!= candidate)
-            best.replace(with: candidate, where: wins)
-            offset.replace(with: Int32(truncatingIfNeeded: width), where: wins)
-            candidate = bottom.oddHalf
-            wins = (candidate .> best) .| (candidate .!= candidate)
-            best.replace(with: candidate, where: wins)
-            offset.replace(with: Int32(truncatingIfNeeded: width + 1), where: wins)
-            out.storeVector(best, at: ow)
-            let base = IndexVector(repeating: Int32(truncatingIfNeeded: rowStart + 2 * ow)) &+ lanes &+ offset
-            UnsafeMutableRawPointer(indices + ow).storeBytes(of: base, as: IndexVector.self)
-            ow += floatVectorWidth
+        var top = input + rowStart
+        var bottom = top + width
+        var index = rowStart
+        for ow in 0..<outWidth {
+            var best = top[0]
+            var bestIndex = index
+            let a = top[1], b = bottom[0], c = bottom[1]
+            if a > best || a.isNaN { best = a; bestIndex = index + 1 }
+            if b > best || b.isNaN { best = b; bestIndex = index + width }
+            if c > best || c.isNaN { best = c; bestIndex = index + width + 1 }
+            out[ow] = best
+            indices[ow] = Int32(truncatingIfNeeded: bestIndex)
+            top += 2
+            bottom += 2
+            index += 2
         }
-        return ow
+        return outWidth
     }
 
     /// dInput[indices[i]] += dOut[i]. Threads take whole planes; an index never leaves its plane.
