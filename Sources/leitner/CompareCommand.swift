@@ -54,21 +54,9 @@ enum CompareCommand {
             }
             print("== \(policy)")
             let started = Clock.seconds()
-            func train<P: SelectionPolicy>(_ policy: inout P) throws(TrainError) -> [EpochMetrics] {
-                let session = try TrainingSession(config: config, train: data.train, test: data.test,
-                                                  validationFraction: policy.validationFraction)
-                try session.run(policy: &policy)
-                return session.history
-            }
             let outcome = try PolicyOptions.withPolicy(
                 options, name: policy, sampleCount: sampleCount, epochs: config.epochs,
-                { (policy: inout FullPolicy) throws(TrainError) in try train(&policy) },
-                random: { (policy: inout RandomRemovePolicy) throws(TrainError) in try train(&policy) },
-                ies: { (policy: inout IESPolicy) throws(TrainError) in try train(&policy) },
-                dihcl: { (policy: inout DIHCLPolicy) throws(TrainError) in try train(&policy) },
-                infoBatch: { (policy: inout InfoBatchPolicy) throws(TrainError) in try train(&policy) },
-                selectiveBackprop: { (policy: inout SelectiveBackpropPolicy) throws(TrainError) in try train(&policy) },
-                earlyStop: { (policy: inout EarlyStopPolicy) throws(TrainError) in try train(&policy) })
+                runner: SessionRunner(config: config, train: data.train, test: data.test))
             switch outcome {
             case .success(let history): rows.append(Row(policy: policy, history: history, seconds: Clock.seconds() - started))
             case .failure(let error):

@@ -119,30 +119,34 @@ enum TrainCommand {
             throw UsageError(message: "leitner train: unexpected argument '\(options.positionals[0])' (see leitner train --help)")
         }
         let config = try config(options)
+        let policyName = options.string("policy", default: "full")
+        guard PolicyOptions.names.contains(policyName) else {
+            throw UsageError(message: "leitner: unknown --policy '\(policyName)' (known: \(PolicyOptions.names.joined(separator: ", ")))")
+        }
         guard let data = loadData(options) else { return 1 }
         let sampleCount = config.trainLimit > 0 ? min(config.trainLimit, data.train.count) : data.train.count
-        let policyName = options.string("policy", default: "full")
         print("policy: \(policyName)")
-        func train<P: SelectionPolicy>(_ policy: inout P) throws(TrainError) -> Int32 {
-            let session = try TrainingSession(config: config, train: data.train, test: data.test,
-                                              validationFraction: policy.validationFraction)
-            try session.run(policy: &policy)
-            return 0
-        }
         let outcome = try PolicyOptions.withPolicy(
             options, name: policyName, sampleCount: sampleCount, epochs: config.epochs,
-            { (policy: inout FullPolicy) throws(TrainError) in try train(&policy) },
-            random: { (policy: inout RandomRemovePolicy) throws(TrainError) in try train(&policy) },
-            ies: { (policy: inout IESPolicy) throws(TrainError) in try train(&policy) },
-            dihcl: { (policy: inout DIHCLPolicy) throws(TrainError) in try train(&policy) },
-            infoBatch: { (policy: inout InfoBatchPolicy) throws(TrainError) in try train(&policy) },
-            selectiveBackprop: { (policy: inout SelectiveBackpropPolicy) throws(TrainError) in try train(&policy) },
-            earlyStop: { (policy: inout EarlyStopPolicy) throws(TrainError) in try train(&policy) })
+            runner: SessionRunner(config: config, train: data.train, test: data.test))
         switch outcome {
-        case .success(let code): return code
+        case .success: return 0
         case .failure(let error):
             Console.error("leitner train: " + error.message)
             return 1
         }
+    }
+}
+
+/// Trains one run with the given policy; returns the epochs' metrics.
+struct SessionRunner: PolicyRunner {
+    let config: TrainConfig
+    let train: Dataset
+    let test: Dataset
+
+    func run<P: SelectionPolicy>(_ policy: inout P) throws(TrainError) -> [EpochMetrics] {
+        let session = try TrainingSession(config: config, train: train, test: test, validationFraction: policy.validationFraction)
+        try session.run(policy: &policy)
+        return session.history
     }
 }
