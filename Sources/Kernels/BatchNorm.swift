@@ -4,6 +4,9 @@
 ///     y = gamma * (x - mean) * invStd + beta,   invStd = 1 / sqrt(var + eps)
 /// The fast paths split channels across threads; each channel is reduced by one thread in a
 /// fixed order, so results do not depend on timing or on the thread count.
+/// Per-channel sums are blocked: `blockSize` values are summed in FloatVector lanes, and each
+/// block's total is added into a Double, so no Float lane sums more than a few dozen values
+/// however large M is (resnet8 reduces 50,176 per channel, and the backward sums cancel).
 /// - Shapes: input/output [C, M] with M = N*H*W (CNHW viewed per channel); gamma, beta,
 ///   running and saved statistics [C].
 public enum BatchNorm {
@@ -17,6 +20,11 @@ public enum BatchNorm {
 
     /// Below this many elements the pool's wake-up costs more than it saves.
     static let parallelThreshold = 1 << 14
+
+    /// Values summed in Float vector lanes before the block total moves into a Double
+    /// accumulator: 32 per lane with two 8-wide accumulators (64 with 4-wide NEON). A multiple
+    /// of 2 * FloatVector.scalarCount, so only the last block has a partial tail.
+    static let blockSize = 512
 
     private static func threads(context: KernelContext, channels: Int, spatial: Int) -> Int {
         channels * spatial >= parallelThreshold ? context.threads : 1
@@ -67,18 +75,19 @@ public enum BatchNorm {
         context: KernelContext
     ) {
         precondition(spatial > 1, "BatchNorm training needs more than one value per channel (N*H*W = \(spatial))")
-        let count = Float(spatial)
+        let count = Double(spatial)
         context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial)) { channel in
             let x = input + channel * spatial
             let y = output + channel * spatial
-            let mean = Elementwise.sum(x, count: spatial) / count
-            let squares = sumOfSquaredDeviations(x, mean: mean, count: spatial)
-            let invStd = 1 / (squares / count + epsilon).squareRoot()
+            let mean = Float(blockedSum(x, count: spatial) / count)
+            // Deviations from the Float mean that is saved and used for y and in backward.
+            let squares = blockedSumOfSquaredDeviations(x, mean: mean, count: spatial)
+            let invStd = Float(1 / (squares / count + Double(epsilon)).squareRoot())
             normalise(y, x, mean: mean, scale: gamma[channel] * invStd, shift: beta[channel], count: spatial)
             savedMean[channel] = mean
             savedInvStd[channel] = invStd
             runningMean[channel] = (1 - momentum) * runningMean[channel] + momentum * mean
-            runningVariance[channel] = (1 - momentum) * runningVariance[channel] + momentum * (squares / (count - 1))
+            runningVariance[channel] = (1 - momentum) * runningVariance[channel] + momentum * Float(squares / (count - 1))
         }
     }
 
@@ -155,7 +164,7 @@ public enum BatchNorm {
         context: KernelContext
     ) {
         let width = FloatVector.scalarCount
-        let inverseCount = 1 / Float(spatial)
+        let inverseCount = 1 / Double(spatial)
         context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial)) { channel in
             let x = input + channel * spatial
             let dy = dOutput + channel * spatial
@@ -163,32 +172,52 @@ public enum BatchNorm {
             let mean = savedMean[channel]
             let invStd = savedInvStd[channel]
 
-            // sum dy and sum dy * (x - mean); invStd is factored out of the second sum.
-            var sumDyVector = FloatVector(repeating: 0)
-            var sumDyCenteredVector = FloatVector(repeating: 0)
+            // sum dy and sum dy * (x - mean), blocked (see `blockSize`): both largely cancel, so
+            // their rounding error must stay small against the sums of |dy| and |dy * (x - mean)|.
+            // invStd is factored out of the second sum.
             let meanVector = FloatVector(repeating: mean)
-            var index = 0
-            while index + width <= spatial {
-                let gradient = dy.loadVector(at: index)
-                sumDyVector += gradient
-                sumDyCenteredVector = sumDyCenteredVector.addingProduct(gradient, x.loadVector(at: index) - meanVector)
-                index += width
+            var sumDy: Double = 0
+            var sumDyCentered: Double = 0
+            var start = 0
+            while start < spatial {
+                let end = min(start + blockSize, spatial)
+                var dy0 = FloatVector(repeating: 0), dy1 = FloatVector(repeating: 0)
+                var centered0 = FloatVector(repeating: 0), centered1 = FloatVector(repeating: 0)
+                var index = start
+                while index + 2 * width <= end {
+                    let g0 = dy.loadVector(at: index)
+                    let g1 = dy.loadVector(at: index + width)
+                    dy0 += g0
+                    dy1 += g1
+                    centered0 = centered0.addingProduct(g0, x.loadVector(at: index) - meanVector)
+                    centered1 = centered1.addingProduct(g1, x.loadVector(at: index + width) - meanVector)
+                    index += 2 * width
+                }
+                if index + width <= end {
+                    let g0 = dy.loadVector(at: index)
+                    dy0 += g0
+                    centered0 = centered0.addingProduct(g0, x.loadVector(at: index) - meanVector)
+                    index += width
+                }
+                var blockDy = (dy0 + dy1).sum()
+                var blockCentered = (centered0 + centered1).sum()
+                while index < end {
+                    blockDy += dy[index]
+                    blockCentered += dy[index] * (x[index] - mean)
+                    index += 1
+                }
+                sumDy += Double(blockDy)
+                sumDyCentered += Double(blockCentered)
+                start = end
             }
-            var sumDy = sumDyVector.sum()
-            var sumDyCentered = sumDyCenteredVector.sum()
-            while index < spatial {
-                sumDy += dy[index]
-                sumDyCentered += dy[index] * (x[index] - mean)
-                index += 1
-            }
-            let sumDyXhat = sumDyCentered * invStd
+            let sumDyXhat = sumDyCentered * Double(invStd)
 
             // dx += k * (dy - a - (x - mean) * b), with k = gamma * invStd, a = mean(dy),
             // b = invStd^2 * mean(dy * (x - mean)) (xhat * mean(dy * xhat) with invStd folded in).
             let k = FloatVector(repeating: gamma[channel] * invStd)
-            let a = FloatVector(repeating: sumDy * inverseCount)
-            let b = FloatVector(repeating: sumDyXhat * invStd * inverseCount)
-            index = 0
+            let a = FloatVector(repeating: Float(sumDy * inverseCount))
+            let b = FloatVector(repeating: Float(sumDyXhat * Double(invStd) * inverseCount))
+            var index = 0
             while index + width <= spatial {
                 let centered = x.loadVector(at: index) - meanVector
                 let inner = dy.loadVector(at: index) - a - centered * b
@@ -199,38 +228,73 @@ public enum BatchNorm {
                 dx[index] += k[0] * (dy[index] - a[0] - (x[index] - mean) * b[0])
                 index += 1
             }
-            dGamma[channel] += sumDyXhat
-            dBeta[channel] += sumDy
+            dGamma[channel] += Float(sumDyXhat)
+            dBeta[channel] += Float(sumDy)
         }
     }
 
     // MARK: helpers
 
-    /// sum (x - mean)^2 over a run.
+    /// Sum of a run, blocked: Float vector lanes within a block, Double across blocks.
     @inline(__always)
-    private static func sumOfSquaredDeviations(_ x: UnsafePointer<Float>, mean: Float, count: Int) -> Float {
+    private static func blockedSum(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        let width = FloatVector.scalarCount
+        var total: Double = 0
+        var start = 0
+        while start < count {
+            let end = min(start + blockSize, count)
+            var first = FloatVector(repeating: 0)
+            var second = FloatVector(repeating: 0)
+            var index = start
+            while index + 2 * width <= end {
+                first += x.loadVector(at: index)
+                second += x.loadVector(at: index + width)
+                index += 2 * width
+            }
+            if index + width <= end {
+                first += x.loadVector(at: index)
+                index += width
+            }
+            var block = (first + second).sum()
+            while index < end { block += x[index]; index += 1 }
+            total += Double(block)
+            start = end
+        }
+        return total
+    }
+
+    /// sum (x - mean)^2 over a run, blocked as `blockedSum`.
+    @inline(__always)
+    private static func blockedSumOfSquaredDeviations(_ x: UnsafePointer<Float>, mean: Float, count: Int) -> Double {
         let width = FloatVector.scalarCount
         let meanVector = FloatVector(repeating: mean)
-        var first = FloatVector(repeating: 0)
-        var second = FloatVector(repeating: 0)
-        var index = 0
-        while index + 2 * width <= count {
-            let d0 = x.loadVector(at: index) - meanVector
-            let d1 = x.loadVector(at: index + width) - meanVector
-            first = first.addingProduct(d0, d0)
-            second = second.addingProduct(d1, d1)
-            index += 2 * width
-        }
-        if index + width <= count {
-            let d0 = x.loadVector(at: index) - meanVector
-            first = first.addingProduct(d0, d0)
-            index += width
-        }
-        var total = (first + second).sum()
-        while index < count {
-            let d = x[index] - mean
-            total += d * d
-            index += 1
+        var total: Double = 0
+        var start = 0
+        while start < count {
+            let end = min(start + blockSize, count)
+            var first = FloatVector(repeating: 0)
+            var second = FloatVector(repeating: 0)
+            var index = start
+            while index + 2 * width <= end {
+                let d0 = x.loadVector(at: index) - meanVector
+                let d1 = x.loadVector(at: index + width) - meanVector
+                first = first.addingProduct(d0, d0)
+                second = second.addingProduct(d1, d1)
+                index += 2 * width
+            }
+            if index + width <= end {
+                let d0 = x.loadVector(at: index) - meanVector
+                first = first.addingProduct(d0, d0)
+                index += width
+            }
+            var block = (first + second).sum()
+            while index < end {
+                let d = x[index] - mean
+                block += d * d
+                index += 1
+            }
+            total += Double(block)
+            start = end
         }
         return total
     }
