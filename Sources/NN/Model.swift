@@ -58,13 +58,16 @@ public final class Model {
     let conv: [Conv2DShape?]
     private let arenas: [Arena]
 
-    /// Sizes of every arena for `description` at batch `batch` with `threads` threads.
-    public static func plan(_ description: ModelDescription, batch: Int, threads: Int) throws(ModelError) -> MemoryPlan {
+    /// Sizes of every arena for `description` at batch `batch` with `threads` threads, with
+    /// `optimizerStatePerParameter` floats of optimizer state per parameter (momentum: 1, Adam: 2).
+    public static func plan(_ description: ModelDescription, batch: Int, threads: Int,
+                            optimizerStatePerParameter: Int = 0) throws(ModelError) -> MemoryPlan {
         let shapes = try description.shapes()
         var plan = MemoryPlan()
         let (parameterCount, bufferCount) = countParameters(description, shapes)
         plan.parameters = Arena.rounded(parameterCount * 4) + Arena.rounded(bufferCount * 4)
         plan.gradients = Arena.rounded(parameterCount * 4)
+        plan.optimizerState = Arena.rounded(parameterCount * optimizerStatePerParameter * 4)
         var activations = Arena.rounded(batch * description.input.count * 4)  // input
         activations += Arena.rounded(batch * 4) * 4  // labels, losses, correct, weights
         for (index, layer) in description.layers.enumerated() {

@@ -11,6 +11,8 @@ public struct EpochMetrics {
     public var samplesTrained = 0
     public var samplesScored = 0
     public var samplesSkipped = 0
+    /// Training samples the epoch's plan covered (N; the validation split excluded).
+    public var population = 0
     /// Skipped backward passes / training samples (the papers' figure).
     public var backpropSaved = 0.0
     /// 1 - (3 trained + 1 scored) / (3 N): a forward counts as a third of a training step.

@@ -55,11 +55,11 @@ public final class Trainer {
         } catch {
             throw TrainError(error)
         }
-        var plan: MemoryPlan
-        do { plan = try Model.plan(config.model, batch: config.batch, threads: config.threads) }
-        catch { throw TrainError(error) }
-        let parameterCount = plan.gradients / 4
-        plan.optimizerState = Arena.rounded(parameterCount * config.optimizer.statePerParameter * 4)
+        let plan: MemoryPlan
+        do {
+            plan = try Model.plan(config.model, batch: config.batch, threads: config.threads,
+                                  optimizerStatePerParameter: config.optimizer.statePerParameter)
+        } catch { throw TrainError(error) }
         do { try plan.check(budgetBytes: config.memoryBudgetBytes) }
         catch { throw TrainError(error.description + " for model \(config.model.name) at batch \(config.batch) (lower --batch or raise --memory-budget-mb)") }
         do { model = try Model(config.model, batch: config.batch, context: context) }
@@ -187,14 +187,17 @@ public final class Trainer {
         metrics.trainLoss = tally.trained > 0 ? tally.lossSum / Double(tally.trained) : .nan
         metrics.trainAccuracy = tally.trained > 0 ? Double(tally.correct) / Double(tally.trained) : .nan
         metrics.samplesTrained = tally.trained
+        metrics.population = population
         metrics.samplesScored = tally.scored
         // Skipped = forwarded neither with nor without gradients. Under Selective Backprop
         // every trained sample was scored first, so it is counted once.
         let forwarded = policy.selectsWithinBatches && tally.scored > 0 ? tally.scored : tally.trained + tally.scored
         metrics.samplesSkipped = population - forwarded
         metrics.samplesPerSecond = Double(tally.trained) / max(metrics.wallSeconds, 1e-9)
-        metrics.backpropSaved = Double(population - tally.trained) / Double(population)
-        metrics.computeSaved = 1 - (3 * Double(tally.trained) + Double(tally.scored)) / (3 * Double(population))
+        let accounting = EpochAccounting(epoch: epoch, sampleCount: population, trained: tally.trained,
+                                         scored: tally.scored, skipped: metrics.samplesSkipped)
+        metrics.backpropSaved = accounting.backpropSaved
+        metrics.computeSaved = accounting.computeSaved
         epoch += 1
         return metrics
     }
@@ -266,31 +269,25 @@ public final class Trainer {
         }
     }
 
-    /// Accuracy on the held-out validation split (early stopping), eval mode.
-    public func validate() -> Double? {
-        guard validationCount > 0 else { return nil }
-        var correctSum = 0
-        var done = 0
-        while done < validationCount {
-            let batch = min(config.batch, validationCount - done)
-            trainAssembler.assemble(indices: UnsafeBufferPointer(start: validationIndices + done, count: batch),
-                                    input: model.input, labels: model.labels)
-            model.forward(batch: batch, training: false)
-            model.loss(batch: batch, gradient: false)
-            for sample in 0..<batch { correctSum += Int(model.correct[sample]) }
-            done += batch
-        }
-        return Double(correctSum) / Double(validationCount)
-    }
-
     /// Mean loss and accuracy on the test set (eval mode: batch norm uses running statistics).
     public func evaluate() -> (loss: Double, accuracy: Double) {
+        measure(testAssembler, indices: testOrder, count: test.count)
+    }
+
+    /// Accuracy on the held-out validation split (early stopping), eval mode, no augmentation.
+    public func validate() -> Double? {
+        guard validationCount > 0 else { return nil }
+        return measure(trainAssembler, indices: validationIndices, count: validationCount).accuracy
+    }
+
+    /// Mean loss and accuracy of `count` samples, forward only, eval mode, never augmented.
+    func measure(_ assembler: BatchAssembler, indices: UnsafePointer<Int32>, count: Int) -> (loss: Double, accuracy: Double) {
         var lossSum = 0.0
         var correctSum = 0
         var done = 0
-        while done < test.count {
-            let batch = min(config.batch, test.count - done)
-            testAssembler.assemble(indices: UnsafeBufferPointer(start: testOrder + done, count: batch), input: model.input, labels: model.labels)
+        while done < count {
+            let batch = min(config.batch, count - done)
+            assembler.assemble(indices: UnsafeBufferPointer(start: indices + done, count: batch), input: model.input, labels: model.labels)
             model.forward(batch: batch, training: false)
             model.loss(batch: batch, gradient: false)
             for sample in 0..<batch {
@@ -299,7 +296,7 @@ public final class Trainer {
             }
             done += batch
         }
-        return (lossSum / Double(test.count), Double(correctSum) / Double(test.count))
+        return (lossSum / Double(count), Double(correctSum) / Double(count))
     }
 
     /// Runs the remaining epochs; `epochDone` receives each epoch's full metrics (log, state,

@@ -107,7 +107,7 @@ public final class TrainingSession {
             try saveCheckpoint(metrics)
             history.append(metrics)
             var line = "epoch \(metrics.epoch)/\(config.epochs): lr \(Format.fixed(metrics.learningRate, 5)) train loss \(Format.fixed(metrics.trainLoss, 4)) acc \(Format.fixed(100 * metrics.trainAccuracy, 2))% | test loss \(Format.fixed(metrics.testLoss, 4)) acc \(Format.fixed(100 * metrics.testAccuracy, 2))% | \(Format.fixed(metrics.samplesPerSecond, 0)) samples/s, \(Format.fixed(metrics.wallSeconds, 1)) s"
-            if metrics.samplesTrained < trainer.train.count - trainer.validationCount {
+            if metrics.samplesTrained < metrics.population {
                 line += " | trained \(metrics.samplesTrained), scored \(metrics.samplesScored), skipped \(metrics.samplesSkipped), backprop saved \(Format.fixed(100 * metrics.backpropSaved, 1))%"
             }
             if metrics.validationAccuracy.isFinite { line += " | validation \(Format.fixed(100 * metrics.validationAccuracy, 2))%" }

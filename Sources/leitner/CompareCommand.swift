@@ -46,9 +46,7 @@ enum CompareCommand {
             var config = base
             config.outputDirectory = base.outputDirectory + "/" + policy
             if policy == "random-remove", let ies = rows.first(where: { $0.policy == "ies" }) {
-                let trained = ies.history.reduce(0) { $0 + $1.samplesTrained }
-                let population = ies.history.reduce(0) { $0 + $1.samplesTrained + $1.samplesScored + $1.samplesSkipped }
-                let saved = population > 0 ? 1 - Double(trained) / Double(population) : 0
+                let saved = 1 - runAccounting(ies.history).trainedFraction
                 options.set("remove-fraction", Format.fixed(min(max(saved, 0), 0.99), 6))
                 print("random-remove at the budget IES realised: removing \(Format.fixed(100 * saved, 2))% of samples per epoch")
             }
@@ -68,6 +66,16 @@ enum CompareCommand {
         return 0
     }
 
+    /// The run's totals from its epochs' counts.
+    static func runAccounting(_ history: [EpochMetrics]) -> RunAccounting {
+        var totals = RunAccounting()
+        for metrics in history {
+            totals.add(EpochAccounting(epoch: metrics.epoch - 1, sampleCount: metrics.population, trained: metrics.samplesTrained,
+                                       scored: metrics.samplesScored, skipped: metrics.samplesSkipped))
+        }
+        return totals
+    }
+
     /// The table on stdout, compare.csv and compare.svg in `directory`.
     static func report(_ rows: [Row], directory: String) {
         let header = BenchSupport.padRight("policy", 20) + BenchSupport.pad("final acc", 10) + BenchSupport.pad("best acc", 10)
@@ -80,12 +88,10 @@ enum CompareCommand {
         for row in rows {
             guard let last = row.history.last else { continue }
             let best = row.history.max { $0.testAccuracy < $1.testAccuracy }!
-            let trained = row.history.reduce(0) { $0 + $1.samplesTrained }
-            let scored = row.history.reduce(0) { $0 + $1.samplesScored }
-            let population = row.history.reduce(0) { $0 + $1.samplesTrained + $1.samplesScored + $1.samplesSkipped }
             // Totals over the run, exactly as ALGORITHMS.md defines them.
-            let backpropSaved = population > 0 ? 1 - Double(trained) / Double(population) : 0
-            let computeSaved = population > 0 ? 1 - (3 * Double(trained) + Double(scored)) / (3 * Double(population)) : 0
+            let totals = runAccounting(row.history)
+            let trained = totals.trained, scored = totals.scored
+            let backpropSaved = totals.backpropSaved, computeSaved = totals.computeSaved
             print(BenchSupport.padRight(row.policy, 20) + BenchSupport.pad(Format.fixed(100 * last.testAccuracy, 2) + "%", 10)
                   + BenchSupport.pad(Format.fixed(100 * best.testAccuracy, 2) + "%", 10)
                   + BenchSupport.pad(Format.fixed(100 * backpropSaved, 1) + "%", 16)
