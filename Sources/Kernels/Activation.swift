@@ -46,6 +46,31 @@ public enum ReLU {
         }
     }
 
+    /// The test oracle for `backwardInPlace`.
+    public static func naiveBackwardInPlace<T: BinaryFloatingPoint>(
+        gradient: UnsafeMutablePointer<T>, output: UnsafePointer<T>, count: Int
+    ) {
+        for index in 0..<count where !(output[index] > 0) { gradient[index] = 0 }
+    }
+
+    /// gradient = gradient where y > 0, else 0: the backward when the input's gradient shares
+    /// the output gradient's buffer (the ReLU is its input's only consumer, so dInput would
+    /// be zero before `+=` and the mask can overwrite instead of accumulating).
+    public static func backwardInPlace(gradient: UnsafeMutablePointer<Float>, output: UnsafePointer<Float>, count: Int) {
+        let width = FloatVector.scalarCount
+        let zero = FloatVector(repeating: 0)
+        var index = 0
+        while index + width <= count {
+            let passed = zero.replacing(with: gradient.loadVector(at: index), where: output.loadVector(at: index) .> zero)
+            gradient.storeVector(passed, at: index)
+            index += width
+        }
+        while index < count {
+            if !(output[index] > 0) { gradient[index] = 0 }
+            index += 1
+        }
+    }
+
     /// dInput += dOutput where the forward output y > 0. Uses y rather than x so that the
     /// forward may run in place and overwrite x (y > 0 exactly when x > 0).
     public static func backward(

@@ -71,8 +71,14 @@ extension Model {
             if let bias = node.bias { Bias.addRows(values: node.output, bias: bias, rows: batch, features: outShape.count) }
         case .add:
             let count = batch * outShape.count
-            Elementwise.copy(node.output, from, count: count)
-            Elementwise.add(node.output, source(layer.inputs[1]), count: count)
+            let host = layout.outputInPlaceOf[index]
+            if host >= 0 {
+                // In place over one input's buffer: add the other.
+                Elementwise.add(node.output, source(host == layer.inputs[0] ? layer.inputs[1] : layer.inputs[0]), count: count)
+            } else {
+                Elementwise.copy(node.output, from, count: count)
+                Elementwise.add(node.output, source(layer.inputs[1]), count: count)
+            }
         }
     }
 
@@ -117,7 +123,13 @@ extension Model {
                     channels: outShape.channels, spatial: outSpatial, context: context)
             }
         case .relu:
-            if let dFrom { ReLU.backward(dInput: dFrom, dOutput: node.dOutput, output: node.output, count: batch * outShape.count) }
+            if let dFrom {
+                if layout.gradientSharedWith[fromIndex] == index {
+                    ReLU.backwardInPlace(gradient: node.dOutput, output: node.output, count: batch * outShape.count)
+                } else {
+                    ReLU.backward(dInput: dFrom, dOutput: node.dOutput, output: node.output, count: batch * outShape.count)
+                }
+            }
         case .maxPool:
             if let dFrom { MaxPool2D.backward(dInput: dFrom, dOut: node.dOutput, indices: node.indices!, shape: poolShape(index, batch: batch), context: context) }
         case .avgPool:
@@ -149,10 +161,11 @@ extension Model {
                           beta: 1, c: dFrom, ldc: inShape.count, context: context)
             }
         case .add:
+            // An input sharing this gradient buffer receives it without work.
             let count = batch * outShape.count
-            if let dFrom { Elementwise.add(dFrom, node.dOutput, count: count) }
-            let second = layer.inputs[1]
-            if second != -1 { Elementwise.add(nodes[second].dOutput, node.dOutput, count: count) }
+            for input in layer.inputs where input != -1 && layout.gradientSharedWith[input] != index {
+                Elementwise.add(nodes[input].dOutput, node.dOutput, count: count)
+            }
         }
     }
 }

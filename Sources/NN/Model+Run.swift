@@ -57,6 +57,8 @@ extension Model {
     public func loss(batch: Int, gradient: Bool) {
         let last = nodes[nodes.count - 1]
         if gradient {
+            // The logits' gradient comes alive here (the loss accumulates into it).
+            for index in layout.zeroBeforeLoss { Elementwise.zero(nodes[index].dOutput, count: batch * shapes[index].count) }
             SoftmaxCrossEntropy.forwardBackward(
                 losses: losses, correct: correct, dLogits: last.dOutput, logits: last.output, labels: labels,
                 weights: sampleWeights, batch: batch, classes: description.classes, scale: 1 / Float(batch),
@@ -68,18 +70,19 @@ extension Model {
         }
     }
 
-    /// Zeroes the parameter gradients and every node's output gradient (backward accumulates).
+    /// Zeroes the parameter gradients (backward accumulates). Output gradients share memory
+    /// and are zeroed as each comes alive during backward (see `ActivationLayout`).
     public func zeroGradients(batch: Int) {
         Elementwise.zero(gradients, count: parameterCount)
-        for index in 0..<nodes.count {
-            Elementwise.zero(nodes[index].dOutput, count: batch * shapes[index].count)
-        }
     }
 
     /// Back-propagates the dLogits written by `loss(batch:gradient: true)` through every node.
     public func backward(batch: Int) {
         var index = nodes.count - 1
         while index >= 0 {
+            for input in layout.zeroBeforeBackward[index] {
+                Elementwise.zero(nodes[input].dOutput, count: batch * shapes[input].count)
+            }
             backwardNode(index, batch: batch)
             index -= 1
         }

@@ -56,12 +56,14 @@ public final class Model {
     let scratch: UnsafeMutablePointer<Float>
     let scratchCount: Int
     let conv: [Conv2DShape?]
+    /// Where outputs and gradients live, and which ops run in place (see `ActivationLayout`).
+    let layout: ActivationLayout
     private let arenas: [Arena]
 
     /// Sizes of every arena for `description` at batch `batch` with `threads` threads, with
     /// `optimizerStatePerParameter` floats of optimizer state per parameter (momentum: 1, Adam: 2).
     public static func plan(_ description: ModelDescription, batch: Int, threads: Int,
-                            optimizerStatePerParameter: Int = 0) throws(ModelError) -> MemoryPlan {
+                            optimizerStatePerParameter: Int = 0, sharedActivations: Bool = true) throws(ModelError) -> MemoryPlan {
         let shapes = try description.shapes()
         var plan = MemoryPlan()
         let (parameterCount, bufferCount) = countParameters(description, shapes)
@@ -70,15 +72,11 @@ public final class Model {
         plan.optimizerState = Arena.rounded(parameterCount * optimizerStatePerParameter * 4)
         var activations = Arena.rounded(batch * description.input.count * 4)  // input
         activations += Arena.rounded(batch * 4) * 4  // labels, losses, correct, weights
-        for (index, layer) in description.layers.enumerated() {
-            let count = batch * shapes[index].count
-            activations += 2 * Arena.rounded(count * 4)
-            switch layer.kind {
-            case .batchNorm: activations += 2 * Arena.rounded(shapes[index].channels * 4)
-            case .maxPool: activations += Arena.rounded(count * 4)
-            default: break
-            }
+        for (index, layer) in description.layers.enumerated() where layer.kind == .batchNorm {
+            activations += 2 * Arena.rounded(shapes[index].channels * 4)
         }
+        let layout = ActivationLayout(description, shapes: shapes, batch: batch, sharing: sharedActivations)
+        activations += Arena.rounded(layout.floatElements * 4) + Arena.rounded(layout.indexElements * 4)
         plan.activations = activations
         plan.scratch = Arena.rounded(scratchFloats(description, shapes, batch: batch, threads: threads) * 4)
         return plan
@@ -137,12 +135,15 @@ public final class Model {
     }
 
     /// Plans, checks the budget, allocates the arenas once and carves every view.
-    public init(_ description: ModelDescription, batch: Int, context: KernelContext, budgetBytes: Int? = nil) throws(ModelError) {
+    /// `sharedActivations` false gives every output and gradient its own memory and runs
+    /// nothing in place (the test oracle for the shared layout; it needs far more memory).
+    public init(_ description: ModelDescription, batch: Int, context: KernelContext, budgetBytes: Int? = nil,
+                sharedActivations: Bool = true) throws(ModelError) {
         self.description = description
         self.maxBatch = batch
         self.context = context
         shapes = try description.shapes()
-        plan = try Model.plan(description, batch: batch, threads: context.threads)
+        plan = try Model.plan(description, batch: batch, threads: context.threads, sharedActivations: sharedActivations)
         do {
             try plan.check(budgetBytes: budgetBytes)
         } catch {
@@ -168,6 +169,10 @@ public final class Model {
             scratchCount = Model.scratchFloats(description, shapes, batch: batch, threads: context.threads)
             scratch = try scratchArena.floats(scratchCount, label: "scratch")
 
+            let layout = ActivationLayout(description, shapes: shapes, batch: batch, sharing: sharedActivations)
+            self.layout = layout
+            let tensorRegion = try activationArena.floats(layout.floatElements, label: "outputs and gradients")
+            let indexRegion = try activationArena.carve(Int32.self, count: layout.indexElements, label: "max-pool argmax")
             var parameterOffset = 0
             var bufferOffset = 0
             var nodes: [NodeStorage] = []
@@ -175,10 +180,7 @@ public final class Model {
             for (index, layer) in description.layers.enumerated() {
                 let shape = shapes[index]
                 let inputShape = Model.inputShape(description, shapes, layer)
-                let count = batch * shape.count
-                var node = NodeStorage(
-                    output: try activationArena.floats(count, label: "\(layer.name) output"),
-                    dOutput: try activationArena.floats(count, label: "\(layer.name) output gradient"))
+                var node = NodeStorage(output: tensorRegion + layout.output[index], dOutput: tensorRegion + layout.gradient[index])
                 let (weights, biases) = Model.parameterCounts(layer, input: inputShape, output: shape)
                 if weights > 0 {
                     node.weight = parameters + parameterOffset
@@ -200,7 +202,7 @@ public final class Model {
                     node.savedMean = try activationArena.floats(shape.channels, label: "\(layer.name) batch mean")
                     node.savedInverseStd = try activationArena.floats(shape.channels, label: "\(layer.name) batch inverse std")
                 case .maxPool:
-                    node.indices = try activationArena.carve(Int32.self, count: count, label: "\(layer.name) argmax")
+                    node.indices = indexRegion + layout.indices[index]
                 default:
                     break
                 }

@@ -46,6 +46,26 @@ import Kernels
         }
     }
 
+    @Test func reluBackwardInPlaceMatchesTwin() {
+        for (seed, count) in Self.sizes.enumerated() {
+            var output = Self.reluInput(count, seed: UInt64(seed))
+            ReLU.naiveForward(output: &output, input: output, count: count)
+            // The prefilled buffer is the output gradient, masked in place.
+            checkAgainstTwin("ReLU.backwardInPlace", shape: "count \(count)", seed: UInt64(seed), outputCounts: [count]) { outputs, fast in
+                if fast { ReLU.backwardInPlace(gradient: outputs[0], output: output, count: count) }
+                else { ReLU.naiveBackwardInPlace(gradient: outputs[0], output: output, count: count) }
+            }
+            // In place equals the accumulating form into a zeroed dInput.
+            var random = SeededRandom(seed: UInt64(seed) + 200)
+            let dOutput = random.floats(count)
+            var accumulated = [Float](repeating: 0, count: count)
+            ReLU.naiveBackward(dInput: &accumulated, dOutput: dOutput, output: output, count: count)
+            var inPlace = dOutput
+            ReLU.backwardInPlace(gradient: &inPlace, output: output, count: count)
+            #expect(inPlace == accumulated, "ReLU.backwardInPlace differs from backward into zeros at count \(count)")
+        }
+    }
+
     @Test func reluGradientMatchesCentralDifferences() {
         let count = 13
         var random = SeededRandom(seed: 7)

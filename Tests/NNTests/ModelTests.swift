@@ -72,6 +72,43 @@ func meanLoss(_ model: Model, batch: Int) -> Double {
         #expect(abs(analytic) > 1e-4, "the check is vacuous: the directional derivative is \(analytic)")
     }
 
+    /// The shared activation layout (in-place ReLU and add, gradients zeroed as they come
+    /// alive, blocks reused across lifetimes) gives bit-identical losses and parameter
+    /// gradients to its naive twin where every tensor has its own memory, over two steps (so
+    /// stale values left in reused memory would show), and needs less memory.
+    @Test(arguments: ["small", "mlp", "cnn-s", "resnet8"])
+    func sharedActivationLayoutMatchesSeparateBuffers(name: String) throws {
+        let context = try KernelContext(threads: 2)
+        let batch = 5
+        let description = name == "small" ? smallModel() : try ModelZoo.description(named: name)
+        let shared = try Model(description, batch: batch, context: context)
+        let separate = try Model(description, batch: batch, context: context, sharedActivations: false)
+        #expect(shared.plan.activations < separate.plan.activations,
+                "\(name): shared \(shared.plan.activations) bytes, separate \(separate.plan.activations)")
+        for model in [shared, separate] { model.initialize(seed: 5) }
+        for step in 0..<2 {
+            for model in [shared, separate] {
+                fillBatch(model, batch: batch, seed: 40 + UInt64(step))
+                model.forwardBackward(batch: batch)
+            }
+            for sample in 0..<batch {
+                #expect(shared.losses[sample] == separate.losses[sample], "\(name) step \(step): loss of sample \(sample)")
+            }
+            var differing = 0
+            var nonZero = 0
+            for index in 0..<shared.parameterCount {
+                if shared.gradients[index] != separate.gradients[index] { differing += 1 }
+                if shared.gradients[index] != 0 { nonZero += 1 }
+            }
+            #expect(differing == 0, "\(name) step \(step): \(differing) of \(shared.parameterCount) gradients differ")
+            #expect(nonZero > shared.parameterCount / 10, "\(name): the check is vacuous, only \(nonZero) gradients are non-zero")
+            // A different batch next step, after an update so activations change too.
+            for model in [shared, separate] {
+                for index in 0..<model.parameterCount { model.parameters[index] -= 0.01 * model.gradients[index] }
+            }
+        }
+    }
+
     /// A training step allocates nothing: glibc's heap use (mallinfo2) is unchanged over 100
     /// steps (forward, per-sample loss, backward, SGD update) after warm-up.
     @Test func trainingStepPerformsNoHeapAllocation() throws {

@@ -1,0 +1,194 @@
+/// Where every node's output, output gradient and max-pool argmax live in the activation
+/// arena. Offsets come from the liveness of each tensor over one training step, so tensors
+/// whose lifetimes do not overlap share memory (ggml's graph allocator, worked out once):
+///
+/// - time runs forward node 0 ..< L, then the loss at L, then backward of node i at 2L - i;
+/// - an output lives from its forward until its last reader: a consumer's forward, the
+///   backward of a consumer that reads its input (conv, linear, batch norm), its own backward
+///   for ReLU (the mask), the loss for the logits;
+/// - a ReLU or add whose input's buffer has no later reader writes over it (in place);
+/// - an output gradient lives from the backward of its last consumer (the first writer) to
+///   its own backward, and is zeroed when it comes alive; the input of a ReLU or add that has
+///   no other consumer shares its consumer's gradient buffer (ReLU masks it in place, add
+///   passes it through untouched);
+/// - blocks are placed largest first at the lowest offset free over their lifetime.
+/// - Shapes: every offset and size is in elements (Float or Int32, 4 bytes) for `batch` samples.
+struct ActivationLayout {
+    /// Element offset of each node's output.
+    var output: [Int]
+    /// Element offset of each node's output gradient.
+    var gradient: [Int]
+    /// Element offset of each max-pool node's argmax in the separate Int32 region, else -1.
+    var indices: [Int]
+    /// The output is written over its first input's buffer (ReLU) or the named input (add).
+    var outputInPlaceOf: [Int]
+    /// The gradient buffer is its consumer's (-1: its own). For a ReLU consumer the backward
+    /// masks in place; for an add consumer it passes through without work.
+    var gradientSharedWith: [Int]
+    /// Node indices whose gradient buffer must be zeroed just before node j's backward, and
+    /// those zeroed before the loss (the logits, and any node nothing reads).
+    var zeroBeforeBackward: [[Int]]
+    var zeroBeforeLoss: [Int]
+    /// Float elements of the output and gradient region.
+    var floatElements: Int
+    /// Int32 elements of the argmax region (kept apart so no memory changes type).
+    var indexElements: Int
+
+    private struct Block {
+        var size: Int
+        var start: Int
+        var end: Int
+        var offset = 0
+    }
+
+    /// 16 elements: 64-byte alignment for every block.
+    private static func aligned(_ elements: Int) -> Int { (elements + 15) / 16 * 16 }
+
+    /// Whether node kind's backward reads its input's forward output.
+    static func backwardReadsInput(_ kind: LayerKind) -> Bool {
+        switch kind {
+        case .conv2d, .depthwiseConv2d, .batchNorm, .linear: return true
+        default: return false
+        }
+    }
+
+    /// With `sharing` false every tensor gets its own block and nothing runs in place: the
+    /// naive twin the shared layout is tested against.
+    init(_ description: ModelDescription, shapes: [TensorShape], batch: Int, sharing: Bool = true) {
+        let layers = description.layers
+        let count = layers.count
+        let lossTime = count
+        func backwardTime(_ node: Int) -> Int { 2 * count - node }
+
+        var consumers = [[Int]](repeating: [], count: count)
+        for (index, layer) in layers.enumerated() {
+            for input in layer.inputs where input >= 0 && !consumers[input].contains(index) {
+                consumers[input].append(index)
+            }
+        }
+
+        // Outputs: each node's own last read, then in-place aliasing in forward order.
+        var ownEnd = [Int](repeating: 0, count: count)
+        for index in 0..<count {
+            var end = index
+            for consumer in consumers[index] {
+                end = max(end, consumer)
+                if Self.backwardReadsInput(layers[consumer].kind) { end = max(end, backwardTime(consumer)) }
+            }
+            if layers[index].kind == .relu { end = max(end, backwardTime(index)) }
+            if index == count - 1 { end = max(end, lossTime) }
+            ownEnd[index] = end
+        }
+        var blocks: [Block] = []
+        var outputBlock = [Int](repeating: -1, count: count)
+        var inPlaceOf = [Int](repeating: -1, count: count)
+        for index in 0..<count {
+            let layer = layers[index]
+            var host = -1
+            if sharing && (layer.kind == .relu || layer.kind == .add) {
+                // The first input whose buffer nothing reads after this forward, and (for add)
+                // not read twice by it.
+                for input in layer.inputs where input >= 0 && host < 0 {
+                    let distinct = layer.inputs.filter { $0 == input }.count == 1
+                    if distinct && blocks[outputBlock[input]].end == index { host = input }
+                }
+            }
+            if host >= 0 {
+                outputBlock[index] = outputBlock[host]
+                inPlaceOf[index] = host
+                blocks[outputBlock[host]].end = max(blocks[outputBlock[host]].end, ownEnd[index])
+            } else {
+                outputBlock[index] = blocks.count
+                blocks.append(Block(size: Self.aligned(batch * shapes[index].count), start: index, end: ownEnd[index]))
+            }
+        }
+
+        // Argmax of max pooling: written at its forward, read at its backward.
+        var indexBlock = [Int](repeating: -1, count: count)
+        for index in 0..<count where layers[index].kind == .maxPool {
+            indexBlock[index] = blocks.count
+            blocks.append(Block(size: Self.aligned(batch * shapes[index].count), start: index, end: backwardTime(index)))
+        }
+
+        // Gradients, from the logits backwards so a consumer's block exists before its input's.
+        var gradientBlock = [Int](repeating: -1, count: count)
+        var sharedWith = [Int](repeating: -1, count: count)
+        var zeroBefore = [[Int]](repeating: [], count: count)
+        var zeroLoss: [Int] = []
+        var addPassedThrough = [Bool](repeating: false, count: count)
+        var index = count - 1
+        while index >= 0 {
+            let users = consumers[index]
+            if sharing, users.count == 1, layers[users[0]].kind == .relu
+                || (layers[users[0]].kind == .add && !addPassedThrough[users[0]]
+                    && layers[users[0]].inputs.filter({ $0 == index }).count == 1) {
+                let consumer = users[0]
+                if layers[consumer].kind == .add { addPassedThrough[consumer] = true }
+                gradientBlock[index] = gradientBlock[consumer]
+                sharedWith[index] = consumer
+                blocks[gradientBlock[consumer]].end = max(blocks[gradientBlock[consumer]].end, backwardTime(index))
+            } else {
+                let start: Int
+                if let last = users.max() {
+                    start = backwardTime(last)
+                    zeroBefore[last].append(index)
+                } else {
+                    // The logits (or a node nothing reads): written first by the loss.
+                    start = lossTime
+                    zeroLoss.append(index)
+                }
+                gradientBlock[index] = blocks.count
+                blocks.append(Block(size: Self.aligned(batch * shapes[index].count), start: start, end: backwardTime(index)))
+            }
+            index -= 1
+        }
+
+        var isIndexBlock = [Bool](repeating: false, count: blocks.count)
+        for block in indexBlock where block >= 0 { isIndexBlock[block] = true }
+        let floatTotal = Self.place(&blocks, blocks.indices.filter { !isIndexBlock[$0] }, sharing: sharing)
+        let indexTotal = Self.place(&blocks, blocks.indices.filter { isIndexBlock[$0] }, sharing: sharing)
+
+        output = outputBlock.map { blocks[$0].offset }
+        gradient = gradientBlock.map { blocks[$0].offset }
+        indices = indexBlock.map { $0 < 0 ? -1 : blocks[$0].offset }
+        outputInPlaceOf = inPlaceOf
+        gradientSharedWith = sharedWith
+        zeroBeforeBackward = zeroBefore
+        zeroBeforeLoss = zeroLoss
+        floatElements = floatTotal
+        indexElements = indexTotal
+    }
+
+    /// Places `members` largest first, each at the lowest offset that no placed block alive at
+    /// an overlapping time uses. Returns the extent in elements.
+    private static func place(_ blocks: inout [Block], _ members: [Int], sharing: Bool) -> Int {
+        if !sharing {
+            var total = 0
+            for member in members {
+                blocks[member].offset = total
+                total += blocks[member].size
+            }
+            return total
+        }
+        let order = members.sorted { left, right in
+            blocks[left].size != blocks[right].size ? blocks[left].size > blocks[right].size : left < right
+        }
+        var placed: [Int] = []
+        var total = 0
+        for candidate in order {
+            let block = blocks[candidate]
+            let busy = placed.filter { other in blocks[other].start <= block.end && block.start <= blocks[other].end }
+                .map { (blocks[$0].offset, blocks[$0].offset + blocks[$0].size) }
+                .sorted { $0.0 < $1.0 }
+            var offset = 0
+            for (begin, end) in busy {
+                if offset + block.size <= begin { break }
+                offset = max(offset, end)
+            }
+            blocks[candidate].offset = offset
+            placed.append(candidate)
+            total = max(total, offset + block.size)
+        }
+        return total
+    }
+}
