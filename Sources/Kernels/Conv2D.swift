@@ -231,7 +231,8 @@ public enum Conv2D {
         }
     }
 
-    /// dInput[ci, n, ih, iw] += dCol[r, j] over every tap that reads that pixel. Threads take
+    /// dInput[ci, n, ih, iw] += dCol[r, j] over every tap that reads that pixel (the stride-1
+    /// "same" path zeroes padding taps in `col`, which is scratch, first). Threads take
     /// whole input channels, so no two threads add into the same pixel.
     static func col2im(dInput: UnsafeMutablePointer<Float>, col: UnsafePointer<Float>, shape: Conv2DShape,
                        firstRow: Int, rows: Int, context: KernelContext) {
@@ -269,6 +270,14 @@ public enum Conv2D {
         let strideH = shape.strideH, strideW = shape.strideW, padH = shape.padH, padW = shape.padW
         let chunkColumns = rows * outWidth
         let taps = kernelHeight * kernelWidth
+        if strideH == 1 && strideW == 1 && 2 * padH == kernelHeight - 1 && 2 * padW == kernelWidth - 1 {
+            for patchRow in patchRows {
+                transferShifted(col: col + patchRow * chunkColumns, image: image, shape: shape, channel: patchRow / taps,
+                                ky: (patchRow / kernelWidth) % kernelHeight, kx: patchRow % kernelWidth,
+                                firstRow: firstRow, rows: rows, accumulate: accumulate)
+            }
+            return
+        }
         for patchRow in patchRows {
             let channel = patchRow / taps
             let ky = (patchRow / kernelWidth) % kernelHeight
@@ -303,6 +312,52 @@ public enum Conv2D {
                 oh += 1
                 if oh == outHeight { oh = 0; n += 1 }
             }
+        }
+    }
+
+    /// One patch row of a stride-1 "same" convolution (OH = H, OW = W, odd kernel, pad = K / 2).
+    /// Then col[j] = plane[firstRow * W + j + delta] with delta = (ky - padH) * W + (kx - padW)
+    /// wherever the tap lands inside the image: one shifted run over the whole chunk instead of
+    /// one run per output row, followed by zeroing the few taps that fell into the padding
+    /// (whole rows at the top or bottom, one or more columns at the sides, which the shifted run
+    /// filled with pixels of the neighbouring row). col2im zeroes those taps in its col row first
+    /// (they are gradients of padding, discarded) and then adds the shifted run into the plane.
+    @inline(__always)
+    static func transferShifted(col: UnsafeMutablePointer<Float>, image: UnsafeMutablePointer<Float>, shape: Conv2DShape,
+                                channel: Int, ky: Int, kx: Int, firstRow: Int, rows: Int, accumulate: Bool) {
+        let height = shape.inHeight, width = shape.inWidth
+        let planeCount = shape.batch * height * width
+        let plane = image + channel * planeCount
+        let count = rows * width
+        let start = firstRow * width + (ky - shape.padH) * width + (kx - shape.padW)
+        // Columns whose source index lies inside this channel's plane; the rest are padding.
+        let low = min(max(0, -start), count)
+        let high = max(min(count, planeCount - start), low)
+        if !accumulate {
+            for index in 0..<low { col[index] = 0 }
+            copyRun(col: col + low, image: plane + start + low, count: high - low)
+            for index in high..<count { col[index] = 0 }
+        }
+        // Taps in the padding: rows whose ih = oh + ky - padH leaves the image, and the columns
+        // whose iw = ow + kx - padW does.
+        let rowShift = ky - shape.padH
+        let columnLow = max(0, shape.padW - kx)
+        let columnHigh = min(width, width + shape.padW - kx)
+        var oh = firstRow % height
+        for local in 0..<rows {
+            let row = col + local * width
+            let ih = oh + rowShift
+            if ih < 0 || ih >= height {
+                for ow in 0..<width { row[ow] = 0 }
+            } else {
+                for ow in 0..<columnLow { row[ow] = 0 }
+                for ow in columnHigh..<width { row[ow] = 0 }
+            }
+            oh += 1
+            if oh == height { oh = 0 }
+        }
+        if accumulate {
+            addRun(image: plane + start + low, col: col + low, count: high - low)
         }
     }
 
