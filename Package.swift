@@ -47,7 +47,10 @@ let package = Package(
                 "Train", "Select", "NN", "Data", "Kernels", "Platform",
                 .target(name: "COpenBLAS", condition: .when(traits: ["OpenBLAS"])),
             ],
-            swiftSettings: common + [.define("LEITNER_OPENBLAS", .when(traits: ["OpenBLAS"]))]),
+            swiftSettings: common + [.define("LEITNER_OPENBLAS", .when(traits: ["OpenBLAS"]))],
+            // One self-contained binary (copied to a board as is) that also maps less memory:
+            // the Swift runtime is linked in rather than loaded as shared libraries.
+            linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"], swiftSettings: common),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Platform"], swiftSettings: common),
         .testTarget(name: "NNTests", dependencies: ["NN", "Kernels", "Platform"], swiftSettings: common),
