@@ -63,6 +63,8 @@ static inline int leitner_mmap_failed(void *p) { return p == MAP_FAILED; }
 
 /// True when file descriptor `fd` is a terminal (progress bars only on terminals).
 static inline int leitner_isatty(int fd) { return isatty(fd); }
+/* Drops a file's clean pages from the page cache, so a read test measures the device. */
+static inline int leitner_drop_cache(int fd) { return posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); }
 
 /// stat(2) st_size and st_mode without exposing struct stat's per-architecture layout to Swift.
 static inline int leitner_file_size(const char *path, int64_t *size_out, int *is_dir_out) {

@@ -1,3 +1,4 @@
+import Platform
 import NN
 
 /// The optimizer and its hyper-parameters (PyTorch semantics).
@@ -56,6 +57,8 @@ public struct TrainConfig {
     public var testLimit = 0
     /// Refuse a memory plan larger than this (nil = no limit).
     public var memoryBudgetBytes: Int? = nil
+    /// The board profile the run was configured from (`--board`), if any.
+    public var board: BoardProfile? = nil
     /// Stop (as if interrupted) once this many epochs are complete; 0 = run all `epochs`.
     /// The schedule still spans `epochs`, so `--resume` continues the same run.
     public var stopAfterEpoch = 0

@@ -79,6 +79,10 @@ public final class TrainingSession {
     public func run<Policy: SelectionPolicy>(policy: inout Policy) throws(TrainError) {
         let model = trainer.model
         print("model: \(config.modelName), \(model.parameterCount) parameters; batch \(config.batch), \(config.threads) thread(s), \(config.epochs) epochs, \(config.optimizer.name) lr \(config.learningRate)")
+        if let board = config.board {
+            print("board: \(board.name) (\(board.description)): threads \(config.threads), memory budget "
+                  + (config.memoryBudgetBytes.map { "\($0 >> 20) MiB" } ?? "none"))
+        }
         print(trainer.plan.budgetLine)
         print("train: \(trainer.train.count) samples, test: \(trainer.test.count) samples; output: \(config.outputDirectory)")
         if let epoch = resumedEpoch, policy.stateStride > 0 {

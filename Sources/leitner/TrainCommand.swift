@@ -22,7 +22,8 @@ enum TrainCommand {
             OptionSpec("data", value: "DIR", help: "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]", default: "Fashion-MNIST"),
             OptionSpec("epochs", value: "N", help: "epochs", default: "15"),
             OptionSpec("batch", value: "N", help: "batch size", default: "64"),
-            OptionSpec("threads", value: "N", help: "threads", default: "2"),
+            OptionSpec("threads", value: "N", help: "threads", default: "2, or the board's"),
+            OptionSpec("board", value: "NAME|FILE", help: "board profile (leitner boards): default threads and memory budget", default: "none"),
             OptionSpec("optimizer", value: "sgd|adamw", help: "optimizer", default: "sgd"),
             OptionSpec("lr", value: "RATE", help: "base learning rate", default: "0.05 (sgd), 0.001 (adamw)"),
             OptionSpec("momentum", value: "M", help: "SGD momentum", default: "0.9"),
@@ -58,7 +59,15 @@ enum TrainCommand {
         config.modelName = options.values["model-file"] ?? modelName
         config.epochs = try options.int("epochs", default: 15, range: 1...100_000)
         config.batch = try options.int("batch", default: 64, range: 1...65_536)
-        config.threads = try options.int("threads", default: 2, range: 1...256)
+        var boardThreads = 2
+        if let boardName = options.values["board"] {
+            let board: BoardProfile
+            do { board = try BoardProfile.load(boardName) }
+            catch { throw UsageError(message: "leitner: \(error.description)") }
+            boardThreads = board.threads(onlineCores: SystemInfo.onlineCores())
+            config.board = board
+        }
+        config.threads = try options.int("threads", default: boardThreads, range: 1...256)
         let optimizer = options.string("optimizer", default: "sgd")
         switch optimizer {
         case "sgd":
@@ -94,6 +103,8 @@ enum TrainCommand {
         config.testLimit = try options.int("test-limit", default: 0, range: 0...Int.max)
         if options.values["memory-budget-mb"] != nil {
             config.memoryBudgetBytes = try options.int("memory-budget-mb", default: 0, range: 1...1 << 30) << 20
+        } else if let board = config.board {
+            config.memoryBudgetBytes = board.memoryBudgetBytes
         }
         config.stopAfterEpoch = try options.int("stop-after-epoch", default: 0, range: 0...Int.max)
         if options.flag("no-progress") { config.progress = false }

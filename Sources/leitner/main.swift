@@ -16,6 +16,9 @@ commands:
   compare     the same run under several selection policies: table and SVG chart
   eval        test loss and accuracy of a checkpoint
   parity      a fixed run for comparing with PyTorch (used by tools/compare-pytorch)
+  boards      the board profiles this binary knows (train --board NAME uses one)
+  doctor      this machine: CPU, cores, memory, matching board, storage read speed, energy sensors
+  selftest    the kernel checks (fast paths against naive twins, gradients), inside the binary
   help        show this help
 
 Run 'leitner COMMAND --help' for a command's options.
@@ -46,6 +49,12 @@ func runMain() -> Int32 {
             return try EvalCommand.run(rest)
         case "parity":
             return try ParityCommand.run(rest)
+        case "boards":
+            return try BoardsCommand.run(rest)
+        case "doctor":
+            return try DoctorCommand.run(rest)
+        case "selftest":
+            return try SelftestCommand.run(rest)
         case "help", "--help", "-h":
             print(topHelp)
             return 0

@@ -1,0 +1,90 @@
+import Data
+import Platform
+import Train
+
+/// `leitner doctor`: what the machine is and whether Leitner will run well on it.
+enum DoctorCommand {
+    static let spec = CommandSpec(
+        name: "doctor",
+        summary: """
+        Prints the CPU model and features, cores, memory, the matching board profile, the
+        vector instructions this binary was built for, a sequential-read test of the dataset
+        files (page cache dropped first where the kernel allows), and the energy sensors found.
+        """,
+        positionals: "",
+        options: [
+            OptionSpec("data", value: "DIR", help: "dataset directory to read-test", default: "Fashion-MNIST"),
+            OptionSpec("read-mb", value: "MB", help: "read at most this many MB per file", default: "64"),
+        ])
+
+    static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
+        let options = try ParsedOptions(arguments, spec: spec)
+        if options.wantsHelp { print(spec.help); return 0 }
+        let readLimit = try options.int("read-mb", default: 64, range: 1...1 << 20) << 20
+        let machine = MachineInfo.read()
+        print("cpu: \(machine.cpuModel), \(machine.onlineCores) online core(s)")
+        let interesting = ["avx2", "fma", "avx512f", "asimd", "fphp", "asimdhp", "asimddp", "atomics"]
+        let present = interesting.filter { machine.cpuFlags.contains($0) }
+        print("cpu features: " + (present.isEmpty ? "(none of \(interesting.joined(separator: " ")))" : present.joined(separator: " ")))
+        print("memory: \(mebibytes(machine.memoryTotalBytes)) MiB total, \(mebibytes(machine.memoryAvailableBytes)) MiB available")
+        #if arch(x86_64)
+        print("binary: x86_64, vector width \(8) floats (AVX2+FMA)")
+        #else
+        print("binary: aarch64, vector width \(4) floats (NEON)")
+        #endif
+        if let problem = SystemInfo.checkBuildTarget() { print("binary: WARNING " + problem) }
+        if let board = machine.board {
+            print("board profile: \(board.name) (\(board.description)); train --board \(board.name) uses "
+                  + "\(board.threads(onlineCores: machine.onlineCores)) thread(s), \(board.memoryBudgetMB) MiB budget")
+        } else {
+            print("board profile: none matches (see leitner boards; write your own .board file)")
+        }
+        do throws(DataError) {
+            let files = try DatasetLocator.fashionMNIST(dataDirectory: options.values["data"])
+            print("data: " + files.description)
+            for path in [files.trainImages, files.testImages] {
+                do {
+                    let test = try ReadTest.run(path: path, limitBytes: readLimit)
+                    let rate = test.megabytesPerSecond
+                    print("  read \(path): \(test.bytes) bytes in \(test.reads) reads, "
+                          + "\(Format.fixed(rate, 1)) MB/s"
+                          + (test.cacheDropped ? "" : " (page cache not dropped: may be the cache's speed)"))
+                } catch {
+                    print("  read \(path): " + error.description)
+                }
+            }
+        } catch {
+            print("data: " + error.description)
+        }
+        print("energy sensors: " + EnergyProbe.found().joined(separator: "; "))
+        return 0
+    }
+
+    static func mebibytes(_ bytes: Int) -> Int { bytes >> 20 }
+}
+
+/// Which energy sources exist here, by the files and tools they need.
+enum EnergyProbe {
+    static func found() -> [String] {
+        var found: [String] = []
+        for index in 0..<32 {
+            let directory = "/sys/class/hwmon/hwmon\(index)/"
+            guard let bytes = try? FileSystem.readAll(directory + "name") else { continue }
+            let name = String(decoding: bytes, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "?"
+            var kinds: [String] = []
+            if FileSystem.exists(directory + "power1_input") { kinds.append("power") }
+            if FileSystem.exists(directory + "energy1_input") { kinds.append("energy") }
+            if FileSystem.exists(directory + "curr1_input") { kinds.append("current") }
+            if !kinds.isEmpty { found.append("hwmon \(name) (\(kinds.joined(separator: ", ")))") }
+        }
+        let rapl = "/sys/class/powercap/intel-rapl:0/energy_uj"
+        if FileSystem.exists(rapl) {
+            found.append((try? FileSystem.readAll(rapl)) != nil ? "RAPL (readable)" : "RAPL (present, not readable: run as root)")
+        }
+        for tool in ["/usr/bin/vcgencmd", "/opt/vc/bin/vcgencmd"] where FileSystem.exists(tool) {
+            found.append("vcgencmd pmic_read_adc (\(tool))")
+        }
+        if found.isEmpty { found.append("none: energy will be the model estimate from the board profile") }
+        return found
+    }
+}
