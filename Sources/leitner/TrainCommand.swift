@@ -35,7 +35,8 @@ enum TrainCommand {
             OptionSpec("seed", value: "N", help: "random seed (initialisation, shuffling, augmentation)", default: "1"),
             OptionSpec("out", value: "DIR", help: "output directory", default: "runs/latest"),
             OptionSpec("resume", help: "continue from OUT/checkpoint.safetensors"),
-            OptionSpec("train-limit", value: "N", help: "use only the first N training samples", default: "all"),
+            OptionSpec("train-subset", value: "N", help: "train on the first N training samples only (quick experiments)", default: "all"),
+            OptionSpec("train-limit", value: "N", help: "the same as --train-subset (older name)"),
             OptionSpec("test-limit", value: "N", help: "use only the first N test samples", default: "all"),
             OptionSpec("memory-budget-mb", value: "MB", help: "refuse a memory plan above this many MiB", default: "none"),
             OptionSpec("stop-after-epoch", value: "N", help: "stop after epoch N as if interrupted (continue with --resume)", default: "none"),
@@ -90,7 +91,7 @@ enum TrainCommand {
         config.seed = UInt64(try options.int("seed", default: 1, range: 0...Int.max))
         config.outputDirectory = options.string("out", default: "runs/latest")
         config.resume = options.flag("resume")
-        config.trainLimit = try options.int("train-limit", default: 0, range: 0...Int.max)
+        config.trainLimit = try trainSubset(options)
         config.testLimit = try options.int("test-limit", default: 0, range: 0...Int.max)
         if options.values["memory-budget-mb"] != nil {
             config.memoryBudgetBytes = try options.int("memory-budget-mb", default: 0, range: 1...1 << 30) << 20
@@ -98,6 +99,16 @@ enum TrainCommand {
         config.stopAfterEpoch = try options.int("stop-after-epoch", default: 0, range: 0...Int.max)
         if options.flag("no-progress") { config.progress = false }
         return config
+    }
+
+    /// `--train-subset N`, or its older name `--train-limit N` (both given: they must agree).
+    static func trainSubset(_ options: ParsedOptions) throws(UsageError) -> Int {
+        let subset = try options.int("train-subset", default: 0, range: 0...Int.max)
+        let limit = try options.int("train-limit", default: 0, range: 0...Int.max)
+        if options.values["train-subset"] != nil && options.values["train-limit"] != nil && subset != limit {
+            throw UsageError(message: "leitner: --train-subset \(subset) and --train-limit \(limit) disagree (--train-limit is the older name of --train-subset)")
+        }
+        return options.values["train-subset"] != nil ? subset : limit
     }
 
     /// Locates and loads the data the options name (default: Fashion-MNIST) and says which.
