@@ -192,3 +192,46 @@ struct CountingPolicy: SelectionPolicy {
         #expect(scored > 0, "IES excluded nothing in this run; the resume check would be vacuous")
     }
 }
+
+@Suite(.serialized) struct SelectiveBackpropResumeTests {
+    /// Selective Backprop with its loss history in the state file: 5 epochs straight equal 3
+    /// epochs, a stop, and a resume that rebuilds the history, exactly (metrics, the history,
+    /// the per-sample records). 600 samples: each epoch has more than the 342 candidates the
+    /// exact rebuild of a 1024-loss history needs.
+    @Test func resumeRestoresTheLossHistoryExactly() throws {
+        let train = try syntheticSet(count: 600, seed: 10), test = try syntheticSet(count: 60, seed: 11)
+        func config(_ directory: String) throws -> TrainConfig {
+            var config = try tinyConfig(directory, epochs: 5)
+            config.augment = AugmentConfig(cropPadding: 1)
+            return config
+        }
+        var straightPolicy = SelectiveBackpropPolicy(sampleCount: train.count)
+        let straight = try TrainingSession(config: try config(temporaryDirectory("sb-straight")), train: train, test: test)
+        try straight.run(policy: &straightPolicy)
+
+        let directory = temporaryDirectory("sb-resumed")
+        var interrupted = try config(directory)
+        interrupted.stopAfterEpoch = 3
+        var firstPolicy = SelectiveBackpropPolicy(sampleCount: train.count)
+        try TrainingSession(config: interrupted, train: train, test: test).run(policy: &firstPolicy)
+        #expect(firstPolicy.historyCount == 1024, "the history must be full at the stop, or the resume check is weak")
+        var resumed = try config(directory)
+        resumed.resume = true
+        var secondPolicy = SelectiveBackpropPolicy(sampleCount: train.count)
+        let second = try TrainingSession(config: resumed, train: train, test: test)
+        try second.run(policy: &secondPolicy)
+
+        #expect(second.history.count == 2)
+        for (got, expected) in zip(second.history, straight.history.suffix(2)) {
+            #expect(got.epoch == expected.epoch)
+            #expect(got.samplesTrained == expected.samplesTrained, "epoch \(got.epoch)")
+            #expect(got.trainLoss.bitPattern == expected.trainLoss.bitPattern, "epoch \(got.epoch)")
+            #expect(got.testAccuracy == expected.testAccuracy)
+            // Selection happened: not every candidate was trained.
+            #expect(got.samplesTrained > 0 && got.samplesTrained < got.population)
+        }
+        let sameHistory = secondPolicy.historySnapshot() == straightPolicy.historySnapshot()
+        #expect(sameHistory, "the resumed run's loss history differs from the uninterrupted run's")
+        #expect(secondPolicy.historySnapshot().count == 1024)
+    }
+}
