@@ -109,6 +109,7 @@ enum CompareCommand {
             var directoryName = ""
             for character in run.label { directoryName.append(character == "@" ? "-" : character) }
             config.outputDirectory = base.outputDirectory + "/" + directoryName
+            if let dump = base.lossDumpDirectory { config.lossDumpDirectory = dump + "/" + directoryName }
             if run.policy == "ies", let threshold = run.threshold { options.set("ies-threshold", threshold) }
             if run.policy == "random-remove" {
                 let iesLabel = run.threshold.map { "ies@" + $0 } ?? "ies"

@@ -41,6 +41,7 @@ enum TrainCommand {
             OptionSpec("memory-budget-mb", value: "MB", help: "refuse a memory plan above this many MiB", default: "none"),
             OptionSpec("stop-after-epoch", value: "N", help: "stop after epoch N as if interrupted (continue with --resume)", default: "none"),
             OptionSpec("no-progress", help: "no progress bar even on a terminal"),
+            OptionSpec("dump-losses", value: "DIR", help: "after each epoch write every sample's loss and planned action to DIR/losses-EEEE.bin (docs/loss-dump.md; tools/check-ies-reference reads them)"),
         ] + PolicyOptions.specs)
 
     /// Parses the options shared by train-like commands into a configuration.
@@ -98,6 +99,7 @@ enum TrainCommand {
         }
         config.stopAfterEpoch = try options.int("stop-after-epoch", default: 0, range: 0...Int.max)
         if options.flag("no-progress") { config.progress = false }
+        config.lossDumpDirectory = options.values["dump-losses"]
         return config
     }
 
@@ -157,7 +159,14 @@ struct SessionRunner: PolicyRunner {
 
     func run<P: SelectionPolicy>(_ policy: inout P) throws(TrainError) -> [EpochMetrics] {
         let session = try TrainingSession(config: config, train: train, test: test, validationFraction: policy.validationFraction)
-        try session.run(policy: &policy)
+        if let directory = config.lossDumpDirectory {
+            var dumping = try LossDumpingPolicy(policy, sampleCount: session.trainer.train.count, directory: directory)
+            print("loss dump: \(directory)/losses-EEEE.bin after each epoch")
+            try session.run(policy: &dumping)
+            policy = dumping.inner
+        } else {
+            try session.run(policy: &policy)
+        }
         return session.history
     }
 }

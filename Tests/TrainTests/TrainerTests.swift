@@ -235,3 +235,52 @@ struct CountingPolicy: SelectionPolicy {
         #expect(secondPolicy.historySnapshot().count == 1024)
     }
 }
+
+@Suite(.serialized) struct LossDumpTests {
+    /// `LossDumpingPolicy` around IES writes one file per epoch whose actions are IES's plan and
+    /// whose losses are present exactly for the trained and scored samples; the wrapped policy
+    /// decides as it would unwrapped (same metrics as a run without the dump).
+    @Test func dumpHoldsEachEpochsPlanAndLosses() throws {
+        let train = try syntheticSet(count: 240, seed: 8), test = try syntheticSet(count: 60, seed: 9)
+        func config(_ directory: String) throws -> TrainConfig {
+            var config = try tinyConfig(directory, epochs: 9)
+            config.augment = AugmentConfig(cropPadding: 1)
+            config.schedule = .constant
+            return config
+        }
+        var plain = IESPolicy(sampleCount: train.count, threshold: 1e-3)
+        let plainSession = try TrainingSession(config: try config(temporaryDirectory("dump-plain")), train: train, test: test)
+        try plainSession.run(policy: &plain)
+
+        let dumpDirectory = temporaryDirectory("dump") + "/losses"
+        var dumping = try LossDumpingPolicy(IESPolicy(sampleCount: train.count, threshold: 1e-3), sampleCount: train.count, directory: dumpDirectory)
+        let session = try TrainingSession(config: try config(temporaryDirectory("dump-run")), train: train, test: test)
+        try session.run(policy: &dumping)
+        #expect(session.history.map { $0.trainLoss.bitPattern } == plainSession.history.map { $0.trainLoss.bitPattern })
+        #expect(dumping.failures == 0)
+
+        var excludedTotal = 0
+        for epoch in 1...9 {
+            let bytes = try #require(FileManager.default.contents(atPath: LossDumpingPolicy<IESPolicy>.path(directory: dumpDirectory, epoch: epoch)))
+            let n = train.count
+            #expect(bytes.count == 32 + 5 * n)
+            #expect(Array(bytes.prefix(8)) == Array("LTNRLOS1".utf8))
+            let header = bytes.withUnsafeBytes { raw in
+                (raw.loadUnaligned(fromByteOffset: 12, as: UInt32.self), raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
+                 raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+            }
+            #expect(header.0 == 3 && header.1 == UInt64(epoch) && header.2 == UInt64(n))
+            var trained = 0, scored = 0
+            for index in 0..<n {
+                let loss = bytes.withUnsafeBytes { Float(bitPattern: $0.loadUnaligned(fromByteOffset: 32 + 4 * index, as: UInt32.self)) }
+                let action = bytes[32 + 4 * n + index]
+                #expect(action <= 2)
+                #expect(loss.isNaN == (action == 2), "epoch \(epoch) sample \(index): action \(action), loss \(loss)")
+                if action == 0 { trained += 1 } else if action == 1 { scored += 1 }
+            }
+            #expect(trained == session.history[epoch - 1].samplesTrained && scored == session.history[epoch - 1].samplesScored)
+            excludedTotal += scored
+        }
+        #expect(excludedTotal > 0, "IES excluded nothing: the action check is weak")
+    }
+}
