@@ -166,6 +166,38 @@ struct EpochStampPolicy: SelectionPolicy {
         #expect(resumedFromOlder > 0, "the older-epoch resume path was never taken")
     }
 
+    /// The two ways a save used to destroy the generation a resumed run started from, each
+    /// followed by a crash inside the next save (an injected failure stands for the crash).
+    @Test func aSaveAfterAResumeKeepsTheGenerationItResumedFrom() throws {
+        let count = Self.sampleCount
+        func stamp(_ epoch: Int) -> EpochStampPolicy { EpochStampPolicy(sampleCount: count, epoch: epoch) }
+        var mixed = 0
+
+        // Resumed from .prev: state 4 was saved but the checkpoint stayed at 3. The re-save of
+        // epoch 4 must not rotate the stale current file over .prev (epoch 3).
+        let fromPrevious = makeDirectory("state-resume-prev")
+        let store = StateStore()
+        try store.save(stamp(3), sampleCount: count, epoch: 3, directory: fromPrevious)
+        try store.save(stamp(4), sampleCount: count, epoch: 4, directory: fromPrevious)
+        #expect(load(fromPrevious, epoch: 3, mixed: &mixed) == .previous)
+        store.injectedFault = .failedRename  // crash after the rotation, before the rename
+        #expect(throws: SelectError.self) { try store.save(stamp(4), sampleCount: count, epoch: 4, directory: fromPrevious) }
+        #expect(load(fromPrevious, epoch: 3, mixed: &mixed) != nil, "the epoch the run resumed from was lost")
+
+        // Resumed from .tmp: the save of 4 stopped between its renames. The save of epoch 5
+        // must not overwrite that temporary file while .prev holds epoch 3.
+        let fromTemporary = makeDirectory("state-resume-tmp")
+        store.injectedFault = .none
+        try store.save(stamp(3), sampleCount: count, epoch: 3, directory: fromTemporary)
+        store.injectedFault = .failedRename
+        #expect(throws: SelectError.self) { try store.save(stamp(4), sampleCount: count, epoch: 4, directory: fromTemporary) }
+        #expect(load(fromTemporary, epoch: 4, mixed: &mixed) == .temporary)
+        store.injectedFault = .shortWrite(bytes: 100)  // crash while writing epoch 5
+        #expect(throws: SelectError.self) { try store.save(stamp(5), sampleCount: count, epoch: 5, directory: fromTemporary) }
+        #expect(load(fromTemporary, epoch: 4, mixed: &mixed) == .current, "the epoch the run resumed from was lost")
+        #expect(mixed == 0)
+    }
+
     /// A failure at each step of a save (short write, failed fsync, failed rotation, failed
     /// rename, failed directory fsync): the save throws, the previous epoch still loads with its
     /// own records, a load never decodes a mix, and the next save without the fault recovers.
