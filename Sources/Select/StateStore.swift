@@ -116,6 +116,26 @@ public final class StateStore {
     private var buffer: UnsafeMutableRawPointer?
     private var capacity = 0
 
+    /// A failure `save` simulates at one of its steps, as a full disk, a failing device or a
+    /// refused rename would cause; for tests of crash safety. Checked once per step of a save
+    /// (once per epoch), never on the training hot path.
+    public enum InjectedFault: Equatable {
+        case none
+        /// Only the first `bytes` of the temporary file are written, then the write fails (ENOSPC).
+        case shortWrite(bytes: Int)
+        /// fsync of the complete temporary file fails (EIO).
+        case failedSync
+        /// Renaming the current file to `.prev` fails (EIO).
+        case failedRotation
+        /// Renaming the temporary file to current fails, after the rotation (EIO).
+        case failedRename
+        /// fsync of the directory fails, after both renames (EIO).
+        case failedDirectorySync
+    }
+
+    /// Every later `save` fails at this step until reset to `.none`.
+    public var injectedFault = InjectedFault.none
+
     public init() {}
 
     deinit { buffer?.deallocate() }
@@ -136,6 +156,9 @@ public final class StateStore {
         guard sampleCount >= 0 && epoch >= 0 else {
             throw SelectError(path: current, kind: .invalidArgument("negative sample count \(sampleCount) or epoch \(epoch)"))
         }
+        let temporary = StateStore.temporaryPath(directory: directory)
+        let previous = StateStore.previousPath(directory: directory)
+        let rotate = try prepareGenerations(current: current, temporary: temporary, epoch: epoch, directory: directory)
         let recordBytes = sampleCount * stride
         let total = StateStore.headerSize + recordBytes
         let base = reserve(total)
@@ -148,27 +171,86 @@ public final class StateStore {
                                  stride: stride, epoch: epoch, recordsChecksum: StateStore.crc32(records, count: recordBytes))
         StateStore.writeHeader(header, into: base)
 
-        let temporary = StateStore.temporaryPath(directory: directory)
-        let previous = StateStore.previousPath(directory: directory)
         do throws(SystemError) {
             let file = try FileHandle.create(temporary)
             do throws(SystemError) {
+                if case .shortWrite(let bytes) = injectedFault {
+                    try file.writeAll(UnsafeRawPointer(base), count: min(max(bytes, 0), total))
+                    throw SystemError(call: "write", subject: temporary, code: ENOSPC)
+                }
                 try file.writeAll(UnsafeRawPointer(base), count: total)
+                if injectedFault == .failedSync { throw SystemError(call: "fsync", subject: temporary, code: EIO) }
                 try file.sync()
             } catch {
                 try? file.close()
                 throw error
             }
             try file.close()
-            if FileSystem.exists(current) { try FileSystem.rename(current, to: previous) }
+            if rotate {
+                if injectedFault == .failedRotation { throw SystemError(call: "rename", subject: current, code: EIO) }
+                try FileSystem.rename(current, to: previous)
+            }
+            if injectedFault == .failedRename { throw SystemError(call: "rename", subject: temporary, code: EIO) }
             try FileSystem.rename(temporary, to: current)
             // The renames are durable only once the directory entry is on the device.
             let directoryHandle = try FileHandle.openForReading(directory.isEmpty ? "." : directory)
             defer { try? directoryHandle.close() }
+            if injectedFault == .failedDirectorySync { throw SystemError(call: "fsync", subject: directory, code: EIO) }
             try directoryHandle.sync()
         } catch {
             throw SelectError(error)
         }
+    }
+
+    /// Before a save of `epoch`: makes sure the rotation can only ever push an intact, older
+    /// generation to `.prev`, so the generation a run continues from survives any crash of
+    /// this save. Returns whether `selection.state` is to be rotated to `.prev`.
+    /// - A complete temporary file of an older epoch than this one, and newer than the current
+    ///   file (or with no usable current file), is what a save interrupted before or between its
+    ///   renames left, and what a resume may have loaded: it first becomes the current file, as
+    ///   writing the new temporary file would destroy it.
+    /// - A current file from this epoch or a later one (saved, but the crash came before the
+    ///   checkpoint, so the run resumed from `.prev`) or a torn or corrupt one is removed, not
+    ///   rotated: rotating it would replace the `.prev` generation the run resumed from.
+    func prepareGenerations(current: String, temporary: String, epoch: Int, directory: String) throws(SelectError) -> Bool {
+        do throws(SystemError) {
+            let currentEpoch = FileSystem.exists(current) ? intactEpoch(path: current) : nil
+            if FileSystem.exists(temporary), let temporaryEpoch = intactEpoch(path: temporary), temporaryEpoch < epoch {
+                var promote = true
+                if let currentEpoch, currentEpoch >= temporaryEpoch && currentEpoch < epoch { promote = false }
+                if promote {
+                    try FileSystem.rename(temporary, to: current)
+                    return true
+                }
+            }
+            guard FileSystem.exists(current) else { return false }
+            if let currentEpoch, currentEpoch < epoch { return true }
+            try FileSystem.remove(current)
+            return false
+        } catch {
+            throw SelectError(error)
+        }
+    }
+
+    /// The header epoch of `path` when the whole file is intact (sizes and both CRC-32s), else nil.
+    func intactEpoch(path: String) -> Int? {
+        let size: Int
+        let file: FileHandle
+        do throws(SystemError) {
+            size = Int(try FileSystem.size(of: path))
+            file = try FileHandle.openForReading(path)
+        } catch {
+            return nil
+        }
+        defer { try? file.close() }
+        if size < StateStore.headerSize { return nil }
+        let base = reserve(size)
+        do throws(SystemError) { try file.readFully(into: base, count: size, at: 0) } catch { return nil }
+        let header: StateHeader
+        do throws(SelectError) { header = try StateStore.parseHeader(UnsafeRawPointer(base), path: path) } catch { return nil }
+        if size != StateStore.headerSize + header.sampleCount * header.stride { return nil }
+        let computed = StateStore.crc32(UnsafeRawPointer(base) + StateStore.headerSize, count: size - StateStore.headerSize)
+        return computed == header.recordsChecksum ? header.epoch : nil
     }
 
     /// Restores `policy` from the generation whose header epoch is `epoch` (current, then

@@ -62,6 +62,9 @@ public struct TrainConfig {
     /// Stop (as if interrupted) once this many epochs are complete; 0 = run all `epochs`.
     /// The schedule still spans `epochs`, so `--resume` continues the same run.
     public var stopAfterEpoch = 0
+    /// Write each epoch's per-sample losses and planned actions here (`LossDumpingPolicy`;
+    /// nil = no dump).
+    public var lossDumpDirectory: String? = nil
     /// Show a progress bar (nil = when standard error is a terminal).
     public var progress: Bool? = nil
 

@@ -9,61 +9,136 @@ enum CompareCommand {
         name: "compare",
         summary: """
         Trains once per policy with the identical seed, model, data and schedule, then prints a
-        table (final and best test accuracy, backprop saved, compute saved, wall time) and
-        writes OUT/compare.svg (test accuracy against cumulative trained samples, one line per
-        policy) and OUT/compare.csv. Each run's log and checkpoint go to OUT/POLICY/.
-        random-remove is run at the budget IES realised when ies is in the list (and after it).
-        Takes every option of 'leitner train'.
+        table (final, best and last-5-epoch mean test accuracy, backprop saved, compute saved,
+        wall time and its ratio to full's) and writes OUT/compare.svg (test accuracy against
+        cumulative trained samples, one line per run) and OUT/compare.csv. Each run's log and
+        checkpoint go to OUT/RUN/. random-remove is run at the budget IES realised when ies is
+        in the list (and after it). --ies-thresholds runs ies once per threshold (rows
+        ies@DELTA); random-remove then matches the run --match names. Takes every option of
+        'leitner train'.
         """,
         positionals: "",
         options: TrainCommand.spec.options.filter { $0.name != "policy" && $0.name != "resume" }
-            + [OptionSpec("policies", value: "LIST", help: "comma-separated policies", default: "full,ies,dihcl,infobatch,selective-backprop,random-remove")])
+            + [OptionSpec("policies", value: "LIST", help: "comma-separated policies", default: "full,ies,dihcl,infobatch,selective-backprop,random-remove"),
+               OptionSpec("ies-thresholds", value: "LIST", help: "ies: one run per threshold in place of ies, e.g. 1e-3,3e-3,1e-2,3e-2,1e-1", default: "--ies-threshold"),
+               OptionSpec("match", value: "DELTA|all", help: "random-remove: at the budget of the ies run with this threshold, or one random-remove run per ies run", default: "the first threshold")])
 
     struct Row {
-        var policy: String
+        var label: String
         var history: [EpochMetrics]
         var seconds: Double
+    }
+
+    /// One run of the comparison: which policy, its row label, and for a sweep the ies
+    /// threshold it uses (ies) or whose budget it matches (random-remove).
+    struct Run {
+        var label: String
+        var policy: String
+        var threshold: String? = nil
+    }
+
+    /// The runs in order: the policies of --policies, ies expanded per --ies-thresholds, and
+    /// random-remove moved after the ies runs (it needs their realised budget).
+    static func plan(_ options: ParsedOptions) throws(UsageError) -> [Run] {
+        let policies = options.string("policies", default: "full,ies,dihcl,infobatch,selective-backprop,random-remove")
+            .split(separator: ",").map(String.init)
+        for policy in policies where !PolicyOptions.names.contains(policy) {
+            throw UsageError(message: "leitner compare: unknown policy '\(policy)' (known: \(PolicyOptions.names.joined(separator: ", ")))")
+        }
+        var thresholds: [String] = []
+        if let list = options.values["ies-thresholds"] {
+            if options.values["ies-threshold"] != nil {
+                throw UsageError(message: "leitner compare: give --ies-threshold or --ies-thresholds, not both")
+            }
+            thresholds = list.split(separator: ",").map(String.init)
+            for threshold in thresholds {
+                guard let value = Double(threshold), value.isFinite, value >= 0, value <= 100 else {
+                    throw UsageError(message: "leitner compare: --ies-thresholds: '\(threshold)' is not a number in 0...100")
+                }
+            }
+            guard !thresholds.isEmpty, policies.contains("ies") else {
+                throw UsageError(message: "leitner compare: --ies-thresholds needs ies in --policies and at least one threshold")
+            }
+        }
+        let match = options.values["match"]
+        if let match {
+            guard !thresholds.isEmpty, policies.contains("random-remove") else {
+                throw UsageError(message: "leitner compare: --match needs --ies-thresholds and random-remove in --policies")
+            }
+            if match != "all" && matchingThreshold(match, in: thresholds) == nil {
+                throw UsageError(message: "leitner compare: --match \(match) is not one of --ies-thresholds \(thresholds.joined(separator: ",")) (or all)")
+            }
+        }
+        var runs: [Run] = []
+        for policy in policies where policy != "random-remove" {
+            if policy == "ies" && !thresholds.isEmpty {
+                for threshold in thresholds { runs.append(Run(label: "ies@" + threshold, policy: "ies", threshold: threshold)) }
+            } else {
+                runs.append(Run(label: policy, policy: policy))
+            }
+        }
+        if policies.contains("random-remove") {
+            if thresholds.isEmpty {
+                runs.append(Run(label: "random-remove", policy: "random-remove"))
+            } else if match == "all" {
+                for threshold in thresholds { runs.append(Run(label: "random-remove@" + threshold, policy: "random-remove", threshold: threshold)) }
+            } else {
+                let threshold = match.flatMap { matchingThreshold($0, in: thresholds) } ?? thresholds[0]
+                runs.append(Run(label: "random-remove@" + threshold, policy: "random-remove", threshold: threshold))
+            }
+        }
+        return runs
+    }
+
+    /// The entry of `thresholds` equal to `text` as a number (so 1e-2 matches 0.01).
+    static func matchingThreshold(_ text: String, in thresholds: [String]) -> String? {
+        guard let value = Double(text) else { return nil }
+        return thresholds.first { Double($0) == value }
     }
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
         var options = try ParsedOptions(arguments, spec: spec)
         if options.wantsHelp { print(spec.help); return 0 }
-        var policies = options.string("policies", default: "full,ies,dihcl,infobatch,selective-backprop,random-remove")
-            .split(separator: ",").map(String.init)
-        for policy in policies where !PolicyOptions.names.contains(policy) {
-            throw UsageError(message: "leitner compare: unknown policy '\(policy)' (known: \(PolicyOptions.names.joined(separator: ", ")))")
-        }
-        // random-remove needs IES's realised budget: run it after ies.
-        if let ies = policies.firstIndex(of: "ies"), let random = policies.firstIndex(of: "random-remove"), random < ies {
-            policies.remove(at: random)
-            policies.append("random-remove")
-        }
+        let runs = try plan(options)
         let base = try TrainCommand.config(options)
         guard let data = TrainCommand.loadData(options) else { return 1 }
         let sampleCount = base.trainLimit > 0 ? min(base.trainLimit, data.train.count) : data.train.count
         var rows: [Row] = []
-        for policy in policies {
+        for run in runs {
             var config = base
-            config.outputDirectory = base.outputDirectory + "/" + policy
-            if policy == "random-remove", let ies = rows.first(where: { $0.policy == "ies" }) {
-                let saved = 1 - runAccounting(ies.history).trainedFraction
-                options.set("remove-fraction", Format.fixed(min(max(saved, 0), 0.99), 6))
-                print("random-remove at the budget IES realised: removing \(Format.fixed(100 * saved, 2))% of samples per epoch")
+            var directoryName = ""
+            for character in run.label { directoryName.append(character == "@" ? "-" : character) }
+            config.outputDirectory = base.outputDirectory + "/" + directoryName
+            if let dump = base.lossDumpDirectory { config.lossDumpDirectory = dump + "/" + directoryName }
+            if run.policy == "ies", let threshold = run.threshold { options.set("ies-threshold", threshold) }
+            if run.policy == "random-remove" {
+                let iesLabel = run.threshold.map { "ies@" + $0 } ?? "ies"
+                if let ies = rows.first(where: { $0.label == iesLabel }) {
+                    let saved = 1 - runAccounting(ies.history).trainedFraction
+                    options.set("remove-fraction", Format.fixed(min(max(saved, 0), 0.99), 6))
+                    print("random-remove at the budget \(iesLabel) realised: removing \(Format.fixed(100 * saved, 2))% of samples per epoch")
+                }
             }
-            print("== \(policy)")
+            print("== \(run.label)")
             let started = Clock.seconds()
             let outcome = try PolicyOptions.withPolicy(
-                options, name: policy, sampleCount: sampleCount, epochs: config.epochs,
+                options, name: run.policy, sampleCount: sampleCount, epochs: config.epochs,
                 runner: SessionRunner(config: config, train: data.train, test: data.test))
             switch outcome {
-            case .success(let history): rows.append(Row(policy: policy, history: history, seconds: Clock.seconds() - started))
+            case .success(let history): rows.append(Row(label: run.label, history: history, seconds: Clock.seconds() - started))
             case .failure(let error):
-                Console.error("leitner compare: \(policy): " + error.message)
+                Console.error("leitner compare: \(run.label): " + error.message)
                 return 1
             }
         }
         report(rows, directory: base.outputDirectory)
         return 0
+    }
+
+    /// Mean test accuracy of the last `count` epochs (fewer when the run is shorter).
+    static func meanOfLast(_ count: Int, _ history: [EpochMetrics]) -> Double {
+        let tail = history.suffix(count)
+        return tail.isEmpty ? .nan : tail.reduce(0) { $0 + $1.testAccuracy } / Double(tail.count)
     }
 
     /// The run's totals from its epochs' counts.
@@ -78,33 +153,38 @@ enum CompareCommand {
 
     /// The table on stdout, compare.csv and compare.svg in `directory`.
     static func report(_ rows: [Row], directory: String) {
-        let header = BenchSupport.padRight("policy", 20) + BenchSupport.pad("final acc", 10) + BenchSupport.pad("best acc", 10)
-            + BenchSupport.pad("backprop saved", 16) + BenchSupport.pad("compute saved", 15) + BenchSupport.pad("trained", 10)
-            + BenchSupport.pad("wall s", 9)
+        let header = BenchSupport.padRight("run", 22) + BenchSupport.pad("final acc", 10) + BenchSupport.pad("best acc", 10)
+            + BenchSupport.pad("last-5 acc", 11) + BenchSupport.pad("backprop saved", 16) + BenchSupport.pad("compute saved", 15)
+            + BenchSupport.pad("trained", 10) + BenchSupport.pad("wall s", 9) + BenchSupport.pad("wall/full", 10)
         print("")
         print(header)
-        var csv = "policy,epochs,final_test_accuracy,best_test_accuracy,best_epoch,backprop_saved,compute_saved,samples_trained,samples_scored,wall_seconds\n"
+        var csv = "policy,epochs,final_test_accuracy,best_test_accuracy,best_epoch,last5_test_accuracy,backprop_saved,compute_saved,samples_trained,samples_scored,wall_seconds,wall_vs_full\n"
         var series: [SVGChart.Series] = []
+        let fullSeconds = rows.first { $0.label == "full" }?.seconds
         for row in rows {
             guard let last = row.history.last else { continue }
             let best = row.history.max { $0.testAccuracy < $1.testAccuracy }!
+            let lastFive = meanOfLast(5, row.history)
             // Totals over the run, exactly as ALGORITHMS.md defines them.
             let totals = runAccounting(row.history)
             let trained = totals.trained, scored = totals.scored
             let backpropSaved = totals.backpropSaved, computeSaved = totals.computeSaved
-            print(BenchSupport.padRight(row.policy, 20) + BenchSupport.pad(Format.fixed(100 * last.testAccuracy, 2) + "%", 10)
+            let wallRatio = fullSeconds.map { row.seconds / max($0, 1e-9) }
+            print(BenchSupport.padRight(row.label, 22) + BenchSupport.pad(Format.fixed(100 * last.testAccuracy, 2) + "%", 10)
                   + BenchSupport.pad(Format.fixed(100 * best.testAccuracy, 2) + "%", 10)
+                  + BenchSupport.pad(Format.fixed(100 * lastFive, 2) + "%", 11)
                   + BenchSupport.pad(Format.fixed(100 * backpropSaved, 1) + "%", 16)
                   + BenchSupport.pad(Format.fixed(100 * computeSaved, 1) + "%", 15) + BenchSupport.pad("\(trained)", 10)
-                  + BenchSupport.pad(Format.fixed(row.seconds, 1), 9))
-            csv += "\(row.policy),\(row.history.count),\(last.testAccuracy),\(best.testAccuracy),\(best.epoch),\(backpropSaved),\(computeSaved),\(trained),\(scored),\(row.seconds)\n"
+                  + BenchSupport.pad(Format.fixed(row.seconds, 1), 9)
+                  + BenchSupport.pad(wallRatio.map { Format.fixed($0, 2) + "x" } ?? "-", 10))
+            csv += "\(row.label),\(row.history.count),\(last.testAccuracy),\(best.testAccuracy),\(best.epoch),\(lastFive),\(backpropSaved),\(computeSaved),\(trained),\(scored),\(row.seconds),\(wallRatio.map { "\($0)" } ?? "")\n"
             var cumulative = 0
             var points: [(x: Double, y: Double)] = []
             for metrics in row.history {
                 cumulative += metrics.samplesTrained
                 points.append((x: Double(cumulative), y: 100 * metrics.testAccuracy))
             }
-            series.append(SVGChart.Series(name: row.policy, points: points))
+            series.append(SVGChart.Series(name: row.label, points: points))
         }
         print("(energy columns come with the energy meters)")
         let chart = SVGChart(title: "Test accuracy against trained samples", xLabel: "cumulative trained samples",

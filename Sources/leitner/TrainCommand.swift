@@ -36,11 +36,13 @@ enum TrainCommand {
             OptionSpec("seed", value: "N", help: "random seed (initialisation, shuffling, augmentation)", default: "1"),
             OptionSpec("out", value: "DIR", help: "output directory", default: "runs/latest"),
             OptionSpec("resume", help: "continue from OUT/checkpoint.safetensors"),
-            OptionSpec("train-limit", value: "N", help: "use only the first N training samples", default: "all"),
+            OptionSpec("train-subset", value: "N", help: "train on the first N training samples only (quick experiments)", default: "all"),
+            OptionSpec("train-limit", value: "N", help: "the same as --train-subset (older name)"),
             OptionSpec("test-limit", value: "N", help: "use only the first N test samples", default: "all"),
             OptionSpec("memory-budget-mb", value: "MB", help: "refuse a memory plan above this many MiB", default: "none"),
             OptionSpec("stop-after-epoch", value: "N", help: "stop after epoch N as if interrupted (continue with --resume)", default: "none"),
             OptionSpec("no-progress", help: "no progress bar even on a terminal"),
+            OptionSpec("dump-losses", value: "DIR", help: "after each epoch write every sample's loss and planned action to DIR/losses-EEEE.bin (docs/loss-dump.md; tools/check-ies-reference reads them)"),
         ] + PolicyOptions.specs)
 
     /// Parses the options shared by train-like commands into a configuration.
@@ -99,7 +101,7 @@ enum TrainCommand {
         config.seed = UInt64(try options.int("seed", default: 1, range: 0...Int.max))
         config.outputDirectory = options.string("out", default: "runs/latest")
         config.resume = options.flag("resume")
-        config.trainLimit = try options.int("train-limit", default: 0, range: 0...Int.max)
+        config.trainLimit = try trainSubset(options)
         config.testLimit = try options.int("test-limit", default: 0, range: 0...Int.max)
         if options.values["memory-budget-mb"] != nil {
             config.memoryBudgetBytes = try options.int("memory-budget-mb", default: 0, range: 1...1 << 30) << 20
@@ -108,7 +110,18 @@ enum TrainCommand {
         }
         config.stopAfterEpoch = try options.int("stop-after-epoch", default: 0, range: 0...Int.max)
         if options.flag("no-progress") { config.progress = false }
+        config.lossDumpDirectory = options.values["dump-losses"]
         return config
+    }
+
+    /// `--train-subset N`, or its older name `--train-limit N` (both given: they must agree).
+    static func trainSubset(_ options: ParsedOptions) throws(UsageError) -> Int {
+        let subset = try options.int("train-subset", default: 0, range: 0...Int.max)
+        let limit = try options.int("train-limit", default: 0, range: 0...Int.max)
+        if options.values["train-subset"] != nil && options.values["train-limit"] != nil && subset != limit {
+            throw UsageError(message: "leitner: --train-subset \(subset) and --train-limit \(limit) disagree (--train-limit is the older name of --train-subset)")
+        }
+        return options.values["train-subset"] != nil ? subset : limit
     }
 
     /// Locates and loads the data the options name (default: Fashion-MNIST) and says which.
@@ -157,7 +170,14 @@ struct SessionRunner: PolicyRunner {
 
     func run<P: SelectionPolicy>(_ policy: inout P) throws(TrainError) -> [EpochMetrics] {
         let session = try TrainingSession(config: config, train: train, test: test, validationFraction: policy.validationFraction)
-        try session.run(policy: &policy)
+        if let directory = config.lossDumpDirectory {
+            var dumping = try LossDumpingPolicy(policy, sampleCount: session.trainer.train.count, directory: directory)
+            print("loss dump: \(directory)/losses-EEEE.bin after each epoch")
+            try session.run(policy: &dumping)
+            policy = dumping.inner
+        } else {
+            try session.run(policy: &policy)
+        }
         return session.history
     }
 }

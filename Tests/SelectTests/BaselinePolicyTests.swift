@@ -104,7 +104,7 @@ import Testing
         var policy = SelectiveBackpropPolicy(sampleCount: 10)
         let plan = EpochPlan(sampleCount: 10)
         var generator = SeededGenerator(seed: 1)
-        #expect(policy.selectsWithinBatches && policy.stateStride == 0)
+        #expect(policy.selectsWithinBatches && policy.stateStride == 32)
         policy.planEpoch(EpochContext(epoch: 0, epochs: 5, learningRate: 0.1), plan: plan, generator: &generator)
         #expect(plan.counts().train == 10)
         Drive.trained(&policy, Array(0..<10), (0..<10).map { Float($0) }, epoch: 0)
@@ -154,6 +154,63 @@ import Testing
         let bottom = Double(selectedByDecile[0]) / Double(max(1, seenByDecile[0]))
         #expect(top > 0.8 && bottom < 0.001)
         #expect(policy.candidatesSeen == 4000 * batch)
+    }
+
+    /// Feeds `epochs` epochs of `candidates` shuffled candidates with seeded losses in batches of
+    /// 64, as the training loop does; returns the selections.
+    static func drive(_ policy: inout SelectiveBackpropPolicy, epochs: Range<Int>, candidates: Int, seed: UInt64) -> [UInt8] {
+        var selections: [UInt8] = []
+        for epoch in epochs {
+            var generator = SeededGenerator(seed: seed &+ UInt64(epoch))
+            var order = (0..<candidates).map { Int32($0) }
+            for position in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(position, generator.below(position + 1)) }
+            var start = 0
+            while start < candidates {
+                let indices = Array(order[start..<min(start + 64, candidates)])
+                let losses = indices.map { index in Float(generator.uniform(0, 1)) * Float(1 + Int(index) % 7) }
+                var selected = [UInt8](repeating: 0, count: indices.count)
+                indices.withUnsafeBufferPointer { indexBuffer in
+                    losses.withUnsafeBufferPointer { lossBuffer in
+                        selected.withUnsafeMutableBufferPointer { selectedBuffer in
+                            policy.selectWithinBatch(indices: indexBuffer, losses: lossBuffer.baseAddress!,
+                                                     selected: selectedBuffer.baseAddress!, generator: &generator)
+                        }
+                    }
+                }
+                selections += selected
+                start += 64
+            }
+        }
+        return selections
+    }
+
+    /// The state file's 32-byte records rebuild the loss history exactly (newest 1024 losses,
+    /// oldest first) when an epoch has at least 342 candidates, so a restored policy then selects
+    /// exactly as the original; with only 100 candidates it keeps each sample's newest four.
+    @Test(arguments: [400, 1000, 100])
+    func stateRecordsRebuildTheLossHistory(candidates: Int) {
+        var original = SelectiveBackpropPolicy(sampleCount: candidates)
+        _ = Self.drive(&original, epochs: 0..<5, candidates: candidates, seed: 3)
+        #expect(original.historyCount == min(1024, 5 * candidates))
+        let records = Drive.records(original, sampleCount: candidates)
+        var restored = SelectiveBackpropPolicy(sampleCount: candidates)
+        records.withUnsafeBytes { raw in
+            for index in 0..<candidates { restored.decodeState(index: index, from: raw.baseAddress! + index * 32) }
+        }
+        let plan = EpochPlan(sampleCount: candidates)
+        var generator = SeededGenerator(seed: 1)
+        restored.planEpoch(EpochContext(epoch: 5, epochs: 9, learningRate: 0.1), plan: plan, generator: &generator)
+        if candidates >= 342 {
+            #expect(restored.historySnapshot() == original.historySnapshot())
+            let expected = Self.drive(&original, epochs: 5..<8, candidates: candidates, seed: 3)
+            let got = Self.drive(&restored, epochs: 5..<8, candidates: candidates, seed: 3)
+            #expect(got == expected)
+            #expect(restored.historySnapshot() == original.historySnapshot())
+            #expect(Drive.records(restored, sampleCount: candidates) == Drive.records(original, sampleCount: candidates))
+        } else {
+            // Each sample's newest four losses: the newest 400 of the stream, in order.
+            #expect(restored.historySnapshot() == Array(original.historySnapshot().suffix(4 * candidates)))
+        }
     }
 
     @Test func theLargestRecentLossIsAlwaysSelected() {

@@ -192,3 +192,95 @@ struct CountingPolicy: SelectionPolicy {
         #expect(scored > 0, "IES excluded nothing in this run; the resume check would be vacuous")
     }
 }
+
+@Suite(.serialized) struct SelectiveBackpropResumeTests {
+    /// Selective Backprop with its loss history in the state file: 5 epochs straight equal 3
+    /// epochs, a stop, and a resume that rebuilds the history, exactly (metrics, the history,
+    /// the per-sample records). 600 samples: each epoch has more than the 342 candidates the
+    /// exact rebuild of a 1024-loss history needs.
+    @Test func resumeRestoresTheLossHistoryExactly() throws {
+        let train = try syntheticSet(count: 600, seed: 10), test = try syntheticSet(count: 60, seed: 11)
+        func config(_ directory: String) throws -> TrainConfig {
+            var config = try tinyConfig(directory, epochs: 5)
+            config.augment = AugmentConfig(cropPadding: 1)
+            return config
+        }
+        var straightPolicy = SelectiveBackpropPolicy(sampleCount: train.count)
+        let straight = try TrainingSession(config: try config(temporaryDirectory("sb-straight")), train: train, test: test)
+        try straight.run(policy: &straightPolicy)
+
+        let directory = temporaryDirectory("sb-resumed")
+        var interrupted = try config(directory)
+        interrupted.stopAfterEpoch = 3
+        var firstPolicy = SelectiveBackpropPolicy(sampleCount: train.count)
+        try TrainingSession(config: interrupted, train: train, test: test).run(policy: &firstPolicy)
+        #expect(firstPolicy.historyCount == 1024, "the history must be full at the stop, or the resume check is weak")
+        var resumed = try config(directory)
+        resumed.resume = true
+        var secondPolicy = SelectiveBackpropPolicy(sampleCount: train.count)
+        let second = try TrainingSession(config: resumed, train: train, test: test)
+        try second.run(policy: &secondPolicy)
+
+        #expect(second.history.count == 2)
+        for (got, expected) in zip(second.history, straight.history.suffix(2)) {
+            #expect(got.epoch == expected.epoch)
+            #expect(got.samplesTrained == expected.samplesTrained, "epoch \(got.epoch)")
+            #expect(got.trainLoss.bitPattern == expected.trainLoss.bitPattern, "epoch \(got.epoch)")
+            #expect(got.testAccuracy == expected.testAccuracy)
+            // Selection happened: not every candidate was trained.
+            #expect(got.samplesTrained > 0 && got.samplesTrained < got.population)
+        }
+        let sameHistory = secondPolicy.historySnapshot() == straightPolicy.historySnapshot()
+        #expect(sameHistory, "the resumed run's loss history differs from the uninterrupted run's")
+        #expect(secondPolicy.historySnapshot().count == 1024)
+    }
+}
+
+@Suite(.serialized) struct LossDumpTests {
+    /// `LossDumpingPolicy` around IES writes one file per epoch whose actions are IES's plan and
+    /// whose losses are present exactly for the trained and scored samples; the wrapped policy
+    /// decides as it would unwrapped (same metrics as a run without the dump).
+    @Test func dumpHoldsEachEpochsPlanAndLosses() throws {
+        let train = try syntheticSet(count: 240, seed: 8), test = try syntheticSet(count: 60, seed: 9)
+        func config(_ directory: String) throws -> TrainConfig {
+            var config = try tinyConfig(directory, epochs: 9)
+            config.augment = AugmentConfig(cropPadding: 1)
+            config.schedule = .constant
+            return config
+        }
+        var plain = IESPolicy(sampleCount: train.count, threshold: 1e-3)
+        let plainSession = try TrainingSession(config: try config(temporaryDirectory("dump-plain")), train: train, test: test)
+        try plainSession.run(policy: &plain)
+
+        let dumpDirectory = temporaryDirectory("dump") + "/losses"
+        var dumping = try LossDumpingPolicy(IESPolicy(sampleCount: train.count, threshold: 1e-3), sampleCount: train.count, directory: dumpDirectory)
+        let session = try TrainingSession(config: try config(temporaryDirectory("dump-run")), train: train, test: test)
+        try session.run(policy: &dumping)
+        #expect(session.history.map { $0.trainLoss.bitPattern } == plainSession.history.map { $0.trainLoss.bitPattern })
+        #expect(dumping.failures == 0)
+
+        var excludedTotal = 0
+        for epoch in 1...9 {
+            let bytes = try #require(FileManager.default.contents(atPath: LossDumpingPolicy<IESPolicy>.path(directory: dumpDirectory, epoch: epoch)))
+            let n = train.count
+            #expect(bytes.count == 32 + 5 * n)
+            #expect(Array(bytes.prefix(8)) == Array("LTNRLOS1".utf8))
+            let header = bytes.withUnsafeBytes { raw in
+                (raw.loadUnaligned(fromByteOffset: 12, as: UInt32.self), raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
+                 raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+            }
+            #expect(header.0 == 3 && header.1 == UInt64(epoch) && header.2 == UInt64(n))
+            var trained = 0, scored = 0
+            for index in 0..<n {
+                let loss = bytes.withUnsafeBytes { Float(bitPattern: $0.loadUnaligned(fromByteOffset: 32 + 4 * index, as: UInt32.self)) }
+                let action = bytes[32 + 4 * n + index]
+                #expect(action <= 2)
+                #expect(loss.isNaN == (action == 2), "epoch \(epoch) sample \(index): action \(action), loss \(loss)")
+                if action == 0 { trained += 1 } else if action == 1 { scored += 1 }
+            }
+            #expect(trained == session.history[epoch - 1].samplesTrained && scored == session.history[epoch - 1].samplesScored)
+            excludedTotal += scored
+        }
+        #expect(excludedTotal > 0, "IES excluded nothing: the action check is weak")
+    }
+}
