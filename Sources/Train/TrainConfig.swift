@@ -1,3 +1,4 @@
+import Energy
 import NN
 
 /// The optimizer and its hyper-parameters (PyTorch semantics).
@@ -61,6 +62,8 @@ public struct TrainConfig {
     public var stopAfterEpoch = 0
     /// Show a progress bar (nil = when standard error is a terminal).
     public var progress: Bool? = nil
+    /// The energy meter sampled during the run (none by default; the CLI defaults to auto).
+    public var energy = MeterSettings()
 
     public init(model: ModelDescription) {
         self.model = model
