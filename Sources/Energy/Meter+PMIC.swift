@@ -17,7 +17,7 @@ public final class PMICMeter {
     /// Runs `command` once to check that it prints paired rails.
     public init(command: String, boardEstimate: Bool) throws(EnergyError) {
         self.command = command
-        capture = CommandCapture(command + " 2>/dev/null")
+        capture = CommandCapture(command)
         self.boardEstimate = boardEstimate
         let rails = try readRails()
         guard !rails.isEmpty else { throw EnergyError("pmic: `\(command)` printed no paired _A/_V rails") }

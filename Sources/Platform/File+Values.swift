@@ -96,12 +96,15 @@ extension FileSystem {
 /// Running a shell command and capturing its standard output.
 public final class CommandCapture {
     public let command: String
+    private let shellCommand: String
     private let buffer: UnsafeMutablePointer<CChar>
     private let capacity: Int
 
-    /// Prepares to run `command` through /bin/sh, keeping up to `capacity` bytes of its output.
-    public init(_ command: String, capacity: Int = 8192) {
+    /// Prepares to run `command` through /bin/sh, keeping up to `capacity` bytes of its output;
+    /// its standard error is discarded unless `keepErrors`.
+    public init(_ command: String, capacity: Int = 8192, keepErrors: Bool = false) {
         self.command = command
+        shellCommand = keepErrors ? command : command + " 2>/dev/null"
         self.capacity = max(capacity, 16)
         buffer = .allocate(capacity: self.capacity)
     }
@@ -111,9 +114,12 @@ public final class CommandCapture {
     /// Runs the command (popen) and returns its output, valid until the next `run`.
     public func run() throws(SystemError) -> UnsafeBufferPointer<UInt8> {
         var status: Int32 = 0
-        let count = leitner_run_capture(command, buffer, capacity, &status)
+        let count = leitner_run_capture(shellCommand, buffer, capacity, &status)
         if count < 0 { throw SystemError.fromErrno("popen", command) }
-        if status != 0 { throw SystemError(call: "popen", subject: command + " (exit status \(status >> 8))", code: 0) }
+        if status != 0 {
+            let exit = status >> 8
+            throw SystemError(call: "popen", subject: "`\(command)` exited with status \(exit)" + (exit == 127 ? " (command not found)" : ""), code: 0)
+        }
         return UnsafeBufferPointer(start: UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: count)
     }
 }

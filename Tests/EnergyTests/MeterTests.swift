@@ -154,7 +154,8 @@ import Platform
     @Test func procStatBusyTicks() {
         let text = Array("cpu  100 10 50 1000 20 5 6 3 0 0\ncpu0 9 9 9 9 9 9 9 9 9 9\n".utf8)
         let busy = text.withUnsafeBufferPointer { ModelMeter.busyTicks($0) }
-        #expect(busy == 100 + 10 + 50 + 5 + 6 + 3)
+        let expected: Int64 = 100 + 10 + 50 + 5 + 6 + 3  // user nice system irq softirq steal
+        #expect(busy == expected)
         // An old kernel with four fields: the next line's numbers are not read.
         let old = Array("cpu  100 10 50 1000\ncpu0 9 9 9 9 9 9 9 9\n".utf8)
         #expect(old.withUnsafeBufferPointer { ModelMeter.busyTicks($0) } == 160)
