@@ -107,11 +107,22 @@ static inline int64_t leitner_thread_cpu_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/// Waits on `cond` for at most `nanoseconds` (pthread_cond_timedwait takes an absolute
-/// CLOCK_REALTIME deadline, computed here). Returns 0 when signalled, ETIMEDOUT otherwise.
+/// Initialises `cond` on the monotonic clock, so timed waits ignore wall-clock changes.
+static inline int leitner_cond_init_monotonic(pthread_cond_t *cond) {
+    pthread_condattr_t attributes;
+    pthread_condattr_init(&attributes);
+    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+    int status = pthread_cond_init(cond, &attributes);
+    pthread_condattr_destroy(&attributes);
+    return status;
+}
+
+/// Waits on `cond` (initialised by leitner_cond_init_monotonic) for at most `nanoseconds`:
+/// pthread_cond_timedwait takes an absolute deadline, computed here. Returns 0 when
+/// signalled, ETIMEDOUT otherwise.
 static inline int leitner_cond_wait_ns(pthread_cond_t *cond, pthread_mutex_t *mutex, int64_t nanoseconds) {
     struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
     int64_t total = (int64_t)deadline.tv_nsec + (nanoseconds > 0 ? nanoseconds : 0);
     deadline.tv_sec += (time_t)(total / 1000000000LL);
     deadline.tv_nsec = (long)(total % 1000000000LL);

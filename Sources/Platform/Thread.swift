@@ -53,7 +53,7 @@ public final class Condition {
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
+        leitner_cond_init_monotonic(condition)
     }
 
     deinit {
