@@ -8,7 +8,12 @@ public enum Energy {}
 /// Why a meter could not be opened or read; the message names the meter and the path.
 public struct EnergyError: Error, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// The device exists but measures no power (a temperature sensor): not worth a message.
+    public var measuresNoPower = false
+    public init(_ message: String, measuresNoPower: Bool = false) {
+        self.message = message
+        self.measuresNoPower = measuresNoPower
+    }
     public init(_ error: SystemError) { message = error.description }
     public var description: String { message }
 }

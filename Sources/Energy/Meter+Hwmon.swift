@@ -55,7 +55,7 @@ public final class HwmonMeter {
             }
             if paths.isEmpty { throw EnergyError("hwmon \(name) (\(directory)): no in[123]_input/curr[123]_input pairs") }
         } else {
-            throw EnergyError("hwmon \(name) (\(directory)): no power*_input or energy*_input files")
+            throw EnergyError("hwmon \(name) (\(directory)): no power*_input or energy*_input files", measuresNoPower: true)
         }
         var files: [ValueFile] = []
         for path in paths {

@@ -97,7 +97,7 @@ public enum MeterDiscovery {
                         break
                     } catch {
                         // Temperature and fan sensors have no power inputs: not worth a message.
-                        if !error.message.contains("no power*_input") { problems.append(error.message) }
+                        if !error.measuresNoPower { problems.append(error.message) }
                     }
                 }
                 guard let opened else {
