@@ -39,12 +39,14 @@ let package = Package(
         .target(name: "Data", dependencies: ["Kernels", "Platform"], swiftSettings: common),
         // Per-sample state store and selection policies (IES, DIHCL, baselines); knows no layers.
         .target(name: "Select", dependencies: ["Kernels", "Platform"], swiftSettings: common),
-        // The training loop: epochs, metrics log, checkpoints, evaluation.
-        .target(name: "Train", dependencies: ["NN", "Data", "Select", "Kernels", "Platform"], swiftSettings: common),
+        // Meters (hwmon, RAPL, Pi 5 PMIC, power model), the sampling recorder, power traces.
+        .target(name: "Energy", dependencies: ["Platform"], swiftSettings: common),
+        // The training loop: epochs, metrics log, checkpoints, evaluation, energy per epoch.
+        .target(name: "Train", dependencies: ["NN", "Data", "Select", "Energy", "Kernels", "Platform"], swiftSettings: common),
         .executableTarget(
             name: "leitner",
             dependencies: [
-                "Train", "Select", "NN", "Data", "Kernels", "Platform",
+                "Train", "Select", "Energy", "NN", "Data", "Kernels", "Platform",
                 .target(name: "COpenBLAS", condition: .when(traits: ["OpenBLAS"])),
             ],
             swiftSettings: common + [.define("LEITNER_OPENBLAS", .when(traits: ["OpenBLAS"]))],
@@ -56,7 +58,8 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Kernels", "Platform"], swiftSettings: common),
         .testTarget(name: "DataTests", dependencies: ["Data", "Kernels", "Platform"], swiftSettings: common),
         .testTarget(name: "SelectTests", dependencies: ["Select", "Kernels", "Platform"], swiftSettings: common),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "Select", "NN", "Data", "Kernels", "Platform"], swiftSettings: common),
+        .testTarget(name: "EnergyTests", dependencies: ["Energy", "Platform"], swiftSettings: common),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Select", "Energy", "NN", "Data", "Kernels", "Platform"], swiftSettings: common),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -3,6 +3,7 @@
 #define LEITNER_CSYSTEM_SHIM_H
 
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -98,6 +99,71 @@ static inline long leitner_peak_rss_kib(void) {
     struct rusage usage;
     if (getrusage(RUSAGE_SELF, &usage) != 0) return -1;
     return usage.ru_maxrss;
+}
+
+
+/// CPU time of the calling thread in nanoseconds (the energy sampler reports its own cost).
+static inline int64_t leitner_thread_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/// Initialises `cond` on the monotonic clock, so timed waits ignore wall-clock changes.
+static inline int leitner_cond_init_monotonic(pthread_cond_t *cond) {
+    pthread_condattr_t attributes;
+    pthread_condattr_init(&attributes);
+    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+    int status = pthread_cond_init(cond, &attributes);
+    pthread_condattr_destroy(&attributes);
+    return status;
+}
+
+/// Waits on `cond` (initialised by leitner_cond_init_monotonic) for at most `nanoseconds`:
+/// pthread_cond_timedwait takes an absolute deadline, computed here. Returns 0 when
+/// signalled, ETIMEDOUT otherwise.
+static inline int leitner_cond_wait_ns(pthread_cond_t *cond, pthread_mutex_t *mutex, int64_t nanoseconds) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    int64_t total = (int64_t)deadline.tv_nsec + (nanoseconds > 0 ? nanoseconds : 0);
+    deadline.tv_sec += (time_t)(total / 1000000000LL);
+    deadline.tv_nsec = (long)(total % 1000000000LL);
+    return pthread_cond_timedwait(cond, mutex, &deadline);
+}
+
+/// Sleeps for `nanoseconds` (nanosleep, resumed after signals).
+static inline void leitner_sleep_ns(int64_t nanoseconds) {
+    struct timespec request = { (time_t)(nanoseconds / 1000000000LL), (long)(nanoseconds % 1000000000LL) };
+    struct timespec remaining;
+    while (nanosleep(&request, &remaining) != 0 && errno == EINTR) request = remaining;
+}
+
+/// Directory listing without exposing struct dirent's per-architecture layout: the next
+/// entry's name, or NULL at the end.
+static inline DIR *leitner_opendir(const char *path) { return opendir(path); }
+static inline const char *leitner_readdir_name(DIR *dir) {
+    struct dirent *entry = readdir(dir);
+    return entry ? entry->d_name : NULL;
+}
+static inline int leitner_closedir(DIR *dir) { return closedir(dir); }
+
+/// Runs `command` through /bin/sh (popen) and copies up to `capacity - 1` bytes of its standard
+/// output into `out`, NUL-terminated; the rest is drained. Returns the byte count or -1 when
+/// popen fails; `*status_out` receives pclose's status (0 when the command succeeded).
+static inline long leitner_run_capture(const char *command, char *out, size_t capacity, int *status_out) {
+    FILE *pipe = popen(command, "r");
+    if (!pipe) return -1;
+    size_t total = 0;
+    while (total + 1 < capacity) {
+        size_t got = fread(out + total, 1, capacity - 1 - total, pipe);
+        if (got == 0) break;
+        total += got;
+    }
+    char sink[256];
+    while (fread(sink, 1, sizeof sink, pipe) > 0) {}
+    out[total] = 0;
+    *status_out = pclose(pipe);
+    return (long)total;
 }
 
 #endif

@@ -1,3 +1,5 @@
+import NN
+
 /// One epoch's figures, as written to the JSONL log (one line per epoch).
 public struct EpochMetrics {
     public var epoch = 0
@@ -23,6 +25,23 @@ public struct EpochMetrics {
     public var validationAccuracy = Double.nan
     /// The policy stopped the run after this epoch.
     public var stoppedEarly = false
+    /// Monotonic seconds (Clock.seconds) when the training loop of the epoch started and ended.
+    public var trainStarted = Double.nan
+    public var trainEnded = Double.nan
+    /// The same instants as Unix seconds (to align an external meter's log afterwards).
+    public var trainStartUnix = Double.nan
+    public var trainEndUnix = Double.nan
+    /// Energy of the training loop (the interval of `wallSeconds`); NaN without a meter.
+    public var energyJoules = Double.nan
+    /// Energy of the evaluation and checkpoint after the training loop.
+    public var evalEnergyJoules = Double.nan
+    /// The meter's label and whether its figures are an estimate.
+    public var energySource = ""
+    public var energyEstimate = false
+    /// Mean watts of the training loop.
+    public var energyMeanWatts: Double { wallSeconds > 0 ? energyJoules / wallSeconds : .nan }
+    /// Training-loop joules per trained sample.
+    public var joulesPerSample: Double { samplesTrained > 0 ? energyJoules / Double(samplesTrained) : .nan }
 
     public init() {}
 
@@ -35,7 +54,11 @@ public struct EpochMetrics {
             + "\"samples_scored\":\(samplesScored),\"samples_skipped\":\(samplesSkipped),"
             + "\"backprop_saved\":\(JSONNumber.format(backpropSaved)),\"compute_saved\":\(JSONNumber.format(computeSaved)),"
             + "\"reentries\":\(reentries),\"validation_accuracy\":\(JSONNumber.format(validationAccuracy)),"
-            + "\"stopped_early\":\(stoppedEarly)}"
+            + "\"stopped_early\":\(stoppedEarly),\"train_start_unix\":\(JSONNumber.format(trainStartUnix)),"
+            + "\"train_end_unix\":\(JSONNumber.format(trainEndUnix)),\"energy_joules\":\(JSONNumber.format(energyJoules)),"
+            + "\"energy_mean_watts\":\(JSONNumber.format(energyMeanWatts)),\"energy_joules_per_sample\":\(JSONNumber.format(joulesPerSample)),"
+            + "\"eval_energy_joules\":\(JSONNumber.format(evalEnergyJoules)),"
+            + "\"energy_source\":\(energySource.isEmpty ? "null" : JSON.text(.string(energySource))),\"energy_estimate\":\(energyEstimate)}"
     }
 }
 

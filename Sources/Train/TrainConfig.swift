@@ -1,4 +1,5 @@
 import Platform
+import Energy
 import NN
 
 /// The optimizer and its hyper-parameters (PyTorch semantics).
@@ -67,6 +68,8 @@ public struct TrainConfig {
     public var lossDumpDirectory: String? = nil
     /// Show a progress bar (nil = when standard error is a terminal).
     public var progress: Bool? = nil
+    /// The energy meter sampled during the run (none by default; the CLI defaults to auto).
+    public var energy = MeterSettings()
 
     public init(model: ModelDescription) {
         self.model = model

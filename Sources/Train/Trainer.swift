@@ -183,7 +183,9 @@ public final class Trainer {
             }
         }
         progress.finish()
-        metrics.wallSeconds = Clock.seconds() - started
+        metrics.trainEnded = Clock.seconds()
+        metrics.trainStarted = started
+        metrics.wallSeconds = metrics.trainEnded - started
         metrics.trainLoss = tally.trained > 0 ? tally.lossSum / Double(tally.trained) : .nan
         metrics.trainAccuracy = tally.trained > 0 ? Double(tally.correct) / Double(tally.trained) : .nan
         metrics.samplesTrained = tally.trained

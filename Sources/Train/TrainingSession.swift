@@ -1,4 +1,5 @@
 import Data
+import Energy
 import Kernels
 import NN
 import Platform
@@ -18,6 +19,10 @@ public final class TrainingSession {
     let stateStore = StateStore()
     /// The checkpoint's epoch when resuming (the policy's state must match it).
     var resumedEpoch: Int? = nil
+    /// The energy recorder. Set one (started) before `run` to share it, as `energy-run` does
+    /// to measure idle power first; otherwise `run` opens `config.energy`'s meter and stops it
+    /// at the end.
+    public var recorder: EnergyRecorder? = nil
 
     public init(config: TrainConfig, train: Dataset, test: Dataset, validationFraction: Double = 0) throws(TrainError) {
         self.config = config
@@ -97,10 +102,18 @@ public final class TrainingSession {
         let log: FileHandle
         do { log = try FileHandle.openForAppending(metricsPath) } catch { throw TrainError(error) }
         defer { try? log.close() }
+        let ownsRecorder = recorder == nil
+        if recorder == nil { recorder = EnergyMeasurement.startRecorder(config.energy) }
+        defer { if ownsRecorder { recorder?.stop() } }
+        if let recorder { print(EnergyMeasurement.sourceLine(recorder.meter)) }
+        let wallMinusMonotonic = Clock.wallSeconds() - Clock.seconds()
         let started = Clock.seconds()
         try trainer.run(policy: &policy) { (metrics: EpochMetrics, policy: inout Policy) throws(TrainError) in
             var metrics = metrics
             metrics.reentries = policy.lastEpochReentries
+            metrics.trainStartUnix = metrics.trainStarted + wallMinusMonotonic
+            metrics.trainEndUnix = metrics.trainEnded + wallMinusMonotonic
+            if let recorder { EnergyMeasurement.fill(&metrics, recorder: recorder) }
             do throws(SystemError) { try log.write(metrics.jsonLine + "\n") } catch { throw TrainError(error) }
             // State first, then the checkpoint: the state store keeps the previous generation,
             // so a crash between the two still finds the state matching the checkpoint's epoch.
@@ -116,11 +129,16 @@ public final class TrainingSession {
             }
             if metrics.validationAccuracy.isFinite { line += " | validation \(Format.fixed(100 * metrics.validationAccuracy, 2))%" }
             if metrics.stoppedEarly { line += " | early stop" }
+            if metrics.energyJoules.isFinite {
+                line += " | \(Format.fixed(metrics.energyJoules, 1)) J, \(Format.fixed(metrics.energyMeanWatts, 2)) W, \(Format.fixed(1000 * metrics.joulesPerSample, 3)) mJ/sample"
+                    + (metrics.energyEstimate ? " (estimate)" : "")
+            }
             print(line)
         }
         if let last = history.last {
             let best = history.max { $0.testAccuracy < $1.testAccuracy }!
             print("done in \(Format.duration(Clock.seconds() - started)): final test accuracy \(Format.fixed(100 * last.testAccuracy, 2))%, best \(Format.fixed(100 * best.testAccuracy, 2))% (epoch \(best.epoch)); peak RSS \(SystemInfo.peakResidentBytes() >> 20) MiB")
+            if let recorder { print(EnergyMeasurement.summary(history, recorder: recorder)) }
             print("log: \(metricsPath), checkpoint: \(checkpointPath)")
         } else {
             print("nothing to do: the checkpoint is already at epoch \(trainer.epoch) of \(config.epochs)")

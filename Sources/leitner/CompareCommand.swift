@@ -151,14 +151,23 @@ enum CompareCommand {
         return totals
     }
 
+    /// The run's training-loop joules (NaN when an epoch had none) and the meter's source.
+    static func energyTotals(_ history: [EpochMetrics]) -> (joules: Double, source: String, estimate: Bool) {
+        var joules = 0.0
+        for metrics in history { joules += metrics.energyJoules }
+        return (joules, history.first?.energySource ?? "", history.first?.energyEstimate ?? false)
+    }
+
     /// The table on stdout, compare.csv and compare.svg in `directory`.
     static func report(_ rows: [Row], directory: String) {
         let header = BenchSupport.padRight("run", 22) + BenchSupport.pad("final acc", 10) + BenchSupport.pad("best acc", 10)
             + BenchSupport.pad("last-5 acc", 11) + BenchSupport.pad("backprop saved", 16) + BenchSupport.pad("compute saved", 15)
             + BenchSupport.pad("trained", 10) + BenchSupport.pad("wall s", 9) + BenchSupport.pad("wall/full", 10)
+            + BenchSupport.pad("joules", 10) + BenchSupport.pad("mJ/sample", 11)
         print("")
         print(header)
-        var csv = "policy,epochs,final_test_accuracy,best_test_accuracy,best_epoch,last5_test_accuracy,backprop_saved,compute_saved,samples_trained,samples_scored,wall_seconds,wall_vs_full\n"
+        var csv = "policy,epochs,final_test_accuracy,best_test_accuracy,best_epoch,last5_test_accuracy,backprop_saved,compute_saved,samples_trained,samples_scored,wall_seconds,wall_vs_full,energy_joules,energy_joules_per_sample,energy_source,energy_estimate\n"
+        var sources: [String] = []
         var series: [SVGChart.Series] = []
         let fullSeconds = rows.first { $0.label == "full" }?.seconds
         for row in rows {
@@ -169,6 +178,7 @@ enum CompareCommand {
             let totals = runAccounting(row.history)
             let trained = totals.trained, scored = totals.scored
             let backpropSaved = totals.backpropSaved, computeSaved = totals.computeSaved
+            let energy = energyTotals(row.history)
             let wallRatio = fullSeconds.map { row.seconds / max($0, 1e-9) }
             print(BenchSupport.padRight(row.label, 22) + BenchSupport.pad(Format.fixed(100 * last.testAccuracy, 2) + "%", 10)
                   + BenchSupport.pad(Format.fixed(100 * best.testAccuracy, 2) + "%", 10)
@@ -176,8 +186,12 @@ enum CompareCommand {
                   + BenchSupport.pad(Format.fixed(100 * backpropSaved, 1) + "%", 16)
                   + BenchSupport.pad(Format.fixed(100 * computeSaved, 1) + "%", 15) + BenchSupport.pad("\(trained)", 10)
                   + BenchSupport.pad(Format.fixed(row.seconds, 1), 9)
-                  + BenchSupport.pad(wallRatio.map { Format.fixed($0, 2) + "x" } ?? "-", 10))
-            csv += "\(row.label),\(row.history.count),\(last.testAccuracy),\(best.testAccuracy),\(best.epoch),\(lastFive),\(backpropSaved),\(computeSaved),\(trained),\(scored),\(row.seconds),\(wallRatio.map { "\($0)" } ?? "")\n"
+                  + BenchSupport.pad(wallRatio.map { Format.fixed($0, 2) + "x" } ?? "-", 10)
+                  + BenchSupport.pad(Format.fixed(energy.joules, 1) + (energy.estimate ? "*" : ""), 10)
+                  + BenchSupport.pad(Format.fixed(1000 * energy.joules / Double(max(trained, 1)), 3), 11))
+            csv += "\(row.label),\(row.history.count),\(last.testAccuracy),\(best.testAccuracy),\(best.epoch),\(lastFive),\(backpropSaved),\(computeSaved),\(trained),\(scored),\(row.seconds),\(wallRatio.map { "\($0)" } ?? ""),"
+                + "\(energy.joules),\(energy.joules / Double(max(trained, 1))),\"\(energy.source)\",\(energy.estimate)\n"
+            if !energy.source.isEmpty && !sources.contains(energy.source) { sources.append(energy.source) }
             var cumulative = 0
             var points: [(x: Double, y: Double)] = []
             for metrics in row.history {
@@ -186,7 +200,7 @@ enum CompareCommand {
             }
             series.append(SVGChart.Series(name: row.label, points: points))
         }
-        print("(energy columns come with the energy meters)")
+        print("joules: training loops summed over epochs (* = estimate); energy: " + (sources.isEmpty ? "no meter" : sources.joined(separator: "; ")))
         let chart = SVGChart(title: "Test accuracy against trained samples", xLabel: "cumulative trained samples",
                              yLabel: "test accuracy (%)", series: series)
         for (name, text) in [("compare.csv", csv), ("compare.svg", chart.svg)] {

@@ -1,4 +1,5 @@
 import Data
+import Energy
 import NN
 import Platform
 import Train
@@ -14,6 +15,8 @@ enum TrainCommand {
         installed, otherwise the subset shipped in data/fashion-mnist-subset), 15 epochs,
         batch 64, SGD with Nesterov momentum 0.9, lr 0.05, cosine schedule, weight decay 5e-4.
         Writes OUT/metrics.jsonl (one JSON line per epoch) and OUT/checkpoint.safetensors.
+        Energy per epoch comes from the first meter that works (--meter): hwmon, RAPL, the
+        Pi 5 PMIC, else a power-model estimate, which every report marks as an estimate.
         """,
         positionals: "",
         options: [
@@ -43,7 +46,7 @@ enum TrainCommand {
             OptionSpec("stop-after-epoch", value: "N", help: "stop after epoch N as if interrupted (continue with --resume)", default: "none"),
             OptionSpec("no-progress", help: "no progress bar even on a terminal"),
             OptionSpec("dump-losses", value: "DIR", help: "after each epoch write every sample's loss and planned action to DIR/losses-EEEE.bin (docs/loss-dump.md; tools/check-ies-reference reads them)"),
-        ] + PolicyOptions.specs)
+        ] + PolicyOptions.specs + EnergyOptions.specs)
 
     /// Parses the options shared by train-like commands into a configuration.
     static func config(_ options: ParsedOptions) throws(UsageError) -> TrainConfig {
@@ -111,6 +114,7 @@ enum TrainCommand {
         config.stopAfterEpoch = try options.int("stop-after-epoch", default: 0, range: 0...Int.max)
         if options.flag("no-progress") { config.progress = false }
         config.lossDumpDirectory = options.values["dump-losses"]
+        config.energy = try EnergyOptions.settings(options)
         return config
     }
 
@@ -167,9 +171,12 @@ struct SessionRunner: PolicyRunner {
     let config: TrainConfig
     let train: Dataset
     let test: Dataset
+    /// A running energy recorder to share (energy-run); nil: the session opens its own.
+    var recorder: EnergyRecorder? = nil
 
     func run<P: SelectionPolicy>(_ policy: inout P) throws(TrainError) -> [EpochMetrics] {
         let session = try TrainingSession(config: config, train: train, test: test, validationFraction: policy.validationFraction)
+        session.recorder = recorder
         if let directory = config.lossDumpDirectory {
             var dumping = try LossDumpingPolicy(policy, sampleCount: session.trainer.train.count, directory: directory)
             print("loss dump: \(directory)/losses-EEEE.bin after each epoch")

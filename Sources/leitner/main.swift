@@ -14,6 +14,7 @@ commands:
   train       train a model (default: cnn-s on Fashion-MNIST) and write metrics and checkpoints
   bench       kernel benchmarks: GEMM and conv GFLOP/s, fraction of peak, ratio to naive twins
   compare     the same run under several selection policies: table and SVG chart
+  energy-run  idle baseline, then training: gross and net joules per epoch, CSV/JSONL, SVG
   eval        test loss and accuracy of a checkpoint
   parity      a fixed run for comparing with PyTorch (used by tools/compare-pytorch)
   boards      the board profiles this binary knows (train --board NAME uses one)
@@ -45,6 +46,8 @@ func runMain() -> Int32 {
             return try TrainCommand.run(rest)
         case "compare":
             return try CompareCommand.run(rest)
+        case "energy-run":
+            return try EnergyRunCommand.run(rest)
         case "eval":
             return try EvalCommand.run(rest)
         case "parity":

@@ -1,0 +1,46 @@
+import Foundation
+import Energy
+
+/// A throw-away directory tree standing in for /sys or /proc.
+struct FixtureTree {
+    let root: String
+
+    init(_ name: String) {
+        root = NSTemporaryDirectory() + "leitner-energy-\(name)-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    /// Writes `text` to root/path, creating directories.
+    func write(_ path: String, _ text: String) throws {
+        let full = root + "/" + path
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try text.write(toFile: full, atomically: false, encoding: .utf8)
+    }
+
+    /// Makes root/path a directory (opening it succeeds, reading it fails with EISDIR: an
+    /// unreadable attribute even for root, who ignores file permissions).
+    func makeDirectory(_ path: String) throws {
+        try FileManager.default.createDirectory(atPath: root + "/" + path, withIntermediateDirectories: true)
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: root) }
+}
+
+/// The Pi 5 capture shipped with the project (../shared/fixtures), found from this file's path.
+func pmicFixturePath() -> String {
+    var directory = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { directory.deleteLastPathComponent() }  // Tests/EnergyTests/file -> repo
+    let candidates = [directory.path + "/../shared/fixtures/pi5-pmic_read_adc-load.txt",
+                      "/work/shared/fixtures/pi5-pmic_read_adc-load.txt"]
+    return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? candidates[0]
+}
+
+func watts(_ reading: Reading) -> Double? {
+    if case .watts(let value) = reading { return value }
+    return nil
+}
+
+func joules(_ reading: Reading) -> Double? {
+    if case .joules(let value) = reading { return value }
+    return nil
+}
