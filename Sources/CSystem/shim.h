@@ -98,4 +98,21 @@ static inline long leitner_peak_rss_kib(void) {
     return usage.ru_maxrss;
 }
 
+/// zlib's init macros take sizeof(z_stream) and the version string: fixed-argument wrappers.
+/// windowBits 15 + 16: write or read a gzip member (header and CRC-32/ISIZE trailer).
+static inline int leitner_deflate_init_gzip(z_stream *stream, int level) {
+    return deflateInit2(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+}
+static inline int leitner_inflate_init_gzip(z_stream *stream) {
+    return inflateInit2(stream, 15 + 16);
+}
+
+/// Sleeps for `nanoseconds` (nanosleep, restarted after signals).
+static inline void leitner_sleep_ns(int64_t nanoseconds) {
+    struct timespec ts;
+    ts.tv_sec = (time_t)(nanoseconds / 1000000000LL);
+    ts.tv_nsec = (long)(nanoseconds % 1000000000LL);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
 #endif
