@@ -30,6 +30,12 @@ public struct DatasetFiles: Equatable {
 public enum DatasetLocator {
     /// Where the Debian package `dataset-fashion-mnist` installs the full set.
     public static let systemFashionMNIST = "/usr/share/datasets/fashion-mnist"
+    /// The system directory: $LEITNER_SYSTEM_DATA when set (to try the subset fallback on a
+    /// machine that has the package), else `systemFashionMNIST`.
+    public static func systemDirectory() -> String {
+        if let value = getenv("LEITNER_SYSTEM_DATA") { return String(cString: value) }
+        return systemFashionMNIST
+    }
     /// The shipped subset, relative to the repository root.
     public static let subsetRelativePath = "data/fashion-mnist-subset"
     /// Pack names: a directory with both holds a packed dataset (preferred over IDX files).
@@ -42,7 +48,7 @@ public enum DatasetLocator {
     /// Locates Fashion-MNIST. `dataDirectory` (a --data option) wins and must hold all four files.
     public static func fashionMNIST(
         dataDirectory: String? = nil, repositoryRoot: String? = nil,
-        systemDirectory: String = DatasetLocator.systemFashionMNIST
+        systemDirectory: String = DatasetLocator.systemDirectory()
     ) throws(DataError) -> DatasetFiles {
         if let dataDirectory {
             guard let files = try files(in: dataDirectory, kind: .explicit) else {
