@@ -237,11 +237,14 @@ public struct Dataset {
 }
 
 /// Both sets streamed from packs within `budgetBytes` of data memory: the test set (read in
-/// order, no shuffle buffer) gets a quarter of the budget, the training set the rest; each is
-/// cached whole when it fits its share.
+/// order, no shuffle buffer) is cached when that takes at most a quarter of the budget, else
+/// streamed in the least memory; the training set gets the rest and is cached when it fits.
 public func streamPacks(train trainPath: String, test testPath: String, budgetBytes: Int,
                         normalization: Normalization?, throttle: PackSource.Throttle = .none) throws(DataError) -> (train: Dataset, test: Dataset) {
-    let testStream = try PackStream(pack: try PackFile.open(testPath, throttle: throttle), budgetBytes: budgetBytes / 4, shuffleBufferSamples: 0)
+    let testPack = try PackFile.open(testPath, throttle: throttle)
+    let testNeeds = PackStream.requiredBytes(pack: testPack, shuffleBufferSamples: 0)
+    let testBudget = testNeeds.cached <= budgetBytes / 4 ? testNeeds.cached : testNeeds.streaming
+    let testStream = try PackStream(pack: testPack, budgetBytes: testBudget, shuffleBufferSamples: 0)
     let trainStream = try PackStream(pack: try PackFile.open(trainPath, throttle: throttle), budgetBytes: budgetBytes - testStream.plannedBytes)
     return (try Dataset(streaming: trainStream, normalization: normalization), try Dataset(streaming: testStream, normalization: normalization))
 }

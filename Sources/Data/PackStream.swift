@@ -67,6 +67,21 @@ public final class PackStream {
     public static let defaultRingSlots = 4
     public static let defaultShuffleBufferSamples = 2048
 
+    /// Bytes a stream over `pack` holds when it caches the whole set, and when it streams
+    /// (block buffers, sample slots, per-sample tables), and its sample slot count.
+    public static func requiredBytes(pack: PackFile, shuffleBufferSamples: Int = defaultShuffleBufferSamples,
+                                     ringSlots: Int = defaultRingSlots) -> (cached: Int, streaming: Int, slots: Int) {
+        let compressedStride = (pack.largestCompressedBlock + 63) & ~63
+        let outputStride = (pack.largestBlock + 63) & ~63
+        let largestBlockSamples = pack.blocks.reduce(0) { max($0, $1.sampleCount) }
+        let tables = pack.header.sampleCount * 8 + pack.blocks.count * (4 + 4 + 4 + 1) + ringSlots * 4
+        let fallback = compressedStride + outputStride
+        let cached = tables + fallback + ringSlots * compressedStride + pack.uncompressedBytes
+        let slots = min(shuffleBufferSamples, pack.header.sampleCount) + largestBlockSamples + 1
+        let streaming = tables + fallback + ringSlots * (compressedStride + outputStride) + slots * (pack.header.recordBytes + 12)
+        return (cached, streaming, slots)
+    }
+
     /// Plans the buffers; throws when even the streaming buffers exceed `budgetBytes`.
     public init(pack: PackFile, budgetBytes: Int, shuffleBufferSamples: Int = PackStream.defaultShuffleBufferSamples,
                 ringSlots: Int = PackStream.defaultRingSlots) throws(DataError) {
@@ -78,14 +93,9 @@ public final class PackStream {
         blockCount = pack.blocks.count
         recordBytes = pack.header.recordBytes
         self.shuffleBufferSamples = min(shuffleBufferSamples, sampleCount)
-        let largestBlockSamples = pack.blocks.reduce(0) { max($0, $1.sampleCount) }
         compressedStride = (pack.largestCompressedBlock + 63) & ~63
         outputStride = (pack.largestBlock + 63) & ~63
-        let tables = sampleCount * 8 + blockCount * (4 + 4 + 4 + 1) + ringSlots * 4
-        let fallback = compressedStride + outputStride
-        let cachedBytes = tables + fallback + ringSlots * compressedStride + pack.uncompressedBytes
-        let slots = self.shuffleBufferSamples + largestBlockSamples + 1
-        let streamingBytes = tables + fallback + ringSlots * (compressedStride + outputStride) + slots * (recordBytes + 12)
+        let (cachedBytes, streamingBytes, slots) = PackStream.requiredBytes(pack: pack, shuffleBufferSamples: shuffleBufferSamples, ringSlots: ringSlots)
         if cachedBytes <= budgetBytes {
             cacheMode = true
             sampleSlotCount = 0
