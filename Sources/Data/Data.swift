@@ -113,6 +113,13 @@ public enum DatasetLocator {
         return nil
     }
 
+    /// The shipped subset's directory when it holds packs (searched like `fashionMNIST`).
+    public static func shippedSubsetDirectory(repositoryRoot: String? = nil) -> String? {
+        for directory in subsetCandidates(repositoryRoot: repositoryRoot)
+            where FileSystem.exists(join(directory, packNames.train)) { return directory }
+        return nil
+    }
+
     /// Directories that may hold the shipped subset, most specific first.
     static func subsetCandidates(repositoryRoot: String?) -> [String] {
         var candidates: [String] = []
