@@ -219,7 +219,8 @@ public final class PackFile {
                     throw fail("\(uncompressed) uncompressed bytes for \(count) records of \(header.recordBytes) bytes (limit \(Pack.maximumBlockBytes))")
                 }
                 // A gzip member is at least 18 bytes; deflate expands by at most ~0.1% + a few bytes.
-                if compressed < 18 || compressed > uncompressed + uncompressed / 8 + 1024 {
+                // and deflate compresses at most 1032:1, so a small file cannot claim a huge set.
+                if compressed < 18 || compressed > uncompressed + uncompressed / 8 + 1024 || compressed * 1032 + 64 < uncompressed {
                     throw fail("absurd compressed size \(compressed) for \(uncompressed) bytes")
                 }
                 if nextOffset + compressed > header.indexOffset {
