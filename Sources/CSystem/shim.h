@@ -91,6 +91,12 @@ static inline int64_t leitner_process_cpu_ns(void) {
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
+/// CPU time of the calling thread in nanoseconds.
+static inline int64_t leitner_thread_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 /// Peak resident set size in KiB.
 static inline long leitner_peak_rss_kib(void) {
     struct rusage usage;

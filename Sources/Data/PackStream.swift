@@ -62,6 +62,11 @@ public final class PackStream {
     var fallbackBlock = -1
     /// Reads made outside the prefetch sequence (0 for orders from `epochOrder`).
     public private(set) var fallbackReads = 0
+    /// Time the consumer waited for the prefetch thread, and CPU time the prefetch thread
+    /// spent inflating and checking blocks (reads excluded): the two ways streaming can slow
+    /// training. Read them between passes.
+    public private(set) var stallNanoseconds: Int64 = 0
+    public private(set) var decodeNanoseconds: Int64 = 0
 
     /// Fixed parts of a stream, for budgeting before anything is allocated.
     public static let defaultRingSlots = 4
@@ -313,7 +318,11 @@ public final class PackStream {
     /// The next block of the sequence and its ring slot, waiting for the prefetch thread.
     func takeNext() throws(DataError) -> (block: Int, slot: Int) {
         monitor.lock()
-        while produced <= taken && failure == nil { monitor.wait() }
+        if produced <= taken && failure == nil {
+            let started = Clock.nanoseconds()
+            while produced <= taken && failure == nil { monitor.wait() }
+            stallNanoseconds += Clock.nanoseconds() - started
+        }
         if let failure {
             monitor.unlock()
             throw failure
@@ -346,11 +355,15 @@ public final class PackStream {
             var problem: DataError? = nil
             let compressed = compressedBuffers + slot * compressedStride
             let output = cacheMode ? cache + pack.blocks[block].firstSample * recordBytes : outputBuffers + slot * outputStride
+            var decodeStarted: Int64 = 0
             do throws(DataError) {
                 try pack.readBlock(block, into: compressed)
+                decodeStarted = Clock.threadCPUNanoseconds()
                 try pack.decodeBlock(block, compressed: compressed, into: output, codec: codec)
             } catch { problem = error }
+            let decoded = decodeStarted > 0 ? Clock.threadCPUNanoseconds() - decodeStarted : 0
             monitor.lock()
+            decodeNanoseconds += decoded
             if let problem { failure = problem }
             slotBlock[slot] = Int32(block)
             produced += 1
