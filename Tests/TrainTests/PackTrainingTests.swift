@@ -94,7 +94,7 @@ import Select
         let config = try Self.cnnConfig(directory)
         let memory = try PackFile.open(path).loadDataset()
         let throttledPack = try PackFile.open(path, throttle: .sdCard)
-                // A shuffle buffer of 64 is 3% of this epoch, as the default 2048 is of Fashion-MNIST's
+        // A shuffle buffer of 64 is 3% of this epoch, as the default 2048 is of Fashion-MNIST's
         // 60000: a pass starts only once the buffer holds that many samples (a few block
         // reads of stall per epoch), so a larger share would measure that warm-up instead.
         let stream = try PackStream(pack: throttledPack, budgetBytes: 3 << 19, shuffleBufferSamples: 64)
