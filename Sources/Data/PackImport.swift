@@ -91,9 +91,10 @@ public enum PackImport {
             if row.count != 2 { throw DataError(path: labelsCSV, kind: .invalidArgument("line \(line): expected file,label, got \(row.count) fields")) }
             entries.append((row[0], row[1]))
         }
-        if let first = entries.first, Int(first.label) == nil, options.classNames.isEmpty,
-           entries.dropFirst().allSatisfy({ Int($0.label) != nil }) {
-            entries.removeFirst()  // a header line
+        // A header line: its label is "label", or the only non-integer label among integers.
+        if let first = entries.first, Int(first.label) == nil,
+           first.label == "label" || (options.classNames.isEmpty && entries.dropFirst().allSatisfy({ Int($0.label) != nil })) {
+            entries.removeFirst()
         }
         if entries.isEmpty { throw DataError(path: labelsCSV, kind: .invalidArgument("no images listed")) }
         var names = options.classNames
