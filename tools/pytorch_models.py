@@ -133,12 +133,20 @@ def _find(directory, stem):
     return None
 
 
+PACKS = {"train": "train.pack", "t10k": "test.pack"}
+
+
+def _has_packs(directory):
+    return all(os.path.exists(os.path.join(directory, name)) for name in PACKS.values())
+
+
 def locate_data(explicit, repository_root):
     """The data directory Leitner's DatasetLocator would pick: --data, else the Debian
-    package's full set, else the subset shipped in the repository."""
+    package's full set, else the subset shipped in the repository (train.pack and test.pack,
+    or the four IDX files)."""
     candidates = [explicit] if explicit else [SYSTEM_DATA, os.path.join(repository_root, SUBSET_DATA)]
     for directory in candidates:
-        if all(_find(directory, stem) for stem in STEMS):
+        if _has_packs(directory) or all(_find(directory, stem) for stem in STEMS):
             return directory
     raise FileNotFoundError(f"no Fashion-MNIST in {', '.join(candidates)} (install dataset-fashion-mnist or pass --data)")
 
@@ -162,8 +170,53 @@ def read_idx(path, limit=None):
     return np.frombuffer(data, dtype=np.uint8).reshape((count,) + tuple(int(d) for d in dims[1:]))
 
 
+def read_pack_header(path):
+    """The fields of a Leitner pack header (docs/pack-format.md) that a reader of uint8
+    records needs: it is the extra field ("LH") of the file's first, empty gzip member."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if head[:4] != b"\x1f\x8b\x08\x04":
+            raise ValueError(f"{path}: not a Leitner pack")
+        extra = handle.read(int.from_bytes(head[10:12], "little"))
+    data = extra[4:]
+    if extra[:2] != b"LH" or data[:8] != b"LTNRPACK" or int.from_bytes(data[8:12], "little") != 1:
+        raise ValueError(f"{path}: not a version-1 Leitner pack")
+    count = int.from_bytes(data[16:24], "little")
+    element, label = data[24], data[25]
+    channels, height, width = (int.from_bytes(data[o:o + 4], "little") for o in (28, 32, 36))
+    return {"count": count, "element": element, "label": label, "shape": (channels, height, width)}
+
+
+def read_pack(path, limit=None):
+    """The first `limit` samples of a uint8 pack: (pixels uint8 [N, C, H, W], labels uint8 [N]).
+    The header and index are empty gzip members, so gzip yields exactly the records."""
+    header = read_pack_header(path)
+    if header["element"] != 1 or header["label"] != 1:
+        raise ValueError(f"{path}: only uint8 samples with uint8 labels are read here")
+    channels, height, width = header["shape"]
+    record = 1 + channels * height * width
+    count = header["count"] if limit is None else min(header["count"], limit)
+    with gzip.open(path, "rb") as handle:
+        data = handle.read(count * record)
+    if len(data) != count * record:
+        raise ValueError(f"{path}: truncated")
+    records = np.frombuffer(data, dtype=np.uint8).reshape(count, record)
+    return records[:, 1:].reshape(count, channels, height, width), records[:, 0].copy()
+
+
+def read_split(directory, split, limit=None):
+    """Images uint8 [N, H, W] and labels uint8 [N] of split "train" or "t10k", from a pack or IDX."""
+    if _has_packs(directory):
+        pixels, labels = read_pack(os.path.join(directory, PACKS[split]), limit)
+        return pixels[:, 0], labels
+    return (read_idx(_find(directory, f"{split}-images-idx3-ubyte"), limit),
+            read_idx(_find(directory, f"{split}-labels-idx1-ubyte"), limit))
+
+
 def train_count(directory):
-    """Number of training samples (from the label file's header)."""
+    """Number of training samples (from the pack's or the label file's header)."""
+    if _has_packs(directory):
+        return read_pack_header(os.path.join(directory, PACKS["train"]))["count"]
     with _open(_find(directory, STEMS[1])) as handle:
         return int(np.frombuffer(handle.read(8)[4:], dtype=">u4")[0])
 
@@ -171,8 +224,7 @@ def train_count(directory):
 def load_train(directory, limit):
     """The first `limit` training samples in file order: (x float32 [N, 1, 28, 28] normalised,
     y int64 [N])."""
-    images = read_idx(_find(directory, STEMS[0]), limit)
-    labels = read_idx(_find(directory, STEMS[1]), limit)
+    images, labels = read_split(directory, "train", limit)
     # float32 arithmetic in the order Leitner's Normalization.normalize uses.
     x = (images.astype(np.float32) / np.float32(255) - np.float32(MEAN)) / np.float32(STD)
     x = x.reshape(len(images), 1, images.shape[1], images.shape[2])

@@ -166,4 +166,13 @@ static inline long leitner_run_capture(const char *command, char *out, size_t ca
     return (long)total;
 }
 
+/// zlib's init macros take sizeof(z_stream) and the version string: fixed-argument wrappers.
+/// windowBits 15 + 16: write or read a gzip member (header and CRC-32/ISIZE trailer).
+static inline int leitner_deflate_init_gzip(z_stream *stream, int level) {
+    return deflateInit2(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+}
+static inline int leitner_inflate_init_gzip(z_stream *stream) {
+    return inflateInit2(stream, 15 + 16);
+}
+
 #endif

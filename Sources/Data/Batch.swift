@@ -1,4 +1,5 @@
 import Kernels
+import Platform
 
 /// Training-time augmentation, applied per sample in this order (torchvision's
 /// `RandomCrop(H, padding: P)` then `RandomHorizontalFlip()`):
@@ -78,39 +79,87 @@ public struct BatchAssembler {
         }
     }
 
+    /// The epoch's order of samples 0..<count into `buffer`: `EpochOrder.shuffled` for a
+    /// dataset in memory; for a streamed pack, blocks in random order through a shuffle
+    /// buffer (`PackStream.epochOrder`), so that streaming reads each needed block once.
+    public func epochOrder(count: Int, generator: inout SeededGenerator, into buffer: UnsafeMutableBufferPointer<Int32>) {
+        if let stream = dataset.stream {
+            stream.epochOrder(count: count, generator: &generator, into: buffer)
+        } else {
+            EpochOrder.shuffled(count: count, generator: &generator, into: buffer)
+        }
+    }
+
+    /// Announces the samples the next batches will ask for, in order (a training pass, a
+    /// scoring pass, an evaluation): a streamed pack starts prefetching the blocks holding
+    /// them. Nothing to do for a dataset in memory.
+    public func beginPass(_ indices: UnsafeBufferPointer<Int32>) {
+        guard let stream = dataset.stream else { return }
+        do throws(DataError) { try stream.beginPass(indices) } catch { BatchAssembler.stop(error) }
+    }
+
+    /// A pack that turns out corrupt in the middle of training ends the run with the
+    /// reader's message (file and block), not a crash.
+    static func stop(_ error: DataError) -> Never {
+        Console.error("leitner: " + error.description)
+        terminate(1)
+    }
+
     private func write(
         indices: UnsafeBufferPointer<Int32>, input: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>,
         augmentation: Augmentation, generator: inout SeededGenerator
     ) {
         let batch = indices.count
-        let channels = dataset.channels, height = dataset.height, width = dataset.width
-        let plane = height * width
-        let padding = augmentation.padding
         table.withUnsafeBufferPointer { table in
+            if let stream = dataset.stream {
+                for (slot, rawIndex) in indices.enumerated() {
+                    let index = Int(rawIndex)
+                    precondition(index >= 0 && index < dataset.count, "sample index \(index) is outside 0..<\(dataset.count)")
+                    let record: UnsafePointer<UInt8>
+                    do throws(DataError) { record = try stream.record(index) } catch { BatchAssembler.stop(error) }
+                    labels[slot] = Int32(record[0])
+                    writeSample(source: record + 1, slot: slot, batch: batch, input: input, table: table.baseAddress!,
+                                augmentation: augmentation, generator: &generator)
+                }
+                return
+            }
             dataset.pixels.withUnsafeBufferPointer { pixels in
                 for (slot, rawIndex) in indices.enumerated() {
                     let index = Int(rawIndex)
                     precondition(index >= 0 && index < dataset.count, "sample index \(index) is outside 0..<\(dataset.count)")
                     labels[slot] = Int32(dataset.labels[index])
-                    // Offsets of the crop window relative to the unpadded image: dy, dx in -P...P.
-                    var dy = 0, dx = 0, flip = false
-                    if padding > 0 {
-                        dy = generator.below(2 * padding + 1) - padding
-                        dx = generator.below(2 * padding + 1) - padding
-                    }
-                    if augmentation.horizontalFlip { flip = generator.next() >> 63 == 1 }
-                    for channel in 0..<channels {
-                        let source = pixels.baseAddress! + (index * channels + channel) * plane
-                        let target = input + (channel * batch + slot) * plane
-                        let lookup = table.baseAddress! + channel * 256
-                        if dy == 0 && dx == 0 && !flip {
-                            for pixel in 0..<plane { target[pixel] = lookup[Int(source[pixel])] }
-                        } else {
-                            BatchAssembler.shifted(target: target, source: source, lookup: lookup,
-                                                   height: height, width: width, dy: dy, dx: dx, flip: flip)
-                        }
-                    }
+                    writeSample(source: pixels.baseAddress! + index * dataset.sampleBytes, slot: slot, batch: batch,
+                                input: input, table: table.baseAddress!, augmentation: augmentation, generator: &generator)
                 }
+            }
+        }
+    }
+
+    /// Normalises (and augments) one sample's pixels [C, H, W] into batch slot `slot`.
+    @inline(__always)
+    private func writeSample(
+        source sample: UnsafePointer<UInt8>, slot: Int, batch: Int, input: UnsafeMutablePointer<Float>,
+        table: UnsafePointer<Float>, augmentation: Augmentation, generator: inout SeededGenerator
+    ) {
+        let channels = dataset.channels, height = dataset.height, width = dataset.width
+        let plane = height * width
+        let padding = augmentation.padding
+        // Offsets of the crop window relative to the unpadded image: dy, dx in -P...P.
+        var dy = 0, dx = 0, flip = false
+        if padding > 0 {
+            dy = generator.below(2 * padding + 1) - padding
+            dx = generator.below(2 * padding + 1) - padding
+        }
+        if augmentation.horizontalFlip { flip = generator.next() >> 63 == 1 }
+        for channel in 0..<channels {
+            let source = sample + channel * plane
+            let target = input + (channel * batch + slot) * plane
+            let lookup = table + channel * 256
+            if dy == 0 && dx == 0 && !flip {
+                for pixel in 0..<plane { target[pixel] = lookup[Int(source[pixel])] }
+            } else {
+                BatchAssembler.shifted(target: target, source: source, lookup: lookup,
+                                       height: height, width: width, dy: dy, dx: dx, flip: flip)
             }
         }
     }

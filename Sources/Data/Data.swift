@@ -16,6 +16,10 @@ public struct DatasetFiles: Equatable {
     public let testCount: Int
     /// True for the full set in the system directory.
     public let isFullSet: Bool
+    /// The packs (`train.pack`, `test.pack`) when the directory holds packs; the four IDX
+    /// paths are then empty.
+    public var trainPack: String? = nil
+    public var testPack: String? = nil
     /// For logs and reports: which copy, where, how many samples.
     public let description: String
 }
@@ -26,8 +30,16 @@ public struct DatasetFiles: Equatable {
 public enum DatasetLocator {
     /// Where the Debian package `dataset-fashion-mnist` installs the full set.
     public static let systemFashionMNIST = "/usr/share/datasets/fashion-mnist"
+    /// The system directory: $LEITNER_SYSTEM_DATA when set (to try the subset fallback on a
+    /// machine that has the package), else `systemFashionMNIST`.
+    public static func systemDirectory() -> String {
+        if let value = getenv("LEITNER_SYSTEM_DATA") { return String(cString: value) }
+        return systemFashionMNIST
+    }
     /// The shipped subset, relative to the repository root.
     public static let subsetRelativePath = "data/fashion-mnist-subset"
+    /// Pack names: a directory with both holds a packed dataset (preferred over IDX files).
+    public static let packNames = (train: "train.pack", test: "test.pack")
     /// Base names of the four files (each may also be present without `.gz`).
     public static let fileStems = (
         trainImages: "train-images-idx3-ubyte", trainLabels: "train-labels-idx1-ubyte",
@@ -36,12 +48,12 @@ public enum DatasetLocator {
     /// Locates Fashion-MNIST. `dataDirectory` (a --data option) wins and must hold all four files.
     public static func fashionMNIST(
         dataDirectory: String? = nil, repositoryRoot: String? = nil,
-        systemDirectory: String = DatasetLocator.systemFashionMNIST
+        systemDirectory: String = DatasetLocator.systemDirectory()
     ) throws(DataError) -> DatasetFiles {
         if let dataDirectory {
             guard let files = try files(in: dataDirectory, kind: .explicit) else {
                 throw DataError(path: dataDirectory, kind: .missing(
-                    "the directory must hold \(fileStems.trainImages), \(fileStems.trainLabels), \(fileStems.testImages) and \(fileStems.testLabels) (.gz or plain)"))
+                    "the directory must hold \(packNames.train) and \(packNames.test), or \(fileStems.trainImages), \(fileStems.trainLabels), \(fileStems.testImages) and \(fileStems.testLabels) (.gz or plain)"))
             }
             return files
         }
@@ -61,30 +73,50 @@ public enum DatasetLocator {
 
     /// The four files in `directory`, or nil when one is missing.
     static func files(in directory: String, kind: Kind) throws(DataError) -> DatasetFiles? {
+        let trainPack = join(directory, packNames.train), testPack = join(directory, packNames.test)
+        if FileSystem.exists(trainPack) && FileSystem.exists(testPack) {
+            let trainCount = try PackFile.open(trainPack).header.sampleCount
+            let testCount = try PackFile.open(testPack).header.sampleCount
+            var files = DatasetFiles(
+                directory: directory, trainImages: "", trainLabels: "", testImages: "", testLabels: "",
+                trainCount: trainCount, testCount: testCount, isFullSet: kind == .system,
+                description: describe(directory, kind: kind, counts: "(\(trainCount) train / \(testCount) test, packed)"))
+            files.trainPack = trainPack
+            files.testPack = testPack
+            return files
+        }
         guard let trainImages = find(directory, fileStems.trainImages),
               let trainLabels = find(directory, fileStems.trainLabels),
               let testImages = find(directory, fileStems.testImages),
               let testLabels = find(directory, fileStems.testLabels) else { return nil }
         let trainCount = try IDX.readLabelCount(trainLabels)
         let testCount = try IDX.readLabelCount(testLabels)
-        let counts = "(\(trainCount) train / \(testCount) test)"
-        let description: String
-        switch kind {
-        case .explicit: description = "Fashion-MNIST from \(directory) \(counts)"
-        case .system: description = "Fashion-MNIST full set from \(directory) \(counts)"
-        case .subset:
-            description = "Fashion-MNIST subset shipped in \(directory) \(counts); install the Debian package dataset-fashion-mnist for the full set"
-        }
         return DatasetFiles(
             directory: directory, trainImages: trainImages, trainLabels: trainLabels, testImages: testImages,
             testLabels: testLabels, trainCount: trainCount, testCount: testCount, isFullSet: kind == .system,
-            description: description)
+            description: describe(directory, kind: kind, counts: "(\(trainCount) train / \(testCount) test)"))
+    }
+
+    static func describe(_ directory: String, kind: Kind, counts: String) -> String {
+        switch kind {
+        case .explicit: return "Fashion-MNIST from \(directory) \(counts)"
+        case .system: return "Fashion-MNIST full set from \(directory) \(counts)"
+        case .subset:
+            return "Fashion-MNIST subset shipped in \(directory) \(counts); install the Debian package dataset-fashion-mnist for the full set"
+        }
     }
 
     static func find(_ directory: String, _ stem: String) -> String? {
         let base = directory.hasSuffix("/") ? directory + stem : directory + "/" + stem
         if FileSystem.exists(base + ".gz") { return base + ".gz" }
         if FileSystem.exists(base) { return base }
+        return nil
+    }
+
+    /// The shipped subset's directory when it holds packs (searched like `fashionMNIST`).
+    public static func shippedSubsetDirectory(repositoryRoot: String? = nil) -> String? {
+        for directory in subsetCandidates(repositoryRoot: repositoryRoot)
+            where FileSystem.exists(join(directory, packNames.train)) { return directory }
         return nil
     }
 

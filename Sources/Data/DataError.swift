@@ -25,6 +25,8 @@ public struct DataError: Error, CustomStringConvertible {
         case missing(String)
         /// An argument describing the dataset is inconsistent (class names, normalisation).
         case invalidArgument(String)
+        /// A pack file is malformed; `block` names the block when the fault is in one.
+        case pack(block: Int?, String)
     }
 
     /// The file (or directory) the error is about.
@@ -64,6 +66,9 @@ public struct DataError: Error, CustomStringConvertible {
         case .missing(let detail):
             return "\(path): not found: \(detail)"
         case .invalidArgument(let detail):
+            return "\(path): \(detail)"
+        case .pack(let block, let detail):
+            if let block { return "\(path): block \(block): \(detail)" }
             return "\(path): \(detail)"
         }
     }

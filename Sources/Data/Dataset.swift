@@ -38,6 +38,9 @@ public struct Dataset {
     public let pixels: [UInt8]
     public let labels: [UInt8]
     public let normalization: Normalization
+    /// For a dataset streamed from a pack: the stream (pixels and labels are then empty and
+    /// batches are assembled from the stream's records).
+    public let stream: PackStream?
 
     /// Bytes of one sample: C*H*W.
     public var sampleBytes: Int { channels * height * width }
@@ -85,9 +88,31 @@ public struct Dataset {
         self.labels = labels
         self.normalization = normalization
             ?? Dataset.meanStd(pixels: pixels, count: labels.count, channels: channels, plane: height * width)
+        self.stream = nil
+    }
+
+    /// A dataset whose samples stay in a pack and are streamed (uint8 samples and labels).
+    public init(streaming stream: PackStream, classNames: [String]? = nil, normalization: Normalization? = nil) throws(DataError) {
+        let header = stream.pack.header
+        guard header.elementType == .uint8, header.labelType == .uint8 else {
+            throw DataError(path: stream.pack.path, kind: .invalidArgument(
+                "training reads uint8 samples with uint8 labels; this pack holds \(header.elementType.name) samples with \(header.labelType.name) labels"))
+        }
+        name = stream.pack.path
+        count = header.sampleCount
+        channels = header.channels
+        height = header.height
+        width = header.width
+        classCount = header.classCount
+        self.classNames = classNames ?? (header.classNames.allSatisfy({ $0.isEmpty }) ? nil : header.classNames)
+        pixels = []
+        labels = []
+        self.normalization = normalization ?? Normalization(mean: header.mean, std: header.std)
+        self.stream = stream
     }
 
     private init(copying other: Dataset, name: String, pixels: [UInt8], labels: [UInt8], normalization: Normalization) {
+        self.stream = nil
         self.name = name
         self.count = labels.count
         self.channels = other.channels
@@ -143,8 +168,23 @@ public struct Dataset {
     /// The first `n` samples (all of them when n >= count); keeps the normalisation.
     public func prefix(_ n: Int) -> Dataset {
         let kept = max(0, min(n, count))
+        if stream != nil { return Dataset(limiting: self, count: kept) }
         return Dataset(copying: self, name: name, pixels: Array(pixels[0..<kept * sampleBytes]),
                        labels: Array(labels[0..<kept]), normalization: normalization)
+    }
+
+    private init(limiting other: Dataset, count: Int) {
+        name = other.name
+        self.count = count
+        channels = other.channels
+        height = other.height
+        width = other.width
+        classCount = other.classCount
+        classNames = other.classNames
+        pixels = other.pixels
+        labels = other.labels
+        normalization = other.normalization
+        stream = other.stream
     }
 
     /// The same samples with other normalisation constants (one mean and std per channel).
@@ -196,6 +236,19 @@ public struct Dataset {
     }
 }
 
+/// Both sets streamed from packs within `budgetBytes` of data memory: the test set (read in
+/// order, no shuffle buffer) is cached when that takes at most a quarter of the budget, else
+/// streamed in the least memory; the training set gets the rest and is cached when it fits.
+public func streamPacks(train trainPath: String, test testPath: String, budgetBytes: Int,
+                        normalization: Normalization?, throttle: PackSource.Throttle = .none) throws(DataError) -> (train: Dataset, test: Dataset) {
+    let testPack = try PackFile.open(testPath, throttle: throttle)
+    let testNeeds = PackStream.requiredBytes(pack: testPack, shuffleBufferSamples: 0)
+    let testBudget = testNeeds.cached <= budgetBytes / 4 ? testNeeds.cached : testNeeds.streaming
+    let testStream = try PackStream(pack: testPack, budgetBytes: testBudget, shuffleBufferSamples: 0)
+    let trainStream = try PackStream(pack: try PackFile.open(trainPath, throttle: throttle), budgetBytes: budgetBytes - testStream.plannedBytes)
+    return (try Dataset(streaming: trainStream, normalization: normalization), try Dataset(streaming: testStream, normalization: normalization))
+}
+
 /// Fashion-MNIST's fixed facts: ten classes, their names, its normalisation.
 public enum FashionMNIST {
     public static let classCount = 10
@@ -207,6 +260,14 @@ public enum FashionMNIST {
 
     /// Loads the training and test sets from located files, with the full set's normalisation.
     public static func load(_ files: DatasetFiles) throws(DataError) -> (train: Dataset, test: Dataset) {
+        if let trainPack = files.trainPack, let testPack = files.testPack {
+            let train = try PackFile.open(trainPack).loadDataset(normalization: normalization)
+            let test = try PackFile.open(testPack).loadDataset(normalization: normalization)
+            for set in [train, test] where set.classCount != classCount {
+                throw DataError(path: set.name, kind: .invalidArgument("\(set.classCount) classes, Fashion-MNIST has \(classCount)"))
+            }
+            return (train, test)
+        }
         let train = try Dataset.loadIDX(images: files.trainImages, labels: files.trainLabels, classes: classCount,
                                         classNames: classNames, normalization: normalization)
         let test = try Dataset.loadIDX(images: files.testImages, labels: files.testLabels, classes: classCount,

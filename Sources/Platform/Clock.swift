@@ -8,6 +8,8 @@ public enum Clock {
     @inline(__always) public static func seconds() -> Double { Double(leitner_monotonic_ns()) * 1e-9 }
     /// Wall-clock time since the Unix epoch in seconds.
     public static func wallSeconds() -> Double { Double(leitner_realtime_ns()) * 1e-9 }
+    /// CPU time of the calling thread in nanoseconds.
+    public static func threadCPUNanoseconds() -> Int64 { leitner_thread_cpu_ns() }
     /// CPU seconds used by this process, all threads.
     public static func processCPUSeconds() -> Double { Double(leitner_process_cpu_ns()) * 1e-9 }
 }

@@ -84,3 +84,45 @@ public final class Condition {
 
     public func broadcast() { pthread_cond_broadcast(condition) }
 }
+
+/// The streaming reader's name for the mutex + condition pair.
+public typealias Monitor = Condition
+
+
+extension Clock {
+    /// Sleeps for `nanoseconds`.
+    public static func sleep(nanoseconds: Int64) {
+        if nanoseconds > 0 { leitner_sleep_ns(nanoseconds) }
+    }
+}
+
+extension FileHandle {
+    /// Writes all `count` bytes at `offset` (pwrite), leaving the file position alone.
+    public func writeAll(_ buffer: UnsafeRawPointer, count: Int, at offset: Int64) throws(SystemError) {
+        var done = 0
+        while done < count {
+            let wrote = pwrite(descriptor, buffer + done, count - done, off_t(offset) + off_t(done))
+            if wrote < 0 {
+                if leitner_errno() == EINTR { continue }
+                throw SystemError.fromErrno("pwrite", path)
+            }
+            done += wrote
+        }
+    }
+
+    /// Reads up to `count` bytes at `offset` (pread); returns how many arrived (fewer only at
+    /// the end of the file).
+    public func read(into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int64) throws(SystemError) -> Int {
+        var done = 0
+        while done < count {
+            let got = pread(descriptor, buffer + done, count - done, off_t(offset) + off_t(done))
+            if got < 0 {
+                if leitner_errno() == EINTR { continue }
+                throw SystemError.fromErrno("pread", path)
+            }
+            if got == 0 { break }
+            done += got
+        }
+        return done
+    }
+}

@@ -142,7 +142,7 @@ public final class Trainer {
         // Validation samples are never trained or scored, whatever the plan says.
         for position in 0..<validationCount { epochPlan.actions[Int(validationIndices[position])] = SampleAction.skip.rawValue }
         let population = train.count - validationCount
-        EpochOrder.shuffled(count: train.count, generator: &shuffle, into: UnsafeMutableBufferPointer(start: shuffled, count: train.count))
+        trainAssembler.epochOrder(count: train.count, generator: &shuffle, into: UnsafeMutableBufferPointer(start: shuffled, count: train.count))
         var trainCount = 0, scoreCount = 0
         for position in 0..<train.count {
             let index = shuffled[position]
@@ -155,9 +155,11 @@ public final class Trainer {
         let started = Clock.seconds()
         var tally = Tally()
         if policy.selectsWithinBatches && scoreCount > 0 {
+            trainAssembler.beginPass(UnsafeBufferPointer(start: scoreOrder, count: scoreCount))
             trainSelectedWithinBatches(policy: &policy, candidates: scoreCount, tally: &tally, augment: &augment,
                                        choose: &choose, progress: &progress, started: started)
         } else {
+            trainAssembler.beginPass(UnsafeBufferPointer(start: order, count: trainCount))
             var done = 0
             while done < trainCount {
                 let batch = min(config.batch, trainCount - done)
@@ -170,6 +172,7 @@ public final class Trainer {
             }
             // Forward-only pass for the samples the policy wants scored (e.g. IES re-entry checks):
             // eval mode, no gradients, the same augmentation as training.
+            trainAssembler.beginPass(UnsafeBufferPointer(start: scoreOrder, count: scoreCount))
             var scored = 0
             while scored < scoreCount {
                 let batch = min(config.batch, scoreCount - scored)
@@ -286,6 +289,7 @@ public final class Trainer {
     func measure(_ assembler: BatchAssembler, indices: UnsafePointer<Int32>, count: Int) -> (loss: Double, accuracy: Double) {
         var lossSum = 0.0
         var correctSum = 0
+        assembler.beginPass(UnsafeBufferPointer(start: indices, count: count))
         var done = 0
         while done < count {
             let batch = min(config.batch, count - done)

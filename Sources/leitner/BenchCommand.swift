@@ -9,12 +9,14 @@ enum BenchCommand {
         Kernel benchmarks on this machine: time, GFLOP/s, fraction of one core's peak, ratio to
         the naive twin (and to OpenBLAS when built with --traits OpenBLAS). Each figure is the
         median of repeated runs sized by time, not by a fixed count.
-        Sections: gemm, conv (default: all).
+        Sections: gemm, conv, data (default: all). data decodes a pack (--pack FILE, default the
+        shipped subset's train.pack) and streams it into float batches.
         """,
         positionals: "[SECTION...]",
         options: [
             OptionSpec("seconds", value: "S", help: "time spent per measurement", default: "0.4"),
             OptionSpec("threads", value: "N", help: "threads for the multi-threaded columns", default: "2"),
+            OptionSpec("pack", value: "FILE", help: "data: the pack to decode", default: "data/fashion-mnist-subset/train.pack"),
         ])
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
@@ -22,7 +24,7 @@ enum BenchCommand {
         if options.wantsHelp { print(spec.help); return 0 }
         let seconds = try options.double("seconds", default: 0.4, range: 0.01...60)
         let threads = try options.int("threads", default: 2, range: 1...256)
-        let known = ["gemm", "conv"]
+        let known = ["gemm", "conv", "data"]
         var sections = options.positionals
         if sections.isEmpty || sections == ["all"] { sections = known }
         for section in sections where !known.contains(section) {
@@ -33,6 +35,7 @@ enum BenchCommand {
             switch section {
             case "gemm": GEMMBench.run(seconds: seconds, threads: threads)
             case "conv": ConvBench.run(seconds: seconds, threads: threads)
+            case "data": DataBench.run(seconds: max(seconds, 1), packPath: options.values["pack"])
             default: break
             }
         }

@@ -22,7 +22,9 @@ enum TrainCommand {
         options: [
             OptionSpec("model", value: "NAME", help: "reference model: " + ModelZoo.names.joined(separator: ", "), default: "cnn-s"),
             OptionSpec("model-file", value: "FILE", help: "a model description in the text form (see README)"),
-            OptionSpec("data", value: "DIR", help: "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]", default: "Fashion-MNIST"),
+            OptionSpec("data", value: "DIR", help: "directory with train.pack and test.pack, or {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]", default: "Fashion-MNIST"),
+            OptionSpec("data-memory-mb", value: "MB", help: "stream the packs with at most this much data memory (prefetch thread, cache when the set fits)", default: "load all"),
+            OptionSpec("data-throttle", value: "MBPS:MS", help: "with --data-memory-mb: slow reads down to MBPS MB/s plus MS ms per read (SD card experiments)", default: "none"),
             OptionSpec("epochs", value: "N", help: "epochs", default: "15"),
             OptionSpec("batch", value: "N", help: "batch size", default: "64"),
             OptionSpec("threads", value: "N", help: "threads", default: "2, or the board's"),
@@ -130,9 +132,39 @@ enum TrainCommand {
 
     /// Locates and loads the data the options name (default: Fashion-MNIST) and says which.
     static func loadData(_ options: ParsedOptions) -> (train: Dataset, test: Dataset)? {
+        var budgetBytes: Int? = nil
+        var throttle = PackSource.Throttle.none
+        do throws(UsageError) {
+            if options.values["data-memory-mb"] != nil {
+                budgetBytes = try options.int("data-memory-mb", default: 0, range: 1...1 << 20) << 20
+            }
+            if let text = options.values["data-throttle"] {
+                let parts = text.split(separator: ":")
+                guard parts.count == 2, let rate = Double(parts[0]), rate > 0, let milliseconds = Double(parts[1]), milliseconds >= 0 else {
+                    throw UsageError(message: "leitner: --data-throttle must be MBPS:MS, e.g. 20:2, got '\(text)'")
+                }
+                throttle = PackSource.Throttle(bytesPerSecond: rate * 1e6, latencySeconds: milliseconds / 1000)
+            }
+        } catch {
+            Console.error(error.message)
+            return nil
+        }
         do throws(DataError) {
             let files = try DatasetLocator.fashionMNIST(dataDirectory: options.values["data"])
             print("data: " + files.description)
+            if let budgetBytes {
+                guard let trainPack = files.trainPack, let testPack = files.testPack else {
+                    Console.error("leitner: --data-memory-mb streams packs, but \(files.directory) holds IDX files; convert them with 'leitner pack idx IMAGES LABELS --out DIR/train.pack' (and test.pack)")
+                    return nil
+                }
+                let data = try streamPacks(train: trainPack, test: testPack, budgetBytes: budgetBytes,
+                                           normalization: FashionMNIST.normalization, throttle: throttle)
+                for (name, set) in [("train", data.train), ("test", data.test)] {
+                    let stream = set.stream!
+                    print("data memory: \(name) \(stream.cacheMode ? "cached after its first read" : "streamed") in \(stream.plannedBytes >> 10) KiB (\(stream.pack.uncompressedBytes >> 10) KiB decompressed, \(stream.pack.fileBytes >> 10) KiB packed; budget \(budgetBytes >> 20) MiB)")
+                }
+                return data
+            }
             return try FashionMNIST.load(files)
         } catch {
             Console.error("leitner: " + error.description)

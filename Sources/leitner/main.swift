@@ -12,7 +12,8 @@ and per-sample selection.
 
 commands:
   train       train a model (default: cnn-s on Fashion-MNIST) and write metrics and checkpoints
-  bench       kernel benchmarks: GEMM and conv GFLOP/s, fraction of peak, ratio to naive twins
+  bench       kernel benchmarks: GEMM and conv GFLOP/s, fraction of peak, ratio to naive twins; data decoding
+  pack        convert a dataset to a pack (gzip blocks + index); pack info, pack verify
   compare     the same run under several selection policies: table and SVG chart
   energy-run  idle baseline, then training: gross and net joules per epoch, CSV/JSONL, SVG
   eval        test loss and accuracy of a checkpoint
@@ -44,6 +45,8 @@ func runMain() -> Int32 {
             return try BenchCommand.run(rest)
         case "train":
             return try TrainCommand.run(rest)
+        case "pack":
+            return try PackCommand.run(rest)
         case "compare":
             return try CompareCommand.run(rest)
         case "energy-run":

@@ -14,7 +14,8 @@ import Testing
         let files = try DatasetLocator.fashionMNIST(repositoryRoot: Self.repositoryRoot, systemDirectory: "/nonexistent/fashion-mnist")
         #expect(!files.isFullSet)
         #expect(files.directory == Self.repositoryRoot + "/data/fashion-mnist-subset")
-        #expect(files.description.contains("subset shipped in") && files.description.contains("(6000 train / 1000 test)"))
+        #expect(files.description.contains("subset shipped in") && files.description.contains("(6000 train / 1000 test, packed)"))
+        #expect(files.trainPack == Self.repositoryRoot + "/data/fashion-mnist-subset/train.pack")
         #expect(files.description.contains("install the Debian package dataset-fashion-mnist"))
         let (train, test) = try FashionMNIST.load(files)
         #expect(train.count == 6000 && test.count == 1000)
@@ -52,7 +53,7 @@ import Testing
     @Test func explicitDirectoryWinsAndMustBeComplete() throws {
         let subset = Self.repositoryRoot + "/data/fashion-mnist-subset"
         let files = try DatasetLocator.fashionMNIST(dataDirectory: subset)
-        #expect(files.directory == subset && files.trainImages == subset + "/train-images-idx3-ubyte.gz")
+        #expect(files.directory == subset && files.trainPack == subset + "/train.pack" && files.testPack == subset + "/test.pack")
         #expect(files.description.hasPrefix("Fashion-MNIST from \(subset)"))
         do {
             _ = try DatasetLocator.fashionMNIST(dataDirectory: "/nonexistent/data")
