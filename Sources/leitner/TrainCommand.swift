@@ -28,7 +28,7 @@ enum TrainCommand {
             OptionSpec("epochs", value: "N", help: "epochs", default: "15"),
             OptionSpec("batch", value: "N", help: "batch size", default: "64"),
             OptionSpec("threads", value: "N", help: "threads", default: "2, or the board's"),
-            OptionSpec("board", value: "NAME|FILE", help: "board profile (leitner boards): default threads and memory budget", default: "none"),
+            OptionSpec("board", value: "NAME|FILE", help: "board profile (leitner boards): default threads, memory budget and power model", default: "none"),
             OptionSpec("optimizer", value: "sgd|adamw", help: "optimizer", default: "sgd"),
             OptionSpec("lr", value: "RATE", help: "base learning rate", default: "0.05 (sgd), 0.001 (adamw)"),
             OptionSpec("momentum", value: "M", help: "SGD momentum", default: "0.9"),
@@ -117,6 +117,11 @@ enum TrainCommand {
         if options.flag("no-progress") { config.progress = false }
         config.lossDumpDirectory = options.values["dump-losses"]
         config.energy = try EnergyOptions.settings(options)
+        if options.values["power-model"] == nil, let board = config.board {
+            // The board profile's power model unless --power-model overrides it.
+            config.energy.powerModel = PowerModel(idleWatts: board.idleWatts, activeWattsPerCore: board.activeWattsPerCore,
+                                                  name: "board " + board.name)
+        }
         return config
     }
 
