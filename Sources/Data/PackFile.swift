@@ -44,7 +44,7 @@ public final class PackSource {
         if throttle != .none {
             var seconds = throttle.latencySeconds
             if throttle.bytesPerSecond > 0 { seconds += Double(got) / throttle.bytesPerSecond }
-            Clock.sleep(nanoseconds: Int64(seconds * 1e9))
+            Thread.sleep(seconds: seconds)
         }
         if got != count {
             throw DataError(path: file.path, kind: .pack(block: block, "truncated: \(count) bytes at offset \(offset) wanted, the file ends after \(offset + got)"))

@@ -89,12 +89,6 @@ public final class Condition {
 public typealias Monitor = Condition
 
 
-extension Clock {
-    /// Sleeps for `nanoseconds`.
-    public static func sleep(nanoseconds: Int64) {
-        if nanoseconds > 0 { leitner_sleep_ns(nanoseconds) }
-    }
-}
 
 extension FileHandle {
     /// Writes all `count` bytes at `offset` (pwrite), leaving the file position alone.
