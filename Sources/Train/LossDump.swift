@@ -9,13 +9,18 @@ import Kernels
 /// epoch's training and evaluation. Format (little-endian, docs/loss-dump.md):
 ///     0 magic "LTNRLOS1", 8 version u32 = 1, 12 policy id u32, 16 epoch u64, 24 N u64,
 ///     32 N losses f32 (NaN = no loss observed this epoch), then N actions u8 (0 train, 1 score, 2 skip).
+///
+/// With `directory` nil the wrapper only forwards (nothing copied or written). The training
+/// command always wraps its policy this way so that each policy type specializes the
+/// training session once, not twice (Embedded Swift specializes every generic per type: one
+/// `TrainingSession.run` per policy and per wrapper costs ~11 KB of binary each).
 public struct LossDumpingPolicy<Inner: SelectionPolicy>: SelectionPolicy {
     public static var magic: [UInt8] { Array("LTNRLOS1".utf8) }
     public static var headerSize: Int { 32 }
 
     /// The wrapped policy: it plans, observes and keeps its state as if unwrapped.
     public var inner: Inner
-    public let directory: String
+    public let directory: String?
     let sampleCount: Int
     var losses: [Float]
     var actions: [UInt8]
@@ -23,10 +28,16 @@ public struct LossDumpingPolicy<Inner: SelectionPolicy>: SelectionPolicy {
     /// Files that could not be written (each also reported on standard error).
     public private(set) var failures = 0
 
-    public init(_ inner: Inner, sampleCount: Int, directory: String) throws(TrainError) {
+    public init(_ inner: Inner, sampleCount: Int, directory: String?) throws(TrainError) {
         self.inner = inner
-        self.sampleCount = sampleCount
         self.directory = directory
+        guard let directory else {
+            self.sampleCount = 0
+            losses = []
+            actions = []
+            return
+        }
+        self.sampleCount = sampleCount
         losses = [Float](repeating: .nan, count: sampleCount)
         actions = [UInt8](repeating: SampleAction.train.rawValue, count: sampleCount)
         do { try FileSystem.makeDirectories(directory) } catch { throw TrainError(error) }
@@ -47,6 +58,7 @@ public struct LossDumpingPolicy<Inner: SelectionPolicy>: SelectionPolicy {
     public mutating func planEpoch(_ context: EpochContext, plan: EpochPlan, generator: inout SeededGenerator) {
         inner.planEpoch(context, plan: plan, generator: &generator)
         epoch = context.epoch
+        guard directory != nil else { return }
         for index in 0..<sampleCount {
             actions[index] = plan.actions[index]
             losses[index] = .nan
@@ -56,12 +68,14 @@ public struct LossDumpingPolicy<Inner: SelectionPolicy>: SelectionPolicy {
     public mutating func observeTrained(indices: UnsafeBufferPointer<Int32>, losses batchLosses: UnsafePointer<Float>,
                                         correct: UnsafePointer<UInt8>, epoch: Int, learningRate: Double) {
         inner.observeTrained(indices: indices, losses: batchLosses, correct: correct, epoch: epoch, learningRate: learningRate)
+        guard directory != nil else { return }
         for slot in 0..<indices.count { losses[Int(indices[slot])] = batchLosses[slot] }
     }
 
     public mutating func observeScored(indices: UnsafeBufferPointer<Int32>, losses batchLosses: UnsafePointer<Float>,
                                        correct: UnsafePointer<UInt8>, epoch: Int) {
         inner.observeScored(indices: indices, losses: batchLosses, correct: correct, epoch: epoch)
+        guard directory != nil else { return }
         for slot in 0..<indices.count { losses[Int(indices[slot])] = batchLosses[slot] }
     }
 
@@ -80,6 +94,7 @@ public struct LossDumpingPolicy<Inner: SelectionPolicy>: SelectionPolicy {
 
     /// Writes this epoch's file (the whole file in one buffer, one write).
     mutating func write() {
+        guard let directory else { return }
         let size = Self.headerSize + 5 * sampleCount
         var bytes = [UInt8](repeating: 0, count: size)
         let path = Self.path(directory: directory, epoch: epoch + 1)

@@ -23,28 +23,28 @@ enum PolicyOptions {
         OptionSpec("validation-fraction", value: "F", help: "early-stop: held-out share of the training set", default: "0.1"),
     ]
 
-    /// Runs `runner` with the policy the options name: one generic call per concrete policy
-    /// type, which Embedded Swift specialises (no existentials).
+    /// Runs `runner` with the policy the options name, wrapped in `AnyPolicy` (no existentials
+    /// in Embedded Swift; one specialization of the runner and the training loop for all).
     static func withPolicy<Runner: PolicyRunner>(
         _ options: ParsedOptions, name: String, sampleCount: Int, epochs: Int, runner: Runner
     ) throws(UsageError) -> Swift.Result<Runner.Output, TrainError> {
-        func call<P: SelectionPolicy>(_ policy: P) -> Swift.Result<Runner.Output, TrainError> {
+        func call(_ policy: AnyPolicy) -> Swift.Result<Runner.Output, TrainError> {
             var policy = policy
             do throws(TrainError) { return .success(try runner.run(&policy)) } catch { return .failure(error) }
         }
         switch name {
         case "full":
-            return call(FullPolicy(sampleCount: sampleCount))
+            return call(.full(FullPolicy(sampleCount: sampleCount)))
         case "random-remove":
             let fraction = try options.double("remove-fraction", default: 0.3, range: 0...0.99)
-            return call(RandomRemovePolicy(fraction: fraction, sampleCount: sampleCount))
+            return call(.randomRemove(RandomRemovePolicy(fraction: fraction, sampleCount: sampleCount)))
         case "ies":
             let policy = IESPolicy(
                 sampleCount: sampleCount, order: try options.int("ies-order", default: 2, range: 0...3),
                 threshold: try options.double("ies-threshold", default: 1e-3, range: 0...100),
                 rescoreEvery: try options.int("ies-rescore-every", default: 1, range: 1...100_000),
                 fullDataLast: try options.double("full-data-last", default: 0, range: 0...1))
-            return call(policy)
+            return call(.ies(policy))
         case "dihcl":
             var dih = DIHCLOptions()
             switch options.string("dih-metric", default: "dloss") {
@@ -72,19 +72,19 @@ enum PolicyOptions {
             case "facility": dih.diversity = .facilityLocation
             case let other: throw UsageError(message: "leitner: --dih-diversity must be none, centrality or facility, got '\(other)'")
             }
-            return call(DIHCLPolicy(sampleCount: sampleCount, epochs: epochs, options: dih))
+            return call(.dihcl(DIHCLPolicy(sampleCount: sampleCount, epochs: epochs, options: dih)))
         case "infobatch":
             let policy = InfoBatchPolicy(sampleCount: sampleCount,
                                          ratio: try options.double("infobatch-ratio", default: 0.5, range: 0...0.99),
                                          annealFraction: try options.double("infobatch-anneal", default: 0.125, range: 0...1))
-            return call(policy)
+            return call(.infoBatch(policy))
         case "selective-backprop":
             let policy = SelectiveBackpropPolicy(sampleCount: sampleCount, beta: try options.double("sb-beta", default: 3, range: 0...100))
-            return call(policy)
+            return call(.selectiveBackprop(policy))
         case "early-stop":
             let policy = EarlyStopPolicy(sampleCount: sampleCount, patience: try options.int("patience", default: 5, range: 1...100_000),
                                          validationFraction: try options.double("validation-fraction", default: 0.1, range: 0.01...0.5))
-            return call(policy)
+            return call(.earlyStop(policy))
         default:
             throw UsageError(message: "leitner: unknown --policy '\(name)' (known: \(names.joined(separator: ", ")))")
         }

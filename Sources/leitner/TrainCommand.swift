@@ -214,14 +214,11 @@ struct SessionRunner: PolicyRunner {
     func run<P: SelectionPolicy>(_ policy: inout P) throws(TrainError) -> [EpochMetrics] {
         let session = try TrainingSession(config: config, train: train, test: test, validationFraction: policy.validationFraction)
         session.recorder = recorder
-        if let directory = config.lossDumpDirectory {
-            var dumping = try LossDumpingPolicy(policy, sampleCount: session.trainer.train.count, directory: directory)
-            print("loss dump: \(directory)/losses-EEEE.bin after each epoch")
-            try session.run(policy: &dumping)
-            policy = dumping.inner
-        } else {
-            try session.run(policy: &policy)
-        }
+        // Always wrapped (a no-op without a directory): one specialization per policy.
+        var wrapped = try LossDumpingPolicy(policy, sampleCount: session.trainer.train.count, directory: config.lossDumpDirectory)
+        if let directory = config.lossDumpDirectory { print("loss dump: \(directory)/losses-EEEE.bin after each epoch") }
+        try session.run(policy: &wrapped)
+        policy = wrapped.inner
         return session.history
     }
 }
