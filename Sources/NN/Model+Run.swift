@@ -33,6 +33,9 @@ extension Model {
         }
     }
 
+    /// The logits of the last forward, [N, classes].
+    public var logits: UnsafePointer<Float> { UnsafePointer(nodes[nodes.count - 1].output) }
+
     @inline(__always)
     func source(_ index: Int) -> UnsafeMutablePointer<Float> {
         index == -1 ? input : nodes[index].output
