@@ -319,3 +319,70 @@ public enum BatchNorm {
         }
     }
 }
+
+// MARK: backward with frozen statistics (partial updates)
+
+extension BatchNorm {
+    /// The test oracle for `backwardFrozen`.
+    public static func naiveBackwardFrozen<T: BinaryFloatingPoint>(
+        dInput: UnsafeMutablePointer<T>?, dGamma: UnsafeMutablePointer<T>?, dBeta: UnsafeMutablePointer<T>?,
+        dOutput: UnsafePointer<T>, input: UnsafePointer<T>?, gamma: UnsafePointer<T>,
+        runningMean: UnsafePointer<T>, runningVariance: UnsafePointer<T>, channels: Int, spatial: Int, epsilon: T = 1e-5
+    ) {
+        for channel in 0..<channels {
+            let invStd = 1 / (runningVariance[channel] + epsilon).squareRoot()
+            for index in 0..<spatial {
+                let offset = channel * spatial + index
+                dBeta?[channel] += dOutput[offset]
+                if let dGamma, let input { dGamma[channel] += dOutput[offset] * (input[offset] - runningMean[channel]) * invStd }
+                dInput?[offset] += dOutput[offset] * gamma[channel] * invStd
+            }
+        }
+    }
+
+    /// Backward of `forwardInference` used in training (fine-tuning with frozen statistics,
+    /// TinyTL): the layer is the affine map y = gamma * invStd * (x - runningMean) + beta, so
+    ///     dBeta += sum dy,   dGamma += sum dy * xhat,   dx += gamma * invStd * dy.
+    /// Only dGamma reads the input; pass nil for a gradient that is not wanted (and for
+    /// `input` when dGamma is nil).
+    /// - Shapes: dInput, dOutput, input [C, M]; dGamma, dBeta, gamma, runningMean, runningVariance [C].
+    public static func backwardFrozen(
+        dInput: UnsafeMutablePointer<Float>?, dGamma: UnsafeMutablePointer<Float>?, dBeta: UnsafeMutablePointer<Float>?,
+        dOutput: UnsafePointer<Float>, input: UnsafePointer<Float>?, gamma: UnsafePointer<Float>,
+        runningMean: UnsafePointer<Float>, runningVariance: UnsafePointer<Float>, channels: Int, spatial: Int,
+        epsilon: Float = defaultEpsilon, context: KernelContext
+    ) {
+        precondition(dGamma == nil || input != nil, "dGamma needs the input")
+        let width = FloatVector.scalarCount
+        context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial)) { channel in
+            let dy = dOutput + channel * spatial
+            let invStd = 1 / (runningVariance[channel] + epsilon).squareRoot()
+            if let dBeta { dBeta[channel] += Float(blockedSum(dy, count: spatial)) }
+            if let dGamma, let input {
+                let x = input + channel * spatial
+                let mean = runningMean[channel]
+                var total: Double = 0
+                var start = 0
+                while start < spatial {
+                    let end = min(start + blockSize, spatial)
+                    var block: Float = 0
+                    for index in start..<end { block += dy[index] * (x[index] - mean) }
+                    total += Double(block)
+                    start = end
+                }
+                dGamma[channel] += Float(total * Double(invStd))
+            }
+            if let dInput {
+                let dx = dInput + channel * spatial
+                let scale = gamma[channel] * invStd
+                let k = FloatVector(repeating: scale)
+                var index = 0
+                while index + width <= spatial {
+                    dx.storeVector(dx.loadVector(at: index).addingProduct(k, dy.loadVector(at: index)), at: index)
+                    index += width
+                }
+                while index < spatial { dx[index] += scale * dy[index]; index += 1 }
+            }
+        }
+    }
+}

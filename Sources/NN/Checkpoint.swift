@@ -75,6 +75,27 @@ public enum Checkpoint {
     /// A read failure after the checks can leave the model partly overwritten.
     @discardableResult
     public static func load(path: String, into model: Model, optimizer: OptimizerState = .none) throws(SafeTensorsError) -> [(String, String)] {
+        try load(path: path, into: model, optimizer: optimizer, skipping: [])
+    }
+
+    /// Pretrained weights for fine-tuning: like `load` without optimizer state, except that the
+    /// tensors named in `reinitialized` (a replaced classifier head) are neither read nor
+    /// checked, whatever their shape in the file, and keep the model's values. Plain PyTorch
+    /// state_dicts load too (see docs/checkpoints.md for the names).
+    @discardableResult
+    public static func loadPretrained(path: String, into model: Model, reinitialized: [String] = []) throws(SafeTensorsError) -> [(String, String)] {
+        try load(path: path, into: model, optimizer: .none, skipping: reinitialized)
+    }
+
+    /// The names PyTorch adds to a state_dict that Leitner neither stores nor needs: each batch
+    /// norm's `num_batches_tracked` counter (an I64 scalar; the momentum is fixed, so unused).
+    static func ignoredPyTorchNames(_ model: Model) -> [String: Bool] {
+        var names: [String: Bool] = [:]
+        for layer in model.description.layers where layer.kind == .batchNorm { names[layer.name + ".num_batches_tracked"] = true }
+        return names
+    }
+
+    static func load(path: String, into model: Model, optimizer: OptimizerState, skipping: [String]) throws(SafeTensorsError) -> [(String, String)] {
         let reader = try SafeTensorsReader(path: path)
         // Files from elsewhere (no "format" key) are accepted if their tensors match.
         if value("format", in: reader.metadata) == format {
@@ -83,8 +104,9 @@ public enum Checkpoint {
                 throw SafeTensorsError(.header, path: path, "checkpoint format version \(version) is not supported (this build reads \(formatVersion))")
             }
         }
-        let expected = expectedTensors(model: model, optimizer: optimizer)
-        var expectedNames: [String: Bool] = [:]
+        let expected = expectedTensors(model: model, optimizer: optimizer).filter { !skipping.contains($0.name) }
+        var expectedNames = ignoredPyTorchNames(model)
+        for name in skipping { expectedNames[name] = true }
         var missing: [String] = []
         var problems: [String] = []
         for tensor in expected {

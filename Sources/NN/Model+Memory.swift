@@ -1,3 +1,5 @@
+import Kernels
+
 /// Where every node's output, output gradient and max-pool argmax live in the activation
 /// arena. Offsets come from the liveness of each tensor over one training step, so tensors
 /// whose lifetimes do not overlap share memory (ggml's graph allocator, worked out once):
@@ -11,7 +13,10 @@
 ///   its own backward, and is zeroed when it comes alive; the input of a ReLU or add that has
 ///   no other consumer shares its consumer's gradient buffer (ReLU masks it in place, add
 ///   passes it through untouched);
-/// - blocks are placed largest first at the lowest offset free over their lifetime.
+/// - blocks are placed largest first at the lowest offset free over their lifetime;
+/// - under a partial update (`Trainability`) a node that requires no gradient has no gradient
+///   buffer and no backward, a frozen weight's input is not kept for dW, and a ReLU keeps its
+///   backward mask as bits (in the Int32 region) instead of its Float output.
 /// - Shapes: every offset and size is in elements (Float or Int32, 4 bytes) for `batch` samples.
 struct ActivationLayout {
     /// Element offset of each node's output.
@@ -33,6 +38,8 @@ struct ActivationLayout {
     var floatElements: Int
     /// Int32 elements of the argmax region (kept apart so no memory changes type).
     var indexElements: Int
+    /// Element offset of each ReLU's bit mask in the Int32 region (partial updates), else -1.
+    var reluMask: [Int]
 
     private struct Block {
         var size: Int
@@ -44,18 +51,16 @@ struct ActivationLayout {
     /// 16 elements: 64-byte alignment for every block.
     private static func aligned(_ elements: Int) -> Int { (elements + 15) / 16 * 16 }
 
-    /// Whether node kind's backward reads its input's forward output.
-    static func backwardReadsInput(_ kind: LayerKind) -> Bool {
-        switch kind {
-        case .conv2d, .depthwiseConv2d, .batchNorm, .linear: return true
-        default: return false
-        }
-    }
-
     /// With `sharing` false every tensor gets its own block and nothing runs in place: the
     /// naive twin the shared layout is tested against.
-    init(_ description: ModelDescription, shapes: [TensorShape], batch: Int, sharing: Bool = true) {
+    init(_ description: ModelDescription, shapes: [TensorShape], batch: Int, sharing: Bool = true,
+         trainability: Trainability? = nil) {
         let layers = description.layers
+        let trainable = trainability ?? Trainability.all(description)
+        let requires = trainable.requiresGradient
+        // Bit masks only in partial updates: plain training keeps every ReLU output for the
+        // next layer's dW anyway, and its arithmetic stays exactly as it was.
+        let masked = layers.indices.map { sharing && trainable.isPartial && requires[$0] && layers[$0].kind == .relu }
         let count = layers.count
         let lossTime = count
         func backwardTime(_ node: Int) -> Int { 2 * count - node }
@@ -73,9 +78,9 @@ struct ActivationLayout {
             var end = index
             for consumer in consumers[index] {
                 end = max(end, consumer)
-                if Self.backwardReadsInput(layers[consumer].kind) { end = max(end, backwardTime(consumer)) }
+                if trainable.backwardReadsInput(consumer, layers[consumer].kind) { end = max(end, backwardTime(consumer)) }
             }
-            if layers[index].kind == .relu { end = max(end, backwardTime(index)) }
+            if layers[index].kind == .relu && requires[index] && !masked[index] { end = max(end, backwardTime(index)) }
             if index == count - 1 { end = max(end, lossTime) }
             ownEnd[index] = end
         }
@@ -107,7 +112,13 @@ struct ActivationLayout {
         var indexBlock = [Int](repeating: -1, count: count)
         for index in 0..<count where layers[index].kind == .maxPool {
             indexBlock[index] = blocks.count
-            blocks.append(Block(size: Self.aligned(batch * shapes[index].count), start: index, end: backwardTime(index)))
+            blocks.append(Block(size: Self.aligned(batch * shapes[index].count), start: index,
+                                end: requires[index] ? backwardTime(index) : index))
+        }
+        var maskBlock = [Int](repeating: -1, count: count)
+        for index in 0..<count where masked[index] {
+            maskBlock[index] = blocks.count
+            blocks.append(Block(size: Self.aligned(ReLU.maskWords(batch * shapes[index].count)), start: index, end: backwardTime(index)))
         }
 
         // Gradients, from the logits backwards so a consumer's block exists before its input's.
@@ -118,6 +129,7 @@ struct ActivationLayout {
         var addPassedThrough = [Bool](repeating: false, count: count)
         var index = count - 1
         while index >= 0 {
+            guard requires[index] else { index -= 1; continue }
             let users = consumers[index]
             if sharing, users.count == 1, layers[users[0]].kind == .relu
                 || (layers[users[0]].kind == .add && !addPassedThrough[users[0]]
@@ -144,12 +156,13 @@ struct ActivationLayout {
         }
 
         var isIndexBlock = [Bool](repeating: false, count: blocks.count)
-        for block in indexBlock where block >= 0 { isIndexBlock[block] = true }
+        for block in indexBlock + maskBlock where block >= 0 { isIndexBlock[block] = true }
         let floatTotal = Self.place(&blocks, blocks.indices.filter { !isIndexBlock[$0] }, sharing: sharing)
         let indexTotal = Self.place(&blocks, blocks.indices.filter { isIndexBlock[$0] }, sharing: sharing)
 
         output = outputBlock.map { blocks[$0].offset }
-        gradient = gradientBlock.map { blocks[$0].offset }
+        gradient = gradientBlock.map { $0 < 0 ? 0 : blocks[$0].offset }
+        reluMask = maskBlock.map { $0 < 0 ? -1 : blocks[$0].offset }
         indices = indexBlock.map { $0 < 0 ? -1 : blocks[$0].offset }
         outputInPlaceOf = inPlaceOf
         gradientSharedWith = sharedWith

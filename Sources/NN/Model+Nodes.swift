@@ -35,7 +35,7 @@ extension Model {
             DepthwiseConv2D.forward(out: node.output, input: from, weights: node.weight!, shape: convShape(index, batch: batch), context: context)
             if let bias = node.bias { Bias.addChannels(values: node.output, bias: bias, channels: outShape.channels, spatial: outSpatial) }
         case .batchNorm:
-            if training {
+            if training && !trainability.frozenStatistics {
                 BatchNorm.forwardTraining(
                     output: node.output, savedMean: node.savedMean!, savedInvStd: node.savedInverseStd!,
                     runningMean: node.runningMean!, runningVariance: node.runningVariance!,
@@ -48,7 +48,11 @@ extension Model {
                     channels: outShape.channels, spatial: outSpatial, context: context)
             }
         case .relu:
-            ReLU.forward(output: node.output, input: from, count: batch * outShape.count)
+            if training, let mask = node.mask {
+                ReLU.forwardMasked(output: node.output, mask: mask, input: from, count: batch * outShape.count)
+            } else {
+                ReLU.forward(output: node.output, input: from, count: batch * outShape.count)
+            }
         case .maxPool:
             MaxPool2D.forward(out: node.output, indices: node.indices!, input: from, shape: poolShape(index, batch: batch), context: context)
         case .avgPool:
@@ -82,33 +86,47 @@ extension Model {
         }
     }
 
-    /// Backward of one node: accumulates into its parameters' gradients and into the output
-    /// gradients of the nodes it read (none for the model input: nothing needs dInput there).
+    /// Backward of one node: accumulates into its trained parameters' gradients and into the
+    /// output gradients of the nodes it read that require one (never the model input). A node
+    /// that requires no gradient (all frozen before the first trained layer) does nothing.
     func backwardNode(_ index: Int, batch: Int) {
+        let trainable = trainability
+        guard trainable.requiresGradient[index] else { return }
         let layer = description.layers[index]
         let node = nodes[index]
         let fromIndex = layer.inputs[0]
         let from = source(fromIndex)
-        let dFrom: UnsafeMutablePointer<Float>? = fromIndex == -1 ? nil : nodes[fromIndex].dOutput
+        let dFrom: UnsafeMutablePointer<Float>? = fromIndex == -1 || !trainable.requiresGradient[fromIndex] ? nil : nodes[fromIndex].dOutput
+        let dWeight = trainable.weight[index] ? node.dWeight : nil
+        let dBias = trainable.bias[index] ? node.dBias : nil
         let inShape = shapeAt(fromIndex)
         let outShape = shapes[index]
         let outSpatial = batch * outShape.height * outShape.width
         switch layer.kind {
         case .conv2d:
             let shape = convShape(index, batch: batch)
-            if let dBias = node.dBias { Bias.backwardChannels(dBias: dBias, dOutput: node.dOutput, channels: outShape.channels, spatial: outSpatial) }
-            Conv2D.backwardWeights(dWeights: node.dWeight!, dOut: node.dOutput, input: from, shape: shape,
-                                   scratch: scratch, scratchCount: scratchCount, context: context)
+            if let dBias { Bias.backwardChannels(dBias: dBias, dOutput: node.dOutput, channels: outShape.channels, spatial: outSpatial) }
+            if let dWeight {
+                Conv2D.backwardWeights(dWeights: dWeight, dOut: node.dOutput, input: from, shape: shape,
+                                       scratch: scratch, scratchCount: scratchCount, context: context)
+            }
             if let dFrom {
                 Conv2D.backwardData(dInput: dFrom, dOut: node.dOutput, weights: node.weight!, shape: shape,
                                     scratch: scratch, scratchCount: scratchCount, context: context)
             }
         case .depthwiseConv2d:
             let shape = convShape(index, batch: batch)
-            if let dBias = node.dBias { Bias.backwardChannels(dBias: dBias, dOutput: node.dOutput, channels: outShape.channels, spatial: outSpatial) }
-            DepthwiseConv2D.backwardWeights(dWeights: node.dWeight!, dOut: node.dOutput, input: from, shape: shape, context: context)
+            if let dBias { Bias.backwardChannels(dBias: dBias, dOutput: node.dOutput, channels: outShape.channels, spatial: outSpatial) }
+            if let dWeight { DepthwiseConv2D.backwardWeights(dWeights: dWeight, dOut: node.dOutput, input: from, shape: shape, context: context) }
             if let dFrom { DepthwiseConv2D.backwardData(dInput: dFrom, dOut: node.dOutput, weights: node.weight!, shape: shape, context: context) }
         case .batchNorm:
+            if trainable.frozenStatistics {
+                BatchNorm.backwardFrozen(
+                    dInput: dFrom, dGamma: dWeight, dBeta: dBias, dOutput: node.dOutput, input: dWeight == nil ? nil : from,
+                    gamma: node.weight!, runningMean: node.runningMean!, runningVariance: node.runningVariance!,
+                    channels: outShape.channels, spatial: outSpatial, context: context)
+                break
+            }
             // Batch norm's dInput is needed even for the model input's consumer chain; when the
             // input is the model input it is computed into a discarded gradient (none here).
             if let dFrom {
@@ -123,7 +141,13 @@ extension Model {
                     channels: outShape.channels, spatial: outSpatial, context: context)
             }
         case .relu:
-            if let dFrom {
+            if let dFrom, let mask = node.mask {
+                if layout.gradientSharedWith[fromIndex] == index {
+                    ReLU.backwardMaskedInPlace(gradient: node.dOutput, mask: mask, count: batch * outShape.count)
+                } else {
+                    ReLU.backwardMasked(dInput: dFrom, dOutput: node.dOutput, mask: mask, count: batch * outShape.count)
+                }
+            } else if let dFrom {
                 if layout.gradientSharedWith[fromIndex] == index {
                     ReLU.backwardInPlace(gradient: node.dOutput, output: node.output, count: batch * outShape.count)
                 } else {
@@ -150,10 +174,12 @@ extension Model {
             }
         case .linear:
             // dW[O, I] += dOut[N, O]^T * in[N, I]
-            GEMM.simd(transA: .transposed, transB: .none, m: outShape.count, n: inShape.count, k: batch,
-                      alpha: 1, a: node.dOutput, lda: outShape.count, b: from, ldb: inShape.count,
-                      beta: 1, c: node.dWeight!, ldc: inShape.count, context: context)
-            if let dBias = node.dBias { Bias.backwardRows(dBias: dBias, dOutput: node.dOutput, rows: batch, features: outShape.count) }
+            if let dWeight {
+                GEMM.simd(transA: .transposed, transB: .none, m: outShape.count, n: inShape.count, k: batch,
+                          alpha: 1, a: node.dOutput, lda: outShape.count, b: from, ldb: inShape.count,
+                          beta: 1, c: dWeight, ldc: inShape.count, context: context)
+            }
+            if let dBias { Bias.backwardRows(dBias: dBias, dOutput: node.dOutput, rows: batch, features: outShape.count) }
             // dIn[N, I] += dOut[N, O] * W[O, I]
             if let dFrom {
                 GEMM.simd(transA: .none, transB: .none, m: batch, n: inShape.count, k: outShape.count,
@@ -163,7 +189,7 @@ extension Model {
         case .add:
             // An input sharing this gradient buffer receives it without work.
             let count = batch * outShape.count
-            for input in layer.inputs where input != -1 && layout.gradientSharedWith[input] != index {
+            for input in layer.inputs where input != -1 && trainable.requiresGradient[input] && layout.gradientSharedWith[input] != index {
                 Elementwise.add(nodes[input].dOutput, node.dOutput, count: count)
             }
         }

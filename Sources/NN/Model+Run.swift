@@ -33,6 +33,9 @@ extension Model {
         }
     }
 
+    /// The logits of the last forward, [N, classes].
+    public var logits: UnsafePointer<Float> { UnsafePointer(nodes[nodes.count - 1].output) }
+
     @inline(__always)
     func source(_ index: Int) -> UnsafeMutablePointer<Float> {
         index == -1 ? input : nodes[index].output
@@ -88,13 +91,16 @@ extension Model {
         }
     }
 
-    /// One SGD step over every parameter (one kernel call: parameters are contiguous).
+    /// One SGD step over every trained parameter (one kernel call per run of trained tensors:
+    /// parameters are contiguous, so plain training makes exactly one).
     public func sgdStep(state: UnsafeMutablePointer<Float>, learningRate: Double, momentum: Double,
                         weightDecay: Double, nesterov: Bool, firstStep: Bool) {
-        SGD.step(
-            weights: parameters, momentumBuffer: state, gradients: gradients, count: parameterCount,
-            learningRate: learningRate, momentum: momentum, dampening: 0, weightDecay: weightDecay,
-            nesterov: nesterov, firstStep: firstStep)
+        for range in trainedRanges {
+            SGD.step(
+                weights: parameters + range.offset, momentumBuffer: state + range.offset, gradients: gradients + range.offset,
+                count: range.count, learningRate: learningRate, momentum: momentum, dampening: 0, weightDecay: weightDecay,
+                nesterov: nesterov, firstStep: firstStep)
+        }
     }
 
     /// zero gradients, forward, per-sample loss, backward: the training step without the update.

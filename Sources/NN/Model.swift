@@ -20,6 +20,8 @@ struct NodeStorage {
     var savedInverseStd: UnsafeMutablePointer<Float>? = nil
     // Max pool: the argmax of every output element.
     var indices: UnsafeMutablePointer<Int32>? = nil
+    // ReLU in a partial update: the backward mask as bits.
+    var mask: UnsafeMutablePointer<UInt32>? = nil
 }
 
 /// A model ready to run: a description, its memory plan, and arenas allocated once.
@@ -32,6 +34,11 @@ public final class Model {
     public let maxBatch: Int
     public let context: KernelContext
     public let plan: MemoryPlan
+    /// What is trained and what backward computes (plain training unless fine-tuning).
+    public let trainability: Trainability
+    /// Runs of trained tensors in `parameters` (offset, count), merged where adjacent: the
+    /// optimizer steps only these, so frozen parameters stay bit-identical.
+    public let trainedRanges: [(offset: Int, count: Int)]
 
     /// Trainable parameters, contiguous, in node order (weight then bias).
     public let parameters: UnsafeMutablePointer<Float>
@@ -63,7 +70,8 @@ public final class Model {
     /// Sizes of every arena for `description` at batch `batch` with `threads` threads, with
     /// `optimizerStatePerParameter` floats of optimizer state per parameter (momentum: 1, Adam: 2).
     public static func plan(_ description: ModelDescription, batch: Int, threads: Int,
-                            optimizerStatePerParameter: Int = 0, sharedActivations: Bool = true) throws(ModelError) -> MemoryPlan {
+                            optimizerStatePerParameter: Int = 0, sharedActivations: Bool = true,
+                            trainability: Trainability? = nil) throws(ModelError) -> MemoryPlan {
         let shapes = try description.shapes()
         var plan = MemoryPlan()
         let (parameterCount, bufferCount) = countParameters(description, shapes)
@@ -75,7 +83,8 @@ public final class Model {
         for (index, layer) in description.layers.enumerated() where layer.kind == .batchNorm {
             activations += 2 * Arena.rounded(shapes[index].channels * 4)
         }
-        let layout = ActivationLayout(description, shapes: shapes, batch: batch, sharing: sharedActivations)
+        let layout = ActivationLayout(description, shapes: shapes, batch: batch, sharing: sharedActivations,
+                                      trainability: trainability)
         activations += Arena.rounded(layout.floatElements * 4) + Arena.rounded(layout.indexElements * 4)
         plan.activations = activations
         plan.scratch = Arena.rounded(scratchFloats(description, shapes, batch: batch, threads: threads) * 4)
@@ -137,13 +146,17 @@ public final class Model {
     /// Plans, checks the budget, allocates the arenas once and carves every view.
     /// `sharedActivations` false gives every output and gradient its own memory and runs
     /// nothing in place (the test oracle for the shared layout; it needs far more memory).
+    /// `trainability` nil trains everything (see `Trainability` for partial updates).
     public init(_ description: ModelDescription, batch: Int, context: KernelContext, budgetBytes: Int? = nil,
-                sharedActivations: Bool = true) throws(ModelError) {
+                sharedActivations: Bool = true, trainability: Trainability? = nil) throws(ModelError) {
         self.description = description
         self.maxBatch = batch
         self.context = context
         shapes = try description.shapes()
-        plan = try Model.plan(description, batch: batch, threads: context.threads, sharedActivations: sharedActivations)
+        let trainable = trainability ?? Trainability.all(description)
+        self.trainability = trainable
+        plan = try Model.plan(description, batch: batch, threads: context.threads, sharedActivations: sharedActivations,
+                              trainability: trainable)
         do {
             try plan.check(budgetBytes: budgetBytes)
         } catch {
@@ -169,7 +182,8 @@ public final class Model {
             scratchCount = Model.scratchFloats(description, shapes, batch: batch, threads: context.threads)
             scratch = try scratchArena.floats(scratchCount, label: "scratch")
 
-            let layout = ActivationLayout(description, shapes: shapes, batch: batch, sharing: sharedActivations)
+            let layout = ActivationLayout(description, shapes: shapes, batch: batch, sharing: sharedActivations,
+                                          trainability: trainable)
             self.layout = layout
             let tensorRegion = try activationArena.floats(layout.floatElements, label: "outputs and gradients")
             let indexRegion = try activationArena.carve(Int32.self, count: layout.indexElements, label: "max-pool argmax")
@@ -177,6 +191,14 @@ public final class Model {
             var bufferOffset = 0
             var nodes: [NodeStorage] = []
             var conv: [Conv2DShape?] = []
+            var ranges: [(offset: Int, count: Int)] = []
+            func addTrained(_ offset: Int, _ count: Int) {
+                if let last = ranges.last, last.offset + last.count == offset {
+                    ranges[ranges.count - 1].count += count
+                } else {
+                    ranges.append((offset, count))
+                }
+            }
             for (index, layer) in description.layers.enumerated() {
                 let shape = shapes[index]
                 let inputShape = Model.inputShape(description, shapes, layer)
@@ -186,12 +208,14 @@ public final class Model {
                     node.weight = parameters + parameterOffset
                     node.dWeight = gradients + parameterOffset
                     node.weightCount = weights
+                    if trainable.weight[index] { addTrained(parameterOffset, weights) }
                     parameterOffset += weights
                 }
                 if biases > 0 {
                     node.bias = parameters + parameterOffset
                     node.dBias = gradients + parameterOffset
                     node.biasCount = biases
+                    if trainable.bias[index] { addTrained(parameterOffset, biases) }
                     parameterOffset += biases
                 }
                 switch layer.kind {
@@ -203,6 +227,9 @@ public final class Model {
                     node.savedInverseStd = try activationArena.floats(shape.channels, label: "\(layer.name) batch inverse std")
                 case .maxPool:
                     node.indices = indexRegion + layout.indices[index]
+                case .relu where layout.reluMask[index] >= 0:
+                    // Int32 and UInt32 may alias (signed and unsigned variants of one width).
+                    node.mask = UnsafeMutableRawPointer(indexRegion + layout.reluMask[index]).assumingMemoryBound(to: UInt32.self)
                 default:
                     break
                 }
@@ -211,6 +238,7 @@ public final class Model {
             }
             self.nodes = nodes
             self.conv = conv
+            trainedRanges = ranges
         } catch {
             throw ModelError(message: error.description)
         }

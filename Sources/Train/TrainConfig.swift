@@ -71,6 +71,17 @@ public struct TrainConfig {
     /// The energy meter sampled during the run (none by default; the CLI defaults to auto).
     public var energy = MeterSettings()
 
+    /// Which parameters train (`--update`); anything but `.all` freezes the rest and batch
+    /// norm's statistics.
+    public var update = UpdateMode.all
+    /// Pretrained weights loaded after initialisation (`finetune --from`); nil = none.
+    public var pretrained: String? = nil
+    /// Also train the last linear layer whatever `update` says (set when the head was replaced).
+    public var trainHead = false
+    /// Tensor names of `pretrained` not loaded because the head was replaced (they keep the
+    /// seeded PyTorch initialisation).
+    public var replacedHead: [String] = []
+
     public init(model: ModelDescription) {
         self.model = model
     }

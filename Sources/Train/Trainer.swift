@@ -56,13 +56,15 @@ public final class Trainer {
             throw TrainError(error)
         }
         let plan: MemoryPlan
+        let trainability: Trainability
         do {
+            trainability = try Trainability(config.model, mode: config.update, trainHead: config.trainHead)
             plan = try Model.plan(config.model, batch: config.batch, threads: config.threads,
-                                  optimizerStatePerParameter: config.optimizer.statePerParameter)
+                                  optimizerStatePerParameter: config.optimizer.statePerParameter, trainability: trainability)
         } catch { throw TrainError(error) }
         do { try plan.check(budgetBytes: config.memoryBudgetBytes) }
         catch { throw TrainError(error.description + " for model \(config.model.name) at batch \(config.batch) (lower --batch or raise --memory-budget-mb)") }
-        do { model = try Model(config.model, batch: config.batch, context: context) }
+        do { model = try Model(config.model, batch: config.batch, context: context, trainability: trainability) }
         catch { throw TrainError(error) }
         do {
             optimizerArena = try Arena(name: "optimizer", capacityBytes: max(plan.optimizerState, Arena.alignment))
@@ -91,6 +93,10 @@ public final class Trainer {
         testOrder = .allocate(capacity: self.test.count)
         EpochOrder.sequential(count: self.test.count, into: UnsafeMutableBufferPointer(start: testOrder, count: self.test.count))
         model.initialize(seed: config.seed)
+        if let path = config.pretrained, !config.resume {
+            do { try Checkpoint.loadPretrained(path: path, into: model, reinitialized: config.replacedHead) }
+            catch { throw TrainError("--from: \(error.description)") }
+        }
     }
 
     deinit {
@@ -112,15 +118,21 @@ public final class Trainer {
     public func update(learningRate: Double) {
         step += 1
         switch config.optimizer {
+        // Only the trained runs of parameters (one run in plain training): frozen parameters,
+        // their gradients and their optimizer state are never touched.
         case let .sgd(momentum, nesterov, weightDecay):
-            SGD.step(weights: model.parameters, momentumBuffer: momentum == 0 ? nil : optimizerState, gradients: model.gradients,
-                     count: model.parameterCount, learningRate: learningRate, momentum: momentum, dampening: 0,
-                     weightDecay: weightDecay, nesterov: nesterov, firstStep: step == 1)
+            for range in model.trainedRanges {
+                SGD.step(weights: model.parameters + range.offset, momentumBuffer: momentum == 0 ? nil : optimizerState + range.offset,
+                         gradients: model.gradients + range.offset, count: range.count, learningRate: learningRate,
+                         momentum: momentum, dampening: 0, weightDecay: weightDecay, nesterov: nesterov, firstStep: step == 1)
+            }
         case let .adamw(beta1, beta2, epsilon, weightDecay):
-            AdamW.step(weights: model.parameters, firstMoment: optimizerState,
-                       secondMoment: optimizerState + model.parameterCount, gradients: model.gradients,
-                       count: model.parameterCount, learningRate: learningRate, beta1: beta1, beta2: beta2,
-                       epsilon: epsilon, weightDecay: weightDecay, step: step)
+            for range in model.trainedRanges {
+                AdamW.step(weights: model.parameters + range.offset, firstMoment: optimizerState + range.offset,
+                           secondMoment: optimizerState + model.parameterCount + range.offset,
+                           gradients: model.gradients + range.offset, count: range.count, learningRate: learningRate,
+                           beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay, step: step)
+            }
         }
     }
 

@@ -88,7 +88,10 @@ public final class TrainingSession {
             print("board: \(board.name) (\(board.description)): threads \(config.threads), memory budget "
                   + (config.memoryBudgetBytes.map { "\($0 >> 20) MiB" } ?? "none"))
         }
-        print(trainer.plan.budgetLine)
+        // The update mode changes the activation plan, so a partial update says which.
+        let trainability = trainer.model.trainability
+        print(trainer.plan.budgetLine + (config.pretrained == nil && !trainability.isPartial ? "" : "; update \(config.update.name)"
+            + (trainability.frozenStatistics ? ", batch-norm statistics frozen" : "")))
         print("train: \(trainer.train.count) samples, test: \(trainer.test.count) samples; output: \(config.outputDirectory)")
         if let epoch = resumedEpoch, policy.stateStride > 0 {
             do {

@@ -8,41 +8,56 @@ enum EvalCommand {
     static let spec = CommandSpec(
         name: "eval",
         summary: """
-        Evaluates a checkpoint written by 'leitner train' on the test set: loss, accuracy and
-        throughput. The model comes from the checkpoint's metadata.
+        Evaluates a checkpoint written by 'leitner train' or 'leitner finetune', or a PyTorch
+        state_dict saved with safetensors.torch.save_file, on the test set: loss, accuracy and
+        throughput. The model comes from the checkpoint's metadata, else from --model with its
+        head sized to the data's classes.
         """,
-        positionals: "CHECKPOINT",
+        positionals: "[CHECKPOINT]",
         options: [
+            OptionSpec("from", value: "FILE", help: "the weights (instead of the CHECKPOINT argument)"),
+            OptionSpec("model", value: "NAME", help: "for files without Leitner metadata: " + ModelZoo.names.joined(separator: ", "), default: "cnn-s"),
             OptionSpec("data", value: "DIR", help: "directory with the t10k-* IDX files", default: "Fashion-MNIST"),
             OptionSpec("batch", value: "N", help: "batch size", default: "256"),
             OptionSpec("threads", value: "N", help: "threads", default: "2"),
-        ])
+        ] + TrainCommand.dataSelectionSpecs)
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
         let options = try ParsedOptions(arguments, spec: spec)
         if options.wantsHelp { print(spec.help); return 0 }
-        guard options.positionals.count == 1 else {
-            throw UsageError(message: "leitner eval: give one checkpoint file (see leitner eval --help)")
+        let files = options.positionals + (options.values["from"].map { [$0] } ?? [])
+        guard files.count == 1 else {
+            throw UsageError(message: "leitner eval: give one checkpoint file, as an argument or with --from (see leitner eval --help)")
         }
-        let path = options.positionals[0]
+        let path = files[0]
         let metadata: [(String, String)]
         do { metadata = try Checkpoint.readMetadata(path: path) } catch {
             Console.error("leitner eval: " + error.description)
             return 1
         }
-        guard let text = Checkpoint.value("model_description", in: metadata) else {
-            Console.error("leitner eval: \(path) has no model_description metadata (not written by leitner train?)")
-            return 1
+        var description: ModelDescription
+        if let text = Checkpoint.value("model_description", in: metadata) {
+            do { description = try ModelDescription.parse(text, name: Checkpoint.value("model", in: metadata) ?? "model") } catch {
+                Console.error("leitner eval: \(path): " + error.message)
+                return 1
+            }
+        } else {
+            do { description = try ModelZoo.description(named: options.string("model", default: "cnn-s")) }
+            catch { throw UsageError(message: "leitner eval: \(error.message)") }
         }
-        let description: ModelDescription
-        do { description = try ModelDescription.parse(text, name: Checkpoint.value("model", in: metadata) ?? "model") } catch {
-            Console.error("leitner eval: \(path): " + error.message)
-            return 1
+        guard let data = TrainCommand.loadData(options) else { return 1 }
+        if Checkpoint.value("model_description", in: metadata) == nil {
+            // A bare state_dict: the head gets the data's class count; a file whose head
+            // differs is then reported as mis-shaped by the load.
+            var sized = TrainConfig(model: description)
+            sized.pretrained = path
+            do throws(TrainError) { _ = try FineTune.fitHead(&sized, classes: data.test.classCount) }
+            catch { Console.error("leitner eval: " + error.message); return 1 }
+            description = sized.model
         }
         var config = TrainConfig(model: description)
         config.batch = try options.int("batch", default: 256, range: 1...65_536)
         config.threads = try options.int("threads", default: 2, range: 1...256)
-        guard let data = TrainCommand.loadData(options) else { return 1 }
         do throws(TrainError) {
             let trainer = try Trainer(config: config, train: data.test, test: data.test)
             do { try Checkpoint.load(path: path, into: trainer.model) } catch { throw TrainError(error.description) }

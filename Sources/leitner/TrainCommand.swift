@@ -48,7 +48,13 @@ enum TrainCommand {
             OptionSpec("stop-after-epoch", value: "N", help: "stop after epoch N as if interrupted (continue with --resume)", default: "none"),
             OptionSpec("no-progress", help: "no progress bar even on a terminal"),
             OptionSpec("dump-losses", value: "DIR", help: "after each epoch write every sample's loss and planned action to DIR/losses-EEEE.bin (docs/loss-dump.md; tools/check-ies-reference reads them)"),
-        ] + PolicyOptions.specs + EnergyOptions.specs)
+        ] + dataSelectionSpecs + PolicyOptions.specs + EnergyOptions.specs)
+
+    /// Class selection, shared by train, finetune and eval.
+    static let dataSelectionSpecs = [
+        OptionSpec("classes", value: "LIST", help: "keep only these classes (e.g. 5-9 or 0,2,4), train and test, labels renumbered 0..k-1 in this order", default: "all"),
+        OptionSpec("per-class", value: "N", help: "train on the first N training samples of each kept class", default: "all"),
+    ]
 
     /// Parses the options shared by train-like commands into a configuration.
     static func config(_ options: ParsedOptions) throws(UsageError) -> TrainConfig {
@@ -135,8 +141,31 @@ enum TrainCommand {
         return options.values["train-subset"] != nil ? subset : limit
     }
 
-    /// Locates and loads the data the options name (default: Fashion-MNIST) and says which.
+    /// Locates and loads the data the options name (default: Fashion-MNIST), applies
+    /// --classes and --per-class, and says which.
     static func loadData(_ options: ParsedOptions) -> (train: Dataset, test: Dataset)? {
+        guard let data = loadAllData(options) else { return nil }
+        guard options.values["classes"] != nil || options.values["per-class"] != nil else { return data }
+        let classText = options.string("classes", default: "0-\(data.train.classCount - 1)")
+        guard let classes = Dataset.parseClasses(classText, classCount: data.train.classCount) else {
+            Console.error("leitner: --classes must list distinct classes in 0...\(data.train.classCount - 1) as ranges or commas (e.g. 5-9 or 0,2,4), got '\(classText)'")
+            return nil
+        }
+        do throws(DataError) {
+            let perClass: Int
+            do throws(UsageError) { perClass = try options.int("per-class", default: 0, range: 1...Int.max) }
+            catch { Console.error(error.message); return nil }
+            let train = try data.train.selectingClasses(classes, perClass: perClass)
+            let test = try data.test.selectingClasses(classes)
+            print("classes: \(classText) as labels 0-\(classes.count - 1); train \(train.count) samples\(perClass > 0 ? " (first \(perClass) per class)" : ""), test \(test.count)")
+            return (train, test)
+        } catch {
+            Console.error("leitner: " + error.description)
+            return nil
+        }
+    }
+
+    static func loadAllData(_ options: ParsedOptions) -> (train: Dataset, test: Dataset)? {
         var budgetBytes: Int? = nil
         var throttle = PackSource.Throttle.none
         do throws(UsageError) {
@@ -184,11 +213,23 @@ enum TrainCommand {
             throw UsageError(message: "leitner train: unexpected argument '\(options.positionals[0])' (see leitner train --help)")
         }
         let config = try config(options)
+        try checkPolicy(options)
+        guard let data = loadData(options) else { return 1 }
+        return try train(options, config: config, data: data, command: "train")
+    }
+
+    /// The --policy name, checked before any data is loaded.
+    static func checkPolicy(_ options: ParsedOptions) throws(UsageError) {
         let policyName = options.string("policy", default: "full")
         guard PolicyOptions.names.contains(policyName) else {
             throw UsageError(message: "leitner: unknown --policy '\(policyName)' (known: \(PolicyOptions.names.joined(separator: ", ")))")
         }
-        guard let data = loadData(options) else { return 1 }
+    }
+
+    /// Runs the training session with the policy the options name (train and finetune).
+    static func train(_ options: ParsedOptions, config: TrainConfig, data: (train: Dataset, test: Dataset),
+                      command: String) throws(UsageError) -> Int32 {
+        let policyName = options.string("policy", default: "full")
         let sampleCount = config.trainLimit > 0 ? min(config.trainLimit, data.train.count) : data.train.count
         print("policy: \(policyName)")
         let outcome = try PolicyOptions.withPolicy(
@@ -197,7 +238,7 @@ enum TrainCommand {
         switch outcome {
         case .success: return 0
         case .failure(let error):
-            Console.error("leitner train: " + error.message)
+            Console.error("leitner \(command): " + error.message)
             return 1
         }
     }

@@ -12,6 +12,7 @@ and per-sample selection.
 
 commands:
   train       train a model (default: cnn-s on Fashion-MNIST) and write metrics and checkpoints
+  finetune    train from pretrained weights (Leitner or PyTorch safetensors), all or part of the parameters
   bench       kernel benchmarks: GEMM and conv GFLOP/s, fraction of peak, ratio to naive twins; data decoding
   pack        convert a dataset to a pack (gzip blocks + index); pack info, pack verify
   compare     the same run under several selection policies: table and SVG chart
@@ -45,6 +46,8 @@ func runMain() -> Int32 {
             return try BenchCommand.run(rest)
         case "train":
             return try TrainCommand.run(rest)
+        case "finetune":
+            return try FinetuneCommand.run(rest)
         case "pack":
             return try PackCommand.run(rest)
         case "compare":
