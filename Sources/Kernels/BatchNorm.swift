@@ -1,3 +1,5 @@
+import Platform
+
 /// Batch normalisation over CNHW activations, per channel over the M = N*H*W values of the batch,
 /// with PyTorch's semantics: the batch is normalised with its mean and *biased* variance, while
 /// the running variance is updated with the *unbiased* one (M / (M - 1) times larger).

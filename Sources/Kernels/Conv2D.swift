@@ -1,3 +1,5 @@
+import Platform
+
 /// The geometry of one 2-D convolution over CNHW activations (no groups, no dilation).
 /// - Shapes: input [Cin, N, H, W], weights [Cout, Cin, KH, KW] (PyTorch's layout),
 ///   output [Cout, N, OH, OW] with OH = (H + 2 padH - KH) / strideH + 1 (floor, like PyTorch).

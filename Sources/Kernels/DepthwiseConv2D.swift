@@ -1,3 +1,5 @@
+import Platform
+
 /// Depthwise 2-D convolution (groups == channels): every channel is convolved with its own
 /// KH x KW filter. Too little work per output for a GEMM, so the fast path walks output rows
 /// and applies each tap as one vectorised multiply-add along W.

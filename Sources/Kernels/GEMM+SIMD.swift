@@ -1,3 +1,5 @@
+import Platform
+
 // The fast single-precision GEMM: BLIS/Goto-style cache blocking, packed operands, and one
 // register-blocked micro-kernel written against `FloatVector` (see GEMM+Blocking.swift for the
 // loop nest, the block sizes and the per-architecture micro-tile).

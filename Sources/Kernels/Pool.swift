@@ -1,3 +1,5 @@
+import Platform
+
 /// The geometry of a 2-D pooling window over CNHW activations. Pooling treats each of the
 /// C * N planes alike, so every kernel here walks planes.
 /// - Shapes: input [C, N, H, W], output [C, N, OH, OW] with OH = (H + 2 padH - KH) / strideH + 1.

@@ -1,4 +1,5 @@
 import CSystem
+import Platform
 
 /// The floating-point types the naive twins run in, with the two transcendental functions the
 /// loss needs (the standard library has none in Embedded mode; these wrap libm once).

@@ -1,5 +1,6 @@
 import Kernels
 import NN
+import Platform
 
 /// The kernel checks compiled into the binary, so they run on a board and under emulation
 /// (`leitner selftest`): every fast path against its naive twin on odd shapes, the naive conv
