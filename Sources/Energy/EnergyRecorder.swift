@@ -97,7 +97,16 @@ public final class EnergyRecorder {
     func loop() {
         let cpuStart = Thread.cpuSeconds()
         condition.lock()
+        // start() took the first reading: the first of the loop is due one interval later
+        // (or at the first sampleNow), never at once.
+        var deadline = startTime + interval
         while !stopping {
+            while !stopping && requests == served {
+                let remaining = deadline - Clock.seconds()
+                if remaining <= 0 { break }
+                condition.wait(seconds: remaining)
+            }
+            if stopping { break }
             let serving = requests
             condition.unlock()
             let now = Clock.seconds()
@@ -116,12 +125,7 @@ public final class EnergyRecorder {
             served = serving
             samplerCPUSeconds = Thread.cpuSeconds() - cpuStart
             condition.broadcast()
-            let deadline = now + max(interval, 100 * readCost)
-            while !stopping && requests == served {
-                let remaining = deadline - Clock.seconds()
-                if remaining <= 0 { break }
-                condition.wait(seconds: remaining)
-            }
+            deadline = now + max(interval, 100 * readCost)
         }
         condition.unlock()
     }
