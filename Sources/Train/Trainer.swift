@@ -40,7 +40,7 @@ public final class Trainer {
     /// The first non-finite loss or weight of the current epoch; the epoch stops at it.
     public var numericFault: NumericFault? = nil
     /// The step whose loss is replaced by NaN (LEITNER_INJECT_NAN_STEP, tests only; 0 = none).
-    let injectedNaNStep = FaultInjection.nanStep
+    public var injectedNaNStep = FaultInjection.nanStep
 
     public init(config: TrainConfig, train: Dataset, test: Dataset, validationFraction: Double = 0) throws(TrainError) {
         let input = config.model.input
@@ -230,7 +230,10 @@ public final class Trainer {
         trainAssembler.assemble(indices: indices, input: model.input, labels: model.labels, generator: &augment)
         for slot in 0..<batch { model.sampleWeights[slot] = epochPlan.weights[Int(indices[slot])] }
         model.forwardBackward(batch: batch)
-        if step + 1 == injectedNaNStep { model.losses[0] = .nan }
+        if step + 1 == injectedNaNStep {
+            model.losses[0] = .nan
+            injectedNaNStep = 0
+        }
         // The per-sample losses are computed anyway: a non-finite one stops the epoch before
         // the update spreads it into the weights.
         for slot in 0..<batch where !model.losses[slot].isFinite {

@@ -129,8 +129,9 @@ public final class TrainingSession {
             throw TrainError("\(fault.description); stopped after \(backoffs) learning-rate backoffs: \(good)")
         }
         backoffs += 1
+        let scale = trainer.learningRateScale
         try restoreCheckpoint(context: "--on-nan backoff")
-        trainer.learningRateScale *= 0.5
+        trainer.learningRateScale = min(scale, trainer.learningRateScale) * 0.5
         if policy.stateStride > 0 {
             do throws(SelectError) {
                 try stateStore.load(directory: config.outputDirectory, epoch: epoch, sampleCount: trainer.train.count, into: &policy)

@@ -17,6 +17,13 @@ import Testing
             let content = try String(contentsOfFile: path, encoding: .isoLatin1)
             let tree = FixtureTree("malformed")
             defer { tree.remove() }
+            if name.hasPrefix("hwmon-") {
+                try tree.write("hwmon0/name", "ina226\n")
+                try tree.write("hwmon0/power1_input", content)
+            } else if name.hasPrefix("rapl-") {
+                try tree.write("class/powercap/intel-rapl:0/energy_uj", content)
+                try tree.write("class/powercap/intel-rapl:0/max_energy_range_uj", "262143328850\n")
+            }
             var message = ""
             do throws(EnergyError) {
                 if name.hasPrefix("pmic-") {
@@ -24,12 +31,8 @@ import Testing
                 } else if name.hasPrefix("external-") {
                     _ = try ExternalLog.load(path)
                 } else if name.hasPrefix("hwmon-") {
-                    try tree.write("hwmon0/name", "ina226\n")
-                    try tree.write("hwmon0/power1_input", content)
                     _ = try HwmonMeter(directory: tree.root + "/hwmon0", name: "ina226").read()
                 } else if name.hasPrefix("rapl-") {
-                    try tree.write("class/powercap/intel-rapl:0/energy_uj", content)
-                    try tree.write("class/powercap/intel-rapl:0/max_energy_range_uj", "262143328850\n")
                     _ = try RAPLMeter(sysfsRoot: tree.root).read()
                 } else {
                     Issue.record("\(name): unknown sensor kind")
