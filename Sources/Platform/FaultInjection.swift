@@ -67,12 +67,12 @@ public enum FaultInjection {
     static func before(_ call: Call, path: String) -> Int32 {
         var state = current()
         if state.faultCall == nil && state.pauseNanoseconds == 0 { return 0 }
-        if state.pauseNanoseconds > 0 && call != .open && (state.pausePath.isEmpty || path.contains(state.pausePath)) {
+        if state.pauseNanoseconds > 0 && call != .open && matches(path, state.pausePath) {
             Console.error("leitner-io: begin \(call.rawValue) \(path)")
             leitner_sleep_ns(state.pauseNanoseconds)
         }
         var code: Int32 = 0
-        if state.faultCall == call && (state.faultPath.isEmpty || path.contains(state.faultPath)) {
+        if state.faultCall == call && matches(path, state.faultPath) {
             state.faultCalls += 1
             if state.faultCalls > state.faultAfter { code = state.faultErrno }
             settings = state
@@ -83,8 +83,20 @@ public enum FaultInjection {
     /// Called after `call` on `path` completed (announces the end of a paused call).
     static func after(_ call: Call, path: String) {
         guard let state = settings, state.pauseNanoseconds > 0, call != .open,
-              state.pausePath.isEmpty || path.contains(state.pausePath) else { return }
+              matches(path, state.pausePath) else { return }
         Console.error("leitner-io: end \(call.rawValue) \(path)")
+    }
+
+    /// True when `filter` is empty or occurs in `path` (byte-wise: Embedded Swift's String has
+    /// no substring search).
+    static func matches(_ path: String, _ filter: String) -> Bool {
+        if filter.isEmpty { return true }
+        let haystack = Array(path.utf8), needle = Array(filter.utf8)
+        guard needle.count <= haystack.count else { return false }
+        for start in 0...(haystack.count - needle.count) where haystack[start..<start + needle.count].elementsEqual(needle) {
+            return true
+        }
+        return false
     }
 
     /// Forgets the parsed variables, so a test that changed them takes effect.
