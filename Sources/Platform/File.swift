@@ -136,6 +136,22 @@ public enum FileSystem {
         if unlink(path) != 0 && leitner_errno() != ENOENT { throw SystemError.fromErrno("unlink", path) }
     }
 
+    /// Replaces the file at `path` with `text` atomically: written to "<path>.tmp", fsynced and
+    /// renamed over `path`, so a crash leaves the old or the new content, never a mix.
+    public static func replace(_ path: String, with text: String) throws(SystemError) {
+        let temporary = path + ".tmp"
+        let file = try FileHandle.create(temporary)
+        do throws(SystemError) {
+            try file.write(text)
+            try file.sync()
+        } catch {
+            try? file.close()
+            throw error
+        }
+        try file.close()
+        try rename(temporary, to: path)
+    }
+
     /// Reads a whole (small) file into a byte array.
     public static func readAll(_ path: String) throws(SystemError) -> [UInt8] {
         let file = try FileHandle.openForReading(path)

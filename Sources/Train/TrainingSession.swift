@@ -100,17 +100,7 @@ public final class TrainingSession {
                 }
             }
             guard dropped > 0 else { return }
-            let temporary = metricsPath + ".tmp"
-            let file = try FileHandle.create(temporary)
-            do throws(SystemError) {
-                try file.write(kept)
-                try file.sync()
-            } catch {
-                try? file.close()
-                throw error
-            }
-            try file.close()
-            try FileSystem.rename(temporary, to: metricsPath)
+            try FileSystem.replace(metricsPath, with: kept)
             print("metrics log: dropped \(dropped) line(s) after epoch \(epoch) (written after the checkpoint, or torn)")
         } catch {
             throw TrainError("--resume: metrics log not repaired: \(error.description)")
