@@ -14,6 +14,8 @@ public struct FileHandle {
 
     /// Creates or truncates `path` for writing (mode 0644).
     public static func create(_ path: String) throws(SystemError) -> FileHandle {
+        let injected = FaultInjection.before(.open, path: path)
+        if injected != 0 { throw SystemError(call: "open", subject: path, code: injected) }
         let fd = leitner_open_create(path)
         if fd < 0 { throw SystemError.fromErrno("open", path) }
         return FileHandle(descriptor: fd, path: path)
@@ -63,6 +65,9 @@ public struct FileHandle {
 
     /// Writes all `count` bytes. Retries on EINTR and short writes.
     public func writeAll(_ buffer: UnsafeRawPointer, count: Int) throws(SystemError) {
+        let injected = FaultInjection.before(.write, path: path)
+        if injected != 0 { throw SystemError(call: "write", subject: path, code: injected) }
+        defer { FaultInjection.after(.write, path: path) }
         var done = 0
         while done < count {
             let wrote = CSystem.write(descriptor, buffer + done, count - done)
@@ -76,6 +81,9 @@ public struct FileHandle {
 
     /// Flushes the file's data to the device.
     public func sync() throws(SystemError) {
+        let injected = FaultInjection.before(.fsync, path: path)
+        if injected != 0 { throw SystemError(call: "fsync", subject: path, code: injected) }
+        defer { FaultInjection.after(.fsync, path: path) }
         if fsync(descriptor) != 0 { throw SystemError.fromErrno("fsync", path) }
     }
 
@@ -102,6 +110,9 @@ public enum FileSystem {
 
     /// Atomically replaces `to` with `from` (rename(2)).
     public static func rename(_ from: String, to: String) throws(SystemError) {
+        let injected = FaultInjection.before(.rename, path: from)
+        if injected != 0 { throw SystemError(call: "rename", subject: from + " -> " + to, code: injected) }
+        defer { FaultInjection.after(.rename, path: from) }
         if CSystem.rename(from, to) != 0 { throw SystemError.fromErrno("rename", from + " -> " + to) }
     }
 
@@ -123,6 +134,22 @@ public enum FileSystem {
     /// Removes a file; succeeds when it does not exist.
     public static func remove(_ path: String) throws(SystemError) {
         if unlink(path) != 0 && leitner_errno() != ENOENT { throw SystemError.fromErrno("unlink", path) }
+    }
+
+    /// Replaces the file at `path` with `text` atomically: written to "<path>.tmp", fsynced and
+    /// renamed over `path`, so a crash leaves the old or the new content, never a mix.
+    public static func replace(_ path: String, with text: String) throws(SystemError) {
+        let temporary = path + ".tmp"
+        let file = try FileHandle.create(temporary)
+        do throws(SystemError) {
+            try file.write(text)
+            try file.sync()
+        } catch {
+            try? file.close()
+            throw error
+        }
+        try file.close()
+        try rename(temporary, to: path)
     }
 
     /// Reads a whole (small) file into a byte array.

@@ -35,6 +35,16 @@ public struct AugmentConfig: Equatable {
     }
 }
 
+/// What a non-finite loss or weight does to a run.
+public enum NaNAction: Equatable {
+    /// Stop with a message naming the epoch, the step and the last good checkpoint.
+    case stop
+    /// Reload the last good checkpoint, halve the learning rate and continue, at most
+    /// `maximumBackoffs` times in a run; then stop.
+    case backoff
+    public static let maximumBackoffs = 4
+}
+
 /// Everything a training run needs; the defaults are the ones `leitner train` uses.
 public struct TrainConfig {
     public var modelName = "cnn-s"
@@ -66,6 +76,8 @@ public struct TrainConfig {
     /// Write each epoch's per-sample losses and planned actions here (`LossDumpingPolicy`;
     /// nil = no dump).
     public var lossDumpDirectory: String? = nil
+    /// What a NaN or infinity in the loss or weights does (`--on-nan`).
+    public var onNaN = NaNAction.stop
     /// Show a progress bar (nil = when standard error is a terminal).
     public var progress: Bool? = nil
     /// The energy meter sampled during the run (none by default; the CLI defaults to auto).

@@ -35,6 +35,12 @@ public final class Trainer {
     /// Completed epochs and optimizer steps (restored by `resume`).
     public var epoch = 0
     public var step = 0
+    /// Multiplies the schedule's learning rate; `--on-nan backoff` halves it (kept in checkpoints).
+    public var learningRateScale = 1.0
+    /// The first non-finite loss or weight of the current epoch; the epoch stops at it.
+    public var numericFault: NumericFault? = nil
+    /// The step whose loss is replaced by NaN (LEITNER_INJECT_NAN_STEP, tests only; 0 = none).
+    public var injectedNaNStep = FaultInjection.nanStep
 
     public init(config: TrainConfig, train: Dataset, test: Dataset, validationFraction: Double = 0) throws(TrainError) {
         let input = config.model.input
@@ -148,7 +154,8 @@ public final class Trainer {
         var choose = SeededGenerator(seed: epochSeed(epoch, stream: 3))
         var metrics = EpochMetrics()
         metrics.epoch = epoch + 1
-        metrics.learningRate = schedule.rate(at: Double(epoch))
+        metrics.learningRate = schedule.rate(at: Double(epoch)) * learningRateScale
+        numericFault = nil
         policy.planEpoch(EpochContext(epoch: epoch, epochs: config.epochs, learningRate: metrics.learningRate),
                          plan: epochPlan, generator: &choose)
         // Validation samples are never trained or scored, whatever the plan says.
@@ -173,9 +180,9 @@ public final class Trainer {
         } else {
             trainAssembler.beginPass(UnsafeBufferPointer(start: order, count: trainCount))
             var done = 0
-            while done < trainCount {
+            while done < trainCount && numericFault == nil {
                 let batch = min(config.batch, trainCount - done)
-                let learningRate = schedule.rate(at: Double(epoch) + Double(done) / Double(trainCount))
+                let learningRate = schedule.rate(at: Double(epoch) + Double(done) / Double(trainCount)) * learningRateScale
                 trainBatch(UnsafeBufferPointer(start: order + done, count: batch), policy: &policy,
                            learningRate: learningRate, tally: &tally, augment: &augment)
                 done += batch
@@ -186,7 +193,7 @@ public final class Trainer {
             // eval mode, no gradients, the same augmentation as training.
             trainAssembler.beginPass(UnsafeBufferPointer(start: scoreOrder, count: scoreCount))
             var scored = 0
-            while scored < scoreCount {
+            while scored < scoreCount && numericFault == nil {
                 let batch = min(config.batch, scoreCount - scored)
                 let indices = UnsafeBufferPointer(start: scoreOrder + scored, count: batch)
                 scoreBatch(indices, augment: &augment)
@@ -230,10 +237,21 @@ public final class Trainer {
     /// Forward with gradients, per-sample loss to the policy, backward, update.
     func trainBatch<Policy: SelectionPolicy>(_ indices: UnsafeBufferPointer<Int32>, policy: inout Policy, learningRate: Double,
                                              tally: inout Tally, augment: inout SeededGenerator) {
+        if numericFault != nil { return }
         let batch = indices.count
         trainAssembler.assemble(indices: indices, input: model.input, labels: model.labels, generator: &augment)
         for slot in 0..<batch { model.sampleWeights[slot] = epochPlan.weights[Int(indices[slot])] }
         model.forwardBackward(batch: batch)
+        if step + 1 == injectedNaNStep {
+            model.losses[0] = .nan
+            injectedNaNStep = 0
+        }
+        // The per-sample losses are computed anyway: a non-finite one stops the epoch before
+        // the update spreads it into the weights.
+        for slot in 0..<batch where !model.losses[slot].isFinite {
+            numericFault = NumericFault(epoch: epoch + 1, step: step + 1, what: "loss of sample \(indices[slot]) is \(model.losses[slot])")
+            return
+        }
         policy.observeTrained(indices: indices, losses: model.losses, correct: model.correct, epoch: epoch, learningRate: learningRate)
         for slot in 0..<batch {
             tally.lossSum += Double(model.losses[slot])
@@ -259,7 +277,7 @@ public final class Trainer {
         let schedule = config.learningRateSchedule
         var pending = 0
         var scored = 0
-        while scored < candidates {
+        while scored < candidates && numericFault == nil {
             let batch = min(config.batch, candidates - scored)
             let indices = UnsafeBufferPointer(start: scoreOrder + scored, count: batch)
             scoreBatch(indices, augment: &augment)
@@ -271,7 +289,7 @@ public final class Trainer {
                 order[pending] = indices[slot]
                 pending += 1
                 if pending == config.batch {
-                    let learningRate = schedule.rate(at: Double(epoch) + Double(scored) / Double(candidates))
+                    let learningRate = schedule.rate(at: Double(epoch) + Double(scored) / Double(candidates)) * learningRateScale
                     trainBatch(UnsafeBufferPointer(start: order, count: pending), policy: &policy,
                                learningRate: learningRate, tally: &tally, augment: &augment)
                     pending = 0
@@ -280,9 +298,9 @@ public final class Trainer {
             progress.update(epoch: epoch + 1, epochs: config.epochs, done: scored, total: candidates,
                             started: started, loss: tally.lossSum / Double(max(tally.trained, 1)))
         }
-        if pending > 0 {
+        if pending > 0 && numericFault == nil {
             trainBatch(UnsafeBufferPointer(start: order, count: pending), policy: &policy,
-                       learningRate: schedule.rate(at: Double(epoch + 1) - 1e-9), tally: &tally, augment: &augment)
+                       learningRate: schedule.rate(at: Double(epoch + 1) - 1e-9) * learningRateScale, tally: &tally, augment: &augment)
         }
     }
 
@@ -317,13 +335,33 @@ public final class Trainer {
         return (lossSum / Double(count), Double(correctSum) / Double(count))
     }
 
+    /// The first non-finite value among the weights (parameters and batch-norm statistics),
+    /// as a NumericFault of the epoch just finished; checked once per epoch, before the
+    /// checkpoint, so a checkpoint never holds a NaN. One pass over the parameters.
+    func checkWeights() -> NumericFault? {
+        for tensor in model.tensors() {
+            for index in 0..<tensor.count where !tensor.pointer[index].isFinite {
+                return NumericFault(epoch: epoch, step: step, what: "weight \(tensor.name)[\(index)] is \(tensor.pointer[index])")
+            }
+        }
+        return nil
+    }
+
     /// Runs the remaining epochs; `epochDone` receives each epoch's full metrics (log, state,
-    /// checkpoint). Stops early when the policy says so (early stopping).
-    public func run<Policy: SelectionPolicy>(policy: inout Policy, epochDone: (EpochMetrics, inout Policy) throws(TrainError) -> Void) throws(TrainError) {
+    /// checkpoint). Stops early when the policy says so (early stopping). A non-finite loss
+    /// or weight ends the epoch unfinished and `faulted` decides: true continues (after it
+    /// restored a good state), false returns.
+    public func run<Policy: SelectionPolicy>(policy: inout Policy, epochDone: (EpochMetrics, inout Policy) throws(TrainError) -> Void,
+                                             faulted: (NumericFault, inout Policy) throws(TrainError) -> Void = { (fault, _) throws(TrainError) in throw TrainError(fault.description) }) throws(TrainError) {
         var progress = ProgressDisplay(enabled: config.progress)
         let last = config.stopAfterEpoch > 0 ? min(config.stopAfterEpoch, config.epochs) : config.epochs
         while epoch < last {
             var metrics = trainEpoch(policy: &policy, progress: &progress)
+            if numericFault == nil { numericFault = checkWeights() }
+            if let fault = numericFault {
+                try faulted(fault, &policy)
+                continue
+            }
             let evaluated = evaluate()
             metrics.testLoss = evaluated.loss
             metrics.testAccuracy = evaluated.accuracy
@@ -335,4 +373,13 @@ public final class Trainer {
             if stop { break }
         }
     }
+}
+
+/// A NaN or infinity in the loss or the weights: where training stopped, and what was bad.
+public struct NumericFault: CustomStringConvertible {
+    /// 1-based epoch and optimizer step.
+    public let epoch: Int
+    public let step: Int
+    public let what: String
+    public var description: String { "non-finite value in epoch \(epoch), step \(step): \(what)" }
 }

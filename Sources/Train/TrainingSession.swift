@@ -19,6 +19,10 @@ public final class TrainingSession {
     let stateStore = StateStore()
     /// The checkpoint's epoch when resuming (the policy's state must match it).
     var resumedEpoch: Int? = nil
+    /// The epoch of the newest checkpoint this run wrote or resumed from.
+    var lastGoodEpoch: Int? = nil
+    /// Learning-rate halvings so far (`--on-nan backoff`).
+    var backoffs = 0
     /// The energy recorder. Set one (started) before `run` to share it, as `energy-run` does
     /// to measure idle power first; otherwise `run` opens `config.energy`'s meter and stops it
     /// at the end.
@@ -46,38 +50,98 @@ public final class TrainingSession {
         }
     }
 
-    /// Restores weights, optimizer state, epoch and step from the checkpoint.
+    /// Restores weights, optimizer state, epoch and step from the checkpoint, and cuts the
+    /// metrics log back to the checkpoint's epoch (a crash after an epoch's log line but before
+    /// its checkpoint would otherwise leave that epoch twice, or a torn last line).
     func resume() throws(TrainError) {
         guard FileSystem.exists(checkpointPath) else {
             throw TrainError("--resume: no checkpoint at \(checkpointPath)")
         }
+        try restoreCheckpoint(context: "--resume")
+        resumedEpoch = trainer.epoch
+        try trimMetricsLog(toEpoch: trainer.epoch)
+        print("resumed from \(checkpointPath) after epoch \(trainer.epoch) (step \(trainer.step))")
+    }
+
+    /// Loads the checkpoint into the trainer (weights, optimizer state, epoch, step, LR scale).
+    func restoreCheckpoint(context: String) throws(TrainError) {
         let metadata: [(String, String)]
         do { metadata = try Checkpoint.load(path: checkpointPath, into: trainer.model, optimizer: optimizerState) }
-        catch { throw TrainError("--resume: \(error.description)") }
+        catch { throw TrainError("\(context): \(error.description)") }
         guard let epochText = Checkpoint.value("epoch", in: metadata), let epoch = Int(epochText),
               let stepText = Checkpoint.value("step", in: metadata), let step = Int(stepText) else {
-            throw TrainError("--resume: \(checkpointPath) has no epoch/step metadata")
+            throw TrainError("\(context): \(checkpointPath) has no epoch/step metadata")
         }
         if let seed = Checkpoint.value("seed", in: metadata), seed != "\(config.seed)" {
-            throw TrainError("--resume: the checkpoint was trained with --seed \(seed), not \(config.seed)")
+            throw TrainError("\(context): the checkpoint was trained with --seed \(seed), not \(config.seed)")
         }
         if Checkpoint.value("model_description", in: metadata) != config.model.text {
-            throw TrainError("--resume: the checkpoint holds a different model than --model \(config.modelName)")
+            throw TrainError("\(context): the checkpoint holds a different model than --model \(config.modelName)")
         }
         trainer.epoch = epoch
         trainer.step = step
-        resumedEpoch = epoch
-        print("resumed from \(checkpointPath) after epoch \(epoch) (step \(step))")
+        trainer.learningRateScale = Checkpoint.value("learning_rate_scale", in: metadata).flatMap { Double($0) } ?? 1
+        lastGoodEpoch = epoch
+    }
+
+    /// Keeps the complete lines of the metrics log up to `epoch` (replaced atomically).
+    func trimMetricsLog(toEpoch epoch: Int) throws(TrainError) {
+        guard FileSystem.exists(metricsPath) else { return }
+        do throws(SystemError) {
+            let bytes = try FileSystem.readAll(metricsPath)
+            var kept = ""
+            var dropped = 0
+            for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
+                if line.isEmpty { continue }
+                if let lineEpoch = MetricsLog.epoch(of: line), lineEpoch <= epoch, line.hasSuffix("}") {
+                    kept += line + "\n"
+                } else {
+                    dropped += 1
+                }
+            }
+            guard dropped > 0 else { return }
+            try FileSystem.replace(metricsPath, with: kept)
+            print("metrics log: dropped \(dropped) line(s) after epoch \(epoch) (written after the checkpoint, or torn)")
+        } catch {
+            throw TrainError("--resume: metrics log not repaired: \(error.description)")
+        }
+    }
+
+    /// After a non-finite loss or weight: stop with the last good checkpoint named, or (backoff)
+    /// reload it with half the learning rate and its selection state.
+    func handleFault<Policy: SelectionPolicy>(_ fault: NumericFault, policy: inout Policy) throws(TrainError) {
+        let good = lastGoodEpoch.map { "the last good checkpoint is \(checkpointPath) (epoch \($0))" }
+            ?? "there is no good checkpoint of this run yet"
+        guard config.onNaN == .backoff, let epoch = lastGoodEpoch else {
+            throw TrainError("\(fault.description); stopped: \(good)")
+        }
+        guard backoffs < NaNAction.maximumBackoffs else {
+            throw TrainError("\(fault.description); stopped after \(backoffs) learning-rate backoffs: \(good)")
+        }
+        backoffs += 1
+        let scale = trainer.learningRateScale
+        try restoreCheckpoint(context: "--on-nan backoff")
+        trainer.learningRateScale = min(scale, trainer.learningRateScale) * 0.5
+        if policy.stateStride > 0 {
+            do throws(SelectError) {
+                try stateStore.load(directory: config.outputDirectory, epoch: epoch, sampleCount: trainer.train.count, into: &policy)
+            } catch {
+                throw TrainError("--on-nan backoff: \(error.description)")
+            }
+        }
+        print("\(fault.description); backoff \(backoffs)/\(NaNAction.maximumBackoffs): reloaded \(checkpointPath) (epoch \(epoch)), learning rate x\(trainer.learningRateScale)")
     }
 
     func saveCheckpoint(_ metrics: EpochMetrics) throws(TrainError) {
-        let metadata: [(String, String)] = [
+        var metadata: [(String, String)] = [
             ("epoch", "\(trainer.epoch)"), ("step", "\(trainer.step)"), ("seed", "\(config.seed)"),
             ("model_description", config.model.text), ("learning_rate", "\(metrics.learningRate)"),
             ("test_accuracy", "\(metrics.testAccuracy)"),
         ]
+        if trainer.learningRateScale != 1 { metadata.append(("learning_rate_scale", "\(trainer.learningRateScale)")) }
         do { try Checkpoint.save(model: trainer.model, optimizer: optimizerState, metadata: metadata, path: checkpointPath) }
         catch { throw TrainError("checkpoint not written: \(error.description)") }
+        lastGoodEpoch = trainer.epoch
     }
 
     /// Runs the remaining epochs with `policy` planning each epoch.
@@ -137,6 +201,8 @@ public final class TrainingSession {
                     + (metrics.energyEstimate ? " (estimate)" : "")
             }
             print(line)
+        } faulted: { (fault: NumericFault, policy: inout Policy) throws(TrainError) in
+            try handleFault(fault, policy: &policy)
         }
         if let last = history.last {
             let best = history.max { $0.testAccuracy < $1.testAccuracy }!
@@ -146,5 +212,23 @@ public final class TrainingSession {
         } else {
             print("nothing to do: the checkpoint is already at epoch \(trainer.epoch) of \(config.epochs)")
         }
+    }
+}
+
+/// Reading back the metrics log (one JSON object per line, "epoch" first).
+enum MetricsLog {
+    /// The value of a line's leading "epoch" field, or nil for a line that does not start so.
+    static func epoch<Line: StringProtocol>(of line: Line) -> Int? {
+        let prefix = "{\"epoch\":"
+        guard line.hasPrefix(prefix) else { return nil }
+        var value = 0
+        var digits = 0
+        for byte in line.utf8.dropFirst(prefix.utf8.count) {
+            guard byte >= 48 && byte <= 57 else { break }
+            value = value * 10 + Int(byte - 48)
+            digits += 1
+            if digits > 9 { return nil }
+        }
+        return digits > 0 ? value : nil
     }
 }

@@ -46,6 +46,7 @@ enum TrainCommand {
             OptionSpec("test-limit", value: "N", help: "use only the first N test samples", default: "all"),
             OptionSpec("memory-budget-mb", value: "MB", help: "refuse a memory plan above this many MiB", default: "none"),
             OptionSpec("stop-after-epoch", value: "N", help: "stop after epoch N as if interrupted (continue with --resume)", default: "none"),
+            OptionSpec("on-nan", value: "stop|backoff", help: "a NaN/Inf loss or weight: stop naming the last good checkpoint, or reload it with half the learning rate (at most \(NaNAction.maximumBackoffs) times)", default: "stop"),
             OptionSpec("no-progress", help: "no progress bar even on a terminal"),
             OptionSpec("dump-losses", value: "DIR", help: "after each epoch write every sample's loss and planned action to DIR/losses-EEEE.bin (docs/loss-dump.md; tools/check-ies-reference reads them)"),
         ] + dataSelectionSpecs + PolicyOptions.specs + EnergyOptions.specs)
@@ -120,6 +121,11 @@ enum TrainCommand {
             config.memoryBudgetBytes = board.memoryBudgetBytes
         }
         config.stopAfterEpoch = try options.int("stop-after-epoch", default: 0, range: 0...Int.max)
+        switch options.string("on-nan", default: "stop") {
+        case "stop": config.onNaN = .stop
+        case "backoff": config.onNaN = .backoff
+        case let other: throw UsageError(message: "leitner: --on-nan must be stop or backoff, got '\(other)'")
+        }
         if options.flag("no-progress") { config.progress = false }
         config.lossDumpDirectory = options.values["dump-losses"]
         config.energy = try EnergyOptions.settings(options)
