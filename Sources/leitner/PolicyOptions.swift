@@ -16,6 +16,7 @@ enum PolicyOptions {
         OptionSpec("dih-update", value: "KIND", help: "dihcl: paper-ema | episode-sum", default: "episode-sum"),
         OptionSpec("dih-select", value: "KIND", help: "dihcl: greedy | rand | exp3 | ucb | beta", default: "exp3"),
         OptionSpec("dih-diversity", value: "KIND", help: "dihcl: none | centrality | facility", default: "none"),
+        OptionSpec("dih-schedule", value: "KIND", help: "dihcl: subset per episode: code (x0.9 to a floor of 0.3 n) | paper (x0.85 to 0.2 n)", default: "code"),
         OptionSpec("infobatch-ratio", value: "R", help: "infobatch: prune ratio of well-learned samples", default: "0.5"),
         OptionSpec("infobatch-anneal", value: "F", help: "infobatch: full data in the last fraction F of epochs", default: "0.125"),
         OptionSpec("sb-beta", value: "B", help: "selective-backprop: selection probability = percentile^B", default: "3"),
@@ -71,6 +72,11 @@ enum PolicyOptions {
             case "centrality": dih.diversity = .centrality
             case "facility": dih.diversity = .facilityLocation
             case let other: throw UsageError(message: "leitner: --dih-diversity must be none, centrality or facility, got '\(other)'")
+            }
+            switch options.string("dih-schedule", default: "code") {
+            case "code": break
+            case "paper": dih.usePaperSchedule()
+            case let other: throw UsageError(message: "leitner: --dih-schedule must be code or paper, got '\(other)'")
             }
             return call(.dihcl(DIHCLPolicy(sampleCount: sampleCount, epochs: epochs, options: dih)))
         case "infobatch":
