@@ -17,6 +17,8 @@ enum PolicyOptions {
         OptionSpec("dih-select", value: "KIND", help: "dihcl: greedy | rand | exp3 | ucb | beta", default: "exp3"),
         OptionSpec("dih-diversity", value: "KIND", help: "dihcl: none | centrality | facility", default: "none"),
         OptionSpec("dih-schedule", value: "KIND", help: "dihcl: subset per episode: code (x0.9 to a floor of 0.3 n) | paper (x0.85 to 0.2 n)", default: "code"),
+        OptionSpec("dih-shrink", value: "F", help: "dihcl: subset fraction x F per episode (overrides the schedule's)", default: "0.9 (code), 0.85 (paper)"),
+        OptionSpec("dih-floor", value: "F", help: "dihcl: smallest subset fraction (overrides the schedule's)", default: "0.3 (code), 0.2 (paper)"),
         OptionSpec("infobatch-ratio", value: "R", help: "infobatch: prune ratio of well-learned samples", default: "0.5"),
         OptionSpec("infobatch-anneal", value: "F", help: "infobatch: full data in the last fraction F of epochs", default: "0.125"),
         OptionSpec("sb-beta", value: "B", help: "selective-backprop: selection probability = percentile^B", default: "3"),
@@ -78,6 +80,8 @@ enum PolicyOptions {
             case "paper": dih.usePaperSchedule()
             case let other: throw UsageError(message: "leitner: --dih-schedule must be code or paper, got '\(other)'")
             }
+            dih.subsetShrink = Float(try options.double("dih-shrink", default: Double(dih.subsetShrink), range: 0.01...1))
+            dih.subsetFloor = Float(try options.double("dih-floor", default: Double(dih.subsetFloor), range: 0.001...1))
             return call(.dihcl(DIHCLPolicy(sampleCount: sampleCount, epochs: epochs, options: dih)))
         case "infobatch":
             let policy = InfoBatchPolicy(sampleCount: sampleCount,

@@ -165,6 +165,25 @@ struct DIHCLTests {
         #expect(policy.subsetFraction(episode: 40) == Float(floor))
     }
 
+    /// The share of full's sample-epochs a 30-epoch run trains (boundaries 5,6,7,8,10,12,16,22,30):
+    /// the code's x0.9 trains 61.2%, so the <= 60% budget needs a faster shrink (x0.89: 58.5%).
+    @Test("30-epoch budgets of the shrink schedules", arguments: [(0.9, 0.3, 18361), (0.89, 0.3, 17536), (0.85, 0.2, 14720)])
+    func thirtyEpochBudget(shrink: Double, floor: Double, expected: Int) {
+        let count = 1000
+        var chosen = DIHCLOptions()
+        chosen.subsetShrink = Float(shrink)
+        chosen.subsetFloor = Float(floor)
+        var policy = DIHCLPolicy(sampleCount: count, epochs: 30, options: chosen)
+        #expect(policy.boundaries == [5, 6, 7, 8, 10, 12, 16, 22, 30])
+        let plan = EpochPlan(sampleCount: count)
+        var generator = SeededGenerator(seed: 5)
+        var trained = 0
+        runDIHCL(&policy, epochs: 0..<30, plan: plan, generator: &generator, batch: 64,
+                 loss: { sample, epoch in (Float((sample * 7 + epoch) % 13) / 4, sample % 5 != 0) },
+                 afterEpoch: { _, plan, _ in trained += plan.counts().train })
+        #expect(trained == expected)
+    }
+
     @Test("exp3 temperature: 20, x0.8 per episode, floor 1")
     func temperatureSchedule() {
         let policy = DIHCLPolicy(sampleCount: 4, epochs: 300)
