@@ -79,7 +79,10 @@ public enum Conv2D {
     /// The smallest scratch the kernels accept: the columns of one output row (n, oh).
     /// Zero for pointwise convolutions, which need no im2col.
     public static func minimumScratchFloats(shape: Conv2DShape) -> Int {
-        shape.isPointwise ? 0 : shape.patchSize * shape.outWidth
+        if shape.isPointwise { return 0 }
+        let rowFloats = shape.patchSize * shape.outWidth
+        guard let transposed = transposedShape(shape) else { return rowFloats }
+        return max(rowFloats, transposed.patchSize * transposed.outWidth) + flippedWeightFloats(shape)
     }
 
     /// Scratch floats to allocate for `shape`: as many whole output rows of im2col as fit in
@@ -88,9 +91,14 @@ public enum Conv2D {
     public static func scratchFloats(shape: Conv2DShape, threads: Int,
                                      limitFloats: Int = defaultScratchLimitFloats) -> Int {
         if shape.isPointwise { return 0 }
-        let rowFloats = shape.patchSize * shape.outWidth
-        let rows = min(max(limitFloats / rowFloats, 1), shape.batch * shape.outHeight)
-        return rows * rowFloats
+        func chunkFloats(_ shape: Conv2DShape) -> Int {
+            let rowFloats = shape.patchSize * shape.outWidth
+            let rows = min(max(limitFloats / rowFloats, 1), shape.batch * shape.outHeight)
+            return rows * rowFloats
+        }
+        guard let transposed = transposedShape(shape) else { return chunkFloats(shape) }
+        // The transposed convolution of backwardData chunks its own im2col after the flipped weights.
+        return max(chunkFloats(shape), chunkFloats(transposed)) + flippedWeightFloats(shape)
     }
 
     /// out = conv(input, weights). Overwrites `out`.
@@ -108,6 +116,22 @@ public enum Conv2D {
                       beta: 0, c: out, ldc: columns, context: context)
             return
         }
+        if usesImplicitForward(shape) {
+            forwardImplicit(out: out, input: input, weights: weights, shape: shape, context: context)
+            return
+        }
+        forwardColumns(out: out, input: input, weights: weights, shape: shape, scratch: scratch,
+                       scratchCount: scratchCount, context: context)
+    }
+
+    /// forward through im2col chunks in scratch and the packed GEMM (any non-pointwise geometry;
+    /// `forward` takes `forwardImplicit` where that applies, with bit-identical results).
+    public static func forwardColumns(
+        out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
+    ) {
+        precondition(shape.isValid && !shape.isPointwise, "Conv2D: forwardColumns needs a non-pointwise shape, got \(shape)")
+        let columns = shape.batch * shape.outHeight * shape.outWidth
         forEachChunk(shape: shape, scratchCount: scratchCount) { firstRow, rows in
             let chunkColumns = rows * shape.outWidth
             im2col(col: scratch, input: input, shape: shape, firstRow: firstRow, rows: rows, context: context)
@@ -137,6 +161,22 @@ public enum Conv2D {
                       beta: 1, c: dInput, ldc: columns, context: context)
             return
         }
+        if transposedShape(shape) != nil {
+            backwardDataTransposed(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
+                                   scratch: scratch, scratchCount: scratchCount, context: context)
+            return
+        }
+        backwardDataColumns(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
+                            scratch: scratch, scratchCount: scratchCount, context: context)
+    }
+
+    /// backwardData through dCol = W^T x dOut and col2im (any geometry; the path for strided convs).
+    public static func backwardDataColumns(
+        dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
+    ) {
+        precondition(shape.isValid && !shape.isPointwise, "Conv2D: backwardDataColumns needs a non-pointwise shape, got \(shape)")
+        let columns = shape.batch * shape.outHeight * shape.outWidth
         forEachChunk(shape: shape, scratchCount: scratchCount) { firstRow, rows in
             let chunkColumns = rows * shape.outWidth
             // dCol[K, chunk] = W^T[K, Cout] x dOut[Cout, chunk]
@@ -150,6 +190,66 @@ public enum Conv2D {
             }
             col2im(dInput: dInput, col: UnsafePointer(scratch), shape: shape, firstRow: firstRow, rows: rows,
                    context: context)
+        }
+    }
+
+    // MARK: - backwardData as a transposed ("full") convolution
+
+    /// For a stride-1 "same" convolution (odd kernel, pad = K / 2) with more than one output
+    /// channel, the data gradient is itself a same convolution of dOut:
+    ///     dInput[ci] += sum over co, ky, kx of W[co, ci, KH-1-ky, KW-1-kx] * dOut[co] shifted by (ky - padH, kx - padW),
+    /// i.e. `forward` with Cin and Cout swapped and the kernel flipped. That GEMM reduces over
+    /// Cout * KH * KW (144-576 in the reference models) straight into dInput, where the column
+    /// path reduces over Cout only (16-64), writes a KH*KW times larger dCol and adds it back
+    /// tap by tap in col2im. Returns nil where the identity does not hold (strides, other
+    /// padding, pointwise) and for one input or output channel (a one-row GEMM, or the nine-tap
+    /// path's shape, which the column path serves better).
+    public static func transposedShape(_ shape: Conv2DShape) -> Conv2DShape? {
+        guard !shape.isPointwise, shape.strideH == 1, shape.strideW == 1, shape.outChannels > 1, shape.inChannels > 1,
+              shape.kernelHeight % 2 == 1, shape.kernelWidth % 2 == 1,
+              2 * shape.padH == shape.kernelHeight - 1, 2 * shape.padW == shape.kernelWidth - 1 else { return nil }
+        return Conv2DShape(batch: shape.batch, inChannels: shape.outChannels, outChannels: shape.inChannels,
+                           inHeight: shape.inHeight, inWidth: shape.inWidth, kernelHeight: shape.kernelHeight,
+                           kernelWidth: shape.kernelWidth, padH: shape.padH, padW: shape.padW)
+    }
+
+    /// Scratch floats the flipped weights take in front of the transposed path's im2col chunk
+    /// (a multiple of 16 so the chunk stays 64-byte aligned).
+    static func flippedWeightFloats(_ shape: Conv2DShape) -> Int { (shape.weightCount + 15) / 16 * 16 }
+
+    /// backwardData as `forward` of dOut with the flipped, channel-swapped kernel, accumulated
+    /// into dInput (GEMM beta 1). Only for shapes where `transposedShape` is non-nil.
+    public static func backwardDataTransposed(
+        dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
+    ) {
+        guard let transposed = transposedShape(shape) else {
+            preconditionFailure("Conv2D: backwardDataTransposed needs a stride-1 same convolution, got \(shape)")
+        }
+        // flipped[ci, co, ky, kx] = W[co, ci, KH-1-ky, KW-1-kx]: Cin*Cout*KH*KW floats, cheap next to the GEMM.
+        let flipped = scratch
+        let kh = shape.kernelHeight, kw = shape.kernelWidth, taps = kh * kw
+        let inChannels = shape.inChannels, outChannels = shape.outChannels
+        for co in 0..<outChannels {
+            for ci in 0..<inChannels {
+                let source = weights + (co * inChannels + ci) * taps
+                let target = flipped + (ci * outChannels + co) * taps
+                for tap in 0..<taps { target[tap] = source[taps - 1 - tap] }
+            }
+        }
+        if usesImplicitForward(transposed) {
+            implicitGEMM(out: dInput, input: dOut, weights: flipped, shape: transposed, accumulate: true, context: context)
+            return
+        }
+        let offset = flippedWeightFloats(shape)
+        let col = scratch + offset
+        let columns = shape.batch * shape.inHeight * shape.inWidth
+        forEachChunk(shape: transposed, scratchCount: scratchCount - offset) { firstRow, rows in
+            let chunkColumns = rows * transposed.outWidth
+            im2col(col: col, input: dOut, shape: transposed, firstRow: firstRow, rows: rows, context: context)
+            GEMM.simd(transA: .none, transB: .none, m: inChannels, n: chunkColumns, k: transposed.patchSize,
+                      alpha: 1, a: UnsafePointer(flipped), lda: transposed.patchSize, b: UnsafePointer(col), ldb: chunkColumns,
+                      beta: 1, c: dInput + firstRow * transposed.outWidth, ldc: columns, context: context)
         }
     }
 
@@ -168,6 +268,21 @@ public enum Conv2D {
                       beta: 1, c: dWeights, ldc: shape.inChannels, context: context)
             return
         }
+        if usesImplicitForward(shape) {
+            backwardWeightsImplicit(dWeights: dWeights, dOut: dOut, input: input, shape: shape, context: context)
+            return
+        }
+        backwardWeightsColumns(dWeights: dWeights, dOut: dOut, input: input, shape: shape, scratch: scratch,
+                               scratchCount: scratchCount, context: context)
+    }
+
+    /// backwardWeights through im2col chunks in scratch (any non-pointwise geometry).
+    public static func backwardWeightsColumns(
+        dWeights: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
+        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
+    ) {
+        precondition(shape.isValid && !shape.isPointwise, "Conv2D: backwardWeightsColumns needs a non-pointwise shape, got \(shape)")
+        let columns = shape.batch * shape.outHeight * shape.outWidth
         forEachChunk(shape: shape, scratchCount: scratchCount) { firstRow, rows in
             let chunkColumns = rows * shape.outWidth
             im2col(col: scratch, input: input, shape: shape, firstRow: firstRow, rows: rows, context: context)

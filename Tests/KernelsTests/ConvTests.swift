@@ -62,6 +62,38 @@ func checkConv(_ shape: Conv2DShape, context: KernelContext, seed: UInt64, scrat
             Conv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut.pointer, weights: weights.pointer, shape: shape)
         }
     }
+    if Conv2D.usesImplicitForward(shape) {
+        // forward took the implicit GEMM: the column path must be right, and the two identical
+        // (same packed values, same K blocks, same micro-kernel).
+        let implicitOut = GuardedBuffer(count: shape.outputCount)
+        let columnOut = GuardedBuffer(count: shape.outputCount)
+        Conv2D.forward(out: implicitOut.pointer, input: input.pointer, weights: weights.pointer, shape: shape,
+                       scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+        Conv2D.forwardColumns(out: columnOut.pointer, input: input.pointer, weights: weights.pointer, shape: shape,
+                              scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+        let differing = (0..<shape.outputCount).filter { implicitOut.pointer[$0].bitPattern != columnOut.pointer[$0].bitPattern }
+        #expect(differing.isEmpty, "Conv2D \(label): implicit and column forward differ at \(differing.count) outputs")
+        #expect(implicitOut.firstDamagedGuard() == nil && columnOut.firstDamagedGuard() == nil)
+        checkAgainstTwin("Conv2D.backwardWeightsColumns", shape: label, seed: seed, outputCounts: [shape.weightCount], tolerance: bound(shape.weightCount)) { outputs, fast in
+            if fast {
+                Conv2D.backwardWeightsColumns(dWeights: outputs[0], dOut: dOut.pointer, input: input.pointer, shape: shape,
+                                              scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+            } else {
+                Conv2D.naiveBackwardWeights(dWeights: outputs[0], dOut: dOut.pointer, input: input.pointer, shape: shape)
+            }
+        }
+    }
+    if Conv2D.transposedShape(shape) != nil {
+        // backwardData took the transposed convolution; the column path must stay right too.
+        checkAgainstTwin("Conv2D.backwardDataColumns", shape: label, seed: seed, outputCounts: [shape.inputCount], tolerance: bound(shape.inputCount)) { outputs, fast in
+            if fast {
+                Conv2D.backwardDataColumns(dInput: outputs[0], dOut: dOut.pointer, weights: weights.pointer, shape: shape,
+                                           scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+            } else {
+                Conv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut.pointer, weights: weights.pointer, shape: shape)
+            }
+        }
+    }
     checkAgainstTwin("Conv2D.backwardWeights", shape: label, seed: seed, outputCounts: [shape.weightCount], tolerance: bound(shape.weightCount)) { outputs, fast in
         if fast {
             Conv2D.backwardWeights(dWeights: outputs[0], dOut: dOut.pointer, input: input.pointer, shape: shape,
@@ -126,7 +158,11 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
             Conv2DShape(batch: 2, inChannels: 32, outChannels: 64, height: 14, width: 14, kernel: 3, padding: 1),
             Conv2DShape(batch: 2, inChannels: 16, outChannels: 32, height: 28, width: 28, kernel: 1, stride: 2),
             Conv2DShape(batch: 2, inChannels: 32, outChannels: 16, height: 14, width: 14, kernel: 1),
+            Conv2DShape(batch: 2, inChannels: 16, outChannels: 16, height: 28, width: 28, kernel: 3, padding: 1),
+            Conv2DShape(batch: 2, inChannels: 64, outChannels: 64, height: 7, width: 7, kernel: 3, padding: 1),
         ]
+        // The 3x3 stride-1 layers take the transposed backward-data path, the others do not.
+        #expect(layers.filter { Conv2D.transposedShape($0) != nil }.count == 3)
         for (index, shape) in layers.enumerated() {
             for context in contexts {
                 checkConv(shape, context: context, seed: UInt64(77 + index), tolerance: 1e-4)

@@ -1,0 +1,275 @@
+import Platform
+
+// MARK: - Implicit-GEMM forward for 3x3 stride-1 "same" convolutions
+
+/// The im2col matrix of a 3x3, stride-1, pad-1 convolution is nine shifted views of each input
+/// plane: col[(ci, ky, kx), j] = plane_ci[j + (ky - 1) W + (kx - 1)] wherever that tap lands
+/// inside the image, else 0. Instead of writing that matrix to scratch and then packing it,
+/// `forwardImplicit` packs each GEMM B micro-panel (kc rows x NR output columns) straight from
+/// the image with masked vector loads, and runs the same micro-kernel down it. The packed panel
+/// holds exactly the values im2col + packing would produce and the K blocks and micro-kernel
+/// are the GEMM's, so the output is bit-for-bit the column path's.
+extension Conv2D {
+    /// The shapes `forward` and `backwardWeights` run as an implicit GEMM: 3x3, stride 1, pad 1,
+    /// more than one input channel (one channel is the nine-tap path's), and at most `GEMM.blockM`
+    /// output channels, so all rows of A fit one packed block whatever the K block (kc <= KC).
+    public static func usesImplicitForward(_ shape: Conv2DShape) -> Bool {
+        shape.kernelHeight == 3 && shape.kernelWidth == 3 && shape.strideH == 1 && shape.strideW == 1
+            && shape.padH == 1 && shape.padW == 1 && shape.inChannels > 1 && shape.outChannels <= GEMM.blockM
+    }
+
+    /// out = conv(input, weights) for `usesImplicitForward` shapes; needs no scratch.
+    /// Threads take contiguous ranges of NR-column panels of all N * H * W output columns.
+    public static func forwardImplicit(
+        out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        shape: Conv2DShape, context: KernelContext
+    ) {
+        implicitGEMM(out: out, input: input, weights: weights, shape: shape, accumulate: false, context: context)
+    }
+
+    /// The implicit GEMM: out = conv(input, weights), or out += conv(input, weights) when
+    /// `accumulate` (GEMM beta 1 on the first K block; backwardData's transposed convolution).
+    static func implicitGEMM(
+        out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        shape: Conv2DShape, accumulate: Bool, context: KernelContext
+    ) {
+        precondition(shape.isValid && usesImplicitForward(shape), "Conv2D: forwardImplicit needs a 3x3 stride-1 pad-1 shape, got \(shape)")
+        let nr = GEMM.microColumns
+        let m = shape.outChannels, k = shape.patchSize
+        let columns = shape.batch * shape.inHeight * shape.inWidth
+        // The GEMM's own blocking for this M, N, K (so the sums match `GEMM.simd` exactly).
+        let kBlocks = (k + GEMM.blockK - 1) / GEMM.blockK
+        let kc = (k + kBlocks - 1) / kBlocks
+        let panels = (columns + nr - 1) / nr
+        let work = m * columns * k
+        let participants = min(context.threads, max(1, work / (256 * 1024)), panels)
+        let gemmShape = GEMM.Shape(transA: .none, transB: .none, m: m, n: columns, k: k, alpha: 1,
+                                   a: weights, lda: k, b: input, ldb: columns, beta: 0, c: out, ldc: columns,
+                                   kc: kc, mc: m, nc: nr)
+        context.pool.run(tasks: participants, threads: participants) { participant in
+            let pack = context.packBuffer(participant)
+            let packA = pack
+            let packB = pack + (GEMM.packAFloats + 15) / 16 * 16
+            let edge = packB + (GEMM.packBFloats + 15) / 16 * 16
+            let firstPanel = panels * participant / participants
+            let lastPanel = panels * (participant + 1) / participants
+            var p0 = 0
+            while p0 < k {
+                let kcHere = min(kc, k - p0)
+                let beta: Float = p0 == 0 && !accumulate ? 0 : 1
+                GEMM.packABlock(gemmShape, p0: p0, kc: kcHere, i0: 0, mc: m, into: packA)
+                for panel in firstPanel..<lastPanel {
+                    let j0 = panel * nr
+                    let cols = min(nr, columns - j0)
+                    packImplicitPanel(input: input, shape: shape, p0: p0, kc: kcHere, j0: j0, cols: cols, into: packB)
+                    GEMM.computeColumnPanel(gemmShape, aBlock: packA, i0: 0, mc: m, bPanel: packB, column: j0,
+                                            columns: cols, kc: kcHere, beta: beta, edge: edge)
+                }
+                p0 += kcHere
+            }
+        }
+    }
+
+    /// Packs col[p0 ..< p0 + kc, j0 ..< j0 + NR] into one k-major micro-panel (kc rows of NR
+    /// floats; columns past `cols` are zero). Whole panels whose nine shifted windows stay inside
+    /// the input tensor use masked vector loads; the others (the very first and last panels, and
+    /// a partial last panel) go element by element.
+    @inline(__always)
+    static func packImplicitPanel(input: UnsafePointer<Float>, shape: Conv2DShape, p0: Int, kc: Int, j0: Int, cols: Int,
+                                  into dst: UnsafeMutablePointer<Float>) {
+        let nr = GEMM.microColumns
+        let width = FloatVector.scalarCount
+        let vectors = nr / width
+        let height = shape.inHeight, imageWidth = shape.inWidth
+        let planeCount = shape.batch * height * imageWidth
+        // Source offsets of the nine taps relative to the output column: (ky - 1) W + (kx - 1).
+        let lowest = j0 - imageWidth - 1
+        let highest = j0 + nr - 1 + imageWidth + 1
+        // Lane coordinates of the panel's first column.
+        let ow0 = j0 % imageWidth
+        let oh0 = (j0 / imageWidth) % height
+        if cols == nr && lowest >= 0 && highest < planeCount {
+            // valid[t * vectors + v]: lanes of vector v where tap t = ky * 3 + kx lands in the image.
+            var valid = InlineArray<27, SIMDMask<FloatVector.MaskStorage>>(repeating: SIMDMask(repeating: true))
+            var ow = ow0, oh = oh0
+            for v in 0..<vectors {
+                var rows = FloatVector.MaskStorage(repeating: 0)
+                var columnsOf = FloatVector.MaskStorage(repeating: 0)
+                for lane in 0..<width {
+                    rows[lane] = Int32(truncatingIfNeeded: oh)
+                    columnsOf[lane] = Int32(truncatingIfNeeded: ow)
+                    ow += 1
+                    if ow == imageWidth { ow = 0; oh += 1; if oh == height { oh = 0 } }
+                }
+                let rowValid = (rows .>= 1, SIMDMask<FloatVector.MaskStorage>(repeating: true),
+                                rows .<= FloatVector.MaskStorage(repeating: Int32(truncatingIfNeeded: height - 2)))
+                let colValid = (columnsOf .>= 1, SIMDMask<FloatVector.MaskStorage>(repeating: true),
+                                columnsOf .<= FloatVector.MaskStorage(repeating: Int32(truncatingIfNeeded: imageWidth - 2)))
+                valid[0 * vectors + v] = rowValid.0 .& colValid.0
+                valid[1 * vectors + v] = rowValid.0
+                valid[2 * vectors + v] = rowValid.0 .& colValid.2
+                valid[3 * vectors + v] = colValid.0
+                valid[4 * vectors + v] = rowValid.1
+                valid[5 * vectors + v] = colValid.2
+                valid[6 * vectors + v] = rowValid.2 .& colValid.0
+                valid[7 * vectors + v] = rowValid.2
+                valid[8 * vectors + v] = rowValid.2 .& colValid.2
+            }
+            var channel = p0 / 9, tap = p0 % 9
+            var row = dst
+            for _ in 0..<kc {
+                let source = input + channel * planeCount + j0 + (tap / 3 - 1) * imageWidth + (tap % 3 - 1)
+                for v in 0..<vectors {
+                    let value = source.loadVector(at: v * width)
+                    row.storeVector(value.replacing(with: 0, where: .!valid[tap * vectors + v]), at: v * width)
+                }
+                row += nr
+                tap += 1
+                if tap == 9 { tap = 0; channel += 1 }
+            }
+            return
+        }
+        var channel = p0 / 9, tap = p0 % 9
+        var row = dst
+        for _ in 0..<kc {
+            let dy = tap / 3 - 1, dx = tap % 3 - 1
+            let plane = input + channel * planeCount
+            var ow = ow0, oh = oh0
+            for lane in 0..<nr {
+                var value: Float = 0
+                if lane < cols {
+                    let ih = oh + dy, iw = ow + dx
+                    if ih >= 0 && ih < height && iw >= 0 && iw < imageWidth {
+                        value = plane[j0 + lane + dy * imageWidth + dx]
+                    }
+                    ow += 1
+                    if ow == imageWidth { ow = 0; oh += 1; if oh == height { oh = 0 } }
+                }
+                row[lane] = value
+            }
+            row += nr
+            tap += 1
+            if tap == 9 { tap = 0; channel += 1 }
+        }
+    }
+}
+
+// MARK: - Implicit-GEMM weight gradient
+
+extension Conv2D {
+    /// dWeights += dOut x col^T for `usesImplicitForward` shapes without an im2col matrix: the
+    /// GEMM's B operand (col^T: K = the N * H * W output columns, N = the Cin * 9 patch rows) is
+    /// packed straight from the image, NR patch rows at a time, with masked vector loads and
+    /// in-register transposes. Threads take NR-aligned ranges of patch rows, like `GEMM.simd`
+    /// splitting the columns of C, and every element sums over the same K blocks in the same
+    /// order for any thread count.
+    public static func backwardWeightsImplicit(
+        dWeights: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
+        shape: Conv2DShape, context: KernelContext
+    ) {
+        precondition(shape.isValid && usesImplicitForward(shape),
+                     "Conv2D: backwardWeightsImplicit needs a 3x3 stride-1 pad-1 shape, got \(shape)")
+        let nr = GEMM.microColumns
+        let m = shape.outChannels, n = shape.patchSize
+        let columns = shape.batch * shape.inHeight * shape.inWidth
+        let kBlocks = (columns + GEMM.blockK - 1) / GEMM.blockK
+        let kc = (columns + kBlocks - 1) / kBlocks
+        let panels = (n + nr - 1) / nr
+        let work = m * n * columns
+        let participants = min(context.threads, max(1, work / (256 * 1024)), panels)
+        let gemmShape = GEMM.Shape(transA: .none, transB: .transposed, m: m, n: n, k: columns, alpha: 1,
+                                   a: dOut, lda: columns, b: input, ldb: columns, beta: 1, c: dWeights, ldc: n,
+                                   kc: kc, mc: m, nc: nr)
+        context.pool.run(tasks: participants, threads: participants) { participant in
+            let pack = context.packBuffer(participant)
+            let packA = pack
+            let packB = pack + (GEMM.packAFloats + 15) / 16 * 16
+            let edge = packB + (GEMM.packBFloats + 15) / 16 * 16
+            let firstPanel = panels * participant / participants
+            let lastPanel = panels * (participant + 1) / participants
+            var p0 = 0
+            while p0 < columns {
+                let kcHere = min(kc, columns - p0)
+                GEMM.packABlock(gemmShape, p0: p0, kc: kcHere, i0: 0, mc: m, into: packA)
+                for panel in firstPanel..<lastPanel {
+                    let r0 = panel * nr
+                    let lines = min(nr, n - r0)
+                    packImplicitTransposed(input: input, shape: shape, r0: r0, lines: lines, p0: p0, kc: kcHere, into: packB)
+                    GEMM.computeColumnPanel(gemmShape, aBlock: packA, i0: 0, mc: m, bPanel: packB, column: r0,
+                                            columns: lines, kc: kcHere, beta: 1, edge: edge)
+                }
+                p0 += kcHere
+            }
+        }
+    }
+
+    /// Packs op(B)[p0 ..< p0 + kc, r0 ..< r0 + NR] with op(B)[j, r] = col[r, j] into one k-major
+    /// micro-panel: dst[p * NR + l] = col[r0 + l, p0 + p], lines past `lines` zero. Whole W x W
+    /// tiles (W = vector width) of a full panel whose shifted windows stay inside the input go
+    /// through masked vector loads and a register transpose; the rest element by element.
+    @inline(__always)
+    static func packImplicitTransposed(input: UnsafePointer<Float>, shape: Conv2DShape, r0: Int, lines: Int, p0: Int,
+                                       kc: Int, into dst: UnsafeMutablePointer<Float>) {
+        let nr = GEMM.microColumns
+        let w = FloatVector.scalarCount
+        let height = shape.inHeight, imageWidth = shape.inWidth
+        let planeCount = shape.batch * height * imageWidth
+        // Source offset and tap of each line of the panel.
+        var offsets = InlineArray<16, Int>(repeating: 0)
+        var taps = InlineArray<16, Int>(repeating: 4)
+        for l in 0..<lines {
+            let r = r0 + l
+            let tap = r % 9
+            taps[l] = tap
+            offsets[l] = (r / 9) * planeCount + (tap / 3 - 1) * imageWidth + (tap % 3 - 1)
+        }
+        var ow = p0 % imageWidth
+        var oh = (p0 / imageWidth) % height
+        var p = 0
+        if lines == nr && p0 - imageWidth - 1 >= 0 && p0 + kc + imageWidth + 1 <= planeCount {
+            while p + w <= kc {
+                // Validity of the nine taps for lanes p ..< p + W.
+                var rows = FloatVector.MaskStorage(repeating: 0)
+                var columnsOf = FloatVector.MaskStorage(repeating: 0)
+                for lane in 0..<w {
+                    rows[lane] = Int32(truncatingIfNeeded: oh)
+                    columnsOf[lane] = Int32(truncatingIfNeeded: ow)
+                    ow += 1
+                    if ow == imageWidth { ow = 0; oh += 1; if oh == height { oh = 0 } }
+                }
+                let all = SIMDMask<FloatVector.MaskStorage>(repeating: true)
+                let top = rows .>= 1, bottom = rows .<= FloatVector.MaskStorage(repeating: Int32(truncatingIfNeeded: height - 2))
+                let left = columnsOf .>= 1, right = columnsOf .<= FloatVector.MaskStorage(repeating: Int32(truncatingIfNeeded: imageWidth - 2))
+                let valid: InlineArray<9, SIMDMask<FloatVector.MaskStorage>> = [
+                    top .& left, top, top .& right, left, all, right, bottom .& left, bottom, bottom .& right]
+                var l0 = 0
+                while l0 < nr {
+                    var tile = TransposeTile(repeating: .zero)
+                    for l in 0..<w {
+                        let value = (input + offsets[l0 + l] + p0 + p).loadVector(at: 0)
+                        tile[l] = value.replacing(with: 0, where: .!valid[taps[l0 + l]])
+                    }
+                    GEMM.transpose(&tile)
+                    for q in 0..<w { dst.storeVector(tile[q], at: (p + q) * nr + l0) }
+                    l0 += w
+                }
+                p += w
+            }
+        }
+        // The tail (or the whole panel on the slow path), element by element.
+        while p < kc {
+            for l in 0..<nr {
+                var value: Float = 0
+                if l < lines {
+                    let tap = taps[l]
+                    let ih = oh + tap / 3 - 1, iw = ow + tap % 3 - 1
+                    if ih >= 0 && ih < height && iw >= 0 && iw < imageWidth { value = input[offsets[l] + p0 + p] }
+                }
+                dst[p * nr + l] = value
+            }
+            ow += 1
+            if ow == imageWidth { ow = 0; oh += 1; if oh == height { oh = 0 } }
+            p += 1
+        }
+    }
+}
