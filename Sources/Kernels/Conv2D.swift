@@ -268,10 +268,8 @@ public enum Conv2D {
                       beta: 1, c: dWeights, ldc: shape.inChannels, context: context)
             return
         }
-        if usesImplicitForward(shape) {
-            backwardWeightsImplicit(dWeights: dWeights, dOut: dOut, input: input, shape: shape, context: context)
-            return
-        }
+        // backwardWeightsImplicit exists but measured slower than the column path on every
+        // reference layer (`leitner bench conv`: col/new 0.79-0.95), so it is not taken.
         backwardWeightsColumns(dWeights: dWeights, dOut: dOut, input: input, shape: shape, scratch: scratch,
                                scratchCount: scratchCount, context: context)
     }
