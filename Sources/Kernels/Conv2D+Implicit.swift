@@ -58,10 +58,13 @@ extension Conv2D {
                 let kcHere = min(kc, k - p0)
                 let beta: Float = p0 == 0 && !accumulate ? 0 : 1
                 GEMM.packABlock(gemmShape, p0: p0, kc: kcHere, i0: 0, mc: m, into: packA)
+                var coordinates = PanelCoordinates(firstColumn: firstPanel * nr, height: shape.inHeight, width: shape.inWidth)
                 for panel in firstPanel..<lastPanel {
                     let j0 = panel * nr
                     let cols = min(nr, columns - j0)
-                    packImplicitPanel(input: input, shape: shape, p0: p0, kc: kcHere, j0: j0, cols: cols, into: packB)
+                    packImplicitPanel(input: input, shape: shape, p0: p0, kc: kcHere, j0: j0, cols: cols,
+                                      coordinates: coordinates, into: packB)
+                    coordinates.advance(height: shape.inHeight, width: shape.inWidth)
                     GEMM.computeColumnPanel(gemmShape, aBlock: packA, i0: 0, mc: m, bPanel: packB, column: j0,
                                             columns: cols, kc: kcHere, beta: beta, edge: edge)
                 }
@@ -76,7 +79,7 @@ extension Conv2D {
     /// a partial last panel) go element by element.
     @inline(__always)
     static func packImplicitPanel(input: UnsafePointer<Float>, shape: Conv2DShape, p0: Int, kc: Int, j0: Int, cols: Int,
-                                  into dst: UnsafeMutablePointer<Float>) {
+                                  coordinates: PanelCoordinates, into dst: UnsafeMutablePointer<Float>) {
         let nr = GEMM.microColumns
         let width = FloatVector.scalarCount
         let vectors = nr / width
@@ -85,22 +88,11 @@ extension Conv2D {
         // Source offsets of the nine taps relative to the output column: (ky - 1) W + (kx - 1).
         let lowest = j0 - imageWidth - 1
         let highest = j0 + nr - 1 + imageWidth + 1
-        // Lane coordinates of the panel's first column.
-        let ow0 = j0 % imageWidth
-        let oh0 = (j0 / imageWidth) % height
         if cols == nr && lowest >= 0 && highest < planeCount {
             // valid[t * vectors + v]: lanes of vector v where tap t = ky * 3 + kx lands in the image.
             var valid = InlineArray<27, SIMDMask<FloatVector.MaskStorage>>(repeating: SIMDMask(repeating: true))
-            var ow = ow0, oh = oh0
             for v in 0..<vectors {
-                var rows = FloatVector.MaskStorage(repeating: 0)
-                var columnsOf = FloatVector.MaskStorage(repeating: 0)
-                for lane in 0..<width {
-                    rows[lane] = Int32(truncatingIfNeeded: oh)
-                    columnsOf[lane] = Int32(truncatingIfNeeded: ow)
-                    ow += 1
-                    if ow == imageWidth { ow = 0; oh += 1; if oh == height { oh = 0 } }
-                }
+                let rows = coordinates.rows[v], columnsOf = coordinates.columns[v]
                 let rowValid = (rows .>= 1, SIMDMask<FloatVector.MaskStorage>(repeating: true),
                                 rows .<= FloatVector.MaskStorage(repeating: Int32(truncatingIfNeeded: height - 2)))
                 let colValid = (columnsOf .>= 1, SIMDMask<FloatVector.MaskStorage>(repeating: true),
@@ -129,6 +121,9 @@ extension Conv2D {
             }
             return
         }
+        // Lane coordinates of the panel's first column.
+        let ow0 = j0 % imageWidth
+        let oh0 = (j0 / imageWidth) % height
         var channel = p0 / 9, tap = p0 % 9
         var row = dst
         for _ in 0..<kc {
@@ -150,6 +145,54 @@ extension Conv2D {
             row += nr
             tap += 1
             if tap == 9 { tap = 0; channel += 1 }
+        }
+    }
+}
+
+/// The output row and column of each lane of an NR-column panel, as integer vectors, advanced
+/// panel by panel with vector compares (setting lanes one by one per panel cost more than the
+/// packing it feeds).
+struct PanelCoordinates {
+    var rows = InlineArray<4, FloatVector.MaskStorage>(repeating: FloatVector.MaskStorage(repeating: 0))
+    var columns = InlineArray<4, FloatVector.MaskStorage>(repeating: FloatVector.MaskStorage(repeating: 0))
+
+    /// Coordinates of columns firstColumn ..< firstColumn + NR of the N * H * W output columns.
+    init(firstColumn: Int, height: Int, width: Int) {
+        let w = FloatVector.scalarCount
+        var ow = firstColumn % width, oh = (firstColumn / width) % height
+        for v in 0..<(GEMM.microColumns / w) {
+            for lane in 0..<w {
+                rows[v][lane] = Int32(truncatingIfNeeded: oh)
+                columns[v][lane] = Int32(truncatingIfNeeded: ow)
+                ow += 1
+                if ow == width { ow = 0; oh += 1; if oh == height { oh = 0 } }
+            }
+        }
+    }
+
+    /// Moves on by NR columns: ow += NR, carrying whole image rows into oh and whole images out.
+    @inline(__always)
+    mutating func advance(height: Int, width: Int) {
+        let w = FloatVector.scalarCount
+        let widthV = FloatVector.MaskStorage(repeating: Int32(truncatingIfNeeded: width))
+        let heightV = FloatVector.MaskStorage(repeating: Int32(truncatingIfNeeded: height))
+        let one = FloatVector.MaskStorage(repeating: 1)
+        let step = FloatVector.MaskStorage(repeating: Int32(truncatingIfNeeded: GEMM.microColumns))
+        for v in 0..<(GEMM.microColumns / w) {
+            var ow = columns[v] &+ step, oh = rows[v]
+            while true {
+                let over = ow .>= widthV
+                if !any(over) { break }
+                ow = ow.replacing(with: ow &- widthV, where: over)
+                oh = oh.replacing(with: oh &+ one, where: over)
+            }
+            while true {
+                let over = oh .>= heightV
+                if !any(over) { break }
+                oh = oh.replacing(with: oh &- heightV, where: over)
+            }
+            columns[v] = ow
+            rows[v] = oh
         }
     }
 }
