@@ -131,6 +131,19 @@ static inline int leitner_cond_wait_ns(pthread_cond_t *cond, pthread_mutex_t *mu
     return pthread_cond_timedwait(cond, mutex, &deadline);
 }
 
+/// Sequentially consistent 64-bit atomics and a spin-loop hint for the thread pool's spin phase
+/// (workers and the caller poll these before they fall back to the condition variables).
+static inline uint64_t leitner_atomic_load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void leitner_atomic_store(uint64_t *p, uint64_t value) { __atomic_store_n(p, value, __ATOMIC_SEQ_CST); }
+static inline uint64_t leitner_atomic_decrement(uint64_t *p) { return __atomic_sub_fetch(p, 1, __ATOMIC_SEQ_CST); }
+static inline void leitner_cpu_relax(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 /// Sleeps for `nanoseconds` (nanosleep, resumed after signals).
 static inline void leitner_sleep_ns(int64_t nanoseconds) {
     struct timespec request = { (time_t)(nanoseconds / 1000000000LL), (long)(nanoseconds % 1000000000LL) };
