@@ -268,8 +268,9 @@ public enum Conv2D {
                       beta: 1, c: dWeights, ldc: shape.inChannels, context: context)
             return
         }
-        // backwardWeightsImplicit exists but measured slower than the column path on every
-        // reference layer (`leitner bench conv`: col/new 0.79-0.95), so it is not taken.
+        // An implicit-GEMM weight gradient (B = col^T packed from the image with masked loads
+        // and register transposes) measured 0.35-0.63x of this path on the reference layers
+        // (`leitner bench conv`, 2026-11-23) and was removed.
         backwardWeightsColumns(dWeights: dWeights, dOut: dOut, input: input, shape: shape, scratch: scratch,
                                scratchCount: scratchCount, context: context)
     }

@@ -102,52 +102,52 @@ enum ConvBench {
         // The column (im2col) paths against the ones `Conv2D` takes for stride-1 3x3 layers:
         // interleaved rounds, medians, and the median per-round ratio column/new.
         print("")
-        print("conv paths on stride-1 3x3 layers: im2col (col) vs implicit GEMM (fwd, bwdW) and transposed convolution (bwdD), \(threads) thread(s)")
+        print("conv paths on stride-1 3x3 layers: im2col (col) vs implicit GEMM (fwd) and transposed convolution (bwdD), \(threads) thread(s)")
         print(BenchSupport.padRight("layer", 26) + BenchSupport.pad("pass", 6) + BenchSupport.pad("col ms", 9)
               + BenchSupport.pad("new ms", 9) + BenchSupport.pad("col/new", 9))
         for (name, shape) in layers where Conv2D.transposedShape(shape) != nil || Conv2D.usesImplicitForward(shape) {
             let scratchCount = Conv2D.scratchFloats(shape: shape, threads: threads)
-            var passes: [(String, () -> Void, () -> Void)] = []
             if Conv2D.usesImplicitForward(shape) {
-                passes.append(("fwd",
-                    { Conv2D.forwardColumns(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
-                                            scratchCount: scratchCount, context: multi) },
-                    { Conv2D.forwardImplicit(out: output, input: input, weights: weights, shape: shape, context: multi) }))
+                printPair(name, "fwd", seconds: seconds, column: {
+                    Conv2D.forwardColumns(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
+                                          scratchCount: scratchCount, context: multi)
+                }, new: {
+                    Conv2D.forwardImplicit(out: output, input: input, weights: weights, shape: shape, context: multi)
+                })
             }
             if Conv2D.transposedShape(shape) != nil {
-                passes.append(("bwdD",
-                    { Conv2D.backwardDataColumns(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
-                                                 scratch: scratch, scratchCount: scratchCount, context: multi) },
-                    { Conv2D.backwardDataTransposed(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
-                                                    scratch: scratch, scratchCount: scratchCount, context: multi) }))
-            }
-            if Conv2D.usesImplicitForward(shape) {
-                passes.append(("bwdW",
-                    { Conv2D.backwardWeightsColumns(dWeights: dWeights, dOut: dOut, input: input, shape: shape,
-                                                    scratch: scratch, scratchCount: scratchCount, context: multi) },
-                    { Conv2D.backwardWeightsImplicit(dWeights: dWeights, dOut: dOut, input: input, shape: shape, context: multi) }))
-            }
-            for (pass, column, new) in passes {
-                func timed(_ body: () -> Void) -> Double {
-                    let start = Clock.seconds()
-                    body()
-                    return Clock.seconds() - start
-                }
-                let warm = timed(column) + timed(new)
-                let rounds = max(5, min(1000, Int(seconds / 3 / max(warm, 1e-7))))
-                var columnTimes = [Double](repeating: 0, count: rounds)
-                var newTimes = columnTimes, ratios = columnTimes
-                for index in 0..<rounds {
-                    let c = timed(column), t = timed(new)
-                    columnTimes[index] = c; newTimes[index] = t; ratios[index] = c / t
-                }
-                columnTimes.sort(); newTimes.sort(); ratios.sort()
-                print(BenchSupport.padRight(name, 26) + BenchSupport.pad(pass, 6)
-                      + BenchSupport.pad(BenchSupport.format(columnTimes[rounds / 2] * 1e3), 9)
-                      + BenchSupport.pad(BenchSupport.format(newTimes[rounds / 2] * 1e3), 9)
-                      + BenchSupport.pad(BenchSupport.format(ratios[rounds / 2]), 9))
+                printPair(name, "bwdD", seconds: seconds, column: {
+                    Conv2D.backwardDataColumns(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
+                                               scratch: scratch, scratchCount: scratchCount, context: multi)
+                }, new: {
+                    Conv2D.backwardDataTransposed(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
+                                                  scratch: scratch, scratchCount: scratchCount, context: multi)
+                })
             }
         }
+    }
+
+    /// One row of the path comparison: interleaved rounds of the column path and the new one,
+    /// their median times and the median per-round ratio column/new.
+    static func printPair(_ name: String, _ pass: String, seconds: Double, column: () -> Void, new: () -> Void) {
+        func timed(_ body: () -> Void) -> Double {
+            let start = Clock.seconds()
+            body()
+            return Clock.seconds() - start
+        }
+        let warm = timed(column) + timed(new)
+        let rounds = max(5, min(1000, Int(seconds / 3 / max(warm, 1e-7))))
+        var columnTimes = [Double](repeating: 0, count: rounds)
+        var newTimes = columnTimes, ratios = columnTimes
+        for index in 0..<rounds {
+            let c = timed(column), t = timed(new)
+            columnTimes[index] = c; newTimes[index] = t; ratios[index] = c / t
+        }
+        columnTimes.sort(); newTimes.sort(); ratios.sort()
+        print(BenchSupport.padRight(name, 26) + BenchSupport.pad(pass, 6)
+              + BenchSupport.pad(BenchSupport.format(columnTimes[rounds / 2] * 1e3), 9)
+              + BenchSupport.pad(BenchSupport.format(newTimes[rounds / 2] * 1e3), 9)
+              + BenchSupport.pad(BenchSupport.format(ratios[rounds / 2]), 9))
     }
 
     /// Median seconds of forward, backward-data and backward-weights for one shape, and the

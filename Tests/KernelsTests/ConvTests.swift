@@ -74,15 +74,6 @@ func checkConv(_ shape: Conv2DShape, context: KernelContext, seed: UInt64, scrat
         let differing = (0..<shape.outputCount).filter { implicitOut.pointer[$0].bitPattern != columnOut.pointer[$0].bitPattern }
         #expect(differing.isEmpty, "Conv2D \(label): implicit and column forward differ at \(differing.count) outputs")
         #expect(implicitOut.firstDamagedGuard() == nil && columnOut.firstDamagedGuard() == nil)
-        // backwardWeights keeps the column path (measured faster); the implicit one is benchmarked.
-        checkAgainstTwin("Conv2D.backwardWeightsImplicit", shape: label, seed: seed, outputCounts: [shape.weightCount], tolerance: bound(shape.weightCount)) { outputs, fast in
-            if fast {
-                Conv2D.backwardWeightsImplicit(dWeights: outputs[0], dOut: dOut.pointer, input: input.pointer, shape: shape,
-                                               context: context)
-            } else {
-                Conv2D.naiveBackwardWeights(dWeights: outputs[0], dOut: dOut.pointer, input: input.pointer, shape: shape)
-            }
-        }
     }
     if Conv2D.transposedShape(shape) != nil {
         // backwardData took the transposed convolution; the column path must stay right too.
