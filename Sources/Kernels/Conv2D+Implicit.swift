@@ -10,8 +10,9 @@ import Platform
 /// holds exactly the values im2col + packing would produce and the K blocks and micro-kernel
 /// are the GEMM's, so the output is bit-for-bit the column path's.
 extension Conv2D {
-    /// The shapes `forward` and `backwardWeights` run as an implicit GEMM: 3x3, stride 1, pad 1,
-    /// more than one input channel (one channel is the nine-tap path's), and at most `GEMM.blockM`
+    /// The shapes `forward` runs as an implicit GEMM (and `backwardData`, for the transposed
+    /// shape): 3x3, stride 1, pad 1, more than one input channel (one channel is the nine-tap
+    /// path's), and at most `GEMM.blockM`
     /// output channels, so all rows of A fit one packed block whatever the K block (kc <= KC).
     public static func usesImplicitForward(_ shape: Conv2DShape) -> Bool {
         shape.kernelHeight == 3 && shape.kernelWidth == 3 && shape.strideH == 1 && shape.strideW == 1
@@ -38,19 +39,14 @@ extension Conv2D {
         let m = shape.outChannels, k = shape.patchSize
         let columns = shape.batch * shape.inHeight * shape.inWidth
         // The GEMM's own blocking for this M, N, K (so the sums match `GEMM.simd` exactly).
-        let kBlocks = (k + GEMM.blockK - 1) / GEMM.blockK
-        let kc = (k + kBlocks - 1) / kBlocks
+        let kc = GEMM.kBlockSize(k)
         let panels = (columns + nr - 1) / nr
-        let work = m * columns * k
-        let participants = min(context.threads, max(1, work / (256 * 1024)), panels)
+        let participants = min(GEMM.participantsFor(work: m * columns * k, threads: context.threads), panels)
         let gemmShape = GEMM.Shape(transA: .none, transB: .none, m: m, n: columns, k: k, alpha: 1,
                                    a: weights, lda: k, b: input, ldb: columns, beta: 0, c: out, ldc: columns,
                                    kc: kc, mc: m, nc: nr)
         context.pool.run(tasks: participants, threads: participants) { participant in
-            let pack = context.packBuffer(participant)
-            let packA = pack
-            let packB = pack + (GEMM.packAFloats + 15) / 16 * 16
-            let edge = packB + (GEMM.packBFloats + 15) / 16 * 16
+            let (packA, packB, edge) = GEMM.packParts(context.packBuffer(participant))
             let firstPanel = panels * participant / participants
             let lastPanel = panels * (participant + 1) / participants
             var p0 = 0

@@ -82,7 +82,8 @@ public enum Conv2D {
         if shape.isPointwise { return 0 }
         let rowFloats = shape.patchSize * shape.outWidth
         guard let transposed = transposedShape(shape) else { return rowFloats }
-        return max(rowFloats, transposed.patchSize * transposed.outWidth) + flippedWeightFloats(shape)
+        if usesImplicitForward(transposed) { return max(rowFloats, flippedWeightFloats(shape)) }
+        return max(rowFloats, transposed.patchSize * transposed.outWidth + flippedWeightFloats(shape))
     }
 
     /// Scratch floats to allocate for `shape`: as many whole output rows of im2col as fit in
@@ -97,8 +98,10 @@ public enum Conv2D {
             return rows * rowFloats
         }
         guard let transposed = transposedShape(shape) else { return chunkFloats(shape) }
-        // The transposed convolution of backwardData chunks its own im2col after the flipped weights.
-        return max(chunkFloats(shape), chunkFloats(transposed)) + flippedWeightFloats(shape)
+        // backwardData's transposed convolution puts the flipped weights first; its 3x3 form is an
+        // implicit GEMM, the others chunk their own im2col after the weights.
+        if usesImplicitForward(transposed) { return max(chunkFloats(shape), flippedWeightFloats(shape)) }
+        return max(chunkFloats(shape), chunkFloats(transposed) + flippedWeightFloats(shape))
     }
 
     /// out = conv(input, weights). Overwrites `out`.
@@ -130,7 +133,19 @@ public enum Conv2D {
         out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
         shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
     ) {
+        columnGEMM(out: out, input: input, weights: weights, shape: shape, scratch: scratch,
+                   scratchCount: scratchCount, accumulate: false, context: context)
+    }
+
+    /// The column path: out = conv(input, weights), or out += conv(input, weights) when
+    /// `accumulate` (backwardData's transposed convolution; never a nine-tap shape there).
+    static func columnGEMM(
+        out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, accumulate: Bool,
+        context: KernelContext
+    ) {
         precondition(shape.isValid && !shape.isPointwise, "Conv2D: forwardColumns needs a non-pointwise shape, got \(shape)")
+        precondition(!accumulate || !usesNineTapPath(shape), "Conv2D: the nine-tap path overwrites its output")
         let columns = shape.batch * shape.outHeight * shape.outWidth
         forEachChunk(shape: shape, scratchCount: scratchCount) { firstRow, rows in
             let chunkColumns = rows * shape.outWidth
@@ -142,7 +157,7 @@ public enum Conv2D {
             }
             GEMM.simd(transA: .none, transB: .none, m: shape.outChannels, n: chunkColumns, k: shape.patchSize,
                       alpha: 1, a: weights, lda: shape.patchSize, b: UnsafePointer(scratch), ldb: chunkColumns,
-                      beta: 0, c: out + firstRow * shape.outWidth, ldc: columns, context: context)
+                      beta: accumulate ? 1 : 0, c: out + firstRow * shape.outWidth, ldc: columns, context: context)
         }
     }
 
@@ -242,15 +257,8 @@ public enum Conv2D {
             return
         }
         let offset = flippedWeightFloats(shape)
-        let col = scratch + offset
-        let columns = shape.batch * shape.inHeight * shape.inWidth
-        forEachChunk(shape: transposed, scratchCount: scratchCount - offset) { firstRow, rows in
-            let chunkColumns = rows * transposed.outWidth
-            im2col(col: col, input: dOut, shape: transposed, firstRow: firstRow, rows: rows, context: context)
-            GEMM.simd(transA: .none, transB: .none, m: inChannels, n: chunkColumns, k: transposed.patchSize,
-                      alpha: 1, a: UnsafePointer(flipped), lda: transposed.patchSize, b: UnsafePointer(col), ldb: chunkColumns,
-                      beta: 1, c: dInput + firstRow * transposed.outWidth, ldc: columns, context: context)
-        }
+        columnGEMM(out: dInput, input: dOut, weights: flipped, shape: transposed, scratch: scratch + offset,
+                   scratchCount: scratchCount - offset, accumulate: true, context: context)
     }
 
     /// dWeights += dOut x col^T, recomputing im2col per chunk.

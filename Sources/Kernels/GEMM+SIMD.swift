@@ -49,16 +49,14 @@ extension GEMM {
         let rowPanels = (m + mr - 1) / mr
         let columnPanels = (n + nr - 1) / nr
         // Threads only pay off above ~256K multiply-adds each (waking a worker costs microseconds).
-        let work = m * n * k
-        var participants = min(context.threads, max(1, work / (256 * 1024)))
+        var participants = participantsFor(work: m * n * k, threads: context.threads)
         // Split the larger of M and N, as long as it has a panel for every participant: each
         // participant packs the whole of the other operand, so the smaller one is duplicated.
         let splitColumns = (n >= m && columnPanels >= participants) || rowPanels < participants
         participants = min(participants, splitColumns ? columnPanels : rowPanels)
 
         // Block sizes from the shape only (never from the thread count).
-        let kBlocks = (k + blockK - 1) / blockK
-        let kc = (k + kBlocks - 1) / kBlocks
+        let kc = kBlockSize(k)
         // The A block gets the whole packed-A buffer (~L2/4): mc = packAFloats / kc rows at most,
         // so a short K gives a tall block (one block for all of M when it fits).
         let mcLimit = max(mr, packAFloats / kc / mr * mr)
@@ -84,6 +82,28 @@ extension GEMM {
         }
     }
 
+    /// Participants for `work` multiply-adds: threads only pay off above ~256K each (waking a
+    /// worker costs microseconds).
+    @inline(__always)
+    static func participantsFor(work: Int, threads: Int) -> Int { min(threads, max(1, work / (256 * 1024))) }
+
+    /// The K block for a reduced dimension k: K split into equal blocks of at most KC (k = 288
+    /// is one block, not 256 + 32). Shape-only, so sums are the same for any thread count.
+    @inline(__always)
+    static func kBlockSize(_ k: Int) -> Int {
+        let kBlocks = (k + blockK - 1) / blockK
+        return (k + kBlocks - 1) / kBlocks
+    }
+
+    /// A participant's packing buffer split into the packed A block, the packed B panel and the
+    /// edge tile (each part 64-byte aligned; see `packFloatsPerThread`).
+    @inline(__always)
+    static func packParts(_ pack: UnsafeMutablePointer<Float>)
+        -> (a: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>, edge: UnsafeMutablePointer<Float>) {
+        let b = pack + (packAFloats + 15) / 16 * 16
+        return (pack, b, b + (packBFloats + 15) / 16 * 16)
+    }
+
     /// The problem, passed by value to each participant.
     struct Shape {
         var transA: Transpose, transB: Transpose
@@ -101,9 +121,7 @@ extension GEMM {
     /// same micro-kernel, so the result does not depend on which one runs.
     static func runShare(_ s: Shape, rows: Range<Int>, columns: Range<Int>, pack: UnsafeMutablePointer<Float>) {
         let nr = microColumns
-        let packA = pack
-        let packB = pack + (packAFloats + 15) / 16 * 16
-        let edge = packB + (packBFloats + 15) / 16 * 16
+        let (packA, packB, edge) = packParts(pack)
         if rows.count <= s.mc {
             // All rows fit one A block: pack each K block of A once, then stream B one
             // micro-panel at a time (packed right before use, so it is hot in L1 and never
