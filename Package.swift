@@ -8,9 +8,12 @@ import PackageDescription
 #if arch(x86_64)
 let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
 let cpuCFlags: [CSetting] = [.unsafeFlags(["-march=haswell"])]
+// The one module with AVX-512 code (the GEMM micro-kernel), called only after a run-time check.
+let wideFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "skylake-avx512"])]
 #else
 let cpuFlags: [SwiftSetting] = []
 let cpuCFlags: [CSetting] = []
+let wideFlags: [SwiftSetting] = []
 #endif
 
 let common: [SwiftSetting] = cpuFlags + [
@@ -31,8 +34,10 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         // Thin Swift layer over CSystem: typed errors naming the call, files, threads, clocks.
         .target(name: "Platform", dependencies: ["CSystem"], swiftSettings: common),
+        // The AVX-512 GEMM micro-kernel (x86_64 only; used when the CPU has AVX-512).
+        .target(name: "KernelsAVX512", swiftSettings: wideFlags),
         // Math on raw buffers: GEMM, conv, pool, elementwise, loss, optimizers. SIMD + naive twins.
-        .target(name: "Kernels", dependencies: ["Platform"], swiftSettings: common),
+        .target(name: "Kernels", dependencies: ["Platform", "KernelsAVX512"], swiftSettings: common),
         // Arena, tensors, layers, models, optimizers, LR schedules, checkpoints.
         .target(name: "NN", dependencies: ["Kernels", "Platform"], swiftSettings: common),
         // Dataset formats (IDX), batches, normalisation and augmentation.

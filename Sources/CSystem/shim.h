@@ -48,6 +48,19 @@ static inline int leitner_cpu_has_avx2_fma(void) {
 #endif
 }
 
+/// 1 when the running CPU (and the OS, which must save the zmm state) has the AVX-512 subsets
+/// the KernelsAVX512 module is compiled for (skylake-avx512: F, CD, BW, DQ, VL).
+static inline int leitner_cpu_has_avx512(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
+        && __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
 
 
 

@@ -44,7 +44,7 @@ extension Conv2D {
         let participants = min(GEMM.participantsFor(work: m * columns * k, threads: context.threads), panels)
         let gemmShape = GEMM.Shape(transA: .none, transB: .none, m: m, n: columns, k: k, alpha: 1,
                                    a: weights, lda: k, b: input, ldb: columns, beta: 0, c: out, ldc: columns,
-                                   kc: kc, mc: m, nc: nr)
+                                   kc: kc, mc: m, nc: nr, wide: context.wideKernels)
         context.pool.run(tasks: participants, threads: participants) { participant in
             let (packA, packB, edge) = GEMM.packParts(context.packBuffer(participant))
             let firstPanel = panels * participant / participants

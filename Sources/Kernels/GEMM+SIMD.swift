@@ -1,4 +1,7 @@
 import Platform
+#if arch(x86_64)
+import KernelsAVX512
+#endif
 
 // The fast single-precision GEMM: BLIS/Goto-style cache blocking, packed operands, and one
 // register-blocked micro-kernel written against `FloatVector` (see GEMM+Blocking.swift for the
@@ -68,7 +71,8 @@ extension GEMM {
         let nc = max(nr, min(blockN, packBCacheFloats / kc / nr * nr))
 
         let shape = Shape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                          a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, kc: kc, mc: mc, nc: nc)
+                          a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, kc: kc, mc: mc, nc: nc,
+                          wide: context.wideKernels)
         context.pool.run(tasks: participants, threads: participants) { participant in
             let panels = splitColumns ? columnPanels : rowPanels
             let first = panels * participant / participants
@@ -114,6 +118,8 @@ extension GEMM {
         var beta: Float
         var c: UnsafeMutablePointer<Float>, ldc: Int
         var kc: Int, mc: Int, nc: Int
+        /// Run the AVX-512 micro-kernels (`KernelContext.wideKernels`).
+        var wide: Bool
     }
 
     /// One participant's loop nest over its block of C (rows and columns start MR/NR aligned).
@@ -182,6 +188,28 @@ extension GEMM {
                                    bPanel: UnsafeMutablePointer<Float>, column: Int, columns: Int, kc: Int,
                                    beta: Float, edge: UnsafeMutablePointer<Float>) {
         let mr = microRows, nr = microColumns
+        #if arch(x86_64)
+        if s.wide && columns == nr {
+            // AVX-512: 12 x 16 tiles (two A panels per B load), then at most one 6 x 16 tile;
+            // partial row panels store only their valid rows straight into C (the zero rows of
+            // the packed panel are computed and dropped), with the same arithmetic as storeEdge.
+            var ir = 0
+            while ir < mc {
+                let rowsHere = min(2 * mr, mc - ir)
+                let aPanel = UnsafePointer(aBlock + ir * kc)
+                let target = s.c + (i0 + ir) * s.ldc + column
+                if rowsHere > mr {
+                    wideMicroKernel12x16(kc: kc, a: aPanel, b: UnsafePointer(bPanel), rows: rowsHere,
+                                         c: target, ldc: s.ldc, alpha: s.alpha, beta: beta)
+                } else {
+                    wideMicroKernel6x16(kc: kc, a: aPanel, b: UnsafePointer(bPanel), rows: rowsHere,
+                                        c: target, ldc: s.ldc, alpha: s.alpha, beta: beta)
+                }
+                ir += 2 * mr
+            }
+            return
+        }
+        #endif
         var ir = 0
         while ir < mc {
             let rowsHere = min(mr, mc - ir)

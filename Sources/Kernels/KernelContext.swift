@@ -8,9 +8,13 @@ public final class KernelContext {
     public let threads: Int
     /// `threads * GEMM.packFloatsPerThread` floats, 64-byte aligned.
     public let gemmPack: UnsafeMutablePointer<Float>
+    /// The GEMM runs the AVX-512 micro-kernel (KernelsAVX512) rather than the AVX2 one: same
+    /// results bit for bit. Defaults to `SystemInfo.useAVX512()`; tests set both ways.
+    public let wideKernels: Bool
 
-    public init(threads: Int) throws(SystemError) {
+    public init(threads: Int, wideKernels: Bool? = nil) throws(SystemError) {
         let count = max(threads, 1)
+        self.wideKernels = (wideKernels ?? SystemInfo.useAVX512()) && SystemInfo.hasAVX512()
         pool = try ThreadPool(threads: count)
         self.threads = count
         let raw = UnsafeMutableRawPointer.allocate(

@@ -23,6 +23,23 @@ public enum SystemInfo {
     /// Online CPU cores.
     public static func onlineCores() -> Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 
+    /// True when this is an x86_64 CPU with AVX-512 (F, CD, BW, DQ, VL) and the OS saves its
+    /// registers: the GEMM then runs the KernelsAVX512 micro-kernel (same results, 16 lanes).
+    public static func hasAVX512() -> Bool {
+        #if arch(x86_64)
+        return leitner_cpu_has_avx512() != 0
+        #else
+        return false
+        #endif
+    }
+
+    /// Whether the kernels should use AVX-512: the CPU has it and the environment variable
+    /// LEITNER_SIMD is not `avx2` (which forces the AVX2 path, e.g. to compare the two).
+    public static func useAVX512() -> Bool {
+        if let value = getenv("LEITNER_SIMD"), String(cString: value) == "avx2" { return false }
+        return hasAVX512()
+    }
+
     /// Checks that the CPU has the vector instructions the binary was built for.
     /// Returns nil when it has, or a message naming what is missing.
     public static func checkBuildTarget() -> String? {

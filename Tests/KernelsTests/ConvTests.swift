@@ -131,7 +131,7 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
 @Suite struct ConvTests {
     @Test(arguments: 0..<convKernels.count)
     func conv2DMatchesNaiveTwin(kernelIndex: Int) throws {
-        let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2)]
+        let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2, wideKernels: false)]
         for (index, shape) in convShapes(kernel: convKernels[kernelIndex]).enumerated() {
             let context = contexts[index % 2]
             // Every third shape runs with the smallest scratch, one output row per chunk.
@@ -143,7 +143,7 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
     /// The reference models' layers at batch 2: large enough for the vector runs, threaded
     /// im2col/col2im and several chunks.
     @Test func conv2DModelLayersMatchNaiveTwin() throws {
-        let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2)]
+        let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2, wideKernels: false)]
         let layers = [
             Conv2DShape(batch: 2, inChannels: 1, outChannels: 32, height: 28, width: 28, kernel: 3, padding: 1),
             Conv2DShape(batch: 2, inChannels: 16, outChannels: 32, height: 28, width: 28, kernel: 3, stride: 2, padding: 1),
@@ -213,7 +213,7 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
     }
 
     @Test func depthwiseMatchesNaiveTwin() throws {
-        let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2)]
+        let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2, wideKernels: false)]
         var index = 0
         for kernel in convKernels {
             for shape in convShapes(kernel: kernel) {

@@ -12,8 +12,10 @@ import Kernels
     static let sizes: [Int] = [1, 7, 9, floatVectorWidth - 1, floatVectorWidth + 1,
                                2 * GEMM.microRows + 1, GEMM.microColumns + 1, 33, 100]
 
+    /// 1, 2 and 3 threads; the 2-thread context forces the AVX2 micro-kernel, so on an AVX-512
+    /// machine both micro-kernels meet every case (elsewhere all three run AVX2 / NEON).
     static func contexts() throws -> [KernelContext] {
-        [try KernelContext(threads: 1), try KernelContext(threads: 2), try KernelContext(threads: 3)]
+        [try KernelContext(threads: 1), try KernelContext(threads: 2, wideKernels: false), try KernelContext(threads: 3)]
     }
 
     static func name(_ t: Transpose) -> String { t == .none ? "N" : "T" }
@@ -142,6 +144,50 @@ import Kernels
                 #expect(same, "\(Self.name(transA))\(Self.name(transB)) m \(m) n \(n) k \(k): \(t + 1) threads differ from 1 thread")
             }
         }
+    }
+
+    /// The AVX-512 micro-kernels (12 x 16 and 6 x 16 tiles, partial row panels stored straight
+    /// into C) give bit-for-bit the AVX2 micro-kernel's result: every M from 1 to 4 * MR + 1 (all
+    /// row-edge cases of both tiles), N with and without a column edge, K past KC, every beta.
+    @Test func wideMicroKernelMatchesAVX2BitForBit() throws {
+        let wide = try KernelContext(threads: 2, wideKernels: true)
+        guard wide.wideKernels else {
+            print("note: this CPU has no AVX-512 (or LEITNER_SIMD=avx2): only the AVX2 micro-kernel runs here")
+            return
+        }
+        let narrow = try KernelContext(threads: 2, wideKernels: false)
+        #expect(!narrow.wideKernels)
+        var cases = 0
+        for m in 1...(4 * GEMM.microRows + 1) {
+            for (index, (n, k)) in [(48, 9), (37, GEMM.blockK + 5), (2 * GEMM.microColumns, 64)].enumerated() {
+                for (combo, (transA, transB)) in Self.combos.enumerated() where (m + combo) % 2 == 0 || index == 1 {
+                    let beta: Float = [0, 1, 0.3][(m + index) % 3]
+                    let lda = (transA == .none ? k : m) + 1, ldb = (transB == .none ? n : k) + 2, ldc = n + 3
+                    var random = SeededRandom(seed: UInt64(11000 + 100 * m + 10 * index + combo))
+                    let a = random.floats((transA == .none ? m : k) * lda)
+                    let b = random.floats((transB == .none ? k : n) * ldb)
+                    let initial = random.floats(m * ldc)
+                    var results: [[Float]] = []
+                    for context in [narrow, wide] {
+                        var c = initial
+                        a.withUnsafeBufferPointer { a in
+                            b.withUnsafeBufferPointer { b in
+                                c.withUnsafeMutableBufferPointer { c in
+                                    GEMM.simd(transA: transA, transB: transB, m: m, n: n, k: k, alpha: -0.75,
+                                              a: a.baseAddress!, lda: lda, b: b.baseAddress!, ldb: ldb,
+                                              beta: beta, c: c.baseAddress!, ldc: ldc, context: context)
+                                }
+                            }
+                        }
+                        results.append(c)
+                    }
+                    let same = zip(results[0], results[1]).allSatisfy { $0.bitPattern == $1.bitPattern }
+                    #expect(same, "\(Self.name(transA))\(Self.name(transB)) m \(m) n \(n) k \(k) beta \(beta): AVX-512 differs from AVX2")
+                    cases += 1
+                }
+            }
+        }
+        #expect(cases > 100)
     }
 
     /// Degenerate shapes: k == 0 gives beta * C; m == 0 or n == 0 touches nothing.
