@@ -118,16 +118,47 @@ public enum MaxPool2D {
     }
 
     /// 2x2 stride-2 windows of one output row, in window order (top-left, top-right,
-    /// bottom-left, bottom-right; the first maximum wins, NaN wins). A plain scalar loop: the
-    /// even/odd shuffles of a vector version compiled to lane-by-lane code and measured slower.
+    /// bottom-left, bottom-right; the first maximum wins, NaN wins). W outputs at a time: two
+    /// vector loads per input row, split into even (left) and odd (right) columns; each row's
+    /// pair is reduced first (right replaces left only when greater or NaN), then the bottom
+    /// winner replaces the top one only when greater or NaN. That is the scalar scan's order,
+    /// so values and indices are the same, ties and NaN included. The tail runs the scalar scan.
     /// Returns outWidth (no tail left for the generic path).
     @inline(__always)
     static func pairRow(out: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int32>,
                         input: UnsafePointer<Float>, rowStart: Int, width: Int, outWidth: Int) -> Int {
+        typealias Lanes = FloatVector.MaskStorage
+        let w = FloatVector.scalarCount
         var top = input + rowStart
         var bottom = top + width
         var index = rowStart
-        for ow in 0..<outWidth {
+        var ow = 0
+        var evenOffsets = Lanes(repeating: 0)
+        for lane in 0..<w { evenOffsets[lane] = Int32(truncatingIfNeeded: 2 * lane) }
+        let one = Lanes(repeating: 1)
+        let rowStep = Lanes(repeating: Int32(truncatingIfNeeded: width))
+        while ow + w <= outWidth {
+            let upper = DoubleVector(lowHalf: top.loadVector(at: 0), highHalf: top.loadVector(at: w))
+            let lower = DoubleVector(lowHalf: bottom.loadVector(at: 0), highHalf: bottom.loadVector(at: w))
+            let left = Lanes(repeating: Int32(truncatingIfNeeded: index)) &+ evenOffsets
+            let topLeft = upper.evenHalf, topRight = upper.oddHalf
+            let takeTopRight = (topRight .> topLeft) .| (topRight .!= topRight)
+            let topBest = topLeft.replacing(with: topRight, where: takeTopRight)
+            let topIndex = left.replacing(with: left &+ one, where: takeTopRight)
+            let bottomLeft = lower.evenHalf, bottomRight = lower.oddHalf
+            let takeBottomRight = (bottomRight .> bottomLeft) .| (bottomRight .!= bottomRight)
+            let bottomBest = bottomLeft.replacing(with: bottomRight, where: takeBottomRight)
+            let bottomIndex = (left &+ rowStep).replacing(with: left &+ rowStep &+ one, where: takeBottomRight)
+            let takeBottom = (bottomBest .> topBest) .| (bottomBest .!= bottomBest)
+            (out + ow).storeVector(topBest.replacing(with: bottomBest, where: takeBottom), at: 0)
+            UnsafeMutableRawPointer(indices + ow).storeBytes(of: topIndex.replacing(with: bottomIndex, where: takeBottom),
+                                                            as: Lanes.self)
+            top += 2 * w
+            bottom += 2 * w
+            index += 2 * w
+            ow += w
+        }
+        while ow < outWidth {
             var best = top[0]
             var bestIndex = index
             let a = top[1], b = bottom[0], c = bottom[1]
@@ -139,6 +170,7 @@ public enum MaxPool2D {
             top += 2
             bottom += 2
             index += 2
+            ow += 1
         }
         return outWidth
     }

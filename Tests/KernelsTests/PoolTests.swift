@@ -85,6 +85,26 @@ func describe(_ s: Pool2DShape) -> String {
         #expect(out == [5, 8] && indices == [1, 6])
     }
 
+    /// Inputs drawn from {-1, 0, 1, NaN}: nearly every 2x2 window has ties or NaNs, so the vector
+    /// path's row-then-column reduction must reproduce the scan's first-maximum and NaN rules
+    /// exactly (values bit for bit, indices equal), widths with and without a scalar tail.
+    @Test func maxPoolTiesAndNaNMatchNaiveTwin() throws {
+        let context = try KernelContext(threads: 1)
+        for width in [2 * floatVectorWidth, 4 * floatVectorWidth + 2, 28, 14, 6 * floatVectorWidth + 6] {
+            let shape = Pool2DShape(channels: 3, batch: 2, height: 8, width: width, kernel: 2)
+            var random = SeededRandom(seed: UInt64(900 + width))
+            let palette: [Float] = [-1, 0, 1, .nan]
+            let input = random.floats(shape.inputCount).map { palette[Int(($0 + 1) * 1000) & 3] }
+            var fastOut = [Float](repeating: 7, count: shape.outputCount), naiveOut = fastOut
+            var fastIndices = [Int32](repeating: -7, count: shape.outputCount), naiveIndices = fastIndices
+            MaxPool2D.forward(out: &fastOut, indices: &fastIndices, input: input, shape: shape, context: context)
+            MaxPool2D.naiveForward(out: &naiveOut, indices: &naiveIndices, input: input, shape: shape)
+            #expect(fastIndices == naiveIndices, "\(describe(shape)): argmax indices differ")
+            #expect(zip(fastOut, naiveOut).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): values differ")
+            #expect(input.contains { $0.isNaN } && input.contains { $0 == 1 })
+        }
+    }
+
     @Test func avgPoolMatchesNaiveTwin() throws {
         let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2)]
         for (index, shape) in poolShapes().enumerated() {
