@@ -95,7 +95,7 @@ public enum MaxPool2D {
                 let indexRow = indices + planeOut + oh * outWidth
                 var firstGeneric = 0
                 if pairPath {
-                    firstGeneric = pairRow(out: outRow, indices: indexRow, input: input,
+                    firstGeneric = pairRow(out: outRow, indices: indexRow, input: input, inputCount: s.inputCount,
                                            rowStart: planeIn + 2 * oh * s.inWidth, width: s.inWidth, outWidth: outWidth)
                 }
                 let (rowBegin, rowEnd) = s.rows(of: oh)
@@ -118,61 +118,75 @@ public enum MaxPool2D {
     }
 
     /// 2x2 stride-2 windows of one output row, in window order (top-left, top-right,
-    /// bottom-left, bottom-right; the first maximum wins, NaN wins). W outputs at a time: two
-    /// vector loads per input row, split into even (left) and odd (right) columns; each row's
-    /// pair is reduced first (right replaces left only when greater or NaN), then the bottom
-    /// winner replaces the top one only when greater or NaN. That is the scalar scan's order,
-    /// so values and indices are the same, ties and NaN included. The tail runs the scalar scan.
+    /// bottom-left, bottom-right; the first maximum wins, NaN wins). W outputs at a time (see
+    /// `pairStep`); the last partial group (a 14-wide row has 7 outputs: all of it on AVX2) is
+    /// copied into zero-padded vectors and runs the same step, so no window takes the
+    /// data-dependent branches of a scalar scan (they mispredicted on nearly every window).
     /// Returns outWidth (no tail left for the generic path).
     @inline(__always)
     static func pairRow(out: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int32>,
-                        input: UnsafePointer<Float>, rowStart: Int, width: Int, outWidth: Int) -> Int {
-        typealias Lanes = FloatVector.MaskStorage
+                        input: UnsafePointer<Float>, inputCount: Int, rowStart: Int, width: Int, outWidth: Int) -> Int {
         let w = FloatVector.scalarCount
-        var top = input + rowStart
-        var bottom = top + width
-        var index = rowStart
+        let top = input + rowStart
+        let bottom = top + width
         var ow = 0
-        var evenOffsets = Lanes(repeating: 0)
-        for lane in 0..<w { evenOffsets[lane] = Int32(truncatingIfNeeded: 2 * lane) }
-        let one = Lanes(repeating: 1)
-        let rowStep = Lanes(repeating: Int32(truncatingIfNeeded: width))
         while ow + w <= outWidth {
-            let upper = DoubleVector(lowHalf: top.loadVector(at: 0), highHalf: top.loadVector(at: w))
-            let lower = DoubleVector(lowHalf: bottom.loadVector(at: 0), highHalf: bottom.loadVector(at: w))
-            let left = Lanes(repeating: Int32(truncatingIfNeeded: index)) &+ evenOffsets
-            let topLeft = upper.evenHalf, topRight = upper.oddHalf
-            let takeTopRight = (topRight .> topLeft) .| (topRight .!= topRight)
-            let topBest = topLeft.replacing(with: topRight, where: takeTopRight)
-            let topIndex = left.replacing(with: left &+ one, where: takeTopRight)
-            let bottomLeft = lower.evenHalf, bottomRight = lower.oddHalf
-            let takeBottomRight = (bottomRight .> bottomLeft) .| (bottomRight .!= bottomRight)
-            let bottomBest = bottomLeft.replacing(with: bottomRight, where: takeBottomRight)
-            let bottomIndex = (left &+ rowStep).replacing(with: left &+ rowStep &+ one, where: takeBottomRight)
-            let takeBottom = (bottomBest .> topBest) .| (bottomBest .!= bottomBest)
-            (out + ow).storeVector(topBest.replacing(with: bottomBest, where: takeBottom), at: 0)
-            UnsafeMutableRawPointer(indices + ow).storeBytes(of: topIndex.replacing(with: bottomIndex, where: takeBottom),
-                                                            as: Lanes.self)
-            top += 2 * w
-            bottom += 2 * w
-            index += 2 * w
+            let (values, lanes) = pairStep(
+                upper: DoubleVector(lowHalf: top.loadVector(at: 2 * ow), highHalf: top.loadVector(at: 2 * ow + w)),
+                lower: DoubleVector(lowHalf: bottom.loadVector(at: 2 * ow), highHalf: bottom.loadVector(at: 2 * ow + w)),
+                index: rowStart + 2 * ow, width: width)
+            (out + ow).storeVector(values, at: 0)
+            UnsafeMutableRawPointer(indices + ow).storeBytes(of: lanes, as: FloatVector.MaskStorage.self)
             ow += w
         }
-        while ow < outWidth {
-            var best = top[0]
-            var bestIndex = index
-            let a = top[1], b = bottom[0], c = bottom[1]
-            if a > best || a.isNaN { best = a; bestIndex = index + 1 }
-            if b > best || b.isNaN { best = b; bestIndex = index + width }
-            if c > best || c.isNaN { best = c; bestIndex = index + width + 1 }
-            out[ow] = best
-            indices[ow] = Int32(truncatingIfNeeded: bestIndex)
-            top += 2
-            bottom += 2
-            index += 2
-            ow += 1
+        if ow < outWidth {
+            // Full-width loads run past the row into the next one (lanes ignored) where the input
+            // goes on that far; only the very last row pair copies its floats into a padded buffer.
+            let remaining = outWidth - ow
+            var upper: DoubleVector, lower: DoubleVector
+            if rowStart + width + 2 * ow + 2 * w <= inputCount {
+                upper = DoubleVector(lowHalf: top.loadVector(at: 2 * ow), highHalf: top.loadVector(at: 2 * ow + w))
+                lower = DoubleVector(lowHalf: bottom.loadVector(at: 2 * ow), highHalf: bottom.loadVector(at: 2 * ow + w))
+            } else {
+                var buffer = InlineArray<64, Float>(repeating: 0)
+                for i in 0..<(2 * remaining) { buffer[i] = top[2 * ow + i]; buffer[32 + i] = bottom[2 * ow + i] }
+                (upper, lower) = withUnsafePointer(to: buffer) { pointer in
+                    pointer.withMemoryRebound(to: Float.self, capacity: 64) { floats in
+                        (DoubleVector(lowHalf: floats.loadVector(at: 0), highHalf: floats.loadVector(at: w)),
+                         DoubleVector(lowHalf: floats.loadVector(at: 32), highHalf: floats.loadVector(at: 32 + w)))
+                    }
+                }
+            }
+            let (values, lanes) = pairStep(upper: upper, lower: lower, index: rowStart + 2 * ow, width: width)
+            for lane in 0..<remaining { out[ow + lane] = values[lane]; indices[ow + lane] = lanes[lane] }
         }
         return outWidth
+    }
+
+    /// W adjacent 2x2 windows: `upper` and `lower` hold 2W floats of the top and bottom input
+    /// rows starting at flat index `index`. Splits them into even (left) and odd (right)
+    /// columns, reduces each row's pair (right replaces left only when greater or NaN), then
+    /// lets the bottom winner replace the top one only when greater or NaN: the order of the
+    /// scalar scan, so values and indices are the same, ties and NaN included.
+    @inline(__always)
+    static func pairStep(upper: DoubleVector, lower: DoubleVector, index: Int, width: Int)
+        -> (FloatVector, FloatVector.MaskStorage) {
+        typealias Lanes = FloatVector.MaskStorage
+        var evenOffsets = Lanes(repeating: 0)
+        for lane in 0..<FloatVector.scalarCount { evenOffsets[lane] = Int32(truncatingIfNeeded: 2 * lane) }
+        let one = Lanes(repeating: 1)
+        let left = Lanes(repeating: Int32(truncatingIfNeeded: index)) &+ evenOffsets
+        let lowerLeft = left &+ Lanes(repeating: Int32(truncatingIfNeeded: width))
+        let topLeft = upper.evenHalf, topRight = upper.oddHalf
+        let takeTopRight = (topRight .> topLeft) .| (topRight .!= topRight)
+        let topBest = topLeft.replacing(with: topRight, where: takeTopRight)
+        let topIndex = left.replacing(with: left &+ one, where: takeTopRight)
+        let bottomLeft = lower.evenHalf, bottomRight = lower.oddHalf
+        let takeBottomRight = (bottomRight .> bottomLeft) .| (bottomRight .!= bottomRight)
+        let bottomBest = bottomLeft.replacing(with: bottomRight, where: takeBottomRight)
+        let bottomIndex = lowerLeft.replacing(with: lowerLeft &+ one, where: takeBottomRight)
+        let takeBottom = (bottomBest .> topBest) .| (bottomBest .!= bottomBest)
+        return (topBest.replacing(with: bottomBest, where: takeBottom), topIndex.replacing(with: bottomIndex, where: takeBottom))
     }
 
     /// dInput[indices[i]] += dOut[i]. Threads take whole planes; an index never leaves its plane.
