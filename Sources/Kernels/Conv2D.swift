@@ -278,7 +278,13 @@ public enum Conv2D {
         }
         // An implicit-GEMM weight gradient (B = col^T packed from the image with masked loads
         // and register transposes) measured 0.35-0.63x of this path on the reference layers
-        // (`leitner bench conv`, 2026-11-23) and was removed.
+        // (`leitner bench conv`, 2026-11-23) and was removed. 3x3 stride-1 "same" layers take
+        // the direct correlation instead (no im2col, no packing).
+        if directWeightBlockImages(shape, scratchCount: scratchCount) > 0 {
+            backwardWeightsDirect(dWeights: dWeights, dOut: dOut, input: input, shape: shape, scratch: scratch,
+                                  scratchCount: scratchCount, context: context)
+            return
+        }
         backwardWeightsColumns(dWeights: dWeights, dOut: dOut, input: input, shape: shape, scratch: scratch,
                                scratchCount: scratchCount, context: context)
     }

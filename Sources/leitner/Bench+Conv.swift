@@ -102,7 +102,7 @@ enum ConvBench {
         // The column (im2col) paths against the ones `Conv2D` takes for stride-1 3x3 layers:
         // interleaved rounds, medians, and the median per-round ratio column/new.
         print("")
-        print("conv paths on stride-1 3x3 layers: im2col (col) vs implicit GEMM (fwd) and transposed convolution (bwdD), \(threads) thread(s)")
+        print("conv paths on stride-1 3x3 layers: im2col (col) vs implicit GEMM (fwd), transposed convolution (bwdD) and direct correlation (bwdW), \(threads) thread(s)")
         print(BenchSupport.padRight("layer", 26) + BenchSupport.pad("pass", 6) + BenchSupport.pad("col ms", 9)
               + BenchSupport.pad("new ms", 9) + BenchSupport.pad("col/new", 9))
         for (name, shape) in layers where Conv2D.transposedShape(shape) != nil || Conv2D.usesImplicitForward(shape) {
@@ -122,6 +122,15 @@ enum ConvBench {
                 }, new: {
                     Conv2D.backwardDataTransposed(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
                                                   scratch: scratch, scratchCount: scratchCount, context: multi)
+                })
+            }
+            if Conv2D.directWeightBlockImages(shape, scratchCount: scratchCount) > 0 {
+                printPair(name, "bwdW", seconds: seconds, column: {
+                    Conv2D.backwardWeightsColumns(dWeights: dWeights, dOut: dOut, input: input, shape: shape,
+                                                  scratch: scratch, scratchCount: scratchCount, context: multi)
+                }, new: {
+                    Conv2D.backwardWeightsDirect(dWeights: dWeights, dOut: dOut, input: input, shape: shape,
+                                                 scratch: scratch, scratchCount: scratchCount, context: multi)
                 })
             }
         }

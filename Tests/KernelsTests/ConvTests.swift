@@ -94,6 +94,17 @@ func checkConv(_ shape: Conv2DShape, context: KernelContext, seed: UInt64, scrat
             Conv2D.naiveBackwardWeights(dWeights: outputs[0], dOut: dOut.pointer, input: input.pointer, shape: shape)
         }
     }
+    if Conv2D.directWeightBlockImages(shape, scratchCount: scratchCount) > 0 {
+        // backwardWeights took the direct correlation; the column path must stay right too.
+        checkAgainstTwin("Conv2D.backwardWeightsColumns", shape: label, seed: seed, outputCounts: [shape.weightCount], tolerance: bound(shape.weightCount)) { outputs, fast in
+            if fast {
+                Conv2D.backwardWeightsColumns(dWeights: outputs[0], dOut: dOut.pointer, input: input.pointer, shape: shape,
+                                              scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+            } else {
+                Conv2D.naiveBackwardWeights(dWeights: outputs[0], dOut: dOut.pointer, input: input.pointer, shape: shape)
+            }
+        }
+    }
     #expect(scratch.firstDamagedGuard() == nil, "Conv2D \(label): wrote past the scratch")
     #expect(input.firstDamagedGuard() == nil && weights.firstDamagedGuard() == nil && dOut.firstDamagedGuard() == nil)
 }
@@ -164,6 +175,59 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
                 }
             }
         }
+    }
+
+    /// The direct weight gradient (3x3 stride-1 pad-1): odd channel counts (a last single output
+    /// channel), images from 1x1 up, scratch for one image per block up to the whole batch, both
+    /// micro-kernel widths; against the naive twin, and bit for bit the same for 1 and 3 threads.
+    @Test func directWeightGradientMatchesNaiveTwin() throws {
+        // Default width (AVX-512 where the CPU has it) on 1 and 2 threads, AVX2 on 1 and 3.
+        let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2),
+                        try KernelContext(threads: 1, wideKernels: false), try KernelContext(threads: 3, wideKernels: false)]
+        var index = 0
+        var blockCounts = Set<Int>()
+        for (height, width) in [(1, 1), (2, 5), (7, 9), (14, 14), (floatVectorWidth + 1, 2 * floatVectorWidth + 3)] {
+            for (inChannels, outChannels) in [(1, 16), (3, 5), (16, 16), (5, 1), (17, 3)] {
+                let shape = Conv2DShape(batch: 5, inChannels: inChannels, outChannels: outChannels,
+                                        height: height, width: width, kernel: 3, padding: 1)
+                // One block per image, two images, the whole batch (Conv2D.directWeightBlockImages).
+                let perImage = (inChannels + outChannels) * (height + 1) * (width + 1)
+                let slack = (inChannels + outChannels) * (3 * (width + 1) + 2 + 32)
+                for images in [1, 2, 5] {
+                    let scratchCount = images * perImage + slack
+                    let blockImages = Conv2D.directWeightBlockImages(shape, scratchCount: scratchCount)
+                    guard blockImages > 0 else { continue }  // past the block limit: columns
+                    blockCounts.insert((shape.batch + blockImages - 1) / blockImages)
+                    var random = SeededRandom(seed: UInt64(4000 + index))
+                    let input = random.floats(shape.inputCount), dOut = random.floats(shape.outputCount)
+                    let initial = random.floats(shape.weightCount)
+                    let scratch = GuardedBuffer(count: scratchCount)
+                    let label = describe(shape) + " scratch \(scratchCount) (\(blockImages) images per block)"
+                    var results: [[Float]] = []
+                    for context in contexts {
+                        checkAgainstTwin("Conv2D.backwardWeightsDirect", shape: label + " threads \(context.threads)",
+                                         seed: UInt64(index), outputCounts: [shape.weightCount], tolerance: 1e-4) { outputs, fast in
+                            if fast {
+                                Conv2D.backwardWeightsDirect(dWeights: outputs[0], dOut: dOut, input: input, shape: shape,
+                                                             scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                            } else {
+                                Conv2D.naiveBackwardWeights(dWeights: outputs[0], dOut: dOut, input: input, shape: shape)
+                            }
+                        }
+                        var dW = initial
+                        Conv2D.backwardWeightsDirect(dWeights: &dW, dOut: dOut, input: input, shape: shape,
+                                                     scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                        results.append(dW)
+                    }
+                    #expect(scratch.firstDamagedGuard() == nil, "\(label): wrote past the scratch")
+                    // The thread count never changes a bit (the width may: other lanes, other sums).
+                    #expect(zip(results[0], results[1]).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(label): 1 and 2 threads differ")
+                    #expect(zip(results[2], results[3]).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(label): AVX2 1 and 3 threads differ")
+                    index += 1
+                }
+            }
+        }
+        #expect(index > 50 && blockCounts.contains(5) && blockCounts.contains(1))
     }
 
     /// The naive twin against a product worked by hand, so the oracle itself can fail.

@@ -1,0 +1,117 @@
+// The inner loop of the direct weight gradient of a 3x3 stride-1 pad-1 convolution
+// (Conv2D.backwardWeightsDirect): for R output channels (1 or 2) and one input channel, the nine
+// correlations sums[r][tap] += sum_q dOut_r[q] * input[q + shift(tap)] over zero-padded rows,
+// with one vector accumulator per (r, tap) and a horizontal sum at the end.
+//
+// Generic over the vector type so that one source serves every width: Kernels specialises it
+// for its own FloatVector (AVX2 / NEON), and `wideCorrelateTile` below for 16 lanes inside this
+// module, which Package.swift compiles for AVX-512 (called only when the CPU has it).
+
+/// A float vector that sums its lanes as a tree of halves (4 shuffle-adds for 16 lanes instead
+/// of the 15 dependent scalar adds of `sum()`).
+public protocol TreeSummable: SIMD where Scalar == Float {
+    func treeSum() -> Float
+}
+
+extension SIMD2: TreeSummable where Scalar == Float {
+    @inlinable @inline(__always) public func treeSum() -> Float { x + y }
+}
+
+extension SIMD4: TreeSummable where Scalar == Float {
+    @inlinable @inline(__always) public func treeSum() -> Float { (lowHalf + highHalf).treeSum() }
+}
+
+extension SIMD8: TreeSummable where Scalar == Float {
+    @inlinable @inline(__always) public func treeSum() -> Float { (lowHalf + highHalf).treeSum() }
+}
+
+extension SIMD16: TreeSummable where Scalar == Float {
+    @inlinable @inline(__always) public func treeSum() -> Float { (lowHalf + highHalf).treeSum() }
+}
+
+/// sums[r * sumStride + tap] += sum over q in 0 ..< count of dOut[r * dOutStride + q] *
+/// input[q + (tap / 3) * rowStride + tap % 3], for r in 0 ..< rows (1 to 3; a constant after
+/// inlining) and the nine taps. count is a multiple of V.scalarCount; the caller guarantees
+/// that input can be read up to count + 2 * rowStride + 2 + V.scalarCount floats.
+/// Per q step: `rows` dOut vectors stay in registers while the nine shifted input vectors are
+/// loaded one at a time (27 accumulators + 3 + 1 = 31 registers for three rows of zmm).
+@inlinable @inline(__always)
+public func correlateTile<V: TreeSummable>(_ vector: V.Type, rows: Int, dOut: UnsafePointer<Float>, dOutStride: Int,
+                                           input: UnsafePointer<Float>, rowStride: Int, count: Int,
+                                           sums: UnsafeMutablePointer<Float>, sumStride: Int) {
+    // Named accumulators (a runtime-indexed array of them was kept in memory by LLVM).
+    var a = NineTaps<V>(), b = NineTaps<V>(), c = NineTaps<V>()
+    let d1 = rows > 1 ? dOutStride : 0, d2 = rows > 2 ? 2 * dOutStride : 0
+    var q = 0
+    while q < count {
+        let x = UnsafeRawPointer(dOut + q).loadUnaligned(as: V.self)
+        let y = rows > 1 ? UnsafeRawPointer(dOut + d1 + q).loadUnaligned(as: V.self) : V()
+        let z = rows > 2 ? UnsafeRawPointer(dOut + d2 + q).loadUnaligned(as: V.self) : V()
+        let p = input + q
+        a.accumulate(x, y, z, rows: rows, p, rowStride, &b, &c)
+        q += V.scalarCount
+    }
+    a.add(to: sums)
+    if rows > 1 { b.add(to: sums + sumStride) }
+    if rows > 2 { c.add(to: sums + 2 * sumStride) }
+}
+
+/// Nine vector accumulators, one per 3x3 tap.
+@frozen @usableFromInline
+struct NineTaps<V: TreeSummable> {
+    @usableFromInline var t0 = V(), t1 = V(), t2 = V(), t3 = V(), t4 = V(), t5 = V(), t6 = V(), t7 = V(), t8 = V()
+
+    @inlinable @inline(__always) init() {}
+
+    /// self (row 0), b (row 1) and c (row 2) += dOut row vector * each of the nine shifted input
+    /// vectors at p: tap by tap, so only one input vector is live at a time.
+    @inlinable @inline(__always)
+    mutating func accumulate(_ x: V, _ y: V, _ z: V, rows: Int, _ p: UnsafePointer<Float>, _ stride: Int,
+                             _ b: inout NineTaps<V>, _ c: inout NineTaps<V>) {
+        @inline(__always) func load(_ offset: Int) -> V { UnsafeRawPointer(p + offset).loadUnaligned(as: V.self) }
+        var v = load(0)
+        t0 = t0.addingProduct(x, v); if rows > 1 { b.t0 = b.t0.addingProduct(y, v) }; if rows > 2 { c.t0 = c.t0.addingProduct(z, v) }
+        v = load(1)
+        t1 = t1.addingProduct(x, v); if rows > 1 { b.t1 = b.t1.addingProduct(y, v) }; if rows > 2 { c.t1 = c.t1.addingProduct(z, v) }
+        v = load(2)
+        t2 = t2.addingProduct(x, v); if rows > 1 { b.t2 = b.t2.addingProduct(y, v) }; if rows > 2 { c.t2 = c.t2.addingProduct(z, v) }
+        v = load(stride)
+        t3 = t3.addingProduct(x, v); if rows > 1 { b.t3 = b.t3.addingProduct(y, v) }; if rows > 2 { c.t3 = c.t3.addingProduct(z, v) }
+        v = load(stride + 1)
+        t4 = t4.addingProduct(x, v); if rows > 1 { b.t4 = b.t4.addingProduct(y, v) }; if rows > 2 { c.t4 = c.t4.addingProduct(z, v) }
+        v = load(stride + 2)
+        t5 = t5.addingProduct(x, v); if rows > 1 { b.t5 = b.t5.addingProduct(y, v) }; if rows > 2 { c.t5 = c.t5.addingProduct(z, v) }
+        v = load(2 * stride)
+        t6 = t6.addingProduct(x, v); if rows > 1 { b.t6 = b.t6.addingProduct(y, v) }; if rows > 2 { c.t6 = c.t6.addingProduct(z, v) }
+        v = load(2 * stride + 1)
+        t7 = t7.addingProduct(x, v); if rows > 1 { b.t7 = b.t7.addingProduct(y, v) }; if rows > 2 { c.t7 = c.t7.addingProduct(z, v) }
+        v = load(2 * stride + 2)
+        t8 = t8.addingProduct(x, v); if rows > 1 { b.t8 = b.t8.addingProduct(y, v) }; if rows > 2 { c.t8 = c.t8.addingProduct(z, v) }
+    }
+
+    /// sums[tap] += the lane sum of tap's accumulator.
+    @inlinable @inline(__always)
+    func add(to sums: UnsafeMutablePointer<Float>) {
+        sums[0] += t0.treeSum(); sums[1] += t1.treeSum(); sums[2] += t2.treeSum()
+        sums[3] += t3.treeSum(); sums[4] += t4.treeSum(); sums[5] += t5.treeSum()
+        sums[6] += t6.treeSum(); sums[7] += t7.treeSum(); sums[8] += t8.treeSum()
+    }
+}
+
+#if arch(x86_64)
+/// `correlateTile` with 16-lane (zmm) vectors for `rows` (1 or 2) output channels: for two, 18
+/// accumulators, two dOut loads and nine input loads per 18 FMAs. (Three rows, 27 accumulators,
+/// should fit the 32 zmm registers but LLVM spilled most of them: 2-3x slower.)
+@inline(never)
+public func wideCorrelateTile(rows: Int, dOut: UnsafePointer<Float>, dOutStride: Int, input: UnsafePointer<Float>,
+                              rowStride: Int, count: Int, sums: UnsafeMutablePointer<Float>, sumStride: Int) {
+    switch rows {
+    case 2:
+        correlateTile(SIMD16<Float>.self, rows: 2, dOut: dOut, dOutStride: dOutStride, input: input,
+                      rowStride: rowStride, count: count, sums: sums, sumStride: sumStride)
+    default:
+        correlateTile(SIMD16<Float>.self, rows: 1, dOut: dOut, dOutStride: dOutStride, input: input,
+                      rowStride: rowStride, count: count, sums: sums, sumStride: sumStride)
+    }
+}
+#endif
