@@ -1,4 +1,7 @@
 import Platform
+#if arch(x86_64)
+import KernelsAVX512
+#endif
 
 // MARK: - Implicit-GEMM forward for 3x3 stride-1 "same" convolutions
 
@@ -59,7 +62,7 @@ extension Conv2D {
                     let j0 = panel * nr
                     let cols = min(nr, columns - j0)
                     packImplicitPanel(input: input, shape: shape, p0: p0, kc: kcHere, j0: j0, cols: cols,
-                                      coordinates: coordinates, into: packB)
+                                      coordinates: coordinates, wide: gemmShape.wide, into: packB)
                     coordinates.advance(height: shape.inHeight, width: shape.inWidth)
                     GEMM.computeColumnPanel(gemmShape, aBlock: packA, i0: 0, mc: m, bPanel: packB, column: j0,
                                             columns: cols, kc: kcHere, beta: beta, edge: edge)
@@ -72,10 +75,11 @@ extension Conv2D {
     /// Packs col[p0 ..< p0 + kc, j0 ..< j0 + NR] into one k-major micro-panel (kc rows of NR
     /// floats; columns past `cols` are zero). Whole panels whose nine shifted windows stay inside
     /// the input tensor use masked vector loads; the others (the very first and last panels, and
-    /// a partial last panel) go element by element.
+    /// a partial last panel) go element by element. `wide`: the interior panels take the AVX-512
+    /// packing (`widePackImplicitPanel`, same values).
     @inline(__always)
     static func packImplicitPanel(input: UnsafePointer<Float>, shape: Conv2DShape, p0: Int, kc: Int, j0: Int, cols: Int,
-                                  coordinates: PanelCoordinates, into dst: UnsafeMutablePointer<Float>) {
+                                  coordinates: PanelCoordinates, wide: Bool, into dst: UnsafeMutablePointer<Float>) {
         let nr = GEMM.microColumns
         let width = FloatVector.scalarCount
         let vectors = nr / width
@@ -84,6 +88,14 @@ extension Conv2D {
         // Source offsets of the nine taps relative to the output column: (ky - 1) W + (kx - 1).
         let lowest = j0 - imageWidth - 1
         let highest = j0 + nr - 1 + imageWidth + 1
+        #if arch(x86_64)
+        if wide && cols == nr && lowest >= 0 && highest < planeCount {
+            widePackImplicitPanel(input: input, planeCount: planeCount, height: height, width: imageWidth, p0: p0, kc: kc,
+                                  j0: j0, rows: SIMD16(lowHalf: coordinates.rows[0], highHalf: coordinates.rows[1]),
+                                  columns: SIMD16(lowHalf: coordinates.columns[0], highHalf: coordinates.columns[1]), into: dst)
+            return
+        }
+        #endif
         if cols == nr && lowest >= 0 && highest < planeCount {
             // valid[t * vectors + v]: lanes of vector v where tap t = ky * 3 + kx lands in the image.
             var valid = InlineArray<27, SIMDMask<FloatVector.MaskStorage>>(repeating: SIMDMask(repeating: true))
