@@ -3,7 +3,7 @@ import Platform
 import KernelsAVX512
 #endif
 
-// MARK: - Direct weight gradient for 3x3 stride-1 "same" convolutions
+// MARK: - Direct weight gradient for 3x3 pad-1 convolutions, stride 1 or 2
 
 /// dW[co, ci, ky, kx] = sum over n, oh, ow of dOut[co, n, oh, ow] * in[ci, n, oh + ky - 1, ow + kx - 1].
 /// Both tensors are copied into one zero-padded layout of rows of W + 1 floats: image n's row y
@@ -20,43 +20,60 @@ import KernelsAVX512
 /// by all threads, then the threads split the (output-channel pair, input channel) tiles, and
 /// each tile adds its block sums into its own dW elements, blocks in order: the result is the
 /// same for any thread count.
+/// Stride 2 (even H and W): input pixel (2i + a, 2j + b) lies in phase plane (a, b) at (i, j),
+/// so the four phase planes of each input channel are copied into the same padded layout on the
+/// output grid (OH x OW = H/2 x W/2), and tap (ky, kx) reads phase (ky != 1, kx != 1) shifted
+/// by (ky != 0, kx != 0) rows and columns: nine fixed offsets again.
 extension Conv2D {
-    /// Floats past a channel's padded images: the input's leading zero row, the reads of the
-    /// last vector's shifted taps (two rows and two floats) and the round-up to 16 floats.
-    static func directSlack(_ shape: Conv2DShape) -> Int { 3 * (shape.inWidth + 1) + 2 + 32 }
+    /// Input phase planes per channel of a direct-gradient shape: 1 (stride 1) or 4 (stride 2),
+    /// or 0 when the shape has no direct path (not 3x3 pad 1; stride 2 with an odd size).
+    static func directPhases(_ shape: Conv2DShape) -> Int {
+        guard shape.kernelHeight == 3 && shape.kernelWidth == 3 && shape.padH == 1 && shape.padW == 1
+                && shape.strideH == shape.strideW else { return 0 }
+        if shape.strideH == 1 { return 1 }
+        if shape.strideH == 2 && shape.inHeight % 2 == 0 && shape.inWidth % 2 == 0 { return 4 }
+        return 0
+    }
 
-    /// Floats of one channel's padded image: (H + 1) x (W + 1).
-    static func directImageFloats(_ shape: Conv2DShape) -> Int { (shape.inHeight + 1) * (shape.inWidth + 1) }
+    /// Floats past a padded sequence: the input's leading zero row, the reads of the last
+    /// vector's shifted taps (two rows and two floats) and the round-up to 16 floats.
+    static func directSlack(_ shape: Conv2DShape) -> Int { 3 * (shape.outWidth + 1) + 2 + 32 }
+
+    /// Floats of one padded image on the output grid: (OH + 1) x (OW + 1).
+    static func directImageFloats(_ shape: Conv2DShape) -> Int { (shape.outHeight + 1) * (shape.outWidth + 1) }
 
     /// Upper bound on one block's padded copies (1 MiB, as the im2col chunk: the tiles stream
     /// four channels of it at a time; fewer blocks mean fewer horizontal sums).
     static let directBlockLimitFloats = 1 << 18
 
     /// Images per block for `backwardWeightsDirect` with `scratchCount` floats of scratch, or 0
-    /// when the shape is not 3x3 stride-1 pad-1 or not even one image fits.
+    /// when the shape has no direct path (`directPhases`) or not even one image fits.
     public static func directWeightBlockImages(_ shape: Conv2DShape, scratchCount: Int) -> Int {
-        guard shape.kernelHeight == 3 && shape.kernelWidth == 3 && shape.strideH == 1 && shape.strideW == 1
-                && shape.padH == 1 && shape.padW == 1 else { return 0 }
-        let channels = shape.inChannels + shape.outChannels
-        let perImage = channels * directImageFloats(shape)
-        let budget = min(scratchCount, directBlockLimitFloats) - channels * directSlack(shape)
+        let phases = directPhases(shape)
+        guard phases > 0 else { return 0 }
+        let sequences = shape.inChannels * phases + shape.outChannels
+        let perImage = sequences * directImageFloats(shape)
+        let budget = min(scratchCount, directBlockLimitFloats) - sequences * directSlack(shape)
         return budget < perImage ? 0 : min(shape.batch, budget / perImage)
     }
 
     /// dWeights += the weight gradient, directly from the images (see above). Needs
     /// `directWeightBlockImages(shape, scratchCount:) > 0`.
-    /// - Shapes: dWeights [Cout, Cin, 3, 3], dOut [Cout, N, H, W], input [Cin, N, H, W].
+    /// - Shapes: dWeights [Cout, Cin, 3, 3], dOut [Cout, N, OH, OW], input [Cin, N, H, W].
     public static func backwardWeightsDirect(
         dWeights: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
         shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
     ) {
         let blockImages = directWeightBlockImages(shape, scratchCount: scratchCount)
-        precondition(blockImages > 0, "Conv2D: backwardWeightsDirect needs a 3x3 stride-1 pad-1 shape and scratch for one padded image, got \(shape) with \(scratchCount) floats")
+        precondition(blockImages > 0, "Conv2D: backwardWeightsDirect needs a 3x3 pad-1 shape (stride 1, or 2 with even sizes) and scratch for one padded image, got \(shape) with \(scratchCount) floats")
+        let phases = directPhases(shape)
+        let stride = shape.strideH
         let height = shape.inHeight, width = shape.inWidth
-        let rowStride = width + 1
+        let outHeight = shape.outHeight, outWidth = shape.outWidth
+        let rowStride = outWidth + 1
         let imageFloats = directImageFloats(shape)
         let cin = shape.inChannels, cout = shape.outChannels
-        let plane = shape.batch * height * width
+        let inPlane = shape.batch * height * width, outPlane = shape.batch * outHeight * outWidth
         // Output channels per tile: two with 32 zmm or NEON q registers (18 + 2 + 1), one with
         // 16 ymm (9 + 1 + 1).
         #if arch(x86_64)
@@ -70,19 +87,40 @@ extension Conv2D {
             let images = min(blockImages, shape.batch - n0)
             // The correlation runs over q < count; the slack after it is zero (see directSlack).
             let count = (images * imageFloats + 15) / 16 * 16
-            let channelFloats = images * imageFloats + directSlack(shape)
+            let sequenceFloats = images * imageFloats + directSlack(shape)
+            let channelFloats = phases * sequenceFloats
+            // Tap (ky, kx): phase (ky != 1, kx != 1) shifted by (ky != 0, kx != 0) for stride 2;
+            // phase 0 shifted by (ky, kx) for stride 1.
+            func offset(_ ky: Int, _ kx: Int) -> Int {
+                if stride == 1 { return ky * rowStride + kx }
+                let phase = (ky == 1 ? 0 : 2) + (kx == 1 ? 0 : 1)
+                return phase * sequenceFloats + (ky == 0 ? 0 : rowStride) + (kx == 0 ? 0 : 1)
+            }
+            let offsets: TapOffsets = (offset(0, 0), offset(0, 1), offset(0, 2), offset(1, 0), offset(1, 1),
+                                       offset(1, 2), offset(2, 0), offset(2, 1), offset(2, 2))
             let paddedInput = scratch
             let paddedDOut = scratch + cin * channelFloats
-            // Padded copies, channels split over the threads.
-            let copyThreads = min(context.threads, cin + cout)
+            // Padded copies (sequences: each input channel's phases, then each dOut channel),
+            // split over the threads.
+            let sequences = cin * phases + cout
+            let copyThreads = min(context.threads, sequences)
             context.pool.run(tasks: copyThreads, threads: copyThreads) { task in
-                for channel in ((cin + cout) * task / copyThreads)..<((cin + cout) * (task + 1) / copyThreads) {
-                    let isInput = channel < cin
-                    let c = isInput ? channel : channel - cin
-                    let target = isInput ? paddedInput + c * channelFloats : paddedDOut + c * channelFloats
-                    let source = (isInput ? input : dOut) + c * plane + n0 * height * width
-                    padImages(target: target, source: source, images: images, height: height, width: width,
-                              bordered: isInput, total: channelFloats)
+                for sequence in (sequences * task / copyThreads)..<(sequences * (task + 1) / copyThreads) {
+                    let target = scratch + sequence * sequenceFloats
+                    if sequence < cin * phases {
+                        let c = sequence / phases, phase = sequence % phases
+                        // Phase (a, b) of stride 2 starts at pixel (a, b) and steps 2.
+                        let source = input + c * inPlane + n0 * height * width + (phase / 2) * width + phase % 2
+                        padImages(target: target, source: source, images: images, rows: outHeight, columns: outWidth,
+                                  rowStep: stride * width, columnStep: stride, imageStep: height * width,
+                                  bordered: true, total: sequenceFloats)
+                    } else {
+                        let c = sequence - cin * phases
+                        let source = dOut + c * outPlane + n0 * outHeight * outWidth
+                        padImages(target: target, source: source, images: images, rows: outHeight, columns: outWidth,
+                                  rowStep: outWidth, columnStep: 1, imageStep: outHeight * outWidth,
+                                  bordered: false, total: sequenceFloats)
+                    }
                 }
             }
             // Tiles: (output-channel pair, input channel), split over the threads.
@@ -92,23 +130,23 @@ extension Conv2D {
                 for tile in (tiles * task / tileThreads)..<(tiles * (task + 1) / tileThreads) {
                     let pair = tile / cin, ci = tile % cin
                     let co = pair * rows
-                    let dOutRows = UnsafePointer(paddedDOut + co * channelFloats)
+                    let dOutRows = UnsafePointer(paddedDOut + co * sequenceFloats)
                     let source = UnsafePointer(paddedInput + ci * channelFloats)
                     let sums = dWeights + (co * cin + ci) * 9
                     let rowsHere = min(rows, cout - co)
                     #if arch(x86_64)
                     if context.wideKernels {
-                        wideCorrelateTile(rows: rowsHere, dOut: dOutRows, dOutStride: channelFloats, input: source,
-                                          rowStride: rowStride, count: count, sums: sums, sumStride: cin * 9)
+                        wideCorrelateTile(rows: rowsHere, dOut: dOutRows, dOutStride: sequenceFloats, input: source,
+                                          offsets: offsets, count: count, sums: sums, sumStride: cin * 9)
                         continue
                     }
                     #endif
                     if rowsHere == 2 {
-                        correlateTile(FloatVector.self, rows: 2, dOut: dOutRows, dOutStride: channelFloats, input: source,
-                                      rowStride: rowStride, count: count, sums: sums, sumStride: cin * 9)
+                        correlateTile(FloatVector.self, rows: 2, dOut: dOutRows, dOutStride: sequenceFloats, input: source,
+                                      offsets: offsets, count: count, sums: sums, sumStride: cin * 9)
                     } else {
-                        correlateTile(FloatVector.self, rows: 1, dOut: dOutRows, dOutStride: channelFloats, input: source,
-                                      rowStride: rowStride, count: count, sums: sums, sumStride: cin * 9)
+                        correlateTile(FloatVector.self, rows: 1, dOut: dOutRows, dOutStride: sequenceFloats, input: source,
+                                      offsets: offsets, count: count, sums: sums, sumStride: cin * 9)
                     }
                 }
             }
@@ -116,27 +154,29 @@ extension Conv2D {
         }
     }
 
-    /// Copies `images` H x W images (contiguous) into the padded layout (see above) at `target`
-    /// and zeros the rest up to `total` floats. Input (`bordered`): a zero row, then per image
-    /// H rows of (0, pixels) and a zero row. dOut: per image H rows of (pixels, 0) and a zero row.
+    /// Copies `images` images of `rows` x `columns` pixels (pixel (i, j) of image n at
+    /// source[n * imageStep + i * rowStep + j * columnStep]) into the padded layout (see above) at
+    /// `target` and zeros the rest up to `total` floats. Input (`bordered`): a zero row, then per
+    /// image `rows` rows of (0, pixels) and a zero row. dOut: per image rows of (pixels, 0) and a
+    /// zero row.
     @inline(__always)
     static func padImages(target: UnsafeMutablePointer<Float>, source: UnsafePointer<Float>, images: Int,
-                          height: Int, width: Int, bordered: Bool, total: Int) {
-        let rowStride = width + 1
+                          rows: Int, columns: Int, rowStep: Int, columnStep: Int, imageStep: Int,
+                          bordered: Bool, total: Int) {
+        let rowStride = columns + 1
         var out = target
-        var src = source
         if bordered { for x in 0..<rowStride { out[x] = 0 }; out += rowStride }
-        for _ in 0..<images {
-            for _ in 0..<height {
-                if bordered {
-                    out[0] = 0
-                    (out + 1).update(from: src, count: width)
+        for n in 0..<images {
+            for i in 0..<rows {
+                let src = source + n * imageStep + i * rowStep
+                let pixels = bordered ? out + 1 : out
+                if columnStep == 1 {
+                    pixels.update(from: src, count: columns)
                 } else {
-                    out.update(from: src, count: width)
-                    out[width] = 0
+                    for j in 0..<columns { pixels[j] = src[j * columnStep] }
                 }
+                if bordered { out[0] = 0 } else { out[columns] = 0 }
                 out += rowStride
-                src += width
             }
             for x in 0..<rowStride { out[x] = 0 }
             out += rowStride

@@ -29,15 +29,18 @@ extension SIMD16: TreeSummable where Scalar == Float {
     @inlinable @inline(__always) public func treeSum() -> Float { (lowHalf + highHalf).treeSum() }
 }
 
+/// The nine input offsets of the taps, in tap order (ky * 3 + kx).
+public typealias TapOffsets = (Int, Int, Int, Int, Int, Int, Int, Int, Int)
+
 /// sums[r * sumStride + tap] += sum over q in 0 ..< count of dOut[r * dOutStride + q] *
-/// input[q + (tap / 3) * rowStride + tap % 3], for r in 0 ..< rows (1 to 3; a constant after
-/// inlining) and the nine taps. count is a multiple of V.scalarCount; the caller guarantees
-/// that input can be read up to count + 2 * rowStride + 2 + V.scalarCount floats.
+/// input[q + offsets.tap], for r in 0 ..< rows (1 to 3; a constant after inlining) and the nine
+/// taps. count is a multiple of V.scalarCount; the caller guarantees that input can be read up
+/// to count + (largest offset) + V.scalarCount floats.
 /// Per q step: `rows` dOut vectors stay in registers while the nine shifted input vectors are
 /// loaded one at a time (27 accumulators + 3 + 1 = 31 registers for three rows of zmm).
 @inlinable @inline(__always)
 public func correlateTile<V: TreeSummable>(_ vector: V.Type, rows: Int, dOut: UnsafePointer<Float>, dOutStride: Int,
-                                           input: UnsafePointer<Float>, rowStride: Int, count: Int,
+                                           input: UnsafePointer<Float>, offsets: TapOffsets, count: Int,
                                            sums: UnsafeMutablePointer<Float>, sumStride: Int) {
     // Named accumulators (a runtime-indexed array of them was kept in memory by LLVM).
     var a = NineTaps<V>(), b = NineTaps<V>(), c = NineTaps<V>()
@@ -48,7 +51,7 @@ public func correlateTile<V: TreeSummable>(_ vector: V.Type, rows: Int, dOut: Un
         let y = rows > 1 ? UnsafeRawPointer(dOut + d1 + q).loadUnaligned(as: V.self) : V()
         let z = rows > 2 ? UnsafeRawPointer(dOut + d2 + q).loadUnaligned(as: V.self) : V()
         let p = input + q
-        a.accumulate(x, y, z, rows: rows, p, rowStride, &b, &c)
+        a.accumulate(x, y, z, rows: rows, p, offsets, &b, &c)
         q += V.scalarCount
     }
     a.add(to: sums)
@@ -63,29 +66,29 @@ struct NineTaps<V: TreeSummable> {
 
     @inlinable @inline(__always) init() {}
 
-    /// self (row 0), b (row 1) and c (row 2) += dOut row vector * each of the nine shifted input
-    /// vectors at p: tap by tap, so only one input vector is live at a time.
+    /// self (row 0), b (row 1) and c (row 2) += dOut row vector * each of the nine input vectors
+    /// at p + offsets: tap by tap, so only one input vector is live at a time.
     @inlinable @inline(__always)
-    mutating func accumulate(_ x: V, _ y: V, _ z: V, rows: Int, _ p: UnsafePointer<Float>, _ stride: Int,
+    mutating func accumulate(_ x: V, _ y: V, _ z: V, rows: Int, _ p: UnsafePointer<Float>, _ o: TapOffsets,
                              _ b: inout NineTaps<V>, _ c: inout NineTaps<V>) {
         @inline(__always) func load(_ offset: Int) -> V { UnsafeRawPointer(p + offset).loadUnaligned(as: V.self) }
-        var v = load(0)
+        var v = load(o.0)
         t0 = t0.addingProduct(x, v); if rows > 1 { b.t0 = b.t0.addingProduct(y, v) }; if rows > 2 { c.t0 = c.t0.addingProduct(z, v) }
-        v = load(1)
+        v = load(o.1)
         t1 = t1.addingProduct(x, v); if rows > 1 { b.t1 = b.t1.addingProduct(y, v) }; if rows > 2 { c.t1 = c.t1.addingProduct(z, v) }
-        v = load(2)
+        v = load(o.2)
         t2 = t2.addingProduct(x, v); if rows > 1 { b.t2 = b.t2.addingProduct(y, v) }; if rows > 2 { c.t2 = c.t2.addingProduct(z, v) }
-        v = load(stride)
+        v = load(o.3)
         t3 = t3.addingProduct(x, v); if rows > 1 { b.t3 = b.t3.addingProduct(y, v) }; if rows > 2 { c.t3 = c.t3.addingProduct(z, v) }
-        v = load(stride + 1)
+        v = load(o.4)
         t4 = t4.addingProduct(x, v); if rows > 1 { b.t4 = b.t4.addingProduct(y, v) }; if rows > 2 { c.t4 = c.t4.addingProduct(z, v) }
-        v = load(stride + 2)
+        v = load(o.5)
         t5 = t5.addingProduct(x, v); if rows > 1 { b.t5 = b.t5.addingProduct(y, v) }; if rows > 2 { c.t5 = c.t5.addingProduct(z, v) }
-        v = load(2 * stride)
+        v = load(o.6)
         t6 = t6.addingProduct(x, v); if rows > 1 { b.t6 = b.t6.addingProduct(y, v) }; if rows > 2 { c.t6 = c.t6.addingProduct(z, v) }
-        v = load(2 * stride + 1)
+        v = load(o.7)
         t7 = t7.addingProduct(x, v); if rows > 1 { b.t7 = b.t7.addingProduct(y, v) }; if rows > 2 { c.t7 = c.t7.addingProduct(z, v) }
-        v = load(2 * stride + 2)
+        v = load(o.8)
         t8 = t8.addingProduct(x, v); if rows > 1 { b.t8 = b.t8.addingProduct(y, v) }; if rows > 2 { c.t8 = c.t8.addingProduct(z, v) }
     }
 
@@ -104,14 +107,14 @@ struct NineTaps<V: TreeSummable> {
 /// should fit the 32 zmm registers but LLVM spilled most of them: 2-3x slower.)
 @inline(never)
 public func wideCorrelateTile(rows: Int, dOut: UnsafePointer<Float>, dOutStride: Int, input: UnsafePointer<Float>,
-                              rowStride: Int, count: Int, sums: UnsafeMutablePointer<Float>, sumStride: Int) {
+                              offsets: TapOffsets, count: Int, sums: UnsafeMutablePointer<Float>, sumStride: Int) {
     switch rows {
     case 2:
         correlateTile(SIMD16<Float>.self, rows: 2, dOut: dOut, dOutStride: dOutStride, input: input,
-                      rowStride: rowStride, count: count, sums: sums, sumStride: sumStride)
+                      offsets: offsets, count: count, sums: sums, sumStride: sumStride)
     default:
         correlateTile(SIMD16<Float>.self, rows: 1, dOut: dOut, dOutStride: dOutStride, input: input,
-                      rowStride: rowStride, count: count, sums: sums, sumStride: sumStride)
+                      offsets: offsets, count: count, sums: sums, sumStride: sumStride)
     }
 }
 #endif

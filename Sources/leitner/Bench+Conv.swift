@@ -102,10 +102,10 @@ enum ConvBench {
         // The column (im2col) paths against the ones `Conv2D` takes for stride-1 3x3 layers:
         // interleaved rounds, medians, and the median per-round ratio column/new.
         print("")
-        print("conv paths on stride-1 3x3 layers: im2col (col) vs implicit GEMM (fwd), transposed convolution (bwdD) and direct correlation (bwdW), \(threads) thread(s)")
+        print("conv paths: im2col (col) vs implicit GEMM (fwd), transposed convolution (bwdD) and direct correlation (bwdW), \(threads) thread(s)")
         print(BenchSupport.padRight("layer", 26) + BenchSupport.pad("pass", 6) + BenchSupport.pad("col ms", 9)
               + BenchSupport.pad("new ms", 9) + BenchSupport.pad("col/new", 9))
-        for (name, shape) in layers where Conv2D.transposedShape(shape) != nil || Conv2D.usesImplicitForward(shape) {
+        for (name, shape) in layers {
             let scratchCount = Conv2D.scratchFloats(shape: shape, threads: threads)
             if Conv2D.usesImplicitForward(shape) {
                 printPair(name, "fwd", seconds: seconds, column: {

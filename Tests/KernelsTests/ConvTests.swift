@@ -177,27 +177,32 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
         }
     }
 
-    /// The direct weight gradient (3x3 stride-1 pad-1): odd channel counts (a last single output
-    /// channel), images from 1x1 up, scratch for one image per block up to the whole batch, both
-    /// micro-kernel widths; against the naive twin, and bit for bit the same for 1 and 3 threads.
+    /// The direct weight gradient (3x3 pad 1; stride 1, and stride 2 on even sizes through the
+    /// phase planes): odd channel counts (a last single output channel), images from 1x1 up,
+    /// scratch for one image per block up to the whole batch, both micro-kernel widths; against
+    /// the naive twin, and bit for bit the same for any thread count.
     @Test func directWeightGradientMatchesNaiveTwin() throws {
         // Default width (AVX-512 where the CPU has it) on 1 and 2 threads, AVX2 on 1 and 3.
         let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2),
                         try KernelContext(threads: 1, wideKernels: false), try KernelContext(threads: 3, wideKernels: false)]
         var index = 0
         var blockCounts = Set<Int>()
-        for (height, width) in [(1, 1), (2, 5), (7, 9), (14, 14), (floatVectorWidth + 1, 2 * floatVectorWidth + 3)] {
+        var strides = Set<Int>()
+        for stride in [1, 2] {
+        for (height, width) in [(1, 1), (2, 6), (7, 9), (14, 14), (floatVectorWidth + 1, 2 * floatVectorWidth + 3), (8, 2 * floatVectorWidth + 4)] {
             for (inChannels, outChannels) in [(1, 16), (3, 5), (16, 16), (5, 1), (17, 3)] {
                 let shape = Conv2DShape(batch: 5, inChannels: inChannels, outChannels: outChannels,
-                                        height: height, width: width, kernel: 3, padding: 1)
+                                        height: height, width: width, kernel: 3, stride: stride, padding: 1)
                 // One block per image, two images, the whole batch (Conv2D.directWeightBlockImages).
-                let perImage = (inChannels + outChannels) * (height + 1) * (width + 1)
-                let slack = (inChannels + outChannels) * (3 * (width + 1) + 2 + 32)
+                let sequences = inChannels * stride * stride + outChannels
+                let perImage = sequences * (shape.outHeight + 1) * (shape.outWidth + 1)
+                let slack = sequences * (3 * (shape.outWidth + 1) + 2 + 32)
                 for images in [1, 2, 5] {
                     let scratchCount = images * perImage + slack
                     let blockImages = Conv2D.directWeightBlockImages(shape, scratchCount: scratchCount)
-                    guard blockImages > 0 else { continue }  // past the block limit: columns
+                    guard blockImages > 0 else { continue }  // odd sizes at stride 2, past the block limit
                     blockCounts.insert((shape.batch + blockImages - 1) / blockImages)
+                    strides.insert(stride)
                     var random = SeededRandom(seed: UInt64(4000 + index))
                     let input = random.floats(shape.inputCount), dOut = random.floats(shape.outputCount)
                     let initial = random.floats(shape.weightCount)
@@ -227,7 +232,8 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
                 }
             }
         }
-        #expect(index > 50 && blockCounts.contains(5) && blockCounts.contains(1))
+        }
+        #expect(index > 80 && blockCounts.contains(5) && blockCounts.contains(1) && strides == [1, 2])
     }
 
     /// The naive twin against a product worked by hand, so the oracle itself can fail.
