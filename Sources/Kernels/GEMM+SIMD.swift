@@ -190,14 +190,22 @@ extension GEMM {
         let mr = microRows, nr = microColumns
         #if arch(x86_64)
         if s.wide && columns == nr {
-            // AVX-512: 12 x 16 tiles (two A panels per B load), then at most one 6 x 16 tile;
+            // AVX-512: 12 x 16 tiles (two A panels per B load), ending in one 18 x 16 tile when
+            // 13-18 rows are left or at most one 6 x 16 tile;
             // partial row panels store only their valid rows straight into C (the zero rows of
             // the packed panel are computed and dropped), with the same arithmetic as storeEdge.
             var ir = 0
             while ir < mc {
-                let rowsHere = min(2 * mr, mc - ir)
+                let left = mc - ir
                 let aPanel = UnsafePointer(aBlock + ir * kc)
                 let target = s.c + (i0 + ir) * s.ldc + column
+                if left > 2 * mr && left <= 3 * mr {
+                    // 13-18 rows left (all of M = 16): one 18-row tile instead of 12 + 6.
+                    wideMicroKernel18x16(kc: kc, a: aPanel, b: UnsafePointer(bPanel), rows: left,
+                                         c: target, ldc: s.ldc, alpha: s.alpha, beta: beta)
+                    break
+                }
+                let rowsHere = min(2 * mr, left)
                 if rowsHere > mr {
                     wideMicroKernel12x16(kc: kc, a: aPanel, b: UnsafePointer(bPanel), rows: rowsHere,
                                          c: target, ldc: s.ldc, alpha: s.alpha, beta: beta)

@@ -75,6 +75,35 @@ public func wideMicroKernel12x16(kc: Int, a: UnsafePointer<Float>, b: UnsafePoin
     }
 }
 
+/// An 18 x 16 tile from three consecutive packed 6-row A panels: 18 accumulators, one B load
+/// and 18 embedded-broadcast FMAs per k step. Stores the first `rows` (13...18) rows. For
+/// M = 16 it replaces a 12 x 16 and a latency-bound 6 x 16 call.
+@inline(never)
+public func wideMicroKernel18x16(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, rows: Int,
+                                 c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+    var acc = InlineArray<18, WideVector>(repeating: .zero)
+    var pa0 = a
+    var pa1 = a + 6 * kc
+    var pa2 = a + 12 * kc
+    var pb = b
+    for _ in 0..<kc {
+        let bv = loadWide(pb)
+        for r in 0..<6 { acc[r] = acc[r].addingProduct(WideVector(repeating: pa0[r]), bv) }
+        for r in 0..<6 { acc[6 + r] = acc[6 + r].addingProduct(WideVector(repeating: pa1[r]), bv) }
+        for r in 0..<6 { acc[12 + r] = acc[12 + r].addingProduct(WideVector(repeating: pa2[r]), bv) }
+        pa0 += 6
+        pa1 += 6
+        pa2 += 6
+        pb += 16
+    }
+    let spilled = acc
+    withUnsafePointer(to: spilled) { p in
+        p.withMemoryRebound(to: WideVector.self, capacity: spilled.count) {
+            storeRows($0, rows: rows, c: c, ldc: ldc, alpha: alpha, beta: beta)
+        }
+    }
+}
+
 /// A 6 x 16 tile from one packed 6-row A panel and one 16-column B micro-panel; stores the first
 /// `rows` (1...6) rows. (6 accumulators cannot hide the FMA latency: used for a last odd panel.)
 @inline(never)
