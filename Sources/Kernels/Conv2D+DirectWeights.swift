@@ -67,13 +67,11 @@ extension Conv2D {
         let blockImages = directWeightBlockImages(shape, scratchCount: scratchCount)
         precondition(blockImages > 0, "Conv2D: backwardWeightsDirect needs a 3x3 pad-1 shape (stride 1, or 2 with even sizes) and scratch for one padded image, got \(shape) with \(scratchCount) floats")
         let phases = directPhases(shape)
-        let stride = shape.strideH
-        let height = shape.inHeight, width = shape.inWidth
         let outHeight = shape.outHeight, outWidth = shape.outWidth
         let rowStride = outWidth + 1
         let imageFloats = directImageFloats(shape)
         let cin = shape.inChannels, cout = shape.outChannels
-        let inPlane = shape.batch * height * width, outPlane = shape.batch * outHeight * outWidth
+        let outPlane = shape.batch * outHeight * outWidth
         // Output channels per tile: two with 32 zmm or NEON q registers (18 + 2 + 1), one with
         // 16 ymm (9 + 1 + 1).
         #if arch(x86_64)
@@ -89,15 +87,7 @@ extension Conv2D {
             let count = (images * imageFloats + 15) / 16 * 16
             let sequenceFloats = images * imageFloats + directSlack(shape)
             let channelFloats = phases * sequenceFloats
-            // Tap (ky, kx): phase (ky != 1, kx != 1) shifted by (ky != 0, kx != 0) for stride 2;
-            // phase 0 shifted by (ky, kx) for stride 1.
-            func offset(_ ky: Int, _ kx: Int) -> Int {
-                if stride == 1 { return ky * rowStride + kx }
-                let phase = (ky == 1 ? 0 : 2) + (kx == 1 ? 0 : 1)
-                return phase * sequenceFloats + (ky == 0 ? 0 : rowStride) + (kx == 0 ? 0 : 1)
-            }
-            let offsets: TapOffsets = (offset(0, 0), offset(0, 1), offset(0, 2), offset(1, 0), offset(1, 1),
-                                       offset(1, 2), offset(2, 0), offset(2, 1), offset(2, 2))
+            let offsets = directTapOffsets(shape, sequenceFloats: sequenceFloats)
             let paddedInput = scratch
             let paddedDOut = scratch + cin * channelFloats
             // Padded copies (sequences: each input channel's phases, then each dOut channel),
@@ -108,12 +98,8 @@ extension Conv2D {
                 for sequence in (sequences * task / copyThreads)..<(sequences * (task + 1) / copyThreads) {
                     let target = scratch + sequence * sequenceFloats
                     if sequence < cin * phases {
-                        let c = sequence / phases, phase = sequence % phases
-                        // Phase (a, b) of stride 2 starts at pixel (a, b) and steps 2.
-                        let source = input + c * inPlane + n0 * height * width + (phase / 2) * width + phase % 2
-                        padImages(target: target, source: source, images: images, rows: outHeight, columns: outWidth,
-                                  rowStep: stride * width, columnStep: stride, imageStep: height * width,
-                                  bordered: true, total: sequenceFloats)
+                        padInputPhase(target: target, input: input, shape: shape, sequence: sequence, firstImage: n0,
+                                      images: images, total: sequenceFloats)
                     } else {
                         let c = sequence - cin * phases
                         let source = dOut + c * outPlane + n0 * outHeight * outWidth
@@ -152,6 +138,34 @@ extension Conv2D {
             }
             n0 += images
         }
+    }
+
+    /// The input offsets of the nine taps from output position q in the padded layout, for
+    /// sequences of `sequenceFloats` (stride 2: phase (ky != 1, kx != 1) shifted by (ky != 0,
+    /// kx != 0) rows and columns; stride 1: shifted by (ky, kx)).
+    static func directTapOffsets(_ shape: Conv2DShape, sequenceFloats: Int) -> TapOffsets {
+        let rowStride = shape.outWidth + 1
+        func offset(_ ky: Int, _ kx: Int) -> Int {
+            if shape.strideH == 1 { return ky * rowStride + kx }
+            let phase = (ky == 1 ? 0 : 2) + (kx == 1 ? 0 : 1)
+            return phase * sequenceFloats + (ky == 0 ? 0 : rowStride) + (kx == 0 ? 0 : 1)
+        }
+        return (offset(0, 0), offset(0, 1), offset(0, 2), offset(1, 0), offset(1, 1),
+                offset(1, 2), offset(2, 0), offset(2, 1), offset(2, 2))
+    }
+
+    /// Pads input sequence `sequence` (channel sequence / phases, phase sequence % phases) of
+    /// images firstImage ..< firstImage + images into `target` (`total` floats).
+    @inline(__always)
+    static func padInputPhase(target: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, shape: Conv2DShape,
+                              sequence: Int, firstImage: Int, images: Int, total: Int) {
+        let phases = directPhases(shape), stride = shape.strideH
+        let height = shape.inHeight, width = shape.inWidth
+        let c = sequence / phases, phase = sequence % phases
+        // Phase (a, b) of stride 2 starts at pixel (a, b) and steps 2.
+        let source = input + c * shape.batch * height * width + firstImage * height * width + (phase / 2) * width + phase % 2
+        padImages(target: target, source: source, images: images, rows: shape.outHeight, columns: shape.outWidth,
+                  rowStep: stride * width, columnStep: stride, imageStep: height * width, bordered: true, total: total)
     }
 
     /// Copies `images` images of `rows` x `columns` pixels (pixel (i, j) of image n at

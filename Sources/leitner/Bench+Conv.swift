@@ -102,7 +102,7 @@ enum ConvBench {
         // The column (im2col) paths against the ones `Conv2D` takes for stride-1 3x3 layers:
         // interleaved rounds, medians, and the median per-round ratio column/new.
         print("")
-        print("conv paths: im2col (col) vs implicit GEMM (fwd), transposed convolution (bwdD) and direct correlation (bwdW), \(threads) thread(s)")
+        print("conv paths: im2col (col) vs implicit GEMM or phase planes (fwd), transposed convolution (bwdD) and direct correlation (bwdW), \(threads) thread(s)")
         print(BenchSupport.padRight("layer", 26) + BenchSupport.pad("pass", 6) + BenchSupport.pad("col ms", 9)
               + BenchSupport.pad("new ms", 9) + BenchSupport.pad("col/new", 9))
         for (name, shape) in layers {
@@ -113,6 +113,15 @@ enum ConvBench {
                                           scratchCount: scratchCount, context: multi)
                 }, new: {
                     Conv2D.forwardImplicit(out: output, input: input, weights: weights, shape: shape, context: multi)
+                })
+            }
+            if Conv2D.phasedBlockImages(shape, scratchCount: scratchCount) > 0 {
+                printPair(name, "fwd", seconds: seconds, column: {
+                    Conv2D.forwardColumns(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
+                                          scratchCount: scratchCount, context: multi)
+                }, new: {
+                    Conv2D.forwardPhased(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
+                                         scratchCount: scratchCount, context: multi)
                 })
             }
             if Conv2D.transposedShape(shape) != nil {

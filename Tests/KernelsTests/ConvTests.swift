@@ -75,6 +75,19 @@ func checkConv(_ shape: Conv2DShape, context: KernelContext, seed: UInt64, scrat
         #expect(differing.isEmpty, "Conv2D \(label): implicit and column forward differ at \(differing.count) outputs")
         #expect(implicitOut.firstDamagedGuard() == nil && columnOut.firstDamagedGuard() == nil)
     }
+    if Conv2D.phasedBlockImages(shape, scratchCount: scratchCount) > 0 {
+        // forward took the phase planes: bit for bit the column path (same packed values, same
+        // K blocks, same micro-kernel).
+        let phasedOut = GuardedBuffer(count: shape.outputCount)
+        let columnOut = GuardedBuffer(count: shape.outputCount)
+        Conv2D.forward(out: phasedOut.pointer, input: input.pointer, weights: weights.pointer, shape: shape,
+                       scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+        Conv2D.forwardColumns(out: columnOut.pointer, input: input.pointer, weights: weights.pointer, shape: shape,
+                              scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+        let differing = (0..<shape.outputCount).filter { phasedOut.pointer[$0].bitPattern != columnOut.pointer[$0].bitPattern }
+        #expect(differing.isEmpty, "Conv2D \(label): phased and column forward differ at \(differing.count) outputs")
+        #expect(phasedOut.firstDamagedGuard() == nil && columnOut.firstDamagedGuard() == nil)
+    }
     if Conv2D.transposedShape(shape) != nil {
         // backwardData took the transposed convolution; the column path must stay right too.
         checkAgainstTwin("Conv2D.backwardDataColumns", shape: label, seed: seed, outputCounts: [shape.inputCount], tolerance: bound(shape.inputCount)) { outputs, fast in
@@ -163,7 +176,11 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
             Conv2DShape(batch: 2, inChannels: 32, outChannels: 16, height: 14, width: 14, kernel: 1),
             Conv2DShape(batch: 2, inChannels: 16, outChannels: 16, height: 28, width: 28, kernel: 3, padding: 1),
             Conv2DShape(batch: 2, inChannels: 64, outChannels: 64, height: 7, width: 7, kernel: 3, padding: 1),
+            // Stride 2 on even sizes (phase planes), odd channel counts, a non-square image.
+            Conv2DShape(batch: 3, inChannels: 5, outChannels: 7, height: 8, width: 2 * floatVectorWidth + 4, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 2, inChannels: 32, outChannels: 64, height: 14, width: 14, kernel: 3, stride: 2, padding: 1),
         ]
+        #expect(layers.filter { Conv2D.usesPhasedForward($0) }.count == 3)
         // The 3x3 stride-1 layers take the transposed backward-data path, the others do not.
         #expect(layers.filter { Conv2D.transposedShape($0) != nil }.count == 3)
         for (index, shape) in layers.enumerated() {

@@ -1,0 +1,119 @@
+import Platform
+#if arch(x86_64)
+import KernelsAVX512
+#endif
+
+// MARK: - Stride-2 forward through padded phase planes
+
+/// The forward pass of a 3x3 stride-2 pad-1 convolution (even H and W) without an im2col matrix.
+/// Each input channel is split into its four phase planes in the padded layout of the direct
+/// weight gradient (`Conv2D+DirectWeights.swift`), where tap (ky, kx) of every output position
+/// q is the input value at q + offset(tap): the GEMM's B micro-panel row for (ci, tap) is then
+/// 16 contiguous floats, copied without masks. The GEMM runs over all padded output positions
+/// of a block of images (the ones in the zero column and row are computed and dropped) into a
+/// padded output, which is copied into the CNHW output at the end.
+/// The packed values, K blocks and micro-kernel are the column path's, so the output is bit for
+/// bit `forwardColumns`'.
+extension Conv2D {
+    /// The shapes `forward` runs this way: 3x3 stride-2 pad-1 with even H and W, and at most
+    /// `GEMM.blockM` output channels (all rows of A in one packed block).
+    public static func usesPhasedForward(_ shape: Conv2DShape) -> Bool {
+        directPhases(shape) == 4 && shape.outChannels <= GEMM.blockM
+    }
+
+    /// Images per block of `forwardPhased` with `scratchCount` floats of scratch (0: none fits).
+    public static func phasedBlockImages(_ shape: Conv2DShape, scratchCount: Int) -> Int {
+        guard usesPhasedForward(shape) else { return 0 }
+        let inputSequences = 4 * shape.inChannels
+        let perImage = (inputSequences + shape.outChannels) * directImageFloats(shape)
+        let budget = min(scratchCount, directBlockLimitFloats) - inputSequences * directSlack(shape) - 16 * shape.outChannels
+        return budget < perImage ? 0 : min(shape.batch, budget / perImage)
+    }
+
+    /// out = conv(input, weights) for `usesPhasedForward` shapes, when
+    /// `phasedBlockImages(shape, scratchCount:) > 0`.
+    public static func forwardPhased(
+        out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
+    ) {
+        let blockImages = phasedBlockImages(shape, scratchCount: scratchCount)
+        precondition(blockImages > 0, "Conv2D: forwardPhased needs a 3x3 stride-2 pad-1 shape with even sizes and scratch for one image, got \(shape) with \(scratchCount) floats")
+        let nr = GEMM.microColumns
+        let width = FloatVector.scalarCount
+        let cin = shape.inChannels, cout = shape.outChannels
+        let k = shape.patchSize
+        let kc = GEMM.kBlockSize(k)
+        let outHeight = shape.outHeight, outWidth = shape.outWidth
+        let rowStride = outWidth + 1
+        let imageFloats = directImageFloats(shape)
+        let outPlane = shape.batch * outHeight * outWidth
+        var n0 = 0
+        while n0 < shape.batch {
+            let images = min(blockImages, shape.batch - n0)
+            let sequenceFloats = images * imageFloats + directSlack(shape)
+            let channelFloats = 4 * sequenceFloats
+            let count = (images * imageFloats + nr - 1) / nr * nr
+            let paddedInput = scratch
+            let paddedOut = scratch + cin * channelFloats
+            let offsetTuple = directTapOffsets(shape, sequenceFloats: sequenceFloats)
+            var offsets = InlineArray<9, Int>(repeating: 0)
+            (offsets[0], offsets[1], offsets[2], offsets[3], offsets[4], offsets[5], offsets[6], offsets[7], offsets[8]) = offsetTuple
+            // Phase planes, sequences split over the threads.
+            let sequences = 4 * cin
+            let copyThreads = min(context.threads, sequences)
+            context.pool.run(tasks: copyThreads, threads: copyThreads) { task in
+                for sequence in (sequences * task / copyThreads)..<(sequences * (task + 1) / copyThreads) {
+                    padInputPhase(target: scratch + sequence * sequenceFloats, input: input, shape: shape, sequence: sequence,
+                                  firstImage: n0, images: images, total: sequenceFloats)
+                }
+            }
+            // The GEMM over the padded positions: NR-column panels split over the threads.
+            let panels = count / nr
+            let participants = min(GEMM.participantsFor(work: cout * count * k, threads: context.threads), panels)
+            let gemmShape = GEMM.Shape(transA: .none, transB: .none, m: cout, n: count, k: k, alpha: 1,
+                                       a: weights, lda: k, b: UnsafePointer(paddedInput), ldb: count, beta: 0,
+                                       c: paddedOut, ldc: count, kc: kc, mc: cout, nc: nr, wide: context.wideKernels)
+            context.pool.run(tasks: participants, threads: participants) { participant in
+                let (packA, packB, edge) = GEMM.packParts(context.packBuffer(participant))
+                let firstPanel = panels * participant / participants
+                let lastPanel = panels * (participant + 1) / participants
+                var p0 = 0
+                while p0 < k {
+                    let kcHere = min(kc, k - p0)
+                    let beta: Float = p0 == 0 ? 0 : 1
+                    GEMM.packABlock(gemmShape, p0: p0, kc: kcHere, i0: 0, mc: cout, into: packA)
+                    for panel in firstPanel..<lastPanel {
+                        let j0 = panel * nr
+                        var channel = p0 / 9, tap = p0 % 9
+                        var row = packB
+                        for _ in 0..<kcHere {
+                            let source = UnsafePointer(paddedInput) + channel * channelFloats + offsets[tap] + j0
+                            var v = 0
+                            while v < nr { row.storeVector(source.loadVector(at: v), at: v); v += width }
+                            row += nr
+                            tap += 1
+                            if tap == 9 { tap = 0; channel += 1 }
+                        }
+                        GEMM.computeColumnPanel(gemmShape, aBlock: packA, i0: 0, mc: cout, bPanel: packB, column: j0,
+                                                columns: nr, kc: kcHere, beta: beta, edge: edge)
+                    }
+                    p0 += kcHere
+                }
+            }
+            // The valid positions into the CNHW output, output channels split over the threads.
+            let unpadThreads = min(context.threads, cout)
+            context.pool.run(tasks: unpadThreads, threads: unpadThreads) { task in
+                for co in (cout * task / unpadThreads)..<(cout * (task + 1) / unpadThreads) {
+                    for image in 0..<images {
+                        for oh in 0..<outHeight {
+                            let source = paddedOut + co * count + (image * (outHeight + 1) + oh) * rowStride
+                            let target = out + co * outPlane + ((n0 + image) * outHeight + oh) * outWidth
+                            target.update(from: source, count: outWidth)
+                        }
+                    }
+                }
+            }
+            n0 += images
+        }
+    }
+}
