@@ -29,4 +29,20 @@ public final class KernelContext {
     public func packBuffer(_ index: Int) -> UnsafeMutablePointer<Float> {
         gemmPack + index * GEMM.packFloatsPerThread
     }
+
+    /// Runs `body(start, count)` over 0 ..< total split into one range per thread, each start a
+    /// multiple of 64 (so bit masks split on word boundaries), when total is at least 64 Ki
+    /// elements; else once over everything on the caller. For per-element kernels (ReLU,
+    /// elementwise add): the result does not depend on the split.
+    @inline(__always)
+    public func forEachRange(_ total: Int, _ body: (Int, Int) -> Void) {
+        let parts = total >= 64 * 1024 ? threads : 1
+        if parts == 1 { body(0, total); return }
+        let blocks = (total + 63) / 64
+        pool.run(tasks: parts, threads: parts) { part in
+            let start = min(total, blocks * part / parts * 64)
+            let end = min(total, blocks * (part + 1) / parts * 64)
+            if end > start { body(start, end - start) }
+        }
+    }
 }

@@ -49,9 +49,13 @@ extension Model {
             }
         case .relu:
             if training, let mask = node.mask {
-                ReLU.forwardMasked(output: node.output, mask: mask, input: from, count: batch * outShape.count)
+                context.forEachRange(batch * outShape.count) { start, count in
+                    ReLU.forwardMasked(output: node.output + start, mask: mask + start / 32, input: from + start, count: count)
+                }
             } else {
-                ReLU.forward(output: node.output, input: from, count: batch * outShape.count)
+                context.forEachRange(batch * outShape.count) { start, count in
+                    ReLU.forward(output: node.output + start, input: from + start, count: count)
+                }
             }
         case .maxPool:
             MaxPool2D.forward(out: node.output, indices: node.indices!, input: from, shape: poolShape(index, batch: batch), context: context)
@@ -78,7 +82,8 @@ extension Model {
             let host = layout.outputInPlaceOf[index]
             if host >= 0 {
                 // In place over one input's buffer: add the other.
-                Elementwise.add(node.output, source(host == layer.inputs[0] ? layer.inputs[1] : layer.inputs[0]), count: count)
+                let other = source(host == layer.inputs[0] ? layer.inputs[1] : layer.inputs[0])
+                context.forEachRange(count) { start, part in Elementwise.add(node.output + start, other + start, count: part) }
             } else {
                 Elementwise.copy(node.output, from, count: count)
                 Elementwise.add(node.output, source(layer.inputs[1]), count: count)
@@ -143,15 +148,23 @@ extension Model {
         case .relu:
             if let dFrom, let mask = node.mask {
                 if layout.gradientSharedWith[fromIndex] == index {
-                    ReLU.backwardMaskedInPlace(gradient: node.dOutput, mask: mask, count: batch * outShape.count)
+                    context.forEachRange(batch * outShape.count) { start, count in
+                        ReLU.backwardMaskedInPlace(gradient: node.dOutput + start, mask: mask + start / 32, count: count)
+                    }
                 } else {
-                    ReLU.backwardMasked(dInput: dFrom, dOutput: node.dOutput, mask: mask, count: batch * outShape.count)
+                    context.forEachRange(batch * outShape.count) { start, count in
+                        ReLU.backwardMasked(dInput: dFrom + start, dOutput: node.dOutput + start, mask: mask + start / 32, count: count)
+                    }
                 }
             } else if let dFrom {
                 if layout.gradientSharedWith[fromIndex] == index {
-                    ReLU.backwardInPlace(gradient: node.dOutput, output: node.output, count: batch * outShape.count)
+                    context.forEachRange(batch * outShape.count) { start, count in
+                        ReLU.backwardInPlace(gradient: node.dOutput + start, output: node.output + start, count: count)
+                    }
                 } else {
-                    ReLU.backward(dInput: dFrom, dOutput: node.dOutput, output: node.output, count: batch * outShape.count)
+                    context.forEachRange(batch * outShape.count) { start, count in
+                        ReLU.backward(dInput: dFrom + start, dOutput: node.dOutput + start, output: node.output + start, count: count)
+                    }
                 }
             }
         case .maxPool:
@@ -190,7 +203,8 @@ extension Model {
             // An input sharing this gradient buffer receives it without work.
             let count = batch * outShape.count
             for input in layer.inputs where input != -1 && trainable.requiresGradient[input] && layout.gradientSharedWith[input] != index {
-                Elementwise.add(nodes[input].dOutput, node.dOutput, count: count)
+                let target = nodes[input].dOutput
+                context.forEachRange(count) { start, part in Elementwise.add(target + start, node.dOutput + start, count: part) }
             }
         }
     }
