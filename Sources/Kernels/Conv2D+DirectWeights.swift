@@ -1,7 +1,5 @@
 import Platform
-#if arch(x86_64)
 import KernelsAVX512
-#endif
 
 // MARK: - Direct weight gradient for 3x3 pad-1 convolutions, stride 1 or 2
 

@@ -1,7 +1,5 @@
 import Platform
-#if arch(x86_64)
 import KernelsAVX512
-#endif
 
 // MARK: - Implicit-GEMM forward for 3x3 stride-1 "same" convolutions
 

@@ -1,7 +1,5 @@
 import Platform
-#if arch(x86_64)
 import KernelsAVX512
-#endif
 
 // MARK: - Stride-2 forward through padded phase planes
 

@@ -1,7 +1,5 @@
 import Platform
-#if arch(x86_64)
 import KernelsAVX512
-#endif
 
 // The fast single-precision GEMM: BLIS/Goto-style cache blocking, packed operands, and one
 // register-blocked micro-kernel written against `FloatVector` (see GEMM+Blocking.swift for the
