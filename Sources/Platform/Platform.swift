@@ -4,6 +4,9 @@ public enum Platform {
     /// The vector instruction set the kernels were compiled for, for reports.
     public static var vectorISA: String {
         #if arch(x86_64)
+        if SystemInfo.useAVX512() {
+            return "AVX2+FMA (haswell), AVX-512 GEMM micro-kernels, packing and weight-gradient tiles (this CPU has AVX-512; LEITNER_SIMD=avx2 turns them off)"
+        }
         return "AVX2+FMA (haswell)"
         #elseif arch(arm64)
         return "NEON (aarch64)"
