@@ -285,7 +285,12 @@ public enum Conv2D {
         // and register transposes) measured 0.35-0.63x of this path on the reference layers
         // (`leitner bench conv`, 2026-11-23) and was removed. 3x3 stride-1 "same" layers take
         // the direct correlation instead (no im2col, no packing).
-        if directWeightBlockImages(shape, scratchCount: scratchCount) > 0 {
+        // With 16-lane tiles (two output channels each) the direct path won on every reference
+        // layer; with 8-lane AVX2 tiles (one output channel: ten loads per nine FMAs) only up to
+        // 16 input channels (`leitner bench conv` with LEITNER_SIMD=avx2, 2026-11-23: 1.08-1.27x
+        // there, 0.69-0.89x at 32-64 input channels). NEON (two-channel tiles) is not measured
+        // on a board yet and takes the AVX2 rule.
+        if directWeightBlockImages(shape, scratchCount: scratchCount) > 0 && (context.wideKernels || shape.inChannels <= 16) {
             backwardWeightsDirect(dWeights: dWeights, dOut: dOut, input: input, shape: shape, scratch: scratch,
                                   scratchCount: scratchCount, context: context)
             return
