@@ -66,7 +66,6 @@ extension Conv2D {
         precondition(blockImages > 0, "Conv2D: backwardWeightsDirect needs a 3x3 pad-1 shape (stride 1, or 2 with even sizes) and scratch for one padded image, got \(shape) with \(scratchCount) floats")
         let phases = directPhases(shape)
         let outHeight = shape.outHeight, outWidth = shape.outWidth
-        let rowStride = outWidth + 1
         let imageFloats = directImageFloats(shape)
         let cin = shape.inChannels, cout = shape.outChannels
         let outPlane = shape.batch * outHeight * outWidth
