@@ -50,8 +50,15 @@ extension Conv2D {
         let phases = directPhases(shape)
         guard phases > 0 else { return 0 }
         let sequences = shape.inChannels * phases + shape.outChannels
+        return directBlockImages(shape, sequences: sequences, slack: sequences * directSlack(shape), scratchCount: scratchCount)
+    }
+
+    /// Images per block when each image takes `sequences` padded images of
+    /// `directImageFloats(shape)` and the block `slack` floats more, in at most
+    /// min(scratchCount, directBlockLimitFloats) floats; 0 when not even one image fits.
+    static func directBlockImages(_ shape: Conv2DShape, sequences: Int, slack: Int, scratchCount: Int) -> Int {
         let perImage = sequences * directImageFloats(shape)
-        let budget = min(scratchCount, directBlockLimitFloats) - sequences * directSlack(shape)
+        let budget = min(scratchCount, directBlockLimitFloats) - slack
         return budget < perImage ? 0 : min(shape.batch, budget / perImage)
     }
 

@@ -36,38 +36,9 @@ extension Conv2D {
         shape: Conv2DShape, accumulate: Bool, context: KernelContext
     ) {
         precondition(shape.isValid && usesImplicitForward(shape), "Conv2D: forwardImplicit needs a 3x3 stride-1 pad-1 shape, got \(shape)")
-        let nr = GEMM.microColumns
-        let m = shape.outChannels, k = shape.patchSize
-        let columns = shape.batch * shape.inHeight * shape.inWidth
-        // The GEMM's own blocking for this M, N, K (so the sums match `GEMM.simd` exactly).
-        let kc = GEMM.kBlockSize(k)
-        let panels = (columns + nr - 1) / nr
-        let participants = min(GEMM.participantsFor(work: m * columns * k, threads: context.threads), panels)
-        let gemmShape = GEMM.Shape(transA: .none, transB: .none, m: m, n: columns, k: k, alpha: 1,
-                                   a: weights, lda: k, b: input, ldb: columns, beta: 0, c: out, ldc: columns,
-                                   kc: kc, mc: m, nc: nr, wide: context.wideKernels)
-        context.pool.run(tasks: participants, threads: participants) { participant in
-            let (packA, packB, edge) = GEMM.packParts(context.packBuffer(participant))
-            let firstPanel = panels * participant / participants
-            let lastPanel = panels * (participant + 1) / participants
-            var p0 = 0
-            while p0 < k {
-                let kcHere = min(kc, k - p0)
-                let beta: Float = p0 == 0 && !accumulate ? 0 : 1
-                GEMM.packABlock(gemmShape, p0: p0, kc: kcHere, i0: 0, mc: m, into: packA)
-                var coordinates = PanelCoordinates(firstColumn: firstPanel * nr, height: shape.inHeight, width: shape.inWidth)
-                for panel in firstPanel..<lastPanel {
-                    let j0 = panel * nr
-                    let cols = min(nr, columns - j0)
-                    packImplicitPanel(input: input, shape: shape, p0: p0, kc: kcHere, j0: j0, cols: cols,
-                                      coordinates: coordinates, wide: gemmShape.wide, into: packB)
-                    coordinates.advance(height: shape.inHeight, width: shape.inWidth)
-                    GEMM.computeColumnPanel(gemmShape, aBlock: packA, i0: 0, mc: m, bPanel: packB, column: j0,
-                                            columns: cols, kc: kcHere, beta: beta, edge: edge)
-                }
-                p0 += kcHere
-            }
-        }
+        GEMM.panelGEMM(m: shape.outChannels, columns: shape.batch * shape.inHeight * shape.inWidth, k: shape.patchSize,
+                       a: weights, c: out, accumulate: accumulate, context: context,
+                       packer: ImplicitPanelPacker(input: input, shape: shape, wide: context.wideKernels))
     }
 
     /// Packs col[p0 ..< p0 + kc, j0 ..< j0 + NR] into one k-major micro-panel (kc rows of NR
@@ -200,5 +171,30 @@ struct PanelCoordinates {
             columns[v] = ow
             rows[v] = oh
         }
+    }
+}
+
+/// Packs the B micro-panels of the implicit 3x3 GEMM from the image, carrying the panel's
+/// lane coordinates from one panel to the next.
+struct ImplicitPanelPacker: BPanelPacker {
+    let input: UnsafePointer<Float>
+    let shape: Conv2DShape
+    let wide: Bool
+    var coordinates = PanelCoordinates(firstColumn: 0, height: 1, width: 1)
+
+    init(input: UnsafePointer<Float>, shape: Conv2DShape, wide: Bool) {
+        self.input = input
+        self.shape = shape
+        self.wide = wide
+    }
+
+    mutating func start(atPanel panel: Int) {
+        coordinates = PanelCoordinates(firstColumn: panel * GEMM.microColumns, height: shape.inHeight, width: shape.inWidth)
+    }
+
+    mutating func pack(p0: Int, kc: Int, panel: Int, columns: Int, into dst: UnsafeMutablePointer<Float>) {
+        Conv2D.packImplicitPanel(input: input, shape: shape, p0: p0, kc: kc, j0: panel * GEMM.microColumns, cols: columns,
+                                 coordinates: coordinates, wide: wide, into: dst)
+        coordinates.advance(height: shape.inHeight, width: shape.inWidth)
     }
 }

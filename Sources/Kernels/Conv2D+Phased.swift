@@ -19,13 +19,14 @@ extension Conv2D {
         directPhases(shape) == 4 && shape.outChannels <= GEMM.blockM
     }
 
-    /// Images per block of `forwardPhased` with `scratchCount` floats of scratch (0: none fits).
+    /// Images per block of `forwardPhased` with `scratchCount` floats of scratch (0: none fits):
+    /// the input phase planes and the padded output (rounded up to 16 columns).
     public static func phasedBlockImages(_ shape: Conv2DShape, scratchCount: Int) -> Int {
         guard usesPhasedForward(shape) else { return 0 }
         let inputSequences = 4 * shape.inChannels
-        let perImage = (inputSequences + shape.outChannels) * directImageFloats(shape)
-        let budget = min(scratchCount, directBlockLimitFloats) - inputSequences * directSlack(shape) - 16 * shape.outChannels
-        return budget < perImage ? 0 : min(shape.batch, budget / perImage)
+        return directBlockImages(shape, sequences: inputSequences + shape.outChannels,
+                                 slack: inputSequences * directSlack(shape) + 16 * shape.outChannels,
+                                 scratchCount: scratchCount)
     }
 
     /// out = conv(input, weights) for `usesPhasedForward` shapes, when
@@ -37,10 +38,8 @@ extension Conv2D {
         let blockImages = phasedBlockImages(shape, scratchCount: scratchCount)
         precondition(blockImages > 0, "Conv2D: forwardPhased needs a 3x3 stride-2 pad-1 shape with even sizes and scratch for one image, got \(shape) with \(scratchCount) floats")
         let nr = GEMM.microColumns
-        let width = FloatVector.scalarCount
         let cin = shape.inChannels, cout = shape.outChannels
         let k = shape.patchSize
-        let kc = GEMM.kBlockSize(k)
         let outHeight = shape.outHeight, outWidth = shape.outWidth
         let rowStride = outWidth + 1
         let imageFloats = directImageFloats(shape)
@@ -65,39 +64,10 @@ extension Conv2D {
                                   firstImage: n0, images: images, total: sequenceFloats)
                 }
             }
-            // The GEMM over the padded positions: NR-column panels split over the threads.
-            let panels = count / nr
-            let participants = min(GEMM.participantsFor(work: cout * count * k, threads: context.threads), panels)
-            let gemmShape = GEMM.Shape(transA: .none, transB: .none, m: cout, n: count, k: k, alpha: 1,
-                                       a: weights, lda: k, b: UnsafePointer(paddedInput), ldb: count, beta: 0,
-                                       c: paddedOut, ldc: count, kc: kc, mc: cout, nc: nr, wide: context.wideKernels)
-            context.pool.run(tasks: participants, threads: participants) { participant in
-                let (packA, packB, edge) = GEMM.packParts(context.packBuffer(participant))
-                let firstPanel = panels * participant / participants
-                let lastPanel = panels * (participant + 1) / participants
-                var p0 = 0
-                while p0 < k {
-                    let kcHere = min(kc, k - p0)
-                    let beta: Float = p0 == 0 ? 0 : 1
-                    GEMM.packABlock(gemmShape, p0: p0, kc: kcHere, i0: 0, mc: cout, into: packA)
-                    for panel in firstPanel..<lastPanel {
-                        let j0 = panel * nr
-                        var channel = p0 / 9, tap = p0 % 9
-                        var row = packB
-                        for _ in 0..<kcHere {
-                            let source = UnsafePointer(paddedInput) + channel * channelFloats + offsets[tap] + j0
-                            var v = 0
-                            while v < nr { row.storeVector(source.loadVector(at: v), at: v); v += width }
-                            row += nr
-                            tap += 1
-                            if tap == 9 { tap = 0; channel += 1 }
-                        }
-                        GEMM.computeColumnPanel(gemmShape, aBlock: packA, i0: 0, mc: cout, bPanel: packB, column: j0,
-                                                columns: nr, kc: kcHere, beta: beta, edge: edge)
-                    }
-                    p0 += kcHere
-                }
-            }
+            // The GEMM over the padded positions.
+            GEMM.panelGEMM(m: cout, columns: count, k: k, a: weights, c: paddedOut, accumulate: false, context: context,
+                           packer: PhasePanelPacker(planes: UnsafePointer(paddedInput), channelFloats: channelFloats,
+                                                    offsets: offsets))
             // The valid positions into the CNHW output, output channels split over the threads.
             let unpadThreads = min(context.threads, cout)
             context.pool.run(tasks: unpadThreads, threads: unpadThreads) { task in
@@ -112,6 +82,30 @@ extension Conv2D {
                 }
             }
             n0 += images
+        }
+    }
+}
+
+/// Packs B micro-panels from the padded phase planes: row (ci, tap) of the panel at column j0
+/// is the 16 floats at channel ci's planes + offset(tap) + j0 (every tap a fixed offset, no masks).
+struct PhasePanelPacker: BPanelPacker {
+    let planes: UnsafePointer<Float>
+    let channelFloats: Int
+    let offsets: InlineArray<9, Int>
+
+    mutating func start(atPanel panel: Int) {}
+
+    mutating func pack(p0: Int, kc: Int, panel: Int, columns: Int, into dst: UnsafeMutablePointer<Float>) {
+        let nr = GEMM.microColumns, width = FloatVector.scalarCount
+        var channel = p0 / 9, tap = p0 % 9
+        var row = dst
+        for _ in 0..<kc {
+            let source = planes + channel * channelFloats + offsets[tap] + panel * nr
+            var v = 0
+            while v < nr { row.storeVector(source.loadVector(at: v), at: v); v += width }
+            row += nr
+            tap += 1
+            if tap == 9 { tap = 0; channel += 1 }
         }
     }
 }

@@ -84,6 +84,45 @@ extension GEMM {
         }
     }
 
+    /// C[m, columns] = A[m, k] x B (or C += when `accumulate`) where B is never stored: `packer`
+    /// writes each NR-column micro-panel of B for a K block just before the micro-kernel runs
+    /// down it (the implicit convolutions). Row-major A with lda k, C with ldc columns, m at most
+    /// `blockM` (one packed A block). The GEMM's own K blocks and micro-kernel, so C is bit for
+    /// bit what `simd` gives on the same B; threads take contiguous ranges of panels.
+    static func panelGEMM<Packer: BPanelPacker>(
+        m: Int, columns: Int, k: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, accumulate: Bool,
+        context: KernelContext, packer: Packer
+    ) {
+        let nr = microColumns
+        let kc = kBlockSize(k)
+        let panels = (columns + nr - 1) / nr
+        let participants = min(participantsFor(work: m * columns * k, threads: context.threads), panels)
+        // b is unused: the packer stands for it.
+        let shape = Shape(transA: .none, transB: .none, m: m, n: columns, k: k, alpha: 1, a: a, lda: k, b: a, ldb: 0,
+                          beta: 0, c: c, ldc: columns, kc: kc, mc: m, nc: nr, wide: context.wideKernels)
+        context.pool.run(tasks: participants, threads: participants) { participant in
+            let (packA, packB, edge) = packParts(context.packBuffer(participant))
+            let firstPanel = panels * participant / participants
+            let lastPanel = panels * (participant + 1) / participants
+            var packer = packer
+            var p0 = 0
+            while p0 < k {
+                let kcHere = min(kc, k - p0)
+                let beta: Float = p0 == 0 && !accumulate ? 0 : 1
+                packABlock(shape, p0: p0, kc: kcHere, i0: 0, mc: m, into: packA)
+                packer.start(atPanel: firstPanel)
+                for panel in firstPanel..<lastPanel {
+                    let j0 = panel * nr
+                    let width = min(nr, columns - j0)
+                    packer.pack(p0: p0, kc: kcHere, panel: panel, columns: width, into: packB)
+                    computeColumnPanel(shape, aBlock: packA, i0: 0, mc: m, bPanel: packB, column: j0,
+                                       columns: width, kc: kcHere, beta: beta, edge: edge)
+                }
+                p0 += kcHere
+            }
+        }
+    }
+
     /// Participants for `work` multiply-adds: threads only pay off above ~256K each (waking a
     /// worker costs microseconds).
     @inline(__always)
@@ -195,23 +234,12 @@ extension GEMM {
             var ir = 0
             while ir < mc {
                 let left = mc - ir
-                let aPanel = UnsafePointer(aBlock + ir * kc)
-                let target = s.c + (i0 + ir) * s.ldc + column
-                if left > 2 * mr && left <= 3 * mr {
-                    // 13-18 rows left (all of M = 16): one 18-row tile instead of 12 + 6.
-                    wideMicroKernel18x16(kc: kc, a: aPanel, b: UnsafePointer(bPanel), rows: left,
-                                         c: target, ldc: s.ldc, alpha: s.alpha, beta: beta)
-                    break
-                }
-                let rowsHere = min(2 * mr, left)
-                if rowsHere > mr {
-                    wideMicroKernel12x16(kc: kc, a: aPanel, b: UnsafePointer(bPanel), rows: rowsHere,
-                                         c: target, ldc: s.ldc, alpha: s.alpha, beta: beta)
-                } else {
-                    wideMicroKernel6x16(kc: kc, a: aPanel, b: UnsafePointer(bPanel), rows: rowsHere,
-                                        c: target, ldc: s.ldc, alpha: s.alpha, beta: beta)
-                }
-                ir += 2 * mr
+                // 13-18 rows left (all of M = 16): one 18-row tile instead of 12 + 6.
+                let panels = left > 2 * mr && left <= 3 * mr ? 3 : min(2, (left + mr - 1) / mr)
+                wideMicroKernel(panels: panels, kc: kc, a: UnsafePointer(aBlock + ir * kc), b: UnsafePointer(bPanel),
+                                rows: min(left, panels * mr), c: s.c + (i0 + ir) * s.ldc + column, ldc: s.ldc,
+                                alpha: s.alpha, beta: beta)
+                ir += panels * mr
             }
             return
         }
@@ -431,4 +459,13 @@ extension GEMM {
             }
         }
     }
+}
+
+/// Writes the B micro-panels of `GEMM.panelGEMM`. Each participant works on its own copy.
+protocol BPanelPacker {
+    /// A K block starts; the participant's panels begin at `panel`.
+    mutating func start(atPanel panel: Int)
+    /// Packs B[p0 ..< p0 + kc, panel's NR columns] k-major into `dst` (kc rows of NR floats;
+    /// columns past `columns` zero). Called for consecutive panels after `start`.
+    mutating func pack(p0: Int, kc: Int, panel: Int, columns: Int, into dst: UnsafeMutablePointer<Float>)
 }

@@ -33,30 +33,26 @@ extension SIMD16: TreeSummable where Scalar == Float {
 public typealias TapOffsets = (Int, Int, Int, Int, Int, Int, Int, Int, Int)
 
 /// sums[r * sumStride + tap] += sum over q in 0 ..< count of dOut[r * dOutStride + q] *
-/// input[q + offsets.tap], for r in 0 ..< rows (1 to 3; a constant after inlining) and the nine
+/// input[q + offsets.tap], for r in 0 ..< rows (1 or 2; a constant after inlining) and the nine
 /// taps. count is a multiple of V.scalarCount; the caller guarantees that input can be read up
 /// to count + (largest offset) + V.scalarCount floats.
-/// Per q step: `rows` dOut vectors stay in registers while the nine shifted input vectors are
-/// loaded one at a time (27 accumulators + 3 + 1 = 31 registers for three rows of zmm).
+/// Per q step the `rows` dOut vectors stay in registers while the nine shifted input vectors
+/// are loaded one at a time (18 accumulators + 2 + 1 registers for two rows).
 @inlinable @inline(__always)
 public func correlateTile<V: TreeSummable>(_ vector: V.Type, rows: Int, dOut: UnsafePointer<Float>, dOutStride: Int,
                                            input: UnsafePointer<Float>, offsets: TapOffsets, count: Int,
                                            sums: UnsafeMutablePointer<Float>, sumStride: Int) {
     // Named accumulators (a runtime-indexed array of them was kept in memory by LLVM).
-    var a = NineTaps<V>(), b = NineTaps<V>(), c = NineTaps<V>()
-    let d1 = rows > 1 ? dOutStride : 0, d2 = rows > 2 ? 2 * dOutStride : 0
+    var first = NineTaps<V>(), second = NineTaps<V>()
     var q = 0
     while q < count {
         let x = UnsafeRawPointer(dOut + q).loadUnaligned(as: V.self)
-        let y = rows > 1 ? UnsafeRawPointer(dOut + d1 + q).loadUnaligned(as: V.self) : V()
-        let z = rows > 2 ? UnsafeRawPointer(dOut + d2 + q).loadUnaligned(as: V.self) : V()
-        let p = input + q
-        a.accumulate(x, y, z, rows: rows, p, offsets, &b, &c)
+        let y = rows > 1 ? UnsafeRawPointer(dOut + dOutStride + q).loadUnaligned(as: V.self) : V()
+        first.accumulate(x, y, rows: rows, input + q, offsets, &second)
         q += V.scalarCount
     }
-    a.add(to: sums)
-    if rows > 1 { b.add(to: sums + sumStride) }
-    if rows > 2 { c.add(to: sums + 2 * sumStride) }
+    first.add(to: sums)
+    if rows > 1 { second.add(to: sums + sumStride) }
 }
 
 /// Nine vector accumulators, one per 3x3 tap.
@@ -66,30 +62,19 @@ struct NineTaps<V: TreeSummable> {
 
     @inlinable @inline(__always) init() {}
 
-    /// self (row 0), b (row 1) and c (row 2) += dOut row vector * each of the nine input vectors
-    /// at p + offsets: tap by tap, so only one input vector is live at a time.
+    /// self += x * (each of the nine input vectors at p + offsets), and when rows > 1 also
+    /// other += y * the same vectors: tap by tap, so one input vector is live at a time.
     @inlinable @inline(__always)
-    mutating func accumulate(_ x: V, _ y: V, _ z: V, rows: Int, _ p: UnsafePointer<Float>, _ o: TapOffsets,
-                             _ b: inout NineTaps<V>, _ c: inout NineTaps<V>) {
-        @inline(__always) func load(_ offset: Int) -> V { UnsafeRawPointer(p + offset).loadUnaligned(as: V.self) }
-        var v = load(o.0)
-        t0 = t0.addingProduct(x, v); if rows > 1 { b.t0 = b.t0.addingProduct(y, v) }; if rows > 2 { c.t0 = c.t0.addingProduct(z, v) }
-        v = load(o.1)
-        t1 = t1.addingProduct(x, v); if rows > 1 { b.t1 = b.t1.addingProduct(y, v) }; if rows > 2 { c.t1 = c.t1.addingProduct(z, v) }
-        v = load(o.2)
-        t2 = t2.addingProduct(x, v); if rows > 1 { b.t2 = b.t2.addingProduct(y, v) }; if rows > 2 { c.t2 = c.t2.addingProduct(z, v) }
-        v = load(o.3)
-        t3 = t3.addingProduct(x, v); if rows > 1 { b.t3 = b.t3.addingProduct(y, v) }; if rows > 2 { c.t3 = c.t3.addingProduct(z, v) }
-        v = load(o.4)
-        t4 = t4.addingProduct(x, v); if rows > 1 { b.t4 = b.t4.addingProduct(y, v) }; if rows > 2 { c.t4 = c.t4.addingProduct(z, v) }
-        v = load(o.5)
-        t5 = t5.addingProduct(x, v); if rows > 1 { b.t5 = b.t5.addingProduct(y, v) }; if rows > 2 { c.t5 = c.t5.addingProduct(z, v) }
-        v = load(o.6)
-        t6 = t6.addingProduct(x, v); if rows > 1 { b.t6 = b.t6.addingProduct(y, v) }; if rows > 2 { c.t6 = c.t6.addingProduct(z, v) }
-        v = load(o.7)
-        t7 = t7.addingProduct(x, v); if rows > 1 { b.t7 = b.t7.addingProduct(y, v) }; if rows > 2 { c.t7 = c.t7.addingProduct(z, v) }
-        v = load(o.8)
-        t8 = t8.addingProduct(x, v); if rows > 1 { b.t8 = b.t8.addingProduct(y, v) }; if rows > 2 { c.t8 = c.t8.addingProduct(z, v) }
+    mutating func accumulate(_ x: V, _ y: V, rows: Int, _ p: UnsafePointer<Float>, _ o: TapOffsets,
+                             _ other: inout NineTaps<V>) {
+        @inline(__always) func tap(_ mine: inout V, _ theirs: inout V, _ offset: Int) {
+            let v = UnsafeRawPointer(p + offset).loadUnaligned(as: V.self)
+            mine = mine.addingProduct(x, v)
+            if rows > 1 { theirs = theirs.addingProduct(y, v) }
+        }
+        tap(&t0, &other.t0, o.0); tap(&t1, &other.t1, o.1); tap(&t2, &other.t2, o.2)
+        tap(&t3, &other.t3, o.3); tap(&t4, &other.t4, o.4); tap(&t5, &other.t5, o.5)
+        tap(&t6, &other.t6, o.6); tap(&t7, &other.t7, o.7); tap(&t8, &other.t8, o.8)
     }
 
     /// sums[tap] += the lane sum of tap's accumulator.

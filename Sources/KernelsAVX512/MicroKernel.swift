@@ -48,73 +48,36 @@ func storeRows(_ acc: UnsafePointer<WideVector>, rows: Int, c: UnsafeMutablePoin
     }
 }
 
-/// A 12 x 16 tile from two consecutive packed 6-row A panels (`a`: kc steps of 6 floats, then
-/// the next panel's kc steps) and one packed 16-column B micro-panel (kc steps of 16 floats):
-/// 12 zmm accumulators, one B load and 12 embedded-broadcast FMAs per k step. Stores the first
-/// `rows` (7...12) rows of the tile into C.
+/// A (6 * panels) x 16 tile, panels = 1, 2 or 3 consecutive packed 6-row A panels (each kc
+/// steps of 6 floats) against one packed 16-column B micro-panel (kc steps of 16 floats):
+/// 6 * panels zmm accumulators, one B load and 6 * panels embedded-broadcast FMAs per k step.
+/// Stores the first `rows` rows of the tile into C. Two or three panels hide the FMA latency;
+/// one (6 accumulators) is for a last odd panel. Three replace 12 + 6 rows for M = 16.
 @inline(never)
-public func wideMicroKernel12x16(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, rows: Int,
-                                 c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
-    var acc = InlineArray<12, WideVector>(repeating: .zero)
-    var pa0 = a
-    var pa1 = a + 6 * kc
-    var pb = b
-    for _ in 0..<kc {
-        let bv = loadWide(pb)
-        for r in 0..<6 { acc[r] = acc[r].addingProduct(WideVector(repeating: pa0[r]), bv) }
-        for r in 0..<6 { acc[6 + r] = acc[6 + r].addingProduct(WideVector(repeating: pa1[r]), bv) }
-        pa0 += 6
-        pa1 += 6
-        pb += 16
-    }
-    let spilled = acc
-    withUnsafePointer(to: spilled) { p in
-        p.withMemoryRebound(to: WideVector.self, capacity: spilled.count) {
-            storeRows($0, rows: rows, c: c, ldc: ldc, alpha: alpha, beta: beta)
-        }
+public func wideMicroKernel(panels: Int, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, rows: Int,
+                            c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+    switch panels {
+    case 3: microTile(panels: 3, kc: kc, a: a, b: b, rows: rows, c: c, ldc: ldc, alpha: alpha, beta: beta)
+    case 2: microTile(panels: 2, kc: kc, a: a, b: b, rows: rows, c: c, ldc: ldc, alpha: alpha, beta: beta)
+    default: microTile(panels: 1, kc: kc, a: a, b: b, rows: rows, c: c, ldc: ldc, alpha: alpha, beta: beta)
     }
 }
 
-/// An 18 x 16 tile from three consecutive packed 6-row A panels: 18 accumulators, one B load
-/// and 18 embedded-broadcast FMAs per k step. Stores the first `rows` (13...18) rows. For
-/// M = 16 it replaces a 12 x 16 and a latency-bound 6 x 16 call.
-@inline(never)
-public func wideMicroKernel18x16(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, rows: Int,
-                                 c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+/// The body of `wideMicroKernel`, inlined with a constant panel count.
+@inline(__always)
+func microTile(panels: Int, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, rows: Int,
+               c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
     var acc = InlineArray<18, WideVector>(repeating: .zero)
-    var pa0 = a
-    var pa1 = a + 6 * kc
-    var pa2 = a + 12 * kc
-    var pb = b
-    for _ in 0..<kc {
-        let bv = loadWide(pb)
-        for r in 0..<6 { acc[r] = acc[r].addingProduct(WideVector(repeating: pa0[r]), bv) }
-        for r in 0..<6 { acc[6 + r] = acc[6 + r].addingProduct(WideVector(repeating: pa1[r]), bv) }
-        for r in 0..<6 { acc[12 + r] = acc[12 + r].addingProduct(WideVector(repeating: pa2[r]), bv) }
-        pa0 += 6
-        pa1 += 6
-        pa2 += 6
-        pb += 16
-    }
-    let spilled = acc
-    withUnsafePointer(to: spilled) { p in
-        p.withMemoryRebound(to: WideVector.self, capacity: spilled.count) {
-            storeRows($0, rows: rows, c: c, ldc: ldc, alpha: alpha, beta: beta)
-        }
-    }
-}
-
-/// A 6 x 16 tile from one packed 6-row A panel and one 16-column B micro-panel; stores the first
-/// `rows` (1...6) rows. (6 accumulators cannot hide the FMA latency: used for a last odd panel.)
-@inline(never)
-public func wideMicroKernel6x16(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, rows: Int,
-                                c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
-    var acc = InlineArray<6, WideVector>(repeating: .zero)
+    let panelStride = 6 &* kc  // floats from one packed A panel to the next (wrapping: no checks in the loop)
     var pa = a
     var pb = b
     for _ in 0..<kc {
         let bv = loadWide(pb)
-        for r in 0..<6 { acc[r] = acc[r].addingProduct(WideVector(repeating: pa[r]), bv) }
+        for panel in 0..<panels {
+            for r in 0..<6 {
+                acc[6 * panel + r] = acc[6 * panel + r].addingProduct(WideVector(repeating: pa[panel &* panelStride &+ r]), bv)
+            }
+        }
         pa += 6
         pb += 16
     }
