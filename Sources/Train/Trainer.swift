@@ -26,6 +26,12 @@ public final class Trainer {
     let scoreOrder: UnsafeMutablePointer<Int32>
     let testOrder: UnsafeMutablePointer<Int32>
     let selectedFlags: UnsafeMutablePointer<UInt8>
+    /// Selective Backprop's picks, copied out of the scored batch (already augmented, in the
+    /// model's input) until a full training batch is gathered: inputs and labels of up to
+    /// 2 x batch - 1 samples (a scored batch's picks are appended before a full batch is cut).
+    let stagingArena: Arena
+    let stagedInput: UnsafeMutablePointer<Float>
+    let stagedLabels: UnsafeMutablePointer<Int32>
     /// The policy's plan, reused every epoch.
     public let epochPlan: EpochPlan
     /// Training samples held out for validation (early stopping), fixed for the run.
@@ -78,6 +84,14 @@ public final class Trainer {
         } catch {
             throw TrainError(error)
         }
+        let sampleFloats = input.channels * input.height * input.width
+        do {
+            stagingArena = try Arena(name: "selection staging", capacityBytes: Trainer.stagingBytes(batch: config.batch, sampleFloats: sampleFloats))
+            stagedInput = try stagingArena.floats(2 * config.batch * sampleFloats, label: "staged inputs")
+            stagedLabels = try stagingArena.carve(Int32.self, count: 2 * config.batch, label: "staged labels")
+        } catch {
+            throw TrainError(error)
+        }
         self.plan = plan
         trainAssembler = BatchAssembler(dataset: self.train,
                                         augmentation: Augmentation(padding: config.augment.cropPadding, horizontalFlip: config.augment.flip))
@@ -103,6 +117,11 @@ public final class Trainer {
             do { try Checkpoint.loadPretrained(path: path, into: model, reinitialized: config.replacedHead) }
             catch { throw TrainError("--from: \(error.description)") }
         }
+    }
+
+    /// Bytes of the Selective Backprop staging area (two batches of inputs and labels).
+    static func stagingBytes(batch: Int, sampleFloats: Int) -> Int {
+        Arena.rounded(2 * batch * sampleFloats * MemoryLayout<Float>.stride) + Arena.rounded(2 * batch * MemoryLayout<Int32>.stride)
     }
 
     deinit {
@@ -234,12 +253,20 @@ public final class Trainer {
         var lossSum = 0.0
     }
 
-    /// Forward with gradients, per-sample loss to the policy, backward, update.
+    /// Assembles samples `indices` (augmented) into the model's input, then trains them.
     func trainBatch<Policy: SelectionPolicy>(_ indices: UnsafeBufferPointer<Int32>, policy: inout Policy, learningRate: Double,
                                              tally: inout Tally, augment: inout SeededGenerator) {
         if numericFault != nil { return }
-        let batch = indices.count
         trainAssembler.assemble(indices: indices, input: model.input, labels: model.labels, generator: &augment)
+        trainAssembled(indices, policy: &policy, learningRate: learningRate, tally: &tally)
+    }
+
+    /// Forward with gradients on the batch already in the model's input, per-sample loss to
+    /// the policy, backward, update.
+    func trainAssembled<Policy: SelectionPolicy>(_ indices: UnsafeBufferPointer<Int32>, policy: inout Policy, learningRate: Double,
+                                                 tally: inout Tally) {
+        if numericFault != nil { return }
+        let batch = indices.count
         for slot in 0..<batch { model.sampleWeights[slot] = epochPlan.weights[Int(indices[slot])] }
         model.forwardBackward(batch: batch)
         if step + 1 == injectedNaNStep {
@@ -269,12 +296,16 @@ public final class Trainer {
     }
 
     /// Selective Backprop: forward each candidate batch without gradients, let the policy pick,
-    /// gather the picks into compact batches of `config.batch` and train those.
+    /// gather the picks into compact batches of `config.batch` and train those. The picks are
+    /// the very inputs that were scored (augmentation included): copied out of the scored batch
+    /// into the staging area, never assembled again. The copies are the design: a scored batch
+    /// and the training batch it feeds are different views of the model's one input buffer.
     func trainSelectedWithinBatches<Policy: SelectionPolicy>(
         policy: inout Policy, candidates: Int, tally: inout Tally, augment: inout SeededGenerator,
         choose: inout SeededGenerator, progress: inout ProgressDisplay, started: Double
     ) {
         let schedule = config.learningRateSchedule
+        let sampleFloats = model.description.input.channels * model.description.input.height * model.description.input.width
         var pending = 0
         var scored = 0
         while scored < candidates && numericFault == nil {
@@ -287,21 +318,33 @@ public final class Trainer {
             scored += batch
             for slot in 0..<batch where selectedFlags[slot] != 0 {
                 order[pending] = indices[slot]
+                (stagedInput + pending * sampleFloats).update(from: model.input + slot * sampleFloats, count: sampleFloats)
+                stagedLabels[pending] = model.labels[slot]
                 pending += 1
-                if pending == config.batch {
-                    let learningRate = schedule.rate(at: Double(epoch) + Double(scored) / Double(candidates)) * learningRateScale
-                    trainBatch(UnsafeBufferPointer(start: order, count: pending), policy: &policy,
-                               learningRate: learningRate, tally: &tally, augment: &augment)
-                    pending = 0
-                }
+            }
+            if pending >= config.batch {
+                let learningRate = schedule.rate(at: Double(epoch) + Double(scored) / Double(candidates)) * learningRateScale
+                trainStaged(count: config.batch, sampleFloats: sampleFloats, policy: &policy, learningRate: learningRate, tally: &tally)
+                // The rest (fewer than a batch) moves to the front of the staging area.
+                pending -= config.batch
+                order.update(from: order + config.batch, count: pending)
+                stagedInput.update(from: stagedInput + config.batch * sampleFloats, count: pending * sampleFloats)
+                stagedLabels.update(from: stagedLabels + config.batch, count: pending)
             }
             progress.update(epoch: epoch + 1, epochs: config.epochs, done: scored, total: candidates,
                             started: started, loss: tally.lossSum / Double(max(tally.trained, 1)))
         }
         if pending > 0 && numericFault == nil {
-            trainBatch(UnsafeBufferPointer(start: order, count: pending), policy: &policy,
-                       learningRate: schedule.rate(at: Double(epoch + 1) - 1e-9) * learningRateScale, tally: &tally, augment: &augment)
+            trainStaged(count: pending, sampleFloats: sampleFloats, policy: &policy,
+                        learningRate: schedule.rate(at: Double(epoch + 1) - 1e-9) * learningRateScale, tally: &tally)
         }
+    }
+
+    /// Trains the first `count` staged samples (indices in `order`).
+    func trainStaged<Policy: SelectionPolicy>(count: Int, sampleFloats: Int, policy: inout Policy, learningRate: Double, tally: inout Tally) {
+        model.input.update(from: stagedInput, count: count * sampleFloats)
+        model.labels.update(from: stagedLabels, count: count)
+        trainAssembled(UnsafeBufferPointer(start: order, count: count), policy: &policy, learningRate: learningRate, tally: &tally)
     }
 
     /// Mean loss and accuracy on the test set (eval mode: batch norm uses running statistics).
