@@ -23,7 +23,7 @@ cpu-parts: 0xd42
 """#),
         ("rk3588.board", #"""
 # RK3588 boards (Orange Pi 5, Rock 5B, ...): 4x Cortex-A76 + 4x Cortex-A55.
-# From ../shared/docs/PLATFORM.md: 16 fp32 FLOP/cycle on the A76 (~38 GFLOP/s each), ~30 GB/s.
+# From docs/platform.md: 16 fp32 FLOP/cycle on the A76 (~38 GFLOP/s each), ~30 GB/s.
 # Leitner uses the four A76 cores by default (the A55s would make every step wait for them).
 # The power and storage figures are assumptions, not measurements: replace them with your
 # board's (idle ~2.5 W and ~1.5 W per busy A76 core are typical published figures; eMMC).
@@ -43,7 +43,7 @@ cpu-parts: 0xd0b, 0xd05
 """#),
         ("rpi4.board", #"""
 # Raspberry Pi 4 Model B: 4x Cortex-A72 (ARMv8.0, no LSE atomics) at 1.5-1.8 GHz.
-# Figures from ../shared/docs/PLATFORM.md: 8 fp32 FLOP/cycle/core, 2.2-3.0 W idle,
+# Figures from docs/platform.md: 8 fp32 FLOP/cycle/core, 2.2-3.0 W idle,
 # 5.1-6.3 W under load, no current sensor, SD card ~40 MiB/s sequential (DDR50).
 name: rpi4
 description: Raspberry Pi 4 Model B (4x Cortex-A72 @ 1.8 GHz)
@@ -63,7 +63,7 @@ cpu-parts: 0xd08
 """#),
         ("rpi5.board", #"""
 # Raspberry Pi 5: 4x Cortex-A76 at 2.4 GHz.
-# Figures from ../shared/docs/PLATFORM.md: 16 fp32 FLOP/cycle/core (38.4 GFLOP/s), ~15 GB/s
+# Figures from docs/platform.md: 16 fp32 FLOP/cycle/core (38.4 GFLOP/s), ~15 GB/s
 # memory bandwidth, PMIC rails through `vcgencmd pmic_read_adc`, 3.3 W idle, 11-12 W under
 # HPL, SD card ~90 MB/s sequential (SDR104).
 name: rpi5
@@ -84,7 +84,7 @@ max-cores: 4
 """#),
         ("x86_64-avx2.board", #"""
 # Generic x86_64 with AVX2 and FMA (Haswell or later): workstations and the build machine.
-# Peak: 32 fp32 FLOP/cycle/core; ~96 GFLOP/s per core at 3 GHz (PLATFORM.md's Zen 3 build
+# Peak: 32 fp32 FLOP/cycle/core; ~96 GFLOP/s per core at 3 GHz (docs/platform.md: the Zen 3 build
 # machine). threads 0 means every online core. Power figures are assumptions for a desktop
 # class CPU: replace them with RAPL or a meter where you can.
 name: x86_64-avx2

@@ -26,13 +26,13 @@ struct FixtureTree {
     func remove() { try? FileManager.default.removeItem(atPath: root) }
 }
 
-/// The Pi 5 capture shipped with the project (../shared/fixtures), found from this file's path.
+/// A verbatim `vcgencmd pmic_read_adc` capture from a loaded Raspberry Pi 5 Model B (2 GB,
+/// Raspberry Pi OS bookworm, four busy cores), as published in the Zeus project's tests;
+/// shipped in Tests/Fixtures.
 func pmicFixturePath() -> String {
     var directory = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { directory.deleteLastPathComponent() }  // Tests/EnergyTests/file -> repo
-    let candidates = [directory.path + "/../shared/fixtures/pi5-pmic_read_adc-load.txt",
-                      "/work/shared/fixtures/pi5-pmic_read_adc-load.txt"]
-    return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? candidates[0]
+    for _ in 0..<2 { directory.deleteLastPathComponent() }  // Tests/EnergyTests/file -> Tests
+    return directory.path + "/Fixtures/pi5-pmic_read_adc-load.txt"
 }
 
 func watts(_ reading: Reading) -> Double? {
