@@ -27,11 +27,7 @@ enum DoctorCommand {
         let present = interesting.filter { machine.cpuFlags.contains($0) }
         print("cpu features: " + (present.isEmpty ? "(none of \(interesting.joined(separator: " ")))" : present.joined(separator: " ")))
         print("memory: \(mebibytes(machine.memoryTotalBytes)) MiB total, \(mebibytes(machine.memoryAvailableBytes)) MiB available")
-        #if arch(x86_64)
-        print("binary: x86_64, vector width \(8) floats (AVX2+FMA)")
-        #else
-        print("binary: aarch64, vector width \(4) floats (NEON)")
-        #endif
+        print("kernels: " + Platform.vectorISA)
         if let problem = SystemInfo.checkBuildTarget() { print("binary: WARNING " + problem) }
         if let board = machine.board {
             print("board profile: \(board.name) (\(board.description)); train --board \(board.name) uses "
