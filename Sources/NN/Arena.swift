@@ -83,6 +83,12 @@ public struct MemoryPlan {
 
     public var totalBytes: Int { parameters + gradients + optimizerState + activations + scratch }
 
+    /// Bytes of optimizer state for `parameterCount` parameters with `statePerParameter`
+    /// floats each (momentum: 1, Adam: 2).
+    public static func optimizerStateBytes(parameterCount: Int, statePerParameter: Int) -> Int {
+        Arena.rounded(parameterCount * statePerParameter * MemoryLayout<Float>.stride)
+    }
+
     /// One line for the start-up log: each arena in MiB and the total.
     public var budgetLine: String {
         "memory plan: parameters \(Arena.mebibytes(parameters)) MiB, gradients \(Arena.mebibytes(gradients)) MiB, "

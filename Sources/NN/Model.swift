@@ -77,7 +77,7 @@ public final class Model {
         let (parameterCount, bufferCount) = countParameters(description, shapes)
         plan.parameters = Arena.rounded(parameterCount * 4) + Arena.rounded(bufferCount * 4)
         plan.gradients = Arena.rounded(parameterCount * 4)
-        plan.optimizerState = Arena.rounded(parameterCount * optimizerStatePerParameter * 4)
+        plan.optimizerState = MemoryPlan.optimizerStateBytes(parameterCount: parameterCount, statePerParameter: optimizerStatePerParameter)
         var activations = Arena.rounded(batch * description.input.count * 4)  // input
         activations += Arena.rounded(batch * 4) * 4  // labels, losses, correct, weights
         for (index, layer) in description.layers.enumerated() where layer.kind == .batchNorm {

@@ -44,7 +44,7 @@ public enum ParityRun {
             for sample in 0..<config.batch { sum += Double(model.losses[sample]) }
             losses += "\(sum / Double(config.batch))\n"
             if step == 0 { try save("gradients1.safetensors", gradients: true) }
-            trainer.update(learningRate: config.learningRate)
+            trainer.optimizer.step(learningRate: config.learningRate)
         }
         try save("final.safetensors", gradients: false)
         do {

@@ -17,9 +17,8 @@ public final class Trainer {
     public let plan: MemoryPlan
     let trainAssembler: BatchAssembler
     let testAssembler: BatchAssembler
-    let optimizerArena: Arena
-    /// Optimizer state laid out like `model.parameters` (SGD: momentum; AdamW: first then second moments).
-    public let optimizerState: UnsafeMutablePointer<Float>
+    /// The optimizer, its state and step count.
+    public let optimizer: Optimizer
     /// The epoch's shuffled permutation, the trained samples in order, the scored ones.
     let shuffled: UnsafeMutablePointer<Int32>
     let order: UnsafeMutablePointer<Int32>
@@ -32,9 +31,13 @@ public final class Trainer {
     let validationIndices: UnsafeMutablePointer<Int32>
     public let validationCount: Int
 
-    /// Completed epochs and optimizer steps (restored by `resume`).
+    /// Completed epochs (restored by `resume`).
     public var epoch = 0
-    public var step = 0
+    /// Optimizer steps taken (restored by `resume`).
+    public var step: Int {
+        get { optimizer.steps }
+        set { optimizer.steps = newValue }
+    }
     /// Multiplies the schedule's learning rate; `--on-nan backoff` halves it (kept in checkpoints).
     public var learningRateScale = 1.0
     /// The first non-finite loss or weight of the current epoch; the epoch stops at it.
@@ -73,8 +76,7 @@ public final class Trainer {
         do { model = try Model(config.model, batch: config.batch, context: context, trainability: trainability) }
         catch { throw TrainError(error) }
         do {
-            optimizerArena = try Arena(name: "optimizer", capacityBytes: max(plan.optimizerState, Arena.alignment))
-            optimizerState = try optimizerArena.floats(model.parameterCount * config.optimizer.statePerParameter, label: "optimizer state")
+            optimizer = try Optimizer(config.optimizer, model: model, plan: plan)
         } catch {
             throw TrainError(error)
         }
@@ -118,28 +120,6 @@ public final class Trainer {
     /// (seed, epoch), so a run resumed at an epoch boundary continues exactly.
     func epochSeed(_ epoch: Int, stream: UInt64) -> UInt64 {
         config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(epoch) &* 0xD1B5_4A32_D192_ED03 &+ stream
-    }
-
-    /// One optimizer update with the learning rate at `progress` epochs.
-    public func update(learningRate: Double) {
-        step += 1
-        switch config.optimizer {
-        // Only the trained runs of parameters (one run in plain training): frozen parameters,
-        // their gradients and their optimizer state are never touched.
-        case let .sgd(momentum, nesterov, weightDecay):
-            for range in model.trainedRanges {
-                SGD.step(weights: model.parameters + range.offset, momentumBuffer: momentum == 0 ? nil : optimizerState + range.offset,
-                         gradients: model.gradients + range.offset, count: range.count, learningRate: learningRate,
-                         momentum: momentum, dampening: 0, weightDecay: weightDecay, nesterov: nesterov, firstStep: step == 1)
-            }
-        case let .adamw(beta1, beta2, epsilon, weightDecay):
-            for range in model.trainedRanges {
-                AdamW.step(weights: model.parameters + range.offset, firstMoment: optimizerState + range.offset,
-                           secondMoment: optimizerState + model.parameterCount + range.offset,
-                           gradients: model.gradients + range.offset, count: range.count, learningRate: learningRate,
-                           beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay, step: step)
-            }
-        }
     }
 
     /// Trains one epoch as `policy` plans it: trained samples in shuffled, compact batches
@@ -258,7 +238,7 @@ public final class Trainer {
             tally.correct += Int(model.correct[slot])
         }
         tally.trained += batch
-        update(learningRate: learningRate)
+        optimizer.step(learningRate: learningRate)
     }
 
     /// Forward only, eval mode, per-sample losses left in `model.losses`.
