@@ -13,20 +13,23 @@ public final class Trainer {
     public let context: KernelContext
     public let train: Dataset
     public let test: Dataset
-    /// The memory plan including optimizer state, for the start-up budget line.
+    /// The memory plan of every arena the run holds (model, optimizer, indices), for the
+    /// start-up budget line.
     public let plan: MemoryPlan
     let trainAssembler: BatchAssembler
     let testAssembler: BatchAssembler
     /// The optimizer, its state and step count.
     public let optimizer: Optimizer
+    /// Holds the per-sample buffers below (`plan.indices` bytes, see `indexBytes`).
+    let indexArena: Arena
     /// The epoch's shuffled permutation, the trained samples in order, the scored ones.
     let shuffled: UnsafeMutablePointer<Int32>
     let order: UnsafeMutablePointer<Int32>
     let scoreOrder: UnsafeMutablePointer<Int32>
     let testOrder: UnsafeMutablePointer<Int32>
     let selectedFlags: UnsafeMutablePointer<UInt8>
-    /// The policy's plan, reused every epoch.
-    public let epochPlan: EpochPlan
+    /// The policy's plan, reused every epoch (its buffers are in `indexArena`).
+    let epochPlan: EpochPlan
     /// Training samples held out for validation (early stopping), fixed for the run.
     let validationIndices: UnsafeMutablePointer<Int32>
     public let validationCount: Int
@@ -64,19 +67,33 @@ public final class Trainer {
         } catch {
             throw TrainError(error)
         }
-        let plan: MemoryPlan
+        let count = self.train.count
+        validationCount = min(count - 1, Int((validationFraction * Double(count)).rounded(.down)))
+        var plan: MemoryPlan
         let trainability: Trainability
         do {
             trainability = try Trainability(config.model, mode: config.update, trainHead: config.trainHead)
             plan = try Model.plan(config.model, batch: config.batch, threads: config.threads,
                                   optimizerStatePerParameter: config.optimizer.statePerParameter, trainability: trainability)
         } catch { throw TrainError(error) }
+        plan.indices = Trainer.indexBytes(trainCount: count, testCount: self.test.count, validationCount: validationCount,
+                                          batch: config.batch)
         do { try plan.check(budgetBytes: config.memoryBudgetBytes) }
         catch { throw TrainError(error.description + " for model \(config.model.name) at batch \(config.batch) (lower --batch or raise --memory-budget-mb)") }
         do { model = try Model(config.model, batch: config.batch, context: context, trainability: trainability) }
         catch { throw TrainError(error) }
         do {
             optimizer = try Optimizer(config.optimizer, model: model, plan: plan)
+            indexArena = try Arena(name: "indices", capacityBytes: plan.indices)
+            shuffled = try indexArena.carve(Int32.self, count: count, label: "shuffled order")
+            order = try indexArena.carve(Int32.self, count: count, label: "training order")
+            scoreOrder = try indexArena.carve(Int32.self, count: count, label: "scoring order")
+            testOrder = try indexArena.carve(Int32.self, count: self.test.count, label: "test order")
+            validationIndices = try indexArena.carve(Int32.self, count: validationCount, label: "validation split")
+            selectedFlags = try indexArena.carve(UInt8.self, count: config.batch, label: "selected flags")
+            let actions = try indexArena.carve(UInt8.self, count: count, label: "plan actions")
+            let weights = try indexArena.floats(count, label: "plan weights")
+            epochPlan = EpochPlan(sampleCount: count, actions: actions, weights: weights)
         } catch {
             throw TrainError(error)
         }
@@ -84,21 +101,12 @@ public final class Trainer {
         trainAssembler = BatchAssembler(dataset: self.train,
                                         augmentation: Augmentation(padding: config.augment.cropPadding, horizontalFlip: config.augment.flip))
         testAssembler = BatchAssembler(dataset: self.test)
-        let count = self.train.count
-        shuffled = .allocate(capacity: count)
-        order = .allocate(capacity: count)
-        scoreOrder = .allocate(capacity: count)
-        selectedFlags = .allocate(capacity: config.batch)
-        epochPlan = EpochPlan(sampleCount: count)
-        validationCount = min(count - 1, Int((validationFraction * Double(count)).rounded(.down)))
-        validationIndices = .allocate(capacity: max(validationCount, 1))
         if validationCount > 0 {
             // A fixed random split from the seed: the last `validationCount` of one permutation.
             var splitter = SeededGenerator(seed: config.seed &+ 0x5EED_5A17)
             EpochOrder.shuffled(count: count, generator: &splitter, into: UnsafeMutableBufferPointer(start: shuffled, count: count))
             for position in 0..<validationCount { validationIndices[position] = shuffled[count - validationCount + position] }
         }
-        testOrder = .allocate(capacity: self.test.count)
         EpochOrder.sequential(count: self.test.count, into: UnsafeMutableBufferPointer(start: testOrder, count: self.test.count))
         model.initialize(seed: config.seed)
         if let path = config.pretrained, !config.resume {
@@ -107,14 +115,18 @@ public final class Trainer {
         }
     }
 
-    deinit {
-        shuffled.deallocate()
-        order.deallocate()
-        scoreOrder.deallocate()
-        selectedFlags.deallocate()
-        validationIndices.deallocate()
-        testOrder.deallocate()
+    /// Bytes of the index arena: three orders over the training set, the test order, the
+    /// validation split, one batch of selection flags, and the epoch plan (an action byte and a
+    /// Float loss weight per training sample); each carve rounded to the arena alignment.
+    public static func indexBytes(trainCount: Int, testCount: Int, validationCount: Int, batch: Int) -> Int {
+        let index = MemoryLayout<Int32>.stride
+        return 3 * Arena.rounded(trainCount * index) + Arena.rounded(testCount * index)
+            + Arena.rounded(validationCount * index) + Arena.rounded(batch * MemoryLayout<UInt8>.stride)
+            + Arena.rounded(trainCount * MemoryLayout<UInt8>.stride) + Arena.rounded(trainCount * MemoryLayout<Float>.stride)
     }
+
+    /// Every arena the run holds; their capacities add up to `plan.totalBytes`.
+    public var arenas: [Arena] { model.arenas + [optimizer.arena, indexArena] }
 
     /// The seed of epoch `epoch`'s generator: shuffling and augmentation depend only on
     /// (seed, epoch), so a run resumed at an epoch boundary continues exactly.
