@@ -71,23 +71,36 @@ public final class Arena {
     }
 }
 
-/// The sizes of every arena, computed before anything is allocated.
+/// The sizes of every arena, computed before anything is allocated: each arena is made with
+/// exactly its field's bytes and carved full.
 public struct MemoryPlan {
     public var parameters = 0
     public var gradients = 0
     public var optimizerState = 0
     public var activations = 0
     public var scratch = 0
+    /// A training run's per-sample buffers (epoch orders, the policy's plan, the validation
+    /// split), sized by the trainer; 0 for a model alone.
+    public var indices = 0
+    /// Two batches of inputs and labels where Selective Backprop gathers the samples it
+    /// scored into training batches; sized by the trainer; 0 for a model alone.
+    public var staging = 0
 
     public init() {}
 
-    public var totalBytes: Int { parameters + gradients + optimizerState + activations + scratch }
+    public var totalBytes: Int { parameters + gradients + optimizerState + activations + scratch + indices + staging }
+
+    /// Bytes of optimizer state for `parameterCount` parameters with `statePerParameter`
+    /// floats each (momentum: 1, Adam: 2).
+    public static func optimizerStateBytes(parameterCount: Int, statePerParameter: Int) -> Int {
+        Arena.rounded(parameterCount * statePerParameter * MemoryLayout<Float>.stride)
+    }
 
     /// One line for the start-up log: each arena in MiB and the total.
     public var budgetLine: String {
         "memory plan: parameters \(Arena.mebibytes(parameters)) MiB, gradients \(Arena.mebibytes(gradients)) MiB, "
             + "optimizer \(Arena.mebibytes(optimizerState)) MiB, activations \(Arena.mebibytes(activations)) MiB, "
-            + "scratch \(Arena.mebibytes(scratch)) MiB, total \(Arena.mebibytes(totalBytes)) MiB"
+            + "scratch \(Arena.mebibytes(scratch)) MiB, indices \(Arena.mebibytes(indices)) MiB, staging \(Arena.mebibytes(staging)) MiB, total \(Arena.mebibytes(totalBytes)) MiB"
     }
 
     /// Refuses a plan larger than `budgetBytes` (nil: no budget).

@@ -1,34 +1,3 @@
-/// The optimizer's per-parameter state to save and restore beside the model: named buffers,
-/// each laid out like `Model.parameters` (parameterCount floats), so a parameter tensor's
-/// `offset` locates its state. State names follow PyTorch's optimizer state_dict.
-public struct OptimizerState {
-    /// The optimizer's name, stored as metadata "optimizer" ("none", "sgd", "adamw").
-    public let name: String
-    /// State name ("momentum_buffer", "exp_avg", ...) and its buffer of parameterCount floats.
-    public let buffers: [(state: String, pointer: UnsafeMutablePointer<Float>)]
-
-    public init(name: String, buffers: [(state: String, pointer: UnsafeMutablePointer<Float>)]) {
-        self.name = name
-        self.buffers = buffers
-    }
-
-    /// No optimizer state (plain SGD without momentum, or a model-only checkpoint).
-    public static var none: OptimizerState { OptimizerState(name: "none", buffers: []) }
-
-    /// SGD: "momentum_buffer" when momentum is used (pass nil when momentum is 0).
-    public static func sgd(momentumBuffer: UnsafeMutablePointer<Float>?) -> OptimizerState {
-        guard let momentumBuffer else { return OptimizerState(name: "sgd", buffers: []) }
-        return OptimizerState(name: "sgd", buffers: [(state: "momentum_buffer", pointer: momentumBuffer)])
-    }
-
-    /// AdamW: first moment "exp_avg" (m) and second moment "exp_avg_sq" (v). The step count
-    /// t belongs in the metadata.
-    public static func adamW(firstMoment: UnsafeMutablePointer<Float>, secondMoment: UnsafeMutablePointer<Float>) -> OptimizerState {
-        OptimizerState(name: "adamw", buffers: [(state: "exp_avg", pointer: firstMoment),
-                                                (state: "exp_avg_sq", pointer: secondMoment)])
-    }
-}
-
 /// Model + optimizer state + metadata in one safetensors file (see docs/checkpoints.md).
 ///
 /// Tensors: every `model.tensors()` entry under its PyTorch-style name ("conv0.weight",
@@ -121,7 +90,7 @@ public enum Checkpoint {
         for name in missing { problems.append("missing: \(name)") }
         let ignoreOptimizer = optimizer.buffers.isEmpty
         for entry in reader.entries where expectedNames[entry.name] == nil {
-            if ignoreOptimizer && entry.name.hasPrefix("optimizer.") { continue }
+            if ignoreOptimizer && entry.name.hasPrefix(OptimizerState.tensorPrefix) { continue }
             problems.append("unknown: \(entry.name) \(entry.dtype.name) \(shapeText(entry.shape))")
         }
         if !problems.isEmpty {
@@ -152,7 +121,7 @@ public enum Checkpoint {
         var result = tensors
         for buffer in optimizer.buffers {
             for tensor in tensors where tensor.trainable {
-                result.append(NamedTensor(name: "optimizer." + tensor.name + "." + buffer.state, shape: tensor.shape,
+                result.append(NamedTensor(name: OptimizerState.tensorName(tensor.name, state: buffer.state), shape: tensor.shape,
                                           pointer: buffer.pointer + tensor.offset, trainable: false, offset: tensor.offset))
             }
         }

@@ -91,18 +91,6 @@ extension Model {
         }
     }
 
-    /// One SGD step over every trained parameter (one kernel call per run of trained tensors:
-    /// parameters are contiguous, so plain training makes exactly one).
-    public func sgdStep(state: UnsafeMutablePointer<Float>, learningRate: Double, momentum: Double,
-                        weightDecay: Double, nesterov: Bool, firstStep: Bool) {
-        for range in trainedRanges {
-            SGD.step(
-                weights: parameters + range.offset, momentumBuffer: state + range.offset, gradients: gradients + range.offset,
-                count: range.count, learningRate: learningRate, momentum: momentum, dampening: 0, weightDecay: weightDecay,
-                nesterov: nesterov, firstStep: firstStep)
-        }
-    }
-
     /// zero gradients, forward, per-sample loss, backward: the training step without the update.
     public func forwardBackward(batch: Int) {
         zeroGradients(batch: batch)

@@ -65,7 +65,8 @@ public final class Model {
     let conv: [Conv2DShape?]
     /// Where outputs and gradients live, and which ops run in place (see `ActivationLayout`).
     let layout: ActivationLayout
-    private let arenas: [Arena]
+    /// Parameters, gradients, activations, scratch: each made with its plan field's bytes.
+    public let arenas: [Arena]
 
     /// Sizes of every arena for `description` at batch `batch` with `threads` threads, with
     /// `optimizerStatePerParameter` floats of optimizer state per parameter (momentum: 1, Adam: 2).
@@ -77,9 +78,9 @@ public final class Model {
         let (parameterCount, bufferCount) = countParameters(description, shapes)
         plan.parameters = Arena.rounded(parameterCount * 4) + Arena.rounded(bufferCount * 4)
         plan.gradients = Arena.rounded(parameterCount * 4)
-        plan.optimizerState = Arena.rounded(parameterCount * optimizerStatePerParameter * 4)
+        plan.optimizerState = MemoryPlan.optimizerStateBytes(parameterCount: parameterCount, statePerParameter: optimizerStatePerParameter)
         var activations = Arena.rounded(batch * description.input.count * 4)  // input
-        activations += Arena.rounded(batch * 4) * 4  // labels, losses, correct, weights
+        activations += Arena.rounded(batch * 4) * 3 + Arena.rounded(batch)  // labels, losses, weights; correct (bytes)
         for (index, layer) in description.layers.enumerated() where layer.kind == .batchNorm {
             activations += 2 * Arena.rounded(shapes[index].channels * 4)
         }

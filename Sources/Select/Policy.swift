@@ -29,17 +29,32 @@ public final class EpochPlan {
     public let actions: UnsafeMutablePointer<UInt8>
     /// Loss weight of each trained sample (1 unless a policy rescales, e.g. InfoBatch's 1/(1-r)).
     public let weights: UnsafeMutablePointer<Float>
+    /// The buffers were allocated here (not the caller's).
+    private let ownsBuffers: Bool
 
     public init(sampleCount: Int) {
         self.sampleCount = sampleCount
         actions = .allocate(capacity: max(sampleCount, 1))
         weights = .allocate(capacity: max(sampleCount, 1))
+        ownsBuffers = true
+        setAll(.train)
+    }
+
+    /// A plan over the caller's buffers of `sampleCount` elements each (a trainer carves them
+    /// from an arena its memory plan counts); they must outlive the plan.
+    public init(sampleCount: Int, actions: UnsafeMutablePointer<UInt8>, weights: UnsafeMutablePointer<Float>) {
+        self.sampleCount = sampleCount
+        self.actions = actions
+        self.weights = weights
+        ownsBuffers = false
         setAll(.train)
     }
 
     deinit {
-        actions.deallocate()
-        weights.deallocate()
+        if ownsBuffers {
+            actions.deallocate()
+            weights.deallocate()
+        }
     }
 
     /// Every sample gets `action` and weight 1.

@@ -32,8 +32,8 @@ public enum ParityRun {
         }
         try save("initial.safetensors", gradients: false)
         let assembler = BatchAssembler(dataset: train)
-        let order = UnsafeMutablePointer<Int32>.allocate(capacity: needed)
-        defer { order.deallocate() }
+        // The trainer's training order (in its index arena) holds the whole set.
+        let order = trainer.order
         EpochOrder.sequential(count: needed, into: UnsafeMutableBufferPointer(start: order, count: needed))
         var losses = ""
         for step in 0..<steps {
@@ -44,7 +44,7 @@ public enum ParityRun {
             for sample in 0..<config.batch { sum += Double(model.losses[sample]) }
             losses += "\(sum / Double(config.batch))\n"
             if step == 0 { try save("gradients1.safetensors", gradients: true) }
-            trainer.update(learningRate: config.learningRate)
+            trainer.optimizer.step(learningRate: config.learningRate)
         }
         try save("final.safetensors", gradients: false)
         do {

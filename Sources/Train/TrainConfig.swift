@@ -2,27 +2,6 @@ import Platform
 import Energy
 import NN
 
-/// The optimizer and its hyper-parameters (PyTorch semantics).
-public enum OptimizerConfig: Equatable {
-    case sgd(momentum: Double, nesterov: Bool, weightDecay: Double)
-    case adamw(beta1: Double, beta2: Double, epsilon: Double, weightDecay: Double)
-
-    /// Floats of optimizer state per parameter (momentum buffer; or two Adam moments).
-    public var statePerParameter: Int {
-        switch self {
-        case let .sgd(momentum, _, _): return momentum == 0 ? 0 : 1
-        case .adamw: return 2
-        }
-    }
-
-    public var name: String {
-        switch self {
-        case .sgd: return "sgd"
-        case .adamw: return "adamw"
-        }
-    }
-}
-
 /// Augmentation applied to training batches (never to evaluation).
 public struct AugmentConfig: Equatable {
     /// Random crop after zero padding by this many pixels (0 = off).

@@ -13,13 +13,15 @@ public final class Trainer {
     public let context: KernelContext
     public let train: Dataset
     public let test: Dataset
-    /// The memory plan including optimizer state, for the start-up budget line.
+    /// The memory plan of every arena the run holds (model, optimizer, indices), for the
+    /// start-up budget line.
     public let plan: MemoryPlan
     let trainAssembler: BatchAssembler
     let testAssembler: BatchAssembler
-    let optimizerArena: Arena
-    /// Optimizer state laid out like `model.parameters` (SGD: momentum; AdamW: first then second moments).
-    public let optimizerState: UnsafeMutablePointer<Float>
+    /// The optimizer, its state and step count.
+    public let optimizer: Optimizer
+    /// Holds the per-sample buffers below (`plan.indices` bytes, see `indexBytes`).
+    let indexArena: Arena
     /// The epoch's shuffled permutation, the trained samples in order, the scored ones.
     let shuffled: UnsafeMutablePointer<Int32>
     let order: UnsafeMutablePointer<Int32>
@@ -32,15 +34,19 @@ public final class Trainer {
     let stagingArena: Arena
     let stagedInput: UnsafeMutablePointer<Float>
     let stagedLabels: UnsafeMutablePointer<Int32>
-    /// The policy's plan, reused every epoch.
-    public let epochPlan: EpochPlan
+    /// The policy's plan, reused every epoch (its buffers are in `indexArena`).
+    let epochPlan: EpochPlan
     /// Training samples held out for validation (early stopping), fixed for the run.
     let validationIndices: UnsafeMutablePointer<Int32>
     public let validationCount: Int
 
-    /// Completed epochs and optimizer steps (restored by `resume`).
+    /// Completed epochs (restored by `resume`).
     public var epoch = 0
-    public var step = 0
+    /// Optimizer steps taken (restored by `resume`).
+    public var step: Int {
+        get { optimizer.steps }
+        set { optimizer.steps = newValue }
+    }
     /// Multiplies the schedule's learning rate; `--on-nan backoff` halves it (kept in checkpoints).
     public var learningRateScale = 1.0
     /// The first non-finite loss or weight of the current epoch; the epoch stops at it.
@@ -67,26 +73,40 @@ public final class Trainer {
         } catch {
             throw TrainError(error)
         }
-        let plan: MemoryPlan
+        let count = self.train.count
+        validationCount = min(count - 1, Int((validationFraction * Double(count)).rounded(.down)))
+        var plan: MemoryPlan
         let trainability: Trainability
         do {
             trainability = try Trainability(config.model, mode: config.update, trainHead: config.trainHead)
             plan = try Model.plan(config.model, batch: config.batch, threads: config.threads,
                                   optimizerStatePerParameter: config.optimizer.statePerParameter, trainability: trainability)
         } catch { throw TrainError(error) }
+        plan.indices = Trainer.indexBytes(trainCount: count, testCount: self.test.count, validationCount: validationCount,
+                                          batch: config.batch)
+        let sampleFloats = input.channels * input.height * input.width
+        plan.staging = Trainer.stagingBytes(batch: config.batch, sampleFloats: sampleFloats)
         do { try plan.check(budgetBytes: config.memoryBudgetBytes) }
         catch { throw TrainError(error.description + " for model \(config.model.name) at batch \(config.batch) (lower --batch or raise --memory-budget-mb)") }
         do { model = try Model(config.model, batch: config.batch, context: context, trainability: trainability) }
         catch { throw TrainError(error) }
         do {
-            optimizerArena = try Arena(name: "optimizer", capacityBytes: max(plan.optimizerState, Arena.alignment))
-            optimizerState = try optimizerArena.floats(model.parameterCount * config.optimizer.statePerParameter, label: "optimizer state")
+            optimizer = try Optimizer(config.optimizer, model: model, plan: plan)
+            indexArena = try Arena(name: "indices", capacityBytes: plan.indices)
+            shuffled = try indexArena.carve(Int32.self, count: count, label: "shuffled order")
+            order = try indexArena.carve(Int32.self, count: count, label: "training order")
+            scoreOrder = try indexArena.carve(Int32.self, count: count, label: "scoring order")
+            testOrder = try indexArena.carve(Int32.self, count: self.test.count, label: "test order")
+            validationIndices = try indexArena.carve(Int32.self, count: validationCount, label: "validation split")
+            selectedFlags = try indexArena.carve(UInt8.self, count: config.batch, label: "selected flags")
+            let actions = try indexArena.carve(UInt8.self, count: count, label: "plan actions")
+            let weights = try indexArena.floats(count, label: "plan weights")
+            epochPlan = EpochPlan(sampleCount: count, actions: actions, weights: weights)
         } catch {
             throw TrainError(error)
         }
-        let sampleFloats = input.channels * input.height * input.width
         do {
-            stagingArena = try Arena(name: "selection staging", capacityBytes: Trainer.stagingBytes(batch: config.batch, sampleFloats: sampleFloats))
+            stagingArena = try Arena(name: "staging", capacityBytes: plan.staging)
             stagedInput = try stagingArena.floats(2 * config.batch * sampleFloats, label: "staged inputs")
             stagedLabels = try stagingArena.carve(Int32.self, count: 2 * config.batch, label: "staged labels")
         } catch {
@@ -96,21 +116,12 @@ public final class Trainer {
         trainAssembler = BatchAssembler(dataset: self.train,
                                         augmentation: Augmentation(padding: config.augment.cropPadding, horizontalFlip: config.augment.flip))
         testAssembler = BatchAssembler(dataset: self.test)
-        let count = self.train.count
-        shuffled = .allocate(capacity: count)
-        order = .allocate(capacity: count)
-        scoreOrder = .allocate(capacity: count)
-        selectedFlags = .allocate(capacity: config.batch)
-        epochPlan = EpochPlan(sampleCount: count)
-        validationCount = min(count - 1, Int((validationFraction * Double(count)).rounded(.down)))
-        validationIndices = .allocate(capacity: max(validationCount, 1))
         if validationCount > 0 {
             // A fixed random split from the seed: the last `validationCount` of one permutation.
             var splitter = SeededGenerator(seed: config.seed &+ 0x5EED_5A17)
             EpochOrder.shuffled(count: count, generator: &splitter, into: UnsafeMutableBufferPointer(start: shuffled, count: count))
             for position in 0..<validationCount { validationIndices[position] = shuffled[count - validationCount + position] }
         }
-        testOrder = .allocate(capacity: self.test.count)
         EpochOrder.sequential(count: self.test.count, into: UnsafeMutableBufferPointer(start: testOrder, count: self.test.count))
         model.initialize(seed: config.seed)
         if let path = config.pretrained, !config.resume {
@@ -119,46 +130,28 @@ public final class Trainer {
         }
     }
 
-    /// Bytes of the Selective Backprop staging area (two batches of inputs and labels).
-    static func stagingBytes(batch: Int, sampleFloats: Int) -> Int {
+    /// Bytes of the index arena: three orders over the training set, the test order, the
+    /// validation split, one batch of selection flags, and the epoch plan (an action byte and a
+    /// Float loss weight per training sample); each carve rounded to the arena alignment.
+    public static func indexBytes(trainCount: Int, testCount: Int, validationCount: Int, batch: Int) -> Int {
+        let index = MemoryLayout<Int32>.stride
+        return 3 * Arena.rounded(trainCount * index) + Arena.rounded(testCount * index)
+            + Arena.rounded(validationCount * index) + Arena.rounded(batch * MemoryLayout<UInt8>.stride)
+            + Arena.rounded(trainCount * MemoryLayout<UInt8>.stride) + Arena.rounded(trainCount * MemoryLayout<Float>.stride)
+    }
+
+    /// Bytes of the Selective Backprop staging area: two batches of inputs and labels.
+    public static func stagingBytes(batch: Int, sampleFloats: Int) -> Int {
         Arena.rounded(2 * batch * sampleFloats * MemoryLayout<Float>.stride) + Arena.rounded(2 * batch * MemoryLayout<Int32>.stride)
     }
 
-    deinit {
-        shuffled.deallocate()
-        order.deallocate()
-        scoreOrder.deallocate()
-        selectedFlags.deallocate()
-        validationIndices.deallocate()
-        testOrder.deallocate()
-    }
+    /// Every arena the run holds; their capacities add up to `plan.totalBytes`.
+    public var arenas: [Arena] { model.arenas + [optimizer.arena, indexArena, stagingArena] }
 
     /// The seed of epoch `epoch`'s generator: shuffling and augmentation depend only on
     /// (seed, epoch), so a run resumed at an epoch boundary continues exactly.
     func epochSeed(_ epoch: Int, stream: UInt64) -> UInt64 {
         config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(epoch) &* 0xD1B5_4A32_D192_ED03 &+ stream
-    }
-
-    /// One optimizer update with the learning rate at `progress` epochs.
-    public func update(learningRate: Double) {
-        step += 1
-        switch config.optimizer {
-        // Only the trained runs of parameters (one run in plain training): frozen parameters,
-        // their gradients and their optimizer state are never touched.
-        case let .sgd(momentum, nesterov, weightDecay):
-            for range in model.trainedRanges {
-                SGD.step(weights: model.parameters + range.offset, momentumBuffer: momentum == 0 ? nil : optimizerState + range.offset,
-                         gradients: model.gradients + range.offset, count: range.count, learningRate: learningRate,
-                         momentum: momentum, dampening: 0, weightDecay: weightDecay, nesterov: nesterov, firstStep: step == 1)
-            }
-        case let .adamw(beta1, beta2, epsilon, weightDecay):
-            for range in model.trainedRanges {
-                AdamW.step(weights: model.parameters + range.offset, firstMoment: optimizerState + range.offset,
-                           secondMoment: optimizerState + model.parameterCount + range.offset,
-                           gradients: model.gradients + range.offset, count: range.count, learningRate: learningRate,
-                           beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay, step: step)
-            }
-        }
     }
 
     /// Trains one epoch as `policy` plans it: trained samples in shuffled, compact batches
@@ -285,7 +278,7 @@ public final class Trainer {
             tally.correct += Int(model.correct[slot])
         }
         tally.trained += batch
-        update(learningRate: learningRate)
+        optimizer.step(learningRate: learningRate)
     }
 
     /// Forward only, eval mode, per-sample losses left in `model.losses`.

@@ -40,16 +40,6 @@ public final class TrainingSession {
         }
     }
 
-    var optimizerState: OptimizerState {
-        switch config.optimizer {
-        case let .sgd(momentum, _, _):
-            return .sgd(momentumBuffer: momentum == 0 ? nil : trainer.optimizerState)
-        case .adamw:
-            return .adamW(firstMoment: trainer.optimizerState,
-                          secondMoment: trainer.optimizerState + trainer.model.parameterCount)
-        }
-    }
-
     /// Restores weights, optimizer state, epoch and step from the checkpoint, and cuts the
     /// metrics log back to the checkpoint's epoch (a crash after an epoch's log line but before
     /// its checkpoint would otherwise leave that epoch twice, or a torn last line).
@@ -66,7 +56,7 @@ public final class TrainingSession {
     /// Loads the checkpoint into the trainer (weights, optimizer state, epoch, step, LR scale).
     func restoreCheckpoint(context: String) throws(TrainError) {
         let metadata: [(String, String)]
-        do { metadata = try Checkpoint.load(path: checkpointPath, into: trainer.model, optimizer: optimizerState) }
+        do { metadata = try Checkpoint.load(path: checkpointPath, into: trainer.model, optimizer: trainer.optimizer.checkpointState) }
         catch { throw TrainError("\(context): \(error.description)") }
         guard let epochText = Checkpoint.value("epoch", in: metadata), let epoch = Int(epochText),
               let stepText = Checkpoint.value("step", in: metadata), let step = Int(stepText) else {
@@ -139,7 +129,7 @@ public final class TrainingSession {
             ("test_accuracy", "\(metrics.testAccuracy)"),
         ]
         if trainer.learningRateScale != 1 { metadata.append(("learning_rate_scale", "\(trainer.learningRateScale)")) }
-        do { try Checkpoint.save(model: trainer.model, optimizer: optimizerState, metadata: metadata, path: checkpointPath) }
+        do { try Checkpoint.save(model: trainer.model, optimizer: trainer.optimizer.checkpointState, metadata: metadata, path: checkpointPath) }
         catch { throw TrainError("checkpoint not written: \(error.description)") }
         lastGoodEpoch = trainer.epoch
     }

@@ -68,12 +68,11 @@ import Platform
         model.initialize(seed: 3)
         let before = Array(UnsafeBufferPointer(start: model.parameters, count: model.parameterCount))
         let buffersBefore = Array(UnsafeBufferPointer(start: model.buffers, count: model.bufferCount))
-        let momentum = UnsafeMutablePointer<Float>.allocate(capacity: model.parameterCount)
-        defer { momentum.deallocate() }
+        let optimizer = try Optimizer(.sgd(momentum: 0.9, nesterov: true, weightDecay: 5e-3), model: model)
         for step in 0..<3 {
             fillBatch(model, batch: batch, seed: 30 + UInt64(step))
             model.forwardBackward(batch: batch)
-            model.sgdStep(state: momentum, learningRate: 0.1, momentum: 0.9, weightDecay: 5e-3, nesterov: true, firstStep: step == 0)
+            optimizer.step(learningRate: 0.1)
         }
         var trained = [Bool](repeating: false, count: model.parameterCount)
         for range in model.trainedRanges { for index in range.offset..<(range.offset + range.count) { trained[index] = true } }
