@@ -41,9 +41,9 @@ let package = Package(
         // Arena, tensors, layers, models, optimizers, LR schedules, checkpoints.
         .target(name: "NN", dependencies: ["Kernels", "Platform"], swiftSettings: common),
         // Dataset formats (IDX), batches, normalisation and augmentation.
-        .target(name: "Data", dependencies: ["Kernels", "Platform"], swiftSettings: common),
+        .target(name: "Data", dependencies: ["Platform"], swiftSettings: common),
         // Per-sample state store and selection policies (IES, DIHCL, baselines); knows no layers.
-        .target(name: "Select", dependencies: ["Kernels", "Platform"], swiftSettings: common),
+        .target(name: "Select", dependencies: ["Platform"], swiftSettings: common),
         // Meters (hwmon, RAPL, Pi 5 PMIC, power model), the sampling recorder, power traces.
         .target(name: "Energy", dependencies: ["Platform"], swiftSettings: common),
         // The training loop: epochs, metrics log, checkpoints, evaluation, energy per epoch.
@@ -61,8 +61,8 @@ let package = Package(
         .testTarget(name: "PlatformTests", dependencies: ["Platform"], swiftSettings: common),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Platform"], swiftSettings: common),
         .testTarget(name: "NNTests", dependencies: ["NN", "Kernels", "Platform"], swiftSettings: common),
-        .testTarget(name: "DataTests", dependencies: ["Data", "Kernels", "Platform"], swiftSettings: common),
-        .testTarget(name: "SelectTests", dependencies: ["Select", "Kernels", "Platform"], swiftSettings: common),
+        .testTarget(name: "DataTests", dependencies: ["Data", "Platform"], swiftSettings: common),
+        .testTarget(name: "SelectTests", dependencies: ["Select", "Platform"], swiftSettings: common),
         .testTarget(name: "EnergyTests", dependencies: ["Energy", "Platform"], swiftSettings: common),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Select", "Energy", "NN", "Data", "Kernels", "Platform"], swiftSettings: common),
     ],

@@ -1,5 +1,5 @@
 import CSystem
-import Kernels
+import Platform
 
 extension DIHCLPolicy {
     /// Hands the policy penultimate features: `sampleCount` rows of `dimension` Floats, row i for

@@ -1,5 +1,5 @@
 import CSystem
-import Kernels
+import Platform
 
 /// Random draws DIHCL needs: weighted sampling without replacement, Gamma and Beta variates.
 public enum DIHCLSampling {

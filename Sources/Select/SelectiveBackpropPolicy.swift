@@ -1,5 +1,5 @@
 import CSystem
-import Kernels
+import Platform
 
 /// Selective Backprop (Jiang et al., 2019): forward each batch without gradients, keep each
 /// sample with probability P = (percentile of its loss among the last `historySize` losses)^beta,

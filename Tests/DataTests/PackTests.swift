@@ -1,6 +1,5 @@
 import CSystem
 import Data
-import Kernels
 import Platform
 import Testing
 
