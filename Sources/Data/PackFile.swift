@@ -199,7 +199,7 @@ public final class PackFile {
         if entries.count != header.blockCount * Pack.indexEntryBytes {
             throw DataError(path: path, kind: .pack(block: nil, "index: \(entries.count / Pack.indexEntryBytes) entries, the header says \(header.blockCount) blocks"))
         }
-        let computed = Pack.crc(entries)
+        let computed = Checksum.crc32(entries)
         if computed != header.indexCRC {
             throw DataError(path: path, kind: .pack(block: nil, "index: CRC-32 mismatch (stored \(DataError.hex(header.indexCRC)), computed \(DataError.hex(computed))): the index is corrupt"))
         }
@@ -264,7 +264,7 @@ public final class PackFile {
         if let problem = codec.inflate(compressed, count: entry.compressedBytes, into: output, expected: entry.uncompressedBytes) {
             throw DataError(path: path, kind: .pack(block: block, problem))
         }
-        let computed = Pack.crc(UnsafeRawPointer(output), count: entry.uncompressedBytes)
+        let computed = Checksum.crc32(UnsafeRawPointer(output), count: entry.uncompressedBytes)
         if computed != entry.crc {
             throw DataError(path: path, kind: .pack(block: block, "CRC-32 mismatch (index \(DataError.hex(entry.crc)), data \(DataError.hex(computed)))"))
         }
