@@ -1,4 +1,3 @@
-import CSystem
 import Platform
 
 /// Writes a pack record by record: whole records are gathered into blocks of about
