@@ -32,7 +32,8 @@ let package = Package(
         // Every system header the project uses, behind one module map.
         .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
-        // Thin Swift layer over CSystem: typed errors naming the call, files, threads, clocks.
+        // Thin Swift layer over CSystem, the only target that imports it: typed errors naming the
+        // call, files, threads, clocks, zlib, CRC-32, libm; and the seeded generator.
         .target(name: "Platform", dependencies: ["CSystem"], swiftSettings: common),
         // The AVX-512 GEMM micro-kernel (x86_64 only; used when the CPU has AVX-512).
         .target(name: "KernelsAVX512", swiftSettings: wideFlags),
