@@ -32,7 +32,8 @@ let package = Package(
         // Every system header the project uses, behind one module map.
         .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
-        // Thin Swift layer over CSystem: typed errors naming the call, files, threads, clocks.
+        // Thin Swift layer over CSystem, the only target that imports it: typed errors naming the
+        // call, files, threads, clocks, zlib, CRC-32, libm; and the seeded generator.
         .target(name: "Platform", dependencies: ["CSystem"], swiftSettings: common),
         // The AVX-512 GEMM micro-kernel (x86_64 only; used when the CPU has AVX-512).
         .target(name: "KernelsAVX512", swiftSettings: wideFlags),
@@ -41,9 +42,9 @@ let package = Package(
         // Arena, tensors, layers, models, optimizers, LR schedules, checkpoints.
         .target(name: "NN", dependencies: ["Kernels", "Platform"], swiftSettings: common),
         // Dataset formats (IDX), batches, normalisation and augmentation.
-        .target(name: "Data", dependencies: ["Kernels", "Platform"], swiftSettings: common),
+        .target(name: "Data", dependencies: ["Platform"], swiftSettings: common),
         // Per-sample state store and selection policies (IES, DIHCL, baselines); knows no layers.
-        .target(name: "Select", dependencies: ["Kernels", "Platform"], swiftSettings: common),
+        .target(name: "Select", dependencies: ["Platform"], swiftSettings: common),
         // Meters (hwmon, RAPL, Pi 5 PMIC, power model), the sampling recorder, power traces.
         .target(name: "Energy", dependencies: ["Platform"], swiftSettings: common),
         // The training loop: epochs, metrics log, checkpoints, evaluation, energy per epoch.
@@ -61,8 +62,8 @@ let package = Package(
         .testTarget(name: "PlatformTests", dependencies: ["Platform"], swiftSettings: common),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Platform"], swiftSettings: common),
         .testTarget(name: "NNTests", dependencies: ["NN", "Kernels", "Platform"], swiftSettings: common),
-        .testTarget(name: "DataTests", dependencies: ["Data", "Kernels", "Platform"], swiftSettings: common),
-        .testTarget(name: "SelectTests", dependencies: ["Select", "Kernels", "Platform"], swiftSettings: common),
+        .testTarget(name: "DataTests", dependencies: ["Data", "Platform"], swiftSettings: common),
+        .testTarget(name: "SelectTests", dependencies: ["Select", "Platform"], swiftSettings: common),
         .testTarget(name: "EnergyTests", dependencies: ["Energy", "Platform"], swiftSettings: common),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Select", "Energy", "NN", "Data", "Kernels", "Platform"], swiftSettings: common),
     ],

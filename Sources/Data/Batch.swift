@@ -1,4 +1,3 @@
-import Kernels
 import Platform
 
 /// Training-time augmentation, applied per sample in this order (torchvision's

@@ -1,4 +1,3 @@
-import CSystem
 import Platform
 
 // Data: dataset formats (IDX), the in-memory dataset, batch assembly with normalisation and
@@ -33,7 +32,7 @@ public enum DatasetLocator {
     /// The system directory: $LEITNER_SYSTEM_DATA when set (to try the subset fallback on a
     /// machine that has the package), else `systemFashionMNIST`.
     public static func systemDirectory() -> String {
-        if let value = getenv("LEITNER_SYSTEM_DATA") { return String(cString: value) }
+        if let value = Environment.value("LEITNER_SYSTEM_DATA") { return value }
         return systemFashionMNIST
     }
     /// The shipped subset, relative to the repository root.
@@ -138,13 +137,8 @@ public enum DatasetLocator {
 
     /// The directory of the running executable (readlink /proc/self/exe), or nil.
     public static func executableDirectory() -> String? {
-        var buffer = [CChar](repeating: 0, count: 4097)
-        let length = buffer.withUnsafeMutableBufferPointer { raw in
-            readlink("/proc/self/exe", raw.baseAddress!, raw.count - 1)
-        }
-        if length <= 0 || length >= buffer.count - 1 { return nil }
-        let bytes = buffer[0..<length].map { UInt8(bitPattern: $0) }
-        return parentDirectory(String(decoding: bytes, as: UTF8.self))
+        guard let executable = FileSystem.symbolicLinkTarget("/proc/self/exe") else { return nil }
+        return parentDirectory(executable)
     }
 
     /// "/a/b/c" -> "/a/b"; "/a" -> "/"; nil for "/" or a path without a slash.

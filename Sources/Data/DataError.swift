@@ -44,6 +44,14 @@ public struct DataError: Error, CustomStringConvertible {
         self.kind = .system(error)
     }
 
+    /// Wraps a failed zlib call: an I/O failure, or compressed data zlib could not decode.
+    public init(_ error: GzipError) {
+        switch error {
+        case .system(let error): self.init(error)
+        case .data(let call, let subject, let message): self.init(path: subject, kind: .compression(call: call, message: message))
+        }
+    }
+
     public var description: String {
         switch kind {
         case .system(let error):

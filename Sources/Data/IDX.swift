@@ -1,4 +1,3 @@
-import CSystem
 import Platform
 
 /// The IDX format of the MNIST family, gzipped or plain (zlib's gz* functions read both).
@@ -29,7 +28,7 @@ public enum IDX {
 
     /// Reads an images file (magic 0x00000803).
     public static func readImages(_ path: String) throws(DataError) -> Images {
-        let file = try GzipFile.open(path)
+        let file = try openFile(path)
         defer { file.close() }
         let header = try file.readHeader(words: 4)
         if header[0] != imagesMagic {
@@ -53,7 +52,7 @@ public enum IDX {
 
     /// Reads a labels file (magic 0x00000801).
     public static func readLabels(_ path: String) throws(DataError) -> [UInt8] {
-        let file = try GzipFile.open(path)
+        let file = try openFile(path)
         defer { file.close() }
         let header = try file.readHeader(words: 2)
         if header[0] != labelsMagic {
@@ -68,7 +67,7 @@ public enum IDX {
 
     /// The sample count in a labels file's header, without reading the labels.
     public static func readLabelCount(_ path: String) throws(DataError) -> Int {
-        let file = try GzipFile.open(path)
+        let file = try openFile(path)
         defer { file.close() }
         let header = try file.readHeader(words: 2)
         if header[0] != labelsMagic {
@@ -76,63 +75,15 @@ public enum IDX {
         }
         return Int(header[1])
     }
+
+    /// Opens `path` through zlib (gzipped or plain).
+    static func openFile(_ path: String) throws(DataError) -> GzipFile {
+        do throws(GzipError) { return try GzipFile.open(path) } catch { throw DataError(error) }
+    }
 }
 
-/// A file read through zlib's gz* functions: gzip streams are inflated, anything else is read
-/// as is. Each zlib call is wrapped here once; failures name the call and the path.
-struct GzipFile {
-    let handle: gzFile
-    let path: String
-
-    /// Bytes requested from gzread at a time (and zlib's internal buffer size).
-    static let chunkBytes = 1 << 20
-
-    static func open(_ path: String) throws(DataError) -> GzipFile {
-        leitner_set_errno(0)
-        guard let handle = gzopen(path, "rb") else {
-            throw DataError(SystemError.fromErrno("gzopen", path))
-        }
-        _ = gzbuffer(handle, UInt32(chunkBytes / 4))
-        return GzipFile(handle: handle, path: path)
-    }
-
-    func close() {
-        _ = gzclose(handle)
-    }
-
-    /// Reads up to `count` bytes; returns how many arrived (fewer only at the end of the data).
-    func read(into buffer: UnsafeMutableRawPointer, count: Int) throws(DataError) -> Int {
-        var done = 0
-        while done < count {
-            let want = UInt32(min(count - done, GzipFile.chunkBytes))
-            let got = gzread(handle, buffer + done, want)
-            if got < 0 { throw error("gzread") }
-            if got == 0 { break }
-            done += Int(got)
-        }
-        // A short read is either the real end of the data or a stream zlib could not finish.
-        if done < count { try checkStatus("gzread") }
-        return done
-    }
-
-    /// The error zlib recorded for this file, as a DataError naming `call`.
-    func error(_ call: StaticString) -> DataError {
-        var code: Int32 = 0
-        let message = gzerror(handle, &code)
-        if code == Z_ERRNO { return DataError(SystemError.fromErrno(call, path)) }
-        var text = message.map { String(cString: $0) } ?? "zlib error \(code)"
-        // zlib prefixes its message with the path, which the DataError already names.
-        if text.hasPrefix(path + ": ") { text = String(text.dropFirst(path.count + 2)) }
-        return DataError(path: path, kind: .compression(call: call, message: text))
-    }
-
-    /// Throws when zlib recorded an error (Z_BUF_ERROR is a truncated gzip stream).
-    func checkStatus(_ call: StaticString) throws(DataError) {
-        var code: Int32 = 0
-        _ = gzerror(handle, &code)
-        if code != Z_OK { throw error(call) }
-    }
-
+/// IDX's reads: a header of big-endian words and a payload of a known size, nothing after it.
+extension GzipFile {
     /// Reads `words` big-endian UInt32 header words.
     func readHeader(words: Int) throws(DataError) -> [UInt32] {
         var bytes = [UInt8](repeating: 0, count: words * 4)
@@ -175,8 +126,8 @@ struct GzipFile {
     private func readInto(_ bytes: inout [UInt8], offset: Int, count: Int) throws(DataError) -> Int {
         var result: Result<Int, DataError> = .success(0)
         bytes.withUnsafeMutableBytes { raw in
-            do throws(DataError) { result = .success(try read(into: raw.baseAddress! + offset, count: count)) }
-            catch { result = .failure(error) }
+            do throws(GzipError) { result = .success(try read(into: raw.baseAddress! + offset, count: count)) }
+            catch { result = .failure(DataError(error)) }
         }
         return try result.get()
     }

@@ -1,4 +1,3 @@
-import CSystem
 import Platform
 
 /// The pack format (docs/pack-format.md): a dataset as a sequence of gzip members, so
@@ -86,22 +85,6 @@ public enum Pack {
         for offset in 2..<10 where bytes[tail + offset] != 0 { return nil }
         return (sub + 4..<sub + 4 + dataLength, length)
     }
-
-    /// CRC-32 (zlib's, the gzip one) of `count` bytes.
-    public static func crc(_ pointer: UnsafeRawPointer, count: Int) -> UInt32 {
-        var value = crc32(0, nil, 0)
-        var done = 0
-        while done < count {
-            let chunk = min(count - done, 1 << 30)
-            value = crc32(value, pointer.assumingMemoryBound(to: UInt8.self) + done, UInt32(chunk))
-            done += chunk
-        }
-        return UInt32(value)
-    }
-
-    public static func crc(_ bytes: [UInt8]) -> UInt32 {
-        bytes.withUnsafeBytes { raw in crc(raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, count: raw.count) }
-    }
 }
 
 /// The pack header: what the samples are and where the index is.
@@ -150,7 +133,7 @@ public struct PackHeader: Equatable {
             ByteWriter.append16(&bytes, UInt16(utf8.count))
             bytes.append(contentsOf: utf8)
         }
-        ByteWriter.append32(&bytes, Pack.crc(bytes))
+        ByteWriter.append32(&bytes, Checksum.crc32(bytes))
         return bytes
     }
 
@@ -176,7 +159,7 @@ public struct PackHeader: Equatable {
         if declared != data.count { throw fail("declares \(declared) bytes but holds \(data.count)") }
         let stored = UInt32(data[data.count - 4]) | UInt32(data[data.count - 3]) << 8
             | UInt32(data[data.count - 2]) << 16 | UInt32(data[data.count - 1]) << 24
-        let computed = Pack.crc(UnsafeRawPointer(data.baseAddress!), count: data.count - 4)
+        let computed = Checksum.crc32(UnsafeRawPointer(data.baseAddress!), count: data.count - 4)
         if stored != computed { throw fail("CRC-32 mismatch (stored \(DataError.hex(stored)), computed \(DataError.hex(computed))): the header is corrupt") }
         let sampleCount = reader.u64()
         guard let elementType = Pack.ElementType(rawValue: reader.u8()) else { throw fail("unknown element type") }

@@ -1,4 +1,3 @@
-import CSystem
 import Platform
 
 /// Where a pack's bytes come from: a file read with pread, counting read calls and bytes,
@@ -54,69 +53,6 @@ public final class PackSource {
     public func resetCounters() {
         readCalls = 0
         bytesRead = 0
-    }
-}
-
-/// One zlib stream reused for every block (inflateReset / deflateReset between blocks).
-public final class GzipCodec {
-    let stream: UnsafeMutablePointer<z_stream>
-    let inflating: Bool
-
-    /// A decoder of gzip members.
-    public static func decoder() -> GzipCodec { GzipCodec(inflating: true, level: 0) }
-    /// An encoder of gzip members at zlib `level` (1...9).
-    public static func encoder(level: Int) -> GzipCodec { GzipCodec(inflating: false, level: level) }
-
-    init(inflating: Bool, level: Int) {
-        self.inflating = inflating
-        stream = .allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        let status = inflating ? leitner_inflate_init_gzip(stream) : leitner_deflate_init_gzip(stream, Int32(level))
-        precondition(status == Z_OK, "zlib could not initialise a stream (status \(status)): out of memory")
-    }
-
-    deinit {
-        if inflating { inflateEnd(stream) } else { deflateEnd(stream) }
-        stream.deallocate()
-    }
-
-    /// Largest member `deflate` can produce for `count` input bytes.
-    public func bound(_ count: Int) -> Int { Int(deflateBound(stream, UInt(count))) + 64 }
-
-    /// Compresses `count` bytes into one gzip member; returns its length.
-    public func deflate(_ input: UnsafeRawPointer, count: Int, into output: UnsafeMutableRawPointer, capacity: Int) -> Int {
-        deflateReset(stream)
-        stream.pointee.next_in = UnsafeMutablePointer(mutating: input.assumingMemoryBound(to: Bytef.self))
-        stream.pointee.avail_in = UInt32(count)
-        stream.pointee.next_out = output.assumingMemoryBound(to: Bytef.self)
-        stream.pointee.avail_out = UInt32(capacity)
-        let status = CSystem.deflate(stream, Z_FINISH)
-        precondition(status == Z_STREAM_END, "deflate did not finish a block (status \(status))")
-        return capacity - Int(stream.pointee.avail_out)
-    }
-
-    /// Inflates exactly one gzip member of `count` bytes into exactly `expected` bytes;
-    /// returns nil on success or what is wrong.
-    public func inflate(_ input: UnsafeRawPointer, count: Int, into output: UnsafeMutableRawPointer, expected: Int) -> String? {
-        inflateReset(stream)
-        stream.pointee.next_in = UnsafeMutablePointer(mutating: input.assumingMemoryBound(to: Bytef.self))
-        stream.pointee.avail_in = UInt32(count)
-        stream.pointee.next_out = output.assumingMemoryBound(to: Bytef.self)
-        stream.pointee.avail_out = UInt32(expected)
-        let status = CSystem.inflate(stream, Z_FINISH)
-        let produced = expected - Int(stream.pointee.avail_out)
-        switch status {
-        case Z_STREAM_END:
-            if stream.pointee.avail_in != 0 { return "the gzip member ends \(stream.pointee.avail_in) bytes before the size in the index" }
-            if produced != expected { return "inflates to \(produced) bytes, the index says \(expected)" }
-            return nil
-        case Z_BUF_ERROR, Z_OK:
-            if stream.pointee.avail_out == 0 { return "inflates to more than the \(expected) bytes the index says" }
-            return "the gzip member is cut short (truncated or the index size is wrong)"
-        default:
-            let message = stream.pointee.msg.map { String(cString: $0) } ?? "zlib status \(status)"
-            return "corrupt compressed data: \(message)"
-        }
     }
 }
 
@@ -199,7 +135,7 @@ public final class PackFile {
         if entries.count != header.blockCount * Pack.indexEntryBytes {
             throw DataError(path: path, kind: .pack(block: nil, "index: \(entries.count / Pack.indexEntryBytes) entries, the header says \(header.blockCount) blocks"))
         }
-        let computed = Pack.crc(entries)
+        let computed = Checksum.crc32(entries)
         if computed != header.indexCRC {
             throw DataError(path: path, kind: .pack(block: nil, "index: CRC-32 mismatch (stored \(DataError.hex(header.indexCRC)), computed \(DataError.hex(computed))): the index is corrupt"))
         }
@@ -261,10 +197,12 @@ public final class PackFile {
     /// the CRC-32 and that every label is below the class count.
     public func decodeBlock(_ block: Int, compressed: UnsafeRawPointer, into output: UnsafeMutableRawPointer, codec: GzipCodec) throws(DataError) {
         let entry = blocks[block]
-        if let problem = codec.inflate(compressed, count: entry.compressedBytes, into: output, expected: entry.uncompressedBytes) {
-            throw DataError(path: path, kind: .pack(block: block, problem))
+        do throws(GzipError) {
+            try codec.inflate(compressed, count: entry.compressedBytes, into: output, expected: entry.uncompressedBytes)
+        } catch {
+            throw DataError(path: path, kind: .pack(block: block, error.message))
         }
-        let computed = Pack.crc(UnsafeRawPointer(output), count: entry.uncompressedBytes)
+        let computed = Checksum.crc32(UnsafeRawPointer(output), count: entry.uncompressedBytes)
         if computed != entry.crc {
             throw DataError(path: path, kind: .pack(block: block, "CRC-32 mismatch (index \(DataError.hex(entry.crc)), data \(DataError.hex(computed)))"))
         }

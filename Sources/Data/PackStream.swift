@@ -1,4 +1,3 @@
-import Kernels
 import Platform
 
 /// Streams a pack's samples in bounded memory: a prefetch thread reads and inflates the

@@ -1,4 +1,3 @@
-import CSystem
 import Platform
 
 /// Writes a pack record by record: whole records are gathered into blocks of about
@@ -107,7 +106,7 @@ public final class PackWriter {
             }
         }
         blocks.append(PackBlock(offset: offset, compressedBytes: length, uncompressedBytes: block.count,
-                                firstSample: first, sampleCount: samples - first, crc: Pack.crc(block)))
+                                firstSample: first, sampleCount: samples - first, crc: Checksum.crc32(block)))
         try write(compressed[0..<length])
         offset += length
         block.removeAll(keepingCapacity: true)
@@ -126,7 +125,7 @@ public final class PackWriter {
         header.sampleCount = samples
         header.blockCount = blocks.count
         header.indexOffset = offset
-        header.indexCRC = Pack.crc(entries)
+        header.indexCRC = Checksum.crc32(entries)
         var indexBytes = 0
         var start = 0
         while start < entries.count {

@@ -1,4 +1,3 @@
-import CSystem
 import Platform
 
 /// The model estimate: idle watts over wall time plus active watts per busy core times the
@@ -28,7 +27,7 @@ public final class ModelMeter {
         } else {
             stat = nil
         }
-        let ticks = sysconf(Int32(_SC_CLK_TCK))
+        let ticks = SystemInfo.clockTicksPerSecond()
         ticksPerSecond = ticks > 0 ? Double(ticks) : 100
         _ = try busySeconds()
     }

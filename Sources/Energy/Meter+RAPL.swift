@@ -1,4 +1,3 @@
-import CSystem
 import Platform
 
 /// x86 RAPL through powercap: each package zone's `energy_uj` counter (microjoules), unwrapped
@@ -39,7 +38,7 @@ public final class RAPLMeter {
 
     /// The message for a failed open or read: permission errors say how to get access.
     public static func message(for error: SystemError) -> String {
-        if error.code == EACCES || error.code == EPERM {
+        if error.code == Errno.permissionDenied || error.code == Errno.notPermitted {
             return "rapl: \(error.description): the counters are readable by root only; run as root or `chmod o+r` the energy_uj files"
         }
         return "rapl: " + error.description

@@ -1,4 +1,4 @@
-import CSystem
+import Platform
 
 // Hyperparameters are Double, as PyTorch holds them in Python floats: each coefficient an
 // update uses (1 - dampening, 1 - lr*wd, 1 - b2, the bias corrections) is formed in Double and
@@ -98,8 +98,8 @@ public enum AdamW {
         learningRate: Double, beta1: Double, beta2: Double, weightDecay: Double, step: Int
     ) -> (decay: Double, oneMinusB1: Double, oneMinusB2: Double, stepSize: Double, inverseRoot2: Double) {
         precondition(step >= 1, "AdamW step numbers start at 1 (got \(step))")
-        let correction1 = 1 - pow(beta1, Double(step))
-        let correction2 = 1 - pow(beta2, Double(step))
+        let correction1 = 1 - FloatMath.pow(beta1, Double(step))
+        let correction2 = 1 - FloatMath.pow(beta2, Double(step))
         return (1 - learningRate * weightDecay, 1 - beta1, 1 - beta2, learningRate / correction1,
                 1 / correction2.squareRoot())
     }

@@ -1,21 +1,20 @@
-import CSystem
 import Platform
 
 /// The floating-point types the naive twins run in, with the two transcendental functions the
-/// loss needs (the standard library has none in Embedded mode; these wrap libm once).
+/// loss needs (libm's, through Platform's FloatMath).
 public protocol KernelFloat: BinaryFloatingPoint {
     static func exponential(_ x: Self) -> Self
     static func logarithm(_ x: Self) -> Self
 }
 
 extension Float: KernelFloat {
-    @inline(__always) public static func exponential(_ x: Float) -> Float { expf(x) }
-    @inline(__always) public static func logarithm(_ x: Float) -> Float { logf(x) }
+    @inline(__always) public static func exponential(_ x: Float) -> Float { FloatMath.exp(x) }
+    @inline(__always) public static func logarithm(_ x: Float) -> Float { FloatMath.log(x) }
 }
 
 extension Double: KernelFloat {
-    @inline(__always) public static func exponential(_ x: Double) -> Double { exp(x) }
-    @inline(__always) public static func logarithm(_ x: Double) -> Double { log(x) }
+    @inline(__always) public static func exponential(_ x: Double) -> Double { FloatMath.exp(x) }
+    @inline(__always) public static func logarithm(_ x: Double) -> Double { FloatMath.log(x) }
 }
 
 /// e^x per lane, for x <= 0 (softmax arguments after subtracting the max). Cephes' expf:
@@ -196,10 +195,10 @@ public enum SoftmaxCrossEntropy {
             j += width
         }
         var sum = sumVector.sum()
-        while j < classes { sum += expf(z[j] - maximum); j += 1 }
+        while j < classes { sum += FloatMath.exp(z[j] - maximum); j += 1 }
 
         // max - z[label] first: it is exact when both are huge (1e4), log(sum) is small.
-        losses[sample] = logf(sum) + (maximum - z[label])
+        losses[sample] = FloatMath.log(sum) + (maximum - z[label])
         correct[sample] = best == label ? 1 : 0
 
         guard let dLogits else { return }
@@ -213,7 +212,7 @@ public enum SoftmaxCrossEntropy {
             j += width
         }
         let tailScale = factor / sum
-        while j < classes { d[j] += tailScale * expf(z[j] - maximum); j += 1 }
+        while j < classes { d[j] += tailScale * FloatMath.exp(z[j] - maximum); j += 1 }
         d[label] -= factor
     }
 }

@@ -1,4 +1,5 @@
 import Kernels
+import Platform
 
 extension Model {
     /// PyTorch's default initialisation: conv and linear weights and biases uniform in

@@ -1,4 +1,4 @@
-import CSystem
+import Platform
 
 /// Learning-rate schedules defined over epochs (fractional), never over step counts: a
 /// selection policy changes how many steps an epoch has, and the schedule must not notice.
@@ -39,15 +39,15 @@ public struct LearningRateSchedule {
         case .constant:
             rate = base
         case let .step(every, gamma):
-            rate = base * pow(gamma, (progress / every).rounded(.down))
+            rate = base * FloatMath.pow(gamma, (progress / every).rounded(.down))
         case let .exponential(gamma):
-            rate = base * pow(gamma, progress.rounded(.down))
+            rate = base * FloatMath.pow(gamma, progress.rounded(.down))
         case let .cosine(minimum):
             let fraction = min(max(progress / max(totalEpochs, 1e-9), 0), 1)
-            rate = minimum + (base - minimum) * (1 + cos(Double.pi * fraction)) / 2
+            rate = minimum + (base - minimum) * (1 + FloatMath.cos(Double.pi * fraction)) / 2
         case let .cyclicCosine(period, minimum):
             let phase = progress - (progress / period).rounded(.down) * period
-            rate = minimum + (base - minimum) * (1 + cos(Double.pi * phase / period)) / 2
+            rate = minimum + (base - minimum) * (1 + FloatMath.cos(Double.pi * phase / period)) / 2
         }
         if warmupEpochs > 0 && progress < warmupEpochs {
             rate *= max(progress / warmupEpochs, 0.1 / max(warmupEpochs, 1))

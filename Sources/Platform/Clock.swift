@@ -22,6 +22,8 @@ public enum SystemInfo {
     public static func peakResidentBytes() -> Int { Int(leitner_peak_rss_kib()) * 1024 }
     /// Online CPU cores.
     public static func onlineCores() -> Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+    /// Clock ticks per second (the unit of /proc/stat's CPU times); 0 or less when unknown.
+    public static func clockTicksPerSecond() -> Int { Int(sysconf(Int32(_SC_CLK_TCK))) }
 
     /// True when this is an x86_64 CPU with AVX-512 (F, CD, BW, DQ, VL) and the OS saves its
     /// registers: the GEMM then runs the KernelsAVX512 micro-kernel (same results, 16 lanes).
@@ -36,7 +38,7 @@ public enum SystemInfo {
     /// Whether the kernels should use AVX-512: the CPU has it and the environment variable
     /// LEITNER_SIMD is not `avx2` (which forces the AVX2 path, e.g. to compare the two).
     public static func useAVX512() -> Bool {
-        if let value = getenv("LEITNER_SIMD"), String(cString: value) == "avx2" { return false }
+        if Environment.value("LEITNER_SIMD") == "avx2" { return false }
         return hasAVX512()
     }
 

@@ -34,7 +34,7 @@ public enum FaultInjection {
     private static func current() -> Settings {
         if let settings { return settings }
         var parsed = Settings()
-        if let text = environment("LEITNER_FAULT") {
+        if let text = Environment.value("LEITNER_FAULT") {
             let parts = text.split(separator: ":").map(String.init)
             if parts.count >= 2, let call = Call(rawValue: parts[0]), let code = errnoValue(parts[1]) {
                 parsed.faultCall = call
@@ -47,14 +47,14 @@ public enum FaultInjection {
                 Console.error("leitner: LEITNER_FAULT='\(text)' is not CALL:ERRNO[:after=N][:path=TEXT] (CALL: write, fsync, rename, open; ERRNO: ENOSPC, EIO, EDQUOT, EROFS, EACCES); ignored")
             }
         }
-        if let text = environment("LEITNER_WRITE_PAUSE_MS") {
+        if let text = Environment.value("LEITNER_WRITE_PAUSE_MS") {
             let parts = text.split(separator: ":").map(String.init)
             if let first = parts.first, let milliseconds = Int(first), milliseconds >= 0 {
                 parsed.pauseNanoseconds = Int64(milliseconds) * 1_000_000
             }
             for part in parts.dropFirst() where part.hasPrefix("path=") { parsed.pausePath = String(part.dropFirst(5)) }
         }
-        if let text = environment("LEITNER_INJECT_NAN_STEP"), let step = Int(text), step > 0 { parsed.nanStep = step }
+        if let text = Environment.value("LEITNER_INJECT_NAN_STEP"), let step = Int(text), step > 0 { parsed.nanStep = step }
         settings = parsed
         return parsed
     }
@@ -101,11 +101,6 @@ public enum FaultInjection {
 
     /// Forgets the parsed variables, so a test that changed them takes effect.
     public static func reload() { settings = nil }
-
-    static func environment(_ name: String) -> String? {
-        guard let value = getenv(name) else { return nil }
-        return String(cString: value)
-    }
 
     static func errnoValue(_ name: String) -> Int32? {
         switch name {

@@ -91,6 +91,18 @@ extension FileSystem {
         while let last = text.last, last == "\n" || last == " " || last == "\t" || last == "\r" || last == "\0" { text.removeLast() }
         return text
     }
+
+    /// Where the symbolic link at `path` points (readlink), or nil when it is not a link or the
+    /// target is longer than 4095 bytes.
+    public static func symbolicLinkTarget(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let length = buffer.withUnsafeMutableBufferPointer { raw in
+            readlink(path, raw.baseAddress!, raw.count - 1)
+        }
+        if length <= 0 || length >= buffer.count - 1 { return nil }
+        let bytes = buffer[0..<length].map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }
 
 /// Running a shell command and capturing its standard output.

@@ -1,5 +1,6 @@
 /// Platform: the thin Swift layer over the CSystem module map (files, mapped memory, threads,
-/// clocks, console). Everything else in Leitner reaches the operating system through here.
+/// clocks, console, environment, zlib, CRC-32, libm) and the seeded generator. Everything else
+/// in Leitner reaches the operating system and the C libraries through here.
 public enum Platform {
     /// The vector instruction set the kernels were compiled for, for reports.
     public static var vectorISA: String {

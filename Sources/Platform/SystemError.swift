@@ -35,3 +35,12 @@ public struct SystemError: Error, CustomStringConvertible {
         return String(cString: cString) + " (errno \(code))"
     }
 }
+
+/// errno values that code outside Platform names (injected faults, permission hints), spelled
+/// as swift-system spells them.
+public enum Errno {
+    public static let noSpace: Int32 = ENOSPC
+    public static let ioError: Int32 = EIO
+    public static let permissionDenied: Int32 = EACCES
+    public static let notPermitted: Int32 = EPERM
+}

@@ -1,4 +1,4 @@
-import Kernels
+import Platform
 
 /// One of the built-in policies, dispatched by a switch: the closed-world stand-in for
 /// `any SelectionPolicy`, which Embedded Swift does not have. The training loop is generic over

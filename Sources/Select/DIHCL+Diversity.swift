@@ -1,5 +1,4 @@
-import CSystem
-import Kernels
+import Platform
 
 extension DIHCLPolicy {
     /// Hands the policy penultimate features: `sampleCount` rows of `dimension` Floats, row i for
@@ -91,12 +90,12 @@ extension DIHCLPolicy {
         for _ in 0..<pairs {
             let first = Int(order[generator.below(count)])
             let second = Int(order[generator.below(count)])
-            distanceTotal += Double(sqrtf(DIHCLPolicy.squaredDistance(features, first, second, dimension)))
+            distanceTotal += Double(FloatMath.sqrt(DIHCLPolicy.squaredDistance(features, first, second, dimension)))
         }
         let sigma = Float(distanceTotal / Double(pairs))
         let inverseWidth: Float = sigma > 0 ? 1 / (2 * sigma * sigma) : 0
         let coverageScale = lambda * Float(kept) / Float(max(groundCount, 1))
-        let draws = max(1, Int((Float(count) / Float(kept) * logf(1 / max(options.stochasticGreedyEpsilon, 1e-6))).rounded(.up)))
+        let draws = max(1, Int((Float(count) / Float(kept) * FloatMath.log(1 / max(options.stochasticGreedyEpsilon, 1e-6))).rounded(.up)))
 
         for step in 0..<kept {
             let remaining = count - step
@@ -110,7 +109,7 @@ extension DIHCLPolicy {
                 var coverage: Float = 0
                 for ground in 0..<groundCount {
                     let distance = DIHCLPolicy.squaredDistance(features, sample, Int(groundIndices[ground]), dimension)
-                    coverage += max(0, expf(-distance * inverseWidth) - groundBest[ground])
+                    coverage += max(0, FloatMath.exp(-distance * inverseWidth) - groundBest[ground])
                 }
                 let gain = utilityScale * utility[sample] + coverageScale * coverage
                 if gain > bestGain {
@@ -122,7 +121,7 @@ extension DIHCLPolicy {
             let chosen = Int(order[step])
             for ground in 0..<groundCount {
                 let distance = DIHCLPolicy.squaredDistance(features, chosen, Int(groundIndices[ground]), dimension)
-                groundBest[ground] = max(groundBest[ground], expf(-distance * inverseWidth))
+                groundBest[ground] = max(groundBest[ground], FloatMath.exp(-distance * inverseWidth))
             }
         }
     }

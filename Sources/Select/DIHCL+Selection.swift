@@ -1,5 +1,4 @@
-import CSystem
-import Kernels
+import Platform
 
 /// Random draws DIHCL needs: weighted sampling without replacement, Gamma and Beta variates.
 public enum DIHCLSampling {
@@ -11,8 +10,8 @@ public enum DIHCLSampling {
 
     /// Standard normal variate (Box–Muller, one of the pair).
     public static func standardNormal(_ generator: inout SeededGenerator) -> Float {
-        let radius = sqrtf(-2 * logf(openUniform(&generator)))
-        return radius * cosf(2 * Float.pi * openUniform(&generator))
+        let radius = FloatMath.sqrt(-2 * FloatMath.log(openUniform(&generator)))
+        return radius * FloatMath.cos(2 * Float.pi * openUniform(&generator))
     }
 
     /// Gamma(shape, 1) variate: Marsaglia–Tsang squeeze for shape >= 1, and
@@ -20,11 +19,11 @@ public enum DIHCLSampling {
     public static func gamma(shape: Float, generator: inout SeededGenerator) -> Float {
         let shape = max(shape, 1e-3)
         if shape < 1 {
-            let boost = powf(openUniform(&generator), 1 / shape)
+            let boost = FloatMath.pow(openUniform(&generator), 1 / shape)
             return gamma(shape: shape + 1, generator: &generator) * boost
         }
         let d = shape - 1.0 / 3.0
-        let c = 1 / sqrtf(9 * d)
+        let c = 1 / FloatMath.sqrt(9 * d)
         while true {
             var x: Float
             var v: Float
@@ -36,7 +35,7 @@ public enum DIHCLSampling {
             let u = openUniform(&generator)
             let xx = x * x
             if u < 1 - 0.0331 * xx * xx { return d * v }
-            if logf(u) < 0.5 * xx + d * (1 - v + logf(v)) { return d * v }
+            if FloatMath.log(u) < 0.5 * xx + d * (1 - v + FloatMath.log(v)) { return d * v }
         }
     }
 
@@ -53,7 +52,7 @@ public enum DIHCLSampling {
     /// form never underflows, so softmax weights can be used as logits directly.
     @inline(__always)
     public static func efraimidisSpirakisKey(logWeight: Float, generator: inout SeededGenerator) -> Float {
-        logWeight - logf(-logf(openUniform(&generator)))
+        logWeight - FloatMath.log(-FloatMath.log(openUniform(&generator)))
     }
 
     /// Partitions `order[range]` so its first `count` entries are those with the largest
@@ -95,7 +94,7 @@ public enum DIHCLSampling {
     public static func sampleWithoutReplacement(weights: [Float], count: Int, keys: inout [Float],
                                                 order: inout [Int32], generator: inout SeededGenerator) {
         for item in 0..<weights.count {
-            let logWeight = logf(max(weights[item], Float.leastNormalMagnitude))
+            let logWeight = FloatMath.log(max(weights[item], Float.leastNormalMagnitude))
             keys[item] = efraimidisSpirakisKey(logWeight: logWeight, generator: &generator)
             order[item] = Int32(item)
         }
@@ -124,7 +123,7 @@ extension DIHCLPolicy {
         case .proportional:
             for sample in 0..<sampleCount {
                 utility[sample] = hardness[sample]
-                let logWeight = logf(max(hardness[sample], Float.leastNormalMagnitude))
+                let logWeight = FloatMath.log(max(hardness[sample], Float.leastNormalMagnitude))
                 keys[sample] = DIHCLSampling.efraimidisSpirakisKey(logWeight: logWeight, generator: &generator)
             }
         case .exp3:
@@ -134,11 +133,11 @@ extension DIHCLPolicy {
             importanceWeighting = true
         case .ucb:
             // utility = mean + c mean(means) sqrt(2 ln epochs / visits), then the exp3 softmax.
-            let bonus = options.ucbBonus * meanOf(hardness) * sqrtf(2 * logf(Float(max(epochs, 2))))
+            let bonus = options.ucbBonus * meanOf(hardness) * FloatMath.sqrt(2 * FloatMath.log(Float(max(epochs, 2))))
             let firstObserved: UInt32 = options.metric == .loss ? 0 : 1
             for sample in 0..<sampleCount {
                 let observed = visits[sample] > firstObserved ? visits[sample] - firstObserved : 1
-                utility[sample] = hardness[sample] + bonus / sqrtf(Float(observed))
+                utility[sample] = hardness[sample] + bonus / FloatMath.sqrt(Float(observed))
             }
             softmaxKeys(scale: temperature / meanUtility(), generator: &generator)
         case .thompson:
@@ -193,7 +192,7 @@ extension DIHCLPolicy {
         var total: Double = 0
         for sample in 0..<sampleCount {
             let logit = scale * utility[sample] - largest
-            let weight = expf(logit)
+            let weight = FloatMath.exp(logit)
             probability[sample] = weight
             total += Double(weight)
             keys[sample] = DIHCLSampling.efraimidisSpirakisKey(logWeight: logit, generator: &generator)
@@ -212,7 +211,7 @@ extension DIHCLPolicy {
         case .inclusionProbability:
             func expected(_ t: Double) -> Double {
                 var total: Double = 0
-                for sample in 0..<sampleCount { total -= expm1(-t * Double(probability[sample])) }
+                for sample in 0..<sampleCount { total -= FloatMath.expm1(-t * Double(probability[sample])) }
                 return total
             }
             let target = Double(count)
@@ -229,7 +228,7 @@ extension DIHCLPolicy {
                 if expected(middle) < target { low = middle } else { high = middle }
             }
             for sample in 0..<sampleCount {
-                probability[sample] = Float(-expm1(-high * Double(probability[sample])))
+                probability[sample] = Float(-FloatMath.expm1(-high * Double(probability[sample])))
             }
         }
     }

@@ -1,4 +1,4 @@
-import Kernels
+import Platform
 
 /// Options of DIHCL (Dynamic Instance Hardness Curriculum Learning, ALGORITHMS.md section 2).
 /// Defaults follow the authors' released code; the paper's formulation is reachable by options.

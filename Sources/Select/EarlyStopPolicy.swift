@@ -1,4 +1,4 @@
-import Kernels
+import Platform
 
 /// Conventional early stopping: everyone trains; a held-out split (`validationFraction` of
 /// the training set, carved out by the loop) is evaluated each epoch, and training stops when

@@ -1,4 +1,4 @@
-import Kernels
+import Platform
 
 /// No selection: every sample trains every epoch. The baseline every other policy is compared with.
 public struct FullPolicy: SelectionPolicy {

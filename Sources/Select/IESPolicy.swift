@@ -1,4 +1,4 @@
-import Kernels
+import Platform
 
 /// IES, instance-dependent early stopping (ALGORITHMS.md section 1, released code's criterion).
 ///

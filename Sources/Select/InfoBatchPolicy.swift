@@ -1,4 +1,4 @@
-import Kernels
+import Platform
 
 /// InfoBatch (ICLR 2024): unbiased random pruning of well-learned samples with loss rescaling.
 ///

@@ -1,4 +1,4 @@
-import Kernels
+import Platform
 
 /// What the epoch plan says about one sample.
 public enum SampleAction: UInt8 {

@@ -1,4 +1,4 @@
-import Kernels
+import Platform
 
 /// Random removal: each epoch a fresh uniformly random subset of exactly
 /// round(fraction x N) samples is skipped, drawn from the generator passed to `planEpoch`.

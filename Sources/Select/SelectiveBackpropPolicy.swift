@@ -1,5 +1,4 @@
-import CSystem
-import Kernels
+import Platform
 
 /// Selective Backprop (Jiang et al., 2019): forward each batch without gradients, keep each
 /// sample with probability P = (percentile of its loss among the last `historySize` losses)^beta,
@@ -103,7 +102,7 @@ public struct SelectiveBackpropPolicy: SelectionPolicy {
     public mutating func selectWithinBatch(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>,
                                            selected: UnsafeMutablePointer<UInt8>, generator: inout SeededGenerator) {
         for slot in 0..<indices.count {
-            let probability = pow(percentileAfterAdding(losses[slot], sample: Int(indices[slot])), beta)
+            let probability = FloatMath.pow(percentileAfterAdding(losses[slot], sample: Int(indices[slot])), beta)
             let draw = Double(generator.next() >> 11) * 0x1p-53
             let keep = draw < probability
             selected[slot] = keep ? 1 : 0

@@ -1,4 +1,3 @@
-import CSystem
 import Platform
 
 /// A per-sample state file that could not be written or read back: which file, and why.
@@ -168,7 +167,7 @@ public final class StateStore {
             policy.encodeState(index: index, into: records + index * stride)
         }
         let header = StateHeader(version: StateStore.version, policy: policy.id.rawValue, sampleCount: sampleCount,
-                                 stride: stride, epoch: epoch, recordsChecksum: StateStore.crc32(records, count: recordBytes))
+                                 stride: stride, epoch: epoch, recordsChecksum: Checksum.crc32(records, count: recordBytes))
         StateStore.writeHeader(header, into: base)
 
         do throws(SystemError) {
@@ -176,10 +175,10 @@ public final class StateStore {
             do throws(SystemError) {
                 if case .shortWrite(let bytes) = injectedFault {
                     try file.writeAll(UnsafeRawPointer(base), count: min(max(bytes, 0), total))
-                    throw SystemError(call: "write", subject: temporary, code: ENOSPC)
+                    throw SystemError(call: "write", subject: temporary, code: Errno.noSpace)
                 }
                 try file.writeAll(UnsafeRawPointer(base), count: total)
-                if injectedFault == .failedSync { throw SystemError(call: "fsync", subject: temporary, code: EIO) }
+                if injectedFault == .failedSync { throw SystemError(call: "fsync", subject: temporary, code: Errno.ioError) }
                 try file.sync()
             } catch {
                 try? file.close()
@@ -187,15 +186,15 @@ public final class StateStore {
             }
             try file.close()
             if rotate {
-                if injectedFault == .failedRotation { throw SystemError(call: "rename", subject: current, code: EIO) }
+                if injectedFault == .failedRotation { throw SystemError(call: "rename", subject: current, code: Errno.ioError) }
                 try FileSystem.rename(current, to: previous)
             }
-            if injectedFault == .failedRename { throw SystemError(call: "rename", subject: temporary, code: EIO) }
+            if injectedFault == .failedRename { throw SystemError(call: "rename", subject: temporary, code: Errno.ioError) }
             try FileSystem.rename(temporary, to: current)
             // The renames are durable only once the directory entry is on the device.
             let directoryHandle = try FileHandle.openForReading(directory.isEmpty ? "." : directory)
             defer { try? directoryHandle.close() }
-            if injectedFault == .failedDirectorySync { throw SystemError(call: "fsync", subject: directory, code: EIO) }
+            if injectedFault == .failedDirectorySync { throw SystemError(call: "fsync", subject: directory, code: Errno.ioError) }
             try directoryHandle.sync()
         } catch {
             throw SelectError(error)
@@ -249,7 +248,7 @@ public final class StateStore {
         let header: StateHeader
         do throws(SelectError) { header = try StateStore.parseHeader(UnsafeRawPointer(base), path: path) } catch { return nil }
         if size != StateStore.headerSize + header.sampleCount * header.stride { return nil }
-        let computed = StateStore.crc32(UnsafeRawPointer(base) + StateStore.headerSize, count: size - StateStore.headerSize)
+        let computed = Checksum.crc32(UnsafeRawPointer(base) + StateStore.headerSize, count: size - StateStore.headerSize)
         return computed == header.recordsChecksum ? header.epoch : nil
     }
 
@@ -317,18 +316,6 @@ public final class StateStore {
         return try result.get()
     }
 
-    /// zlib's CRC-32 of `count` bytes (in chunks: zlib takes a 32-bit length).
-    public static func crc32(_ bytes: UnsafeRawPointer, count: Int) -> UInt32 {
-        var crc: UInt = CSystem.crc32(0, nil, 0)
-        var done = 0
-        while done < count {
-            let chunk = min(count - done, 1 << 30)
-            crc = CSystem.crc32(crc, bytes.assumingMemoryBound(to: UInt8.self) + done, UInt32(chunk))
-            done += chunk
-        }
-        return UInt32(truncatingIfNeeded: crc)
-    }
-
     // MARK: - Private
 
     private func reserve(_ bytes: Int) -> UnsafeMutableRawPointer {
@@ -371,7 +358,7 @@ public final class StateStore {
         let expected = StateStore.headerSize + header.sampleCount * header.stride
         if size < expected { throw SelectError(path: path, kind: .truncated(expectedBytes: expected, gotBytes: size)) }
         if size > expected { throw SelectError(path: path, kind: .trailingData(expectedBytes: expected, gotBytes: size)) }
-        let computed = StateStore.crc32(UnsafeRawPointer(base) + StateStore.headerSize, count: expected - StateStore.headerSize)
+        let computed = Checksum.crc32(UnsafeRawPointer(base) + StateStore.headerSize, count: expected - StateStore.headerSize)
         if computed != header.recordsChecksum {
             throw SelectError(path: path, kind: .recordChecksum(stored: header.recordsChecksum, computed: computed))
         }
@@ -391,7 +378,7 @@ public final class StateStore {
         base.storeBytes(of: Int64(header.epoch).littleEndian, toByteOffset: 32, as: Int64.self)
         base.storeBytes(of: UInt64(header.sampleCount * header.stride).littleEndian, toByteOffset: 40, as: UInt64.self)
         base.storeBytes(of: header.recordsChecksum.littleEndian, toByteOffset: 48, as: UInt32.self)
-        base.storeBytes(of: crc32(UnsafeRawPointer(base), count: 60).littleEndian, toByteOffset: 60, as: UInt32.self)
+        base.storeBytes(of: Checksum.crc32(UnsafeRawPointer(base), count: 60).littleEndian, toByteOffset: 60, as: UInt32.self)
     }
 
     private static func parseHeader(_ base: UnsafeRawPointer, path: String) throws(SelectError) -> StateHeader {
@@ -399,7 +386,7 @@ public final class StateStore {
             throw SelectError(path: path, kind: .badMagic)
         }
         let stored = UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 60, as: UInt32.self))
-        let computed = crc32(base, count: 60)
+        let computed = Checksum.crc32(base, count: 60)
         if stored != computed { throw SelectError(path: path, kind: .headerChecksum(stored: stored, computed: computed)) }
         let version = UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
         if version != StateStore.version { throw SelectError(path: path, kind: .unsupportedVersion(found: version)) }

@@ -1,5 +1,4 @@
 import Data
-import Kernels
 import Platform
 import Testing
 

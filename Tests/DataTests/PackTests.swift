@@ -1,6 +1,5 @@
 import CSystem
 import Data
-import Kernels
 import Platform
 import Testing
 
@@ -241,7 +240,7 @@ enum PackFixture {
         var bytes = try PackFixture.rewriteHeader(original, { _ in }, path: path)
         bytes[24] = 2  // data starts at 16: magic (8) then version
         let dataLength = Int(bytes[14]) | Int(bytes[15]) << 8
-        let crc = bytes[16..<16 + dataLength - 4].withContiguousStorageIfAvailable { Pack.crc(UnsafeRawPointer($0.baseAddress!), count: $0.count) }!
+        let crc = bytes[16..<16 + dataLength - 4].withContiguousStorageIfAvailable { Checksum.crc32(UnsafeRawPointer($0.baseAddress!), count: $0.count) }!
         for shift in 0..<4 { bytes[16 + dataLength - 4 + shift] = UInt8((crc >> UInt32(8 * shift)) & 0xff) }
         return bytes
     }

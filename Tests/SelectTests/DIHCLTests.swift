@@ -1,5 +1,5 @@
 import Foundation
-import Kernels
+import Platform
 import Select
 import Testing
 

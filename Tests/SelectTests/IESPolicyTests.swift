@@ -1,4 +1,4 @@
-import Kernels
+import Platform
 import Select
 import Testing
 

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import Kernels
+import Platform
 import Select
 import Testing
 

@@ -4,6 +4,7 @@ import Data
 import NN
 import Train
 import Kernels
+import Platform
 import Select
 
 /// Golden training traces: fixed seed, one thread, the shipped Fashion-MNIST subset. Each run

@@ -1,5 +1,6 @@
 import Data
 import Kernels
+import Platform
 import NN
 import Select
 import Testing

@@ -4,6 +4,7 @@ import Data
 import NN
 import Train
 import Kernels
+import Platform
 import Select
 
 /// Training from a streamed pack: the same results as from memory for the same order, and

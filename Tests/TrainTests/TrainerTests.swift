@@ -4,6 +4,7 @@ import Data
 import NN
 import Train
 import Kernels
+import Platform
 import Select
 
 /// A learnable synthetic set: 1x8x8 images, class c has a bright 2x2 patch at a

@@ -5,7 +5,6 @@
 // out-of-bounds access (AddressSanitizer) or a hang.
 import CSystem
 import Data
-import Kernels
 import Platform
 
 @_cdecl("LLVMFuzzerTestOneInput")
