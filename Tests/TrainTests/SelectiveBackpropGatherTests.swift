@@ -4,6 +4,7 @@ import NN
 import Train
 import Kernels
 import Select
+import Platform
 
 /// Selective Backprop trains the very inputs it scored: with random crops and flips on, every
 /// trained sample's pixels and label equal those of its scoring forward in the same epoch.
