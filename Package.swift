@@ -35,7 +35,8 @@ let package = Package(
         // Thin Swift layer over CSystem, the only target that imports it: typed errors naming the
         // call, files, threads, clocks, zlib, CRC-32, libm; and the seeded generator.
         .target(name: "Platform", dependencies: ["CSystem"], swiftSettings: common),
-        // The AVX-512 GEMM micro-kernel (x86_64 only; used when the CPU has AVX-512).
+        // The AVX-512 kernels: GEMM micro-kernel, implicit-GEMM packing, correlation tile (x86_64
+        // only, empty elsewhere; used when the CPU has AVX-512).
         .target(name: "KernelsAVX512", swiftSettings: wideFlags),
         // Math on raw buffers: GEMM, conv, pool, elementwise, loss, optimizers. SIMD + naive twins.
         .target(name: "Kernels", dependencies: ["Platform", "KernelsAVX512"], swiftSettings: common),

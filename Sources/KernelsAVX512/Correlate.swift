@@ -1,74 +1,68 @@
-// The inner loop of the direct weight gradient of a 3x3 stride-1 pad-1 convolution
-// (Conv2D.backwardWeightsDirect): for R output channels (1 or 2) and one input channel, the nine
-// correlations sums[r][tap] += sum_q dOut_r[q] * input[q + shift(tap)] over zero-padded rows,
-// with one vector accumulator per (r, tap) and a horizontal sum at the end.
-//
-// Generic over the vector type so that one source serves every width: Kernels specialises it
-// for its own FloatVector (AVX2 / NEON), and `wideCorrelateTile` below for 16 lanes inside this
-// module, which Package.swift compiles for AVX-512 (called only when the CPU has it).
+// The direct weight gradient's correlation tile (Kernels/Correlate.swift, `correlateTile`) with
+// 16-lane vectors, for CPUs with AVX-512. Kernels' generic version cannot be specialised here
+// (this module sits below Kernels), so this is the same loop written for `WideVector`: per lane
+// the same FMA chain in the same order, and the same tree of halves for the lane sums, so the
+// sums equal what `correlateTile(SIMD16<Float>.self, ...)` gives.
 
-/// A float vector that sums its lanes as a tree of halves (4 shuffle-adds for 16 lanes instead
-/// of the 15 dependent scalar adds of `sum()`).
-public protocol TreeSummable: SIMD where Scalar == Float {
-    func treeSum() -> Float
-}
-
-extension SIMD2: TreeSummable where Scalar == Float {
-    @inlinable @inline(__always) public func treeSum() -> Float { x + y }
-}
-
-extension SIMD4: TreeSummable where Scalar == Float {
-    @inlinable @inline(__always) public func treeSum() -> Float { (lowHalf + highHalf).treeSum() }
-}
-
-extension SIMD8: TreeSummable where Scalar == Float {
-    @inlinable @inline(__always) public func treeSum() -> Float { (lowHalf + highHalf).treeSum() }
-}
-
-extension SIMD16: TreeSummable where Scalar == Float {
-    @inlinable @inline(__always) public func treeSum() -> Float { (lowHalf + highHalf).treeSum() }
-}
-
-/// The nine input offsets of the taps, in tap order (ky * 3 + kx).
-public typealias TapOffsets = (Int, Int, Int, Int, Int, Int, Int, Int, Int)
-
+#if arch(x86_64)
 /// sums[r * sumStride + tap] += sum over q in 0 ..< count of dOut[r * dOutStride + q] *
-/// input[q + offsets.tap], for r in 0 ..< rows (1 or 2; a constant after inlining) and the nine
-/// taps. count is a multiple of V.scalarCount; the caller guarantees that input can be read up
-/// to count + (largest offset) + V.scalarCount floats.
-/// Per q step the `rows` dOut vectors stay in registers while the nine shifted input vectors
-/// are loaded one at a time (18 accumulators + 2 + 1 registers for two rows).
-@inlinable @inline(__always)
-public func correlateTile<V: TreeSummable>(_ vector: V.Type, rows: Int, dOut: UnsafePointer<Float>, dOutStride: Int,
-                                           input: UnsafePointer<Float>, offsets: TapOffsets, count: Int,
-                                           sums: UnsafeMutablePointer<Float>, sumStride: Int) {
+/// input[q + offsets.tap] for `rows` (1 or 2) output channels and the nine taps (`offsets` in
+/// tap order ky * 3 + kx, Kernels' TapOffsets); count is a multiple of 16. For two rows, 18
+/// accumulators, two dOut loads and nine input loads per 18 FMAs. (Three rows, 27 accumulators,
+/// should fit the 32 zmm registers but LLVM spilled most of them: 2-3x slower.)
+@inline(never)
+public func wideCorrelateTile(rows: Int, dOut: UnsafePointer<Float>, dOutStride: Int, input: UnsafePointer<Float>,
+                              offsets: (Int, Int, Int, Int, Int, Int, Int, Int, Int), count: Int,
+                              sums: UnsafeMutablePointer<Float>, sumStride: Int) {
+    switch rows {
+    case 2:
+        wideTile(rows: 2, dOut: dOut, dOutStride: dOutStride, input: input, offsets: offsets, count: count,
+                 sums: sums, sumStride: sumStride)
+    default:
+        wideTile(rows: 1, dOut: dOut, dOutStride: dOutStride, input: input, offsets: offsets, count: count,
+                 sums: sums, sumStride: sumStride)
+    }
+}
+
+/// The body of `wideCorrelateTile`, inlined with a constant row count.
+@inline(__always)
+func wideTile(rows: Int, dOut: UnsafePointer<Float>, dOutStride: Int, input: UnsafePointer<Float>,
+              offsets: (Int, Int, Int, Int, Int, Int, Int, Int, Int), count: Int,
+              sums: UnsafeMutablePointer<Float>, sumStride: Int) {
     // Named accumulators (a runtime-indexed array of them was kept in memory by LLVM).
-    var first = NineTaps<V>(), second = NineTaps<V>()
+    var first = WideNineTaps(), second = WideNineTaps()
     var q = 0
     while q < count {
-        let x = UnsafeRawPointer(dOut + q).loadUnaligned(as: V.self)
-        let y = rows > 1 ? UnsafeRawPointer(dOut + dOutStride + q).loadUnaligned(as: V.self) : V()
+        let x = loadWide(dOut + q)
+        let y = rows > 1 ? loadWide(dOut + dOutStride + q) : WideVector()
         first.accumulate(x, y, rows: rows, input + q, offsets, &second)
-        q += V.scalarCount
+        q += WideVector.scalarCount
     }
     first.add(to: sums)
     if rows > 1 { second.add(to: sums + sumStride) }
 }
 
-/// Nine vector accumulators, one per 3x3 tap.
-@frozen @usableFromInline
-struct NineTaps<V: TreeSummable> {
-    @usableFromInline var t0 = V(), t1 = V(), t2 = V(), t3 = V(), t4 = V(), t5 = V(), t6 = V(), t7 = V(), t8 = V()
+/// The lane sum as a tree of halves: 16 -> 8 -> 4 -> 2 -> 1 (Kernels' `treeSum`).
+@inline(__always)
+func treeSum(_ v: WideVector) -> Float {
+    let eight = v.lowHalf + v.highHalf
+    let four = eight.lowHalf + eight.highHalf
+    let two = four.lowHalf + four.highHalf
+    return two.x + two.y
+}
 
-    @inlinable @inline(__always) init() {}
+/// Nine zmm accumulators, one per 3x3 tap.
+struct WideNineTaps {
+    var t0 = WideVector(), t1 = WideVector(), t2 = WideVector(), t3 = WideVector(), t4 = WideVector()
+    var t5 = WideVector(), t6 = WideVector(), t7 = WideVector(), t8 = WideVector()
 
     /// self += x * (each of the nine input vectors at p + offsets), and when rows > 1 also
     /// other += y * the same vectors: tap by tap, so one input vector is live at a time.
-    @inlinable @inline(__always)
-    mutating func accumulate(_ x: V, _ y: V, rows: Int, _ p: UnsafePointer<Float>, _ o: TapOffsets,
-                             _ other: inout NineTaps<V>) {
-        @inline(__always) func tap(_ mine: inout V, _ theirs: inout V, _ offset: Int) {
-            let v = UnsafeRawPointer(p + offset).loadUnaligned(as: V.self)
+    @inline(__always)
+    mutating func accumulate(_ x: WideVector, _ y: WideVector, rows: Int, _ p: UnsafePointer<Float>,
+                             _ o: (Int, Int, Int, Int, Int, Int, Int, Int, Int), _ other: inout WideNineTaps) {
+        @inline(__always) func tap(_ mine: inout WideVector, _ theirs: inout WideVector, _ offset: Int) {
+            let v = loadWide(p + offset)
             mine = mine.addingProduct(x, v)
             if rows > 1 { theirs = theirs.addingProduct(y, v) }
         }
@@ -78,28 +72,11 @@ struct NineTaps<V: TreeSummable> {
     }
 
     /// sums[tap] += the lane sum of tap's accumulator.
-    @inlinable @inline(__always)
+    @inline(__always)
     func add(to sums: UnsafeMutablePointer<Float>) {
-        sums[0] += t0.treeSum(); sums[1] += t1.treeSum(); sums[2] += t2.treeSum()
-        sums[3] += t3.treeSum(); sums[4] += t4.treeSum(); sums[5] += t5.treeSum()
-        sums[6] += t6.treeSum(); sums[7] += t7.treeSum(); sums[8] += t8.treeSum()
-    }
-}
-
-#if arch(x86_64)
-/// `correlateTile` with 16-lane (zmm) vectors for `rows` (1 or 2) output channels: for two, 18
-/// accumulators, two dOut loads and nine input loads per 18 FMAs. (Three rows, 27 accumulators,
-/// should fit the 32 zmm registers but LLVM spilled most of them: 2-3x slower.)
-@inline(never)
-public func wideCorrelateTile(rows: Int, dOut: UnsafePointer<Float>, dOutStride: Int, input: UnsafePointer<Float>,
-                              offsets: TapOffsets, count: Int, sums: UnsafeMutablePointer<Float>, sumStride: Int) {
-    switch rows {
-    case 2:
-        correlateTile(SIMD16<Float>.self, rows: 2, dOut: dOut, dOutStride: dOutStride, input: input,
-                      offsets: offsets, count: count, sums: sums, sumStride: sumStride)
-    default:
-        correlateTile(SIMD16<Float>.self, rows: 1, dOut: dOut, dOutStride: dOutStride, input: input,
-                      offsets: offsets, count: count, sums: sums, sumStride: sumStride)
+        sums[0] += treeSum(t0); sums[1] += treeSum(t1); sums[2] += treeSum(t2)
+        sums[3] += treeSum(t3); sums[4] += treeSum(t4); sums[5] += treeSum(t5)
+        sums[6] += treeSum(t6); sums[7] += treeSum(t7); sums[8] += treeSum(t8)
     }
 }
 #endif

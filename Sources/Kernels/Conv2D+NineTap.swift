@@ -1,0 +1,140 @@
+// MARK: - Nine-tap path (Cin * KH * KW == 9: a first-layer 3x3 on one channel)
+
+/// With a reduced dimension of 9 a packed GEMM spends more time packing and storing C tiles than
+/// multiplying, and dW = dOut x col^T has only 9 columns against a 16-wide micro-tile. These three
+/// loops keep all nine taps in registers instead.
+extension Conv2D {
+    @inline(__always)
+    static func usesNineTapPath(_ shape: Conv2DShape) -> Bool { shape.patchSize == 9 }
+
+    /// Threads take contiguous ranges of whole vectors of columns (the last one takes the tail).
+    @inline(__always)
+    static func forEachColumnRange(columns: Int, work: Int, context: KernelContext, _ body: (Int, Int) -> Void) {
+        let vectors = (columns + floatVectorWidth - 1) / floatVectorWidth
+        let threads = work >= parallelThresholdFloats ? min(context.threads, vectors) : 1
+        context.pool.run(tasks: threads, threads: threads) { task in
+            let begin = vectors * task / threads * floatVectorWidth
+            let end = min(vectors * (task + 1) / threads * floatVectorWidth, columns)
+            body(begin, end)
+        }
+    }
+
+    /// out[co, j] = sum over t of W[co, t] * col[t, j] for the chunk's columns.
+    /// Register budget (AVX2): 9 col vectors + 1 accumulator + 1 broadcast weight = 11 of 16.
+    static func nineTapForward(out: UnsafeMutablePointer<Float>, ldc: Int, col: UnsafeMutablePointer<Float>,
+                               columns: Int, weights: UnsafePointer<Float>, outChannels: Int, context: KernelContext) {
+        forEachColumnRange(columns: columns, work: columns * outChannels * 9, context: context) { begin, end in
+            var j = begin
+            while j + floatVectorWidth <= end {
+                let c0 = col.loadVector(at: j), c1 = col.loadVector(at: columns + j)
+                let c2 = col.loadVector(at: 2 * columns + j), c3 = col.loadVector(at: 3 * columns + j)
+                let c4 = col.loadVector(at: 4 * columns + j), c5 = col.loadVector(at: 5 * columns + j)
+                let c6 = col.loadVector(at: 6 * columns + j), c7 = col.loadVector(at: 7 * columns + j)
+                let c8 = col.loadVector(at: 8 * columns + j)
+                for co in 0..<outChannels {
+                    let w = weights + co * 9
+                    var sum = c0 * FloatVector(repeating: w[0])
+                    sum.addProduct(c1, FloatVector(repeating: w[1]))
+                    sum.addProduct(c2, FloatVector(repeating: w[2]))
+                    sum.addProduct(c3, FloatVector(repeating: w[3]))
+                    sum.addProduct(c4, FloatVector(repeating: w[4]))
+                    sum.addProduct(c5, FloatVector(repeating: w[5]))
+                    sum.addProduct(c6, FloatVector(repeating: w[6]))
+                    sum.addProduct(c7, FloatVector(repeating: w[7]))
+                    sum.addProduct(c8, FloatVector(repeating: w[8]))
+                    out.storeVector(sum, at: co * ldc + j)
+                }
+                j += floatVectorWidth
+            }
+            while j < end {
+                for co in 0..<outChannels {
+                    var sum: Float = 0
+                    for tap in 0..<9 { sum += weights[co * 9 + tap] * col[tap * columns + j] }
+                    out[co * ldc + j] = sum
+                }
+                j += 1
+            }
+        }
+    }
+
+    /// dCol[t, j] = sum over co of W[co, t] * dOut[co, j].
+    /// Register budget (AVX2): 9 accumulators + 1 dOut vector + 1 broadcast weight = 11 of 16.
+    static func nineTapBackwardData(col: UnsafeMutablePointer<Float>, columns: Int, dOut: UnsafePointer<Float>, ldb: Int,
+                                    weights: UnsafePointer<Float>, outChannels: Int, context: KernelContext) {
+        let gradient = UnsafeMutablePointer(mutating: dOut)
+        forEachColumnRange(columns: columns, work: columns * outChannels * 9, context: context) { begin, end in
+            var j = begin
+            while j + floatVectorWidth <= end {
+                var a0 = FloatVector(repeating: 0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0
+                for co in 0..<outChannels {
+                    let d = gradient.loadVector(at: co * ldb + j)
+                    let w = weights + co * 9
+                    a0.addProduct(d, FloatVector(repeating: w[0]))
+                    a1.addProduct(d, FloatVector(repeating: w[1]))
+                    a2.addProduct(d, FloatVector(repeating: w[2]))
+                    a3.addProduct(d, FloatVector(repeating: w[3]))
+                    a4.addProduct(d, FloatVector(repeating: w[4]))
+                    a5.addProduct(d, FloatVector(repeating: w[5]))
+                    a6.addProduct(d, FloatVector(repeating: w[6]))
+                    a7.addProduct(d, FloatVector(repeating: w[7]))
+                    a8.addProduct(d, FloatVector(repeating: w[8]))
+                }
+                col.storeVector(a0, at: j); col.storeVector(a1, at: columns + j)
+                col.storeVector(a2, at: 2 * columns + j); col.storeVector(a3, at: 3 * columns + j)
+                col.storeVector(a4, at: 4 * columns + j); col.storeVector(a5, at: 5 * columns + j)
+                col.storeVector(a6, at: 6 * columns + j); col.storeVector(a7, at: 7 * columns + j)
+                col.storeVector(a8, at: 8 * columns + j)
+                j += floatVectorWidth
+            }
+            while j < end {
+                for tap in 0..<9 {
+                    var sum: Float = 0
+                    for co in 0..<outChannels { sum += weights[co * 9 + tap] * gradient[co * ldb + j] }
+                    col[tap * columns + j] = sum
+                }
+                j += 1
+            }
+        }
+    }
+
+    /// dW[co, t] += sum over j of dOut[co, j] * col[t, j]; threads take whole output channels.
+    /// Register budget (AVX2): 9 accumulators + 1 dOut vector + 1 col vector = 11 of 16.
+    static func nineTapBackwardWeights(dWeights: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, lda: Int,
+                                       col: UnsafeMutablePointer<Float>, columns: Int, outChannels: Int,
+                                       context: KernelContext) {
+        let gradient = UnsafeMutablePointer(mutating: dOut)
+        let threads = columns * outChannels * 9 >= parallelThresholdFloats ? min(context.threads, outChannels) : 1
+        context.pool.run(tasks: threads, threads: threads) { task in
+            for co in (outChannels * task / threads)..<(outChannels * (task + 1) / threads) {
+                let row = gradient + co * lda
+                var a0 = FloatVector(repeating: 0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0
+                var j = 0
+                while j + floatVectorWidth <= columns {
+                    let d = row.loadVector(at: j)
+                    a0.addProduct(d, col.loadVector(at: j))
+                    a1.addProduct(d, col.loadVector(at: columns + j))
+                    a2.addProduct(d, col.loadVector(at: 2 * columns + j))
+                    a3.addProduct(d, col.loadVector(at: 3 * columns + j))
+                    a4.addProduct(d, col.loadVector(at: 4 * columns + j))
+                    a5.addProduct(d, col.loadVector(at: 5 * columns + j))
+                    a6.addProduct(d, col.loadVector(at: 6 * columns + j))
+                    a7.addProduct(d, col.loadVector(at: 7 * columns + j))
+                    a8.addProduct(d, col.loadVector(at: 8 * columns + j))
+                    j += floatVectorWidth
+                }
+                var sums = (a0.sum(), a1.sum(), a2.sum(), a3.sum(), a4.sum(), a5.sum(), a6.sum(), a7.sum(), a8.sum())
+                while j < columns {
+                    let d = row[j]
+                    sums.0 += d * col[j]; sums.1 += d * col[columns + j]; sums.2 += d * col[2 * columns + j]
+                    sums.3 += d * col[3 * columns + j]; sums.4 += d * col[4 * columns + j]
+                    sums.5 += d * col[5 * columns + j]; sums.6 += d * col[6 * columns + j]
+                    sums.7 += d * col[7 * columns + j]; sums.8 += d * col[8 * columns + j]
+                    j += 1
+                }
+                let w = dWeights + co * 9
+                w[0] += sums.0; w[1] += sums.1; w[2] += sums.2; w[3] += sums.3; w[4] += sums.4
+                w[5] += sums.5; w[6] += sums.6; w[7] += sums.7; w[8] += sums.8
+            }
+        }
+    }
+}
