@@ -13,17 +13,18 @@ enum BenchCommand {
         shipped subset's train.pack) and streams it into float batches.
         """,
         positionals: "[SECTION...]",
-        options: [
-            OptionSpec("seconds", value: "S", help: "time spent per measurement", default: "0.4"),
-            OptionSpec("threads", value: "N", help: "threads for the multi-threaded columns", default: "2"),
-            OptionSpec("pack", value: "FILE", help: "data: the pack to decode", default: "data/fashion-mnist-subset/train.pack"),
-        ])
+        options: [seconds.spec, threads.spec, pack.spec])
+
+    static let seconds = Option<Double>("seconds", "S", default: 0.4, range: 0.01...60, help: "time spent per measurement")
+    static let threads = Option<Int>("threads", "N", default: 2, range: 1...256, help: "threads for the multi-threaded columns")
+    static let pack = Option<String?>("pack", "FILE", shown: "data/fashion-mnist-subset/train.pack", help: "data: the pack to decode")
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
         let options = try ParsedOptions(arguments, spec: spec)
         if options.wantsHelp { print(spec.help); return 0 }
-        let seconds = try options.double("seconds", default: 0.4, range: 0.01...60)
-        let threads = try options.int("threads", default: 2, range: 1...256)
+        let seconds = try options.value(Self.seconds)
+        let threads = try options.value(Self.threads)
+        let packPath = try options.value(pack)
         let known = ["gemm", "conv", "data"]
         var sections = options.positionals
         if sections.isEmpty || sections == ["all"] { sections = known }
@@ -35,7 +36,7 @@ enum BenchCommand {
             switch section {
             case "gemm": GEMMBench.run(seconds: seconds, threads: threads)
             case "conv": ConvBench.run(seconds: seconds, threads: threads)
-            case "data": DataBench.run(seconds: max(seconds, 1), packPath: options.values["pack"])
+            case "data": DataBench.run(seconds: max(seconds, 1), packPath: packPath)
             default: break
             }
         }

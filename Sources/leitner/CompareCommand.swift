@@ -18,10 +18,33 @@ enum CompareCommand {
         'leitner train'.
         """,
         positionals: "",
-        options: TrainCommand.spec.options.filter { $0.name != "policy" && $0.name != "resume" }
-            + [OptionSpec("policies", value: "LIST", help: "comma-separated policies", default: "full,ies,dihcl,infobatch,selective-backprop,random-remove"),
-               OptionSpec("ies-thresholds", value: "LIST", help: "ies: one run per threshold in place of ies, e.g. 1e-3,3e-3,1e-2,3e-2,1e-1", default: "--ies-threshold"),
-               OptionSpec("match", value: "DELTA|all", help: "random-remove: at the budget of the ies run with this threshold, or one random-remove run per ies run", default: "the first threshold")])
+        options: TrainOptions.specs.filter { $0.name != TrainOptions.resume.spec.name } + DataOptions.selectionSpecs
+            + PolicyOptions.settingSpecs + EnergyOptions.specs + [policies.spec, iesThresholds.spec, match.spec])
+
+    static let policies = Option<[PolicyKind]>(
+        "policies", "LIST", default: [.full, .ies, .dihcl, .infoBatch, .selectiveBackprop, .randomRemove],
+        shown: "full,ies,dihcl,infobatch,selective-backprop,random-remove", help: "comma-separated policies",
+        expected: "a comma-separated list of " + PolicyKind.names.joined(separator: ", ")) { text in
+        var kinds: [PolicyKind] = []
+        for name in text.split(separator: ",") {
+            guard let kind = PolicyKind(name: String(name)) else { return nil }
+            kinds.append(kind)
+        }
+        return kinds
+    }
+    static let iesThresholds = Option<[String]?>(
+        "ies-thresholds", "LIST", default: nil, shown: "--ies-threshold",
+        help: "ies: one run per threshold in place of ies, e.g. 1e-3,3e-3,1e-2,3e-2,1e-1",
+        expected: "comma-separated numbers in 0...100") { text in
+        let thresholds = text.split(separator: ",").map(String.init)
+        for threshold in thresholds {
+            guard let value = Double(threshold), value.isFinite, value >= 0, value <= 100 else { return nil }
+        }
+        return thresholds.isEmpty ? nil : .some(thresholds)
+    }
+    static let match = Option<String?>(
+        "match", "DELTA|all", shown: "the first threshold",
+        help: "random-remove: at the budget of the ies run with this threshold, or one random-remove run per ies run")
 
     struct Row {
         var label: String
@@ -33,36 +56,27 @@ enum CompareCommand {
     /// threshold it uses (ies) or whose budget it matches (random-remove).
     struct Run {
         var label: String
-        var policy: String
+        var policy: PolicyKind
         var threshold: String? = nil
     }
 
     /// The runs in order: the policies of --policies, ies expanded per --ies-thresholds, and
     /// random-remove moved after the ies runs (it needs their realised budget).
     static func plan(_ options: ParsedOptions) throws(UsageError) -> [Run] {
-        let policies = options.string("policies", default: "full,ies,dihcl,infobatch,selective-backprop,random-remove")
-            .split(separator: ",").map(String.init)
-        for policy in policies where !PolicyOptions.names.contains(policy) {
-            throw UsageError(message: "leitner compare: unknown policy '\(policy)' (known: \(PolicyOptions.names.joined(separator: ", ")))")
-        }
+        let policies = try options.value(Self.policies)
         var thresholds: [String] = []
-        if let list = options.values["ies-thresholds"] {
-            if options.values["ies-threshold"] != nil {
+        if let list = try options.value(iesThresholds) {
+            if options.isGiven(PolicyOptions.iesThreshold) {
                 throw UsageError(message: "leitner compare: give --ies-threshold or --ies-thresholds, not both")
             }
-            thresholds = list.split(separator: ",").map(String.init)
-            for threshold in thresholds {
-                guard let value = Double(threshold), value.isFinite, value >= 0, value <= 100 else {
-                    throw UsageError(message: "leitner compare: --ies-thresholds: '\(threshold)' is not a number in 0...100")
-                }
-            }
-            guard !thresholds.isEmpty, policies.contains("ies") else {
+            thresholds = list
+            guard policies.contains(.ies) else {
                 throw UsageError(message: "leitner compare: --ies-thresholds needs ies in --policies and at least one threshold")
             }
         }
-        let match = options.values["match"]
+        let match = try options.value(Self.match)
         if let match {
-            guard !thresholds.isEmpty, policies.contains("random-remove") else {
+            guard !thresholds.isEmpty, policies.contains(.randomRemove) else {
                 throw UsageError(message: "leitner compare: --match needs --ies-thresholds and random-remove in --policies")
             }
             if match != "all" && matchingThreshold(match, in: thresholds) == nil {
@@ -70,21 +84,21 @@ enum CompareCommand {
             }
         }
         var runs: [Run] = []
-        for policy in policies where policy != "random-remove" {
-            if policy == "ies" && !thresholds.isEmpty {
-                for threshold in thresholds { runs.append(Run(label: "ies@" + threshold, policy: "ies", threshold: threshold)) }
+        for policy in policies where policy != .randomRemove {
+            if policy == .ies && !thresholds.isEmpty {
+                for threshold in thresholds { runs.append(Run(label: "ies@" + threshold, policy: .ies, threshold: threshold)) }
             } else {
-                runs.append(Run(label: policy, policy: policy))
+                runs.append(Run(label: policy.name, policy: policy))
             }
         }
-        if policies.contains("random-remove") {
+        if policies.contains(.randomRemove) {
             if thresholds.isEmpty {
-                runs.append(Run(label: "random-remove", policy: "random-remove"))
+                runs.append(Run(label: "random-remove", policy: .randomRemove))
             } else if match == "all" {
-                for threshold in thresholds { runs.append(Run(label: "random-remove@" + threshold, policy: "random-remove", threshold: threshold)) }
+                for threshold in thresholds { runs.append(Run(label: "random-remove@" + threshold, policy: .randomRemove, threshold: threshold)) }
             } else {
                 let threshold = match.flatMap { matchingThreshold($0, in: thresholds) } ?? thresholds[0]
-                runs.append(Run(label: "random-remove@" + threshold, policy: "random-remove", threshold: threshold))
+                runs.append(Run(label: "random-remove@" + threshold, policy: .randomRemove, threshold: threshold))
             }
         }
         return runs
@@ -97,36 +111,38 @@ enum CompareCommand {
     }
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
-        var options = try ParsedOptions(arguments, spec: spec)
+        let options = try ParsedOptions(arguments, spec: spec)
         if options.wantsHelp { print(spec.help); return 0 }
         let runs = try plan(options)
         let base = try TrainCommand.config(options)
-        guard let data = TrainCommand.loadData(options) else { return 1 }
-        let sampleCount = base.trainLimit > 0 ? min(base.trainLimit, data.train.count) : data.train.count
+        let baseSettings = try PolicyOptions.settings(options)
+        guard let data = DataOptions.load(options) else { return 1 }
         var rows: [Row] = []
         for run in runs {
             var config = base
+            var settings = baseSettings
             var directoryName = ""
             for character in run.label { directoryName.append(character == "@" ? "-" : character) }
             config.outputDirectory = base.outputDirectory + "/" + directoryName
             if let dump = base.lossDumpDirectory { config.lossDumpDirectory = dump + "/" + directoryName }
-            if run.policy == "ies", let threshold = run.threshold { options.set("ies-threshold", threshold) }
-            if run.policy == "random-remove" {
+            if run.policy == .ies, let threshold = run.threshold, let value = Double(threshold) { settings.iesThreshold = value }
+            if run.policy == .randomRemove {
                 let iesLabel = run.threshold.map { "ies@" + $0 } ?? "ies"
                 if let ies = rows.first(where: { $0.label == iesLabel }) {
                     let saved = 1 - runAccounting(ies.history).trainedFraction
-                    options.set("remove-fraction", Format.fixed(min(max(saved, 0), 0.99), 6))
+                    // To 6 decimals, as the budget has always been passed: integer / 1e6 is the
+                    // double nearest that decimal, as parsing its text gave.
+                    settings.removeFraction = (min(max(saved, 0), 0.99) * 1e6).rounded() / 1e6
                     print("random-remove at the budget \(iesLabel) realised: removing \(Format.fixed(100 * saved, 2))% of samples per epoch")
                 }
             }
             print("== \(run.label)")
             let started = Clock.seconds()
-            let outcome = try PolicyOptions.withPolicy(
-                options, name: run.policy, sampleCount: sampleCount, epochs: config.epochs,
-                runner: SessionRunner(config: config, train: data.train, test: data.test))
-            switch outcome {
-            case .success(let history): rows.append(Row(label: run.label, history: history, seconds: Clock.seconds() - started))
-            case .failure(let error):
+            do throws(TrainError) {
+                let history = try TrainCommand.runSession(config: config, policy: run.policy, settings: settings,
+                                                          train: data.train, test: data.test)
+                rows.append(Row(label: run.label, history: history, seconds: Clock.seconds() - started))
+            } catch {
                 Console.error("leitner compare: \(run.label): " + error.message)
                 return 1
             }

@@ -12,15 +12,16 @@ enum DoctorCommand {
         files (page cache dropped first where the kernel allows), and the energy sensors found.
         """,
         positionals: "",
-        options: [
-            OptionSpec("data", value: "DIR", help: "dataset directory to read-test", default: "Fashion-MNIST"),
-            OptionSpec("read-mb", value: "MB", help: "read at most this many MB per file", default: "64"),
-        ])
+        options: [data.spec, readMB.spec])
+
+    static let data = Option<String?>("data", "DIR", shown: "Fashion-MNIST", help: "dataset directory to read-test")
+    static let readMB = Option<Int>("read-mb", "MB", default: 64, range: 1...1 << 20, help: "read at most this many MB per file")
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
         let options = try ParsedOptions(arguments, spec: spec)
         if options.wantsHelp { print(spec.help); return 0 }
-        let readLimit = try options.int("read-mb", default: 64, range: 1...1 << 20) << 20
+        let readLimit = try options.value(readMB) << 20
+        let directory = try options.value(data)
         let machine = MachineInfo.read()
         print("cpu: \(machine.cpuModel), \(machine.onlineCores) online core(s)")
         let interesting = ["avx2", "fma", "avx512f", "asimd", "fphp", "asimdhp", "asimddp", "atomics"]
@@ -40,7 +41,7 @@ enum DoctorCommand {
             print("board profile: none matches (see leitner boards; write your own .board file)")
         }
         do throws(DataError) {
-            let files = try DatasetLocator.fashionMNIST(dataDirectory: options.values["data"])
+            let files = try DatasetLocator.fashionMNIST(dataDirectory: directory)
             print("data: " + files.description)
             for path in [files.trainImages, files.testImages] {
                 do {

@@ -21,11 +21,14 @@ enum EnergyRunCommand {
         aligned by its timestamps, and reported as a second source.
         """,
         positionals: "",
-        options: TrainCommand.spec.options.filter { $0.name != "resume" } + [
-            OptionSpec("idle-seconds", value: "S", help: "length of the idle baseline", default: "10"),
-            OptionSpec("external-log", value: "FILE", help: "an external meter's CSV of timestamp (Unix seconds or UTC date-time), watts"),
-            OptionSpec("external-log-offset", value: "S", help: "seconds to add to the external log's timestamps (its clock's error)", default: "0"),
-        ])
+        options: TrainCommand.spec.options.filter { $0.name != TrainOptions.resume.spec.name }
+            + [idleSeconds.spec, externalLog.spec, externalLogOffset.spec])
+
+    static let idleSeconds = Option<Double>("idle-seconds", "S", default: 10, range: 0.5...86_400, help: "length of the idle baseline")
+    static let externalLog = Option<String?>("external-log", "FILE",
+                                             help: "an external meter's CSV of timestamp (Unix seconds or UTC date-time), watts")
+    static let externalLogOffset = Option<Double>("external-log-offset", "S", default: 0, range: -1e9...1e9,
+                                                  help: "seconds to add to the external log's timestamps (its clock's error)")
 
     /// One epoch's figures from one source.
     struct Row {
@@ -46,13 +49,12 @@ enum EnergyRunCommand {
         }
         let config = try TrainCommand.config(options)
         guard config.energy.choice != .none else { throw UsageError(message: "leitner energy-run: needs a meter (--meter none was given)") }
-        let idleSeconds = try options.double("idle-seconds", default: 10, range: 0.5...86_400)
-        let offset = try options.double("external-log-offset", default: 0, range: -1e9...1e9)
-        let policyName = options.string("policy", default: "full")
-        guard PolicyOptions.names.contains(policyName) else {
-            throw UsageError(message: "leitner: unknown --policy '\(policyName)' (known: \(PolicyOptions.names.joined(separator: ", ")))")
-        }
-        guard let data = TrainCommand.loadData(options) else { return 1 }
+        let idleSeconds = try options.value(Self.idleSeconds)
+        let offset = try options.value(externalLogOffset)
+        let externalLogPath = try options.value(externalLog)
+        let policy = try options.value(PolicyOptions.policy)
+        let settings = try PolicyOptions.settings(options)
+        guard let data = DataOptions.load(options) else { return 1 }
         do throws(SystemError) { try FileSystem.makeDirectories(config.outputDirectory) } catch {
             Console.error("leitner energy-run: " + error.description)
             return 1
@@ -69,16 +71,14 @@ enum EnergyRunCommand {
         let idle = recorder.energy(from: idleStart, to: idleEnd)
         print("idle: \(Format.fixed(idle.joules, 2)) J over \(Format.fixed(idle.seconds, 2)) s = \(Format.fixed(idle.meanWatts, 3)) W")
 
-        let sampleCount = config.trainLimit > 0 ? min(config.trainLimit, data.train.count) : data.train.count
-        print("policy: \(policyName)")
-        let outcome = try PolicyOptions.withPolicy(
-            options, name: policyName, sampleCount: sampleCount, epochs: config.epochs,
-            runner: SessionRunner(config: config, train: data.train, test: data.test, recorder: recorder))
-        recorder.stop()
+        print("policy: \(policy.name)")
         let history: [EpochMetrics]
-        switch outcome {
-        case .success(let epochs): history = epochs
-        case .failure(let error):
+        do throws(TrainError) {
+            history = try TrainCommand.runSession(config: config, policy: policy, settings: settings, train: data.train, test: data.test,
+                                                  recorder: recorder)
+            recorder.stop()
+        } catch {
+            recorder.stop()
             Console.error("leitner energy-run: " + error.message)
             return 1
         }
@@ -88,7 +88,7 @@ enum EnergyRunCommand {
         }
         var idleLines = [(trace.label, trace.isEstimate, idle)]
         var external: PowerTrace? = nil
-        if let path = options.values["external-log"] {
+        if let path = externalLogPath {
             do throws(EnergyError) {
                 let log = try ExternalLog.load(path)
                 let aligned = log.trace(wallMinusMonotonic: recorder.wallMinusMonotonic, offset: offset)

@@ -14,18 +14,21 @@ enum EvalCommand {
         head sized to the data's classes.
         """,
         positionals: "[CHECKPOINT]",
-        options: [
-            OptionSpec("from", value: "FILE", help: "the weights (instead of the CHECKPOINT argument)"),
-            OptionSpec("model", value: "NAME", help: "for files without Leitner metadata: " + ModelZoo.names.joined(separator: ", "), default: "cnn-s"),
-            OptionSpec("data", value: "DIR", help: "directory with the t10k-* IDX files", default: "Fashion-MNIST"),
-            OptionSpec("batch", value: "N", help: "batch size", default: "256"),
-            OptionSpec("threads", value: "N", help: "threads", default: "2"),
-        ] + TrainCommand.dataSelectionSpecs)
+        options: [from.spec, model.spec, DataOptions.data.spec, batch.spec, threads.spec] + DataOptions.selectionSpecs)
+
+    static let from = Option<String?>("from", "FILE", help: "the weights (instead of the CHECKPOINT argument)")
+    static let model = Option<String>("model", "NAME", default: "cnn-s",
+                                      help: "for files without Leitner metadata: " + ModelZoo.names.joined(separator: ", "))
+    static let batch = Option<Int>("batch", "N", default: 256, range: 1...65_536, help: "batch size")
+    static let threads = Option<Int>("threads", "N", default: 2, range: 1...256, help: "threads")
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
         let options = try ParsedOptions(arguments, spec: spec)
         if options.wantsHelp { print(spec.help); return 0 }
-        let files = options.positionals + (options.values["from"].map { [$0] } ?? [])
+        let files = options.positionals + (try options.value(from).map { [$0] } ?? [])
+        let modelName = try options.value(model)
+        let batch = try options.value(Self.batch)
+        let threads = try options.value(Self.threads)
         guard files.count == 1 else {
             throw UsageError(message: "leitner eval: give one checkpoint file, as an argument or with --from (see leitner eval --help)")
         }
@@ -42,10 +45,10 @@ enum EvalCommand {
                 return 1
             }
         } else {
-            do { description = try ModelZoo.description(named: options.string("model", default: "cnn-s")) }
+            do { description = try ModelZoo.description(named: modelName) }
             catch { throw UsageError(message: "leitner eval: \(error.message)") }
         }
-        guard let data = TrainCommand.loadData(options) else { return 1 }
+        guard let data = DataOptions.load(options) else { return 1 }
         if Checkpoint.value("model_description", in: metadata) == nil {
             // A bare state_dict: the head gets the data's class count; a file whose head
             // differs is then reported as mis-shaped by the load.
@@ -56,8 +59,8 @@ enum EvalCommand {
             description = sized.model
         }
         var config = TrainConfig(model: description)
-        config.batch = try options.int("batch", default: 256, range: 1...65_536)
-        config.threads = try options.int("threads", default: 2, range: 1...256)
+        config.batch = batch
+        config.threads = threads
         do throws(TrainError) {
             let trainer = try Trainer(config: config, train: data.test, test: data.test)
             do { try Checkpoint.load(path: path, into: trainer.model) } catch { throw TrainError(error.description) }

@@ -5,10 +5,11 @@ struct UsageError: Error {
     let message: String
 }
 
-/// One option a subcommand accepts, with its help line and default.
+/// One option's help line: its name, the placeholder of its value (nil for a flag), the help
+/// and the default as shown.
 struct OptionSpec {
     let name: String
-    let value: String?  // placeholder for the value ("N", "SECONDS"); nil for a flag
+    let value: String?
     let help: String
     let defaultText: String?
 
@@ -17,6 +18,111 @@ struct OptionSpec {
         self.value = value
         self.help = help
         self.defaultText = defaultText
+    }
+}
+
+/// A typed option: its help line, its default (written once, here: the help shows it) and how
+/// the text after `--name` becomes a value. Commands declare each option once as a constant
+/// and read it with `options.value(option)`, so a misspelt option does not compile.
+struct Option<Value> {
+    let spec: OptionSpec
+    let defaultValue: Value
+    /// What a valid value is, for the message ("an integer in 1...100000").
+    let expected: String
+    /// The value `text` spells, or nil when it spells none.
+    let parse: (String) -> Value?
+
+    init(_ name: String, _ placeholder: String, default value: Value, shown: String?, help: String,
+         expected: String, parse: @escaping (String) -> Value?) {
+        spec = OptionSpec(name, value: placeholder, help: help, default: shown)
+        defaultValue = value
+        self.expected = expected
+        self.parse = parse
+    }
+
+    var name: String { spec.name }
+}
+
+extension Option where Value == Int {
+    init(_ name: String, _ placeholder: String, default value: Int, range: ClosedRange<Int>, help: String) {
+        self.init(name, placeholder, default: value, shown: "\(value)", help: help,
+                  expected: "an integer in \(range.lowerBound)...\(range.upperBound)") { text in
+            guard let number = Int(text), range.contains(number) else { return nil }
+            return number
+        }
+    }
+}
+
+extension Option where Value == Int? {
+    /// nil unless given; `shown` says what that means ("all", "none").
+    init(_ name: String, _ placeholder: String, range: ClosedRange<Int>, shown: String?, help: String) {
+        let base = Option<Int>(name, placeholder, default: 0, range: range, help: help)
+        self.init(name, placeholder, default: nil, shown: shown, help: help, expected: base.expected) { text in
+            base.parse(text).map { Optional($0) }
+        }
+    }
+}
+
+extension Option where Value == Double {
+    init(_ name: String, _ placeholder: String, default value: Double, range: ClosedRange<Double>, help: String) {
+        self.init(name, placeholder, default: value, shown: Option.text(value), help: help,
+                  expected: "a number in \(range.lowerBound)...\(range.upperBound)") { text in
+            guard let number = Double(text), number.isFinite, range.contains(number) else { return nil }
+            return number
+        }
+    }
+}
+
+extension Option where Value == Double? {
+    /// nil unless given; `shown` says what that means.
+    init(_ name: String, _ placeholder: String, range: ClosedRange<Double>, shown: String?, help: String) {
+        let base = Option<Double>(name, placeholder, default: 0, range: range, help: help)
+        self.init(name, placeholder, default: nil, shown: shown, help: help, expected: base.expected) { text in
+            base.parse(text).map { Optional($0) }
+        }
+    }
+}
+
+extension Option where Value == String {
+    init(_ name: String, _ placeholder: String, default value: String, help: String) {
+        self.init(name, placeholder, default: value, shown: value, help: help, expected: "a text") { $0 }
+    }
+}
+
+extension Option where Value == String? {
+    /// nil unless given; `shown` says what that means.
+    init(_ name: String, _ placeholder: String, shown: String? = nil, help: String) {
+        self.init(name, placeholder, default: nil, shown: shown, help: help, expected: "a text") { $0 }
+    }
+}
+
+extension Option where Value: Equatable {
+    /// One of `choices`, by name; the default is shown by its name.
+    init(_ name: String, _ placeholder: String, choices: [(name: String, value: Value)], default value: Value, help: String) {
+        let names = choices.map { $0.name }
+        let shown = choices.first { $0.value == value }?.name
+        precondition(shown != nil, "--\(name): the default is not one of the choices")
+        var expected = names.dropLast().joined(separator: ", ")
+        expected += (expected.isEmpty ? "" : " or ") + (names.last ?? "")
+        self.init(name, placeholder, default: value, shown: shown, help: help, expected: expected) { text in
+            choices.first { $0.name == text }?.value
+        }
+    }
+}
+
+extension Option {
+    /// A default as the help shows it: "3" rather than "3.0".
+    static func text(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? "\(Int(value))" : "\(value)"
+    }
+}
+
+/// An option without a value (`--name`): set or not.
+struct Flag {
+    let spec: OptionSpec
+
+    init(_ name: String, help: String) {
+        spec = OptionSpec(name, help: help)
     }
 }
 
@@ -41,10 +147,11 @@ struct CommandSpec {
     }
 }
 
-/// Parsed `--name value` options and positionals, checked against a `CommandSpec`.
+/// Parsed `--name value` options and positionals, checked against a `CommandSpec`; values are
+/// read through their typed declarations.
 struct ParsedOptions {
-    private(set) var values: [String: String] = [:]
-    private(set) var flags: Set<String> = []
+    private var values: [String: String] = [:]
+    private var flags: Set<String> = []
     private(set) var positionals: [String] = []
     let wantsHelp: Bool
 
@@ -81,26 +188,17 @@ struct ParsedOptions {
         wantsHelp = help
     }
 
-    func flag(_ name: String) -> Bool { flags.contains(name) }
-
-    /// Overrides an option's value (compare sets random-remove's budget from IES's run).
-    mutating func set(_ name: String, _ value: String) { values[name] = value }
-
-    func string(_ name: String, default fallback: String) -> String { values[name] ?? fallback }
-
-    func int(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws(UsageError) -> Int {
-        guard let text = values[name] else { return fallback }
-        guard let value = Int(text), range.contains(value) else {
-            throw UsageError(message: "leitner: --\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+    /// The option's value: its text parsed, or its default when it was not given.
+    func value<Value>(_ option: Option<Value>) throws(UsageError) -> Value {
+        guard let text = values[option.name] else { return option.defaultValue }
+        guard let value = option.parse(text) else {
+            throw UsageError(message: "leitner: --\(option.name) must be \(option.expected), got '\(text)'")
         }
         return value
     }
 
-    func double(_ name: String, default fallback: Double, range: ClosedRange<Double>) throws(UsageError) -> Double {
-        guard let text = values[name] else { return fallback }
-        guard let value = Double(text), value.isFinite, range.contains(value) else {
-            throw UsageError(message: "leitner: --\(name) must be a number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
-        }
-        return value
-    }
+    /// Whether the option was given (its default may be spelt out, so the value cannot say).
+    func isGiven<Value>(_ option: Option<Value>) -> Bool { values[option.name] != nil }
+
+    func isSet(_ flag: Flag) -> Bool { flags.contains(flag.spec.name) }
 }
