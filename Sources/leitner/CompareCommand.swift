@@ -176,10 +176,10 @@ enum CompareCommand {
 
     /// The table on stdout, compare.csv and compare.svg in `directory`.
     static func report(_ rows: [Row], directory: String) {
-        let header = BenchSupport.padRight("run", 22) + BenchSupport.pad("final acc", 10) + BenchSupport.pad("best acc", 10)
-            + BenchSupport.pad("last-5 acc", 11) + BenchSupport.pad("backprop saved", 16) + BenchSupport.pad("compute saved", 15)
-            + BenchSupport.pad("trained", 10) + BenchSupport.pad("wall s", 9) + BenchSupport.pad("wall/full", 10)
-            + BenchSupport.pad("joules", 10) + BenchSupport.pad("mJ/sample", 11)
+        let header = Format.padRight("run", 22) + Format.pad("final acc", 10) + Format.pad("best acc", 10)
+            + Format.pad("last-5 acc", 11) + Format.pad("backprop saved", 16) + Format.pad("compute saved", 15)
+            + Format.pad("trained", 10) + Format.pad("wall s", 9) + Format.pad("wall/full", 10)
+            + Format.pad("joules", 10) + Format.pad("mJ/sample", 11)
         print("")
         print(header)
         var csv = "policy,epochs,final_test_accuracy,best_test_accuracy,best_epoch,last5_test_accuracy,backprop_saved,compute_saved,samples_trained,samples_scored,wall_seconds,wall_vs_full,energy_joules,energy_joules_per_sample,energy_source,energy_estimate\n"
@@ -196,15 +196,15 @@ enum CompareCommand {
             let backpropSaved = totals.backpropSaved, computeSaved = totals.computeSaved
             let energy = energyTotals(row.history)
             let wallRatio = fullSeconds.map { row.seconds / max($0, 1e-9) }
-            print(BenchSupport.padRight(row.label, 22) + BenchSupport.pad(Format.fixed(100 * last.testAccuracy, 2) + "%", 10)
-                  + BenchSupport.pad(Format.fixed(100 * best.testAccuracy, 2) + "%", 10)
-                  + BenchSupport.pad(Format.fixed(100 * lastFive, 2) + "%", 11)
-                  + BenchSupport.pad(Format.fixed(100 * backpropSaved, 1) + "%", 16)
-                  + BenchSupport.pad(Format.fixed(100 * computeSaved, 1) + "%", 15) + BenchSupport.pad("\(trained)", 10)
-                  + BenchSupport.pad(Format.fixed(row.seconds, 1), 9)
-                  + BenchSupport.pad(wallRatio.map { Format.fixed($0, 2) + "x" } ?? "-", 10)
-                  + BenchSupport.pad(Format.fixed(energy.joules, 1) + (energy.estimate ? "*" : ""), 10)
-                  + BenchSupport.pad(Format.fixed(1000 * energy.joules / Double(max(trained, 1)), 3), 11))
+            print(Format.padRight(row.label, 22) + Format.pad(Format.fixed(100 * last.testAccuracy, 2) + "%", 10)
+                  + Format.pad(Format.fixed(100 * best.testAccuracy, 2) + "%", 10)
+                  + Format.pad(Format.fixed(100 * lastFive, 2) + "%", 11)
+                  + Format.pad(Format.fixed(100 * backpropSaved, 1) + "%", 16)
+                  + Format.pad(Format.fixed(100 * computeSaved, 1) + "%", 15) + Format.pad("\(trained)", 10)
+                  + Format.pad(Format.fixed(row.seconds, 1), 9)
+                  + Format.pad(wallRatio.map { Format.fixed($0, 2) + "x" } ?? "-", 10)
+                  + Format.pad(Format.fixed(energy.joules, 1) + (energy.estimate ? "*" : ""), 10)
+                  + Format.pad(Format.fixed(1000 * energy.joules / Double(max(trained, 1)), 3), 11))
             csv += "\(row.label),\(row.history.count),\(last.testAccuracy),\(best.testAccuracy),\(best.epoch),\(lastFive),\(backpropSaved),\(computeSaved),\(trained),\(scored),\(row.seconds),\(wallRatio.map { "\($0)" } ?? ""),"
                 + "\(energy.joules),\(energy.joules / Double(max(trained, 1))),\"\(energy.source)\",\(energy.estimate)\n"
             if !energy.source.isEmpty && !sources.contains(energy.source) { sources.append(energy.source) }

@@ -121,16 +121,16 @@ enum EnergyRunCommand {
             if row.source != source {
                 source = row.source
                 print("\nsource: \(source)" + (row.estimate ? " -- an ESTIMATE" : ""))
-                print(BenchSupport.padRight("epoch", 6) + BenchSupport.pad("seconds", 9) + BenchSupport.pad("trained", 9)
-                      + BenchSupport.pad("compute saved", 14) + BenchSupport.pad("gross J", 10) + BenchSupport.pad("net J", 10)
-                      + BenchSupport.pad("mean W", 8) + BenchSupport.pad("net mJ/sample", 14))
+                print(Format.padRight("epoch", 6) + Format.pad("seconds", 9) + Format.pad("trained", 9)
+                      + Format.pad("compute saved", 14) + Format.pad("gross J", 10) + Format.pad("net J", 10)
+                      + Format.pad("mean W", 8) + Format.pad("net mJ/sample", 14))
             }
-            print(BenchSupport.padRight("\(row.epoch)", 6) + BenchSupport.pad(Format.fixed(row.metrics.wallSeconds, 2), 9)
-                  + BenchSupport.pad("\(row.metrics.samplesTrained)", 9)
-                  + BenchSupport.pad(Format.fixed(100 * row.metrics.computeSaved, 1) + "%", 14)
-                  + BenchSupport.pad(Format.fixed(row.gross, 2), 10) + BenchSupport.pad(Format.fixed(row.net, 2), 10)
-                  + BenchSupport.pad(Format.fixed(row.gross / row.metrics.wallSeconds, 3), 8)
-                  + BenchSupport.pad(Format.fixed(1000 * row.net / Double(max(row.metrics.samplesTrained, 1)), 3), 14))
+            print(Format.padRight("\(row.epoch)", 6) + Format.pad(Format.fixed(row.metrics.wallSeconds, 2), 9)
+                  + Format.pad("\(row.metrics.samplesTrained)", 9)
+                  + Format.pad(Format.fixed(100 * row.metrics.computeSaved, 1) + "%", 14)
+                  + Format.pad(Format.fixed(row.gross, 2), 10) + Format.pad(Format.fixed(row.net, 2), 10)
+                  + Format.pad(Format.fixed(row.gross / row.metrics.wallSeconds, 3), 8)
+                  + Format.pad(Format.fixed(1000 * row.net / Double(max(row.metrics.samplesTrained, 1)), 3), 14))
         }
     }
 
