@@ -1,5 +1,4 @@
-import Platform
-import Kernels
+import Bench
 
 /// `leitner bench`: runs the kernel benchmarks and prints one table per section.
 enum BenchCommand {
@@ -25,21 +24,12 @@ enum BenchCommand {
         let seconds = try options.value(Self.seconds)
         let threads = try options.value(Self.threads)
         let packPath = try options.value(pack)
-        let known = ["gemm", "conv", "data"]
         var sections = options.positionals
-        if sections.isEmpty || sections == ["all"] { sections = known }
-        for section in sections where !known.contains(section) {
-            throw UsageError(message: "leitner bench: unknown section '\(section)' (known: \(known.joined(separator: ", ")))")
+        if sections.isEmpty || sections == ["all"] { sections = Benchmarks.sections }
+        for section in sections where !Benchmarks.sections.contains(section) {
+            throw UsageError(message: "leitner bench: unknown section '\(section)' (known: \(Benchmarks.sections.joined(separator: ", ")))")
         }
-        print("leitner bench: \(Platform.vectorISA), \(SystemInfo.onlineCores()) cores; one core's peak: measured \(BenchSupport.format(BenchSupport.peakGFLOPSPerCore(), decimals: 1)) GFLOP/s by an FMA loop (nominal \(BenchSupport.format(BenchSupport.nominalPeakGFLOPSPerCore(), decimals: 1)) at \(BenchSupport.format(BenchSupport.cpuGHz(), decimals: 2)) GHz); %peak columns use the measured figure")
-        for section in sections {
-            switch section {
-            case "gemm": GEMMBench.run(seconds: seconds, threads: threads)
-            case "conv": ConvBench.run(seconds: seconds, threads: threads)
-            case "data": DataBench.run(seconds: max(seconds, 1), packPath: packPath)
-            default: break
-            }
-        }
+        Benchmarks.run(sections: sections, seconds: seconds, threads: threads, packPath: packPath)
         return 0
     }
 }
