@@ -80,6 +80,7 @@ enum DataBench {
                     done += size
                 }
             }
+            if let failure = assembler.failure { throw failure }
             samples += header.sampleCount
         } while Clock.seconds() - started < seconds
         return (samples, Clock.seconds() - started)

@@ -67,6 +67,7 @@ enum EvalCommand {
             let started = Clock.seconds()
             let result = trainer.evaluate()
             let seconds = Clock.seconds() - started
+            if let failure = trainer.dataFailure { throw TrainError(failure) }
             print("checkpoint: \(path) (model \(description.name), epoch \(Checkpoint.value("epoch", in: metadata) ?? "?"))")
             print("test: \(data.test.count) samples, loss \(Format.fixed(result.loss, 4)), accuracy \(Format.fixed(100 * result.accuracy, 2))% (\(Format.fixed(Double(data.test.count) / max(seconds, 1e-9), 0)) samples/s)")
             return 0
