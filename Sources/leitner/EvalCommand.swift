@@ -48,7 +48,7 @@ enum EvalCommand {
             do { description = try ModelZoo.description(named: modelName) }
             catch { throw UsageError(message: "leitner eval: \(error.message)") }
         }
-        guard let data = DataOptions.load(options) else { return 1 }
+        guard let data = DataOptions.load(options, reporter: Reporter()) else { return 1 }
         if Checkpoint.value("model_description", in: metadata) == nil {
             // A bare state_dict: the head gets the data's class count; a file whose head
             // differs is then reported as mis-shaped by the load.

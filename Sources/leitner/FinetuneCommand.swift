@@ -53,7 +53,8 @@ enum FinetuneCommand {
         config.update = update
         let policy = try options.value(PolicyOptions.policy)
         let settings = try PolicyOptions.settings(options)
-        guard let data = DataOptions.load(options) else { return 1 }
+        let reporter = Reporter()
+        guard let data = DataOptions.load(options, reporter: reporter) else { return 1 }
         do throws(TrainError) {
             print("pretrained: \(path) (model \(config.modelName)\(fileModel != nil ? ", description from the file" : ""))")
             print(try FineTune.fitHead(&config, classes: data.train.classCount))
@@ -61,6 +62,6 @@ enum FinetuneCommand {
             Console.error("leitner finetune: " + error.message)
             return 1
         }
-        return TrainCommand.train(config: config, policy: policy, settings: settings, data: data, command: "finetune")
+        return TrainCommand.train(config: config, policy: policy, settings: settings, data: data, reporter: reporter, command: "finetune")
     }
 }

@@ -110,36 +110,22 @@ enum TrainCommand {
         let config = try config(options)
         let policy = try options.value(PolicyOptions.policy)
         let settings = try PolicyOptions.settings(options)
-        guard let data = DataOptions.load(options) else { return 1 }
-        return train(config: config, policy: policy, settings: settings, data: data, command: "train")
+        let reporter = Reporter()
+        guard let data = DataOptions.load(options, reporter: reporter) else { return 1 }
+        return train(config: config, policy: policy, settings: settings, data: data, reporter: reporter, command: "train")
     }
 
-    /// Runs the training session with the policy the options name (train and finetune).
+    /// Trains with the policy the options name (train and finetune); the exit code.
     static func train(config: TrainConfig, policy: PolicyKind, settings: PolicySettings, data: (train: Dataset, test: Dataset),
-                      command: String) -> Int32 {
+                      reporter: Reporter, command: String) -> Int32 {
         print("policy: \(policy.name)")
         do throws(TrainError) {
-            _ = try runSession(config: config, policy: policy, settings: settings, train: data.train, test: data.test)
+            _ = try Training.run(config, policy: policy, settings: settings, train: data.train, test: data.test, reporter: reporter)
             return 0
         } catch {
             Console.error("leitner \(command): " + error.message)
             return 1
         }
-    }
-
-    /// Trains one run with the policy `policy` names; returns the epochs' metrics.
-    /// `recorder`: a running energy recorder to share (energy-run); nil: the session opens its own.
-    static func runSession(config: TrainConfig, policy kind: PolicyKind, settings: PolicySettings, train: Dataset, test: Dataset,
-                           recorder: EnergyRecorder? = nil) throws(TrainError) -> [EpochMetrics] {
-        let sampleCount = config.trainLimit > 0 ? min(config.trainLimit, train.count) : train.count
-        let policy = AnyPolicy(kind, settings: settings, sampleCount: sampleCount, epochs: config.epochs)
-        let session = try TrainingSession(config: config, train: train, test: test, validationFraction: policy.validationFraction)
-        session.recorder = recorder
-        // Always wrapped (a no-op without a directory): one specialization of the session.
-        var wrapped = try LossDumpingPolicy(policy, sampleCount: session.trainer.train.count, directory: config.lossDumpDirectory)
-        if let directory = config.lossDumpDirectory { print("loss dump: \(directory)/losses-EEEE.bin after each epoch") }
-        try session.run(policy: &wrapped)
-        return session.history
     }
 }
 
