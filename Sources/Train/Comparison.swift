@@ -113,7 +113,7 @@ public enum Comparison {
     /// random-remove's fraction for an IES run that saved `saved` of its samples: clamped to
     /// 0...0.99 and rounded to 6 decimals, as it always was (integer / 1e6 is the double
     /// nearest that decimal, the same value its text parses to).
-    static func budget(_ saved: Double) -> Double {
+    public static func budget(_ saved: Double) -> Double {
         (min(max(saved, 0), 0.99) * 1e6).rounded() / 1e6
     }
 }

@@ -33,43 +33,24 @@ enum EvalCommand {
             throw UsageError(message: "leitner eval: give one checkpoint file, as an argument or with --from (see leitner eval --help)")
         }
         let path = files[0]
-        let metadata: [(String, String)]
-        do { metadata = try Checkpoint.readMetadata(path: path) } catch {
-            Console.error("leitner eval: " + error.description)
+        let checkpoint: Evaluation.Checkpointed
+        do throws(TrainError) { checkpoint = try Evaluation.inspect(path) } catch {
+            Console.error("leitner eval: " + error.message)
             return 1
         }
-        var description: ModelDescription
-        if let text = Checkpoint.value("model_description", in: metadata) {
-            do { description = try ModelDescription.parse(text, name: Checkpoint.value("model", in: metadata) ?? "model") } catch {
-                Console.error("leitner eval: \(path): " + error.message)
-                return 1
-            }
+        let description: ModelDescription
+        if let model = checkpoint.model {
+            description = model
         } else {
             do { description = try ModelZoo.description(named: modelName) }
             catch { throw UsageError(message: "leitner eval: \(error.message)") }
         }
         guard let data = DataOptions.load(options, reporter: Reporter()) else { return 1 }
-        if Checkpoint.value("model_description", in: metadata) == nil {
-            // A bare state_dict: the head gets the data's class count; a file whose head
-            // differs is then reported as mis-shaped by the load.
-            var sized = TrainConfig(model: description)
-            sized.pretrained = path
-            do throws(TrainError) { _ = try FineTune.fitHead(&sized, classes: data.test.classCount) }
-            catch { Console.error("leitner eval: " + error.message); return 1 }
-            description = sized.model
-        }
-        var config = TrainConfig(model: description)
-        config.batch = batch
-        config.threads = threads
         do throws(TrainError) {
-            let trainer = try Trainer(config: config, train: data.test, test: data.test)
-            do { try Checkpoint.load(path: path, into: trainer.model) } catch { throw TrainError(error.description) }
-            let started = Clock.seconds()
-            let result = trainer.evaluate()
-            let seconds = Clock.seconds() - started
-            if let failure = trainer.dataFailure { throw TrainError(failure) }
-            print("checkpoint: \(path) (model \(description.name), epoch \(Checkpoint.value("epoch", in: metadata) ?? "?"))")
-            print("test: \(data.test.count) samples, loss \(Format.fixed(result.loss, 4)), accuracy \(Format.fixed(100 * result.accuracy, 2))% (\(Format.fixed(Double(data.test.count) / max(seconds, 1e-9), 0)) samples/s)")
+            let result = try Evaluation.run(path, model: description, fitHead: checkpoint.model == nil, test: data.test,
+                                            batch: batch, threads: threads)
+            print("checkpoint: \(path) (model \(description.name), epoch \(checkpoint.epoch ?? "?"))")
+            print("test: \(result.samples) samples, loss \(Format.fixed(result.loss, 4)), accuracy \(Format.fixed(100 * result.accuracy, 2))% (\(Format.fixed(result.samplesPerSecond, 0)) samples/s)")
             return 0
         } catch {
             Console.error("leitner eval: " + error.message)
