@@ -6,32 +6,22 @@ import Select
 /// schedule, each run in OUT/RUN/; random-remove at the budget an IES run realised. The table,
 /// compare.csv and compare.svg are the reporter's.
 public enum Comparison {
-    /// An IES threshold as given (the row label keeps its spelling) and its value.
-    public struct Threshold {
-        public var text: String
-        public var value: Double
-        public init(text: String, value: Double) {
-            self.text = text
-            self.value = value
-        }
-    }
-
     /// Which IES run random-remove matches in a threshold sweep.
     public enum Match {
         /// The first threshold's.
         case first
         /// This threshold's.
-        case threshold(Threshold)
+        case threshold(String)
         /// One random-remove run per IES run.
         case all
     }
 
     /// One run: its row label, its policy, and for a sweep the IES threshold it uses (ies) or
-    /// whose run's budget it matches (random-remove).
+    /// whose run's budget it matches (random-remove), as given (the label keeps its spelling).
     public struct Run {
         public var label: String
         public var policy: PolicyKind
-        public var threshold: Threshold? = nil
+        public var threshold: String? = nil
     }
 
     /// A finished run: its epochs and wall time.
@@ -43,11 +33,11 @@ public enum Comparison {
 
     /// The runs in order: `policies`, ies once per threshold when there are thresholds, and
     /// random-remove after the ies runs (it needs their realised budget).
-    public static func plan(policies: [PolicyKind], thresholds: [Threshold], match: Match) -> [Run] {
+    public static func plan(policies: [PolicyKind], thresholds: [String], match: Match) -> [Run] {
         var runs: [Run] = []
         for policy in policies where policy != .randomRemove {
             if policy == .ies && !thresholds.isEmpty {
-                for threshold in thresholds { runs.append(Run(label: "ies@" + threshold.text, policy: .ies, threshold: threshold)) }
+                for threshold in thresholds { runs.append(Run(label: "ies@" + threshold, policy: .ies, threshold: threshold)) }
             } else {
                 runs.append(Run(label: policy.name, policy: policy))
             }
@@ -57,22 +47,22 @@ public enum Comparison {
             runs.append(Run(label: PolicyKind.randomRemove.name, policy: .randomRemove))
             return runs
         }
-        let matched: [Threshold]
+        let matched: [String]
         switch match {
         case .all: matched = thresholds
         case .threshold(let threshold): matched = [threshold]
         case .first: matched = [thresholds[0]]
         }
         for threshold in matched {
-            runs.append(Run(label: "random-remove@" + threshold.text, policy: .randomRemove, threshold: threshold))
+            runs.append(Run(label: "random-remove@" + threshold, policy: .randomRemove, threshold: threshold))
         }
         return runs
     }
 
     /// The entry of `thresholds` equal to `text` as a number (so 1e-2 matches 0.01).
-    public static func matchingThreshold(_ text: String, in thresholds: [Threshold]) -> Threshold? {
+    public static func matchingThreshold(_ text: String, in thresholds: [String]) -> String? {
         guard let value = Double(text) else { return nil }
-        return thresholds.first { $0.value == value }
+        return thresholds.first { Double($0) == value }
     }
 
     /// Trains every run of `runs` from `config` (each in its own subdirectory of
@@ -88,9 +78,12 @@ public enum Comparison {
             for character in run.label { directoryName.append(character == "@" ? "-" : character) }
             config.outputDirectory = base.outputDirectory + "/" + directoryName
             if let dump = base.lossDumpDirectory { config.lossDumpDirectory = dump + "/" + directoryName }
-            if run.policy == .ies, let threshold = run.threshold { settings.iesThreshold = threshold.value }
+            if run.policy == .ies, let threshold = run.threshold {
+                guard let value = Double(threshold) else { throw TrainError("\(run.label): the threshold is not a number") }
+                settings.iesThreshold = value
+            }
             if run.policy == .randomRemove {
-                let iesLabel = run.threshold.map { "ies@" + $0.text } ?? "ies"
+                let iesLabel = run.threshold.map { "ies@" + $0 } ?? "ies"
                 if let ies = rows.first(where: { $0.label == iesLabel }) {
                     let saved = 1 - ies.accounting.trainedFraction
                     settings.removeFraction = budget(saved)

@@ -1,4 +1,5 @@
 import Platform
+import Select
 
 extension Reporter {
     /// The comparison's table on standard output, compare.csv and compare.svg in `directory`

@@ -1,3 +1,4 @@
+import Data
 import Energy
 import NN
 import Platform

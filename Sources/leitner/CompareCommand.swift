@@ -22,7 +22,7 @@ enum CompareCommand {
             + PolicyOptions.settingSpecs + EnergyOptions.specs + [policies.spec, iesThresholds.spec, match.spec])
 
     static let defaultPolicies: [PolicyKind] = [.full, .ies, .dihcl, .infoBatch, .selectiveBackprop, .randomRemove]
-    static let policies = Option<[PolicyKind]>(
+    static let policies = Parsed<[PolicyKind]>(
         "policies", "LIST", default: defaultPolicies,
         shown: defaultPolicies.map { $0.name }.joined(separator: ","), help: "comma-separated policies",
         expected: "a comma-separated list of " + PolicyKind.names.joined(separator: ", ")) { text in
@@ -33,14 +33,13 @@ enum CompareCommand {
         }
         return kinds
     }
-    static let iesThresholds = Option<[Comparison.Threshold]?>(
+    static let iesThresholds = Parsed<[String]?>(
         "ies-thresholds", "LIST", default: nil, shown: "--ies-threshold",
         help: "ies: one run per threshold in place of ies, e.g. 1e-3,3e-3,1e-2,3e-2,1e-1",
         expected: "comma-separated numbers in 0...100") { text in
-        var thresholds: [Comparison.Threshold] = []
-        for threshold in text.split(separator: ",").map(String.init) {
+        let thresholds = text.split(separator: ",").map(String.init)
+        for threshold in thresholds {
             guard let value = Double(threshold), value.isFinite, value >= 0, value <= 100 else { return nil }
-            thresholds.append(Comparison.Threshold(text: threshold, value: value))
         }
         return thresholds.isEmpty ? nil : .some(thresholds)
     }
@@ -51,7 +50,7 @@ enum CompareCommand {
     /// The runs --policies, --ies-thresholds and --match ask for.
     static func plan(_ options: ParsedOptions) throws(UsageError) -> [Comparison.Run] {
         let policies = try options.value(Self.policies)
-        var thresholds: [Comparison.Threshold] = []
+        var thresholds: [String] = []
         if let list = try options.value(iesThresholds) {
             if options.isGiven(PolicyOptions.iesThreshold) {
                 throw UsageError(message: "leitner compare: give --ies-threshold or --ies-thresholds, not both")
@@ -71,7 +70,7 @@ enum CompareCommand {
             } else if let threshold = Comparison.matchingThreshold(text, in: thresholds) {
                 match = .threshold(threshold)
             } else {
-                throw UsageError(message: "leitner compare: --match \(text) is not one of --ies-thresholds \(thresholds.map { $0.text }.joined(separator: ",")) (or all)")
+                throw UsageError(message: "leitner compare: --match \(text) is not one of --ies-thresholds \(thresholds.joined(separator: ",")) (or all)")
             }
         }
         return Comparison.plan(policies: policies, thresholds: thresholds, match: match)

@@ -10,7 +10,7 @@ enum DataOptions {
     static let memoryMB = Option<Int?>(
         "data-memory-mb", "MB", range: 1...1 << 20, shown: "load all",
         help: "stream the packs with at most this much data memory (prefetch thread, cache when the set fits)")
-    static let throttle = Option<PackSource.Throttle>(
+    static let throttle = Parsed<PackSource.Throttle>(
         "data-throttle", "MBPS:MS", default: .none, shown: "none",
         help: "with --data-memory-mb: slow reads down to MBPS MB/s plus MS ms per read (SD card experiments)",
         expected: "MBPS:MS, e.g. 20:2") { text in

@@ -5,19 +5,19 @@ import Energy
 enum EnergyOptions {
     static let standard = MeterSettings()
 
-    static let meter = Option<MeterSettings.Choice>(
+    static let meter = Parsed<MeterSettings.Choice>(
         "meter", "KIND", default: .auto, shown: "auto",
         help: "energy meter: " + MeterSettings.syntax + "; falls back in that order with a message",
         expected: MeterSettings.syntax, parse: MeterSettings.parseChoice)
     static let sysfsRoot = Option<String>("sysfs-root", "DIR", default: standard.sysfsRoot,
                                           help: "where sysfs is (hwmon and powercap are looked up below it)")
-    static let powerModel = Option<PowerModel?>(
+    static let powerModel = Parsed<PowerModel?>(
         "power-model", "IDLE,PER_CORE", default: nil,
         shown: "\(Energy.watts(standard.powerModel.idleWatts)),\(Energy.watts(standard.powerModel.activeWattsPerCore)) (\(standard.powerModel.name))",
         help: "the estimate's watts at idle and per busy core",
         expected: "IDLE,PER_CORE in watts (e.g. 2.7,0.9)") { PowerModel.parse($0).map { Optional($0) } }
-    static let powerModelCPU = Option<ModelMeter.CPUSource>(
-        "power-model-cpu", "system|process", choices: [("system", .system), ("process", .process)], default: standard.cpuSource,
+    static let powerModelCPU = Choice<ModelMeter.CPUSource>(
+        "power-model-cpu", "system|process", names: ["system", "process"], values: [.system, .process], default: standard.cpuSource,
         help: "the estimate's CPU time: all processes (/proc/stat) or this process only")
     static let sampleHz = Option<Double>("sample-hz", "HZ", default: standard.sampleHz, range: 0.01...1000,
                                          help: "meter readings per second")

@@ -1,6 +1,7 @@
 import Data
 import NN
 import Platform
+import Select
 import Train
 
 /// `leitner finetune`: `leitner train` starting from pretrained weights, with partial updates.
@@ -23,7 +24,7 @@ enum FinetuneCommand {
         options: [from.spec, update.spec] + TrainCommand.spec.options)
 
     static let from = Option<String?>("from", "FILE", help: "pretrained weights (safetensors; required)")
-    static let update = Option<UpdateMode>("update", "MODE", default: .all, shown: "all", help: "what trains: " + UpdateMode.syntax,
+    static let update = Parsed<UpdateMode>("update", "MODE", default: .all, shown: "all", help: "what trains: " + UpdateMode.syntax,
                                            expected: UpdateMode.syntax) { UpdateMode(parsing: $0) }
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {

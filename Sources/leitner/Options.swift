@@ -5,115 +5,157 @@ struct UsageError: Error {
     let message: String
 }
 
-/// One option's help line: its name, the placeholder of its value (nil for a flag), the help
-/// and the default as shown.
-struct OptionSpec {
+/// How an option's text is checked; the help and the messages say it from this.
+enum OptionCheck {
+    case flag
+    case integer(ClosedRange<Int>)
+    case number(ClosedRange<Double>)
+    case text
+    /// One of these names (`Choice.values` holds the value of each).
+    case oneOf([String])
+    /// The option's own parser (`Parsed.parse`); the text says what a valid value is.
+    case custom(String)
+}
+
+/// An option's default as its help line shows it.
+enum DefaultText {
+    case none
+    case text(String)
+    case integer(Int)
+    case number(Double)
+}
+
+/// One option's help line and check: its name, the placeholder of its value (nil for a flag),
+/// the help and the default as shown. Not generic, so that parsing and help are one copy of
+/// code; a value type of literals, so that most declarations are static data, not code (the
+/// binary has a size bar).
+final class OptionSpec {
     let name: String
     let value: String?
     let help: String
-    let defaultText: String?
+    let shown: DefaultText
+    let check: OptionCheck
 
-    init(_ name: String, value: String? = nil, help: String, default defaultText: String? = nil) {
+    init(_ name: String, value: String? = nil, help: String, shown: DefaultText = .none, check: OptionCheck = .flag) {
         self.name = name
         self.value = value
         self.help = help
-        self.defaultText = defaultText
+        self.shown = shown
+        self.check = check
+    }
+
+    var defaultText: String? {
+        switch shown {
+        case .none: return nil
+        case .text(let text): return text
+        case .integer(let value): return "\(value)"
+        case .number(let value): return value == value.rounded() && abs(value) < 1e15 ? "\(Int(value))" : "\(value)"
+        }
+    }
+
+    /// What a valid value is, for a message ("an integer in 1...100000").
+    var expected: String {
+        switch check {
+        case .flag: return "given without a value"
+        case .integer(let range): return "an integer in \(range.lowerBound)...\(range.upperBound)"
+        case .number(let range): return "a number in \(range.lowerBound)...\(range.upperBound)"
+        case .text: return "a text"
+        case .oneOf(let names):
+            var text = ""
+            for (index, name) in names.enumerated() {
+                if index > 0 { text += index == names.count - 1 ? " or " : ", " }
+                text += name
+            }
+            return text
+        case .custom(let text): return text
+        }
     }
 }
 
-/// A typed option: its help line, its default (written once, here: the help shows it) and how
-/// the text after `--name` becomes a value. Commands declare each option once as a constant
-/// and read it with `options.value(option)`, so a misspelt option does not compile.
+/// A typed option: its help line and check, and its default (written once, here: the help
+/// shows it). Commands declare each option once and read it with `options.value(option)`,
+/// so a misspelt option does not compile.
 struct Option<Value> {
     let spec: OptionSpec
     let defaultValue: Value
-    /// What a valid value is, for the message ("an integer in 1...100000").
-    let expected: String
-    /// The value `text` spells, or nil when it spells none.
+
+    init(spec: OptionSpec, default value: Value) {
+        self.spec = spec
+        defaultValue = value
+    }
+}
+
+/// An option its own function parses (a list, a pair, a library type's syntax); `expected`
+/// says what a valid value is.
+struct Parsed<Value> {
+    let spec: OptionSpec
+    let defaultValue: Value
+    /// The value a text spells, or nil when it spells none.
     let parse: (String) -> Value?
 
     init(_ name: String, _ placeholder: String, default value: Value, shown: String?, help: String,
          expected: String, parse: @escaping (String) -> Value?) {
-        spec = OptionSpec(name, value: placeholder, help: help, default: shown)
+        spec = OptionSpec(name, value: placeholder, help: help, shown: shown.map { .text($0) } ?? .none, check: .custom(expected))
         defaultValue = value
-        self.expected = expected
         self.parse = parse
     }
-
-    var name: String { spec.name }
 }
 
 extension Option where Value == Int {
     init(_ name: String, _ placeholder: String, default value: Int, range: ClosedRange<Int>, help: String) {
-        self.init(name, placeholder, default: value, shown: "\(value)", help: help,
-                  expected: "an integer in \(range.lowerBound)...\(range.upperBound)") { text in
-            guard let number = Int(text), range.contains(number) else { return nil }
-            return number
-        }
+        self.init(spec: OptionSpec(name, value: placeholder, help: help, shown: .integer(value), check: .integer(range)), default: value)
     }
 }
 
 extension Option where Value == Int? {
     /// nil unless given; `shown` says what that means ("all", "none").
     init(_ name: String, _ placeholder: String, range: ClosedRange<Int>, shown: String?, help: String) {
-        let base = Option<Int>(name, placeholder, default: 0, range: range, help: help)
-        self.init(name, placeholder, default: nil, shown: shown, help: help, expected: base.expected) { text in
-            base.parse(text).map { Optional($0) }
-        }
+        self.init(spec: OptionSpec(name, value: placeholder, help: help, shown: shown.map { .text($0) } ?? .none, check: .integer(range)),
+                  default: nil)
     }
 }
 
 extension Option where Value == Double {
     init(_ name: String, _ placeholder: String, default value: Double, range: ClosedRange<Double>, help: String) {
-        self.init(name, placeholder, default: value, shown: Option.text(value), help: help,
-                  expected: "a number in \(range.lowerBound)...\(range.upperBound)") { text in
-            guard let number = Double(text), number.isFinite, range.contains(number) else { return nil }
-            return number
-        }
+        self.init(spec: OptionSpec(name, value: placeholder, help: help, shown: .number(value), check: .number(range)), default: value)
     }
 }
 
 extension Option where Value == Double? {
     /// nil unless given; `shown` says what that means.
     init(_ name: String, _ placeholder: String, range: ClosedRange<Double>, shown: String?, help: String) {
-        let base = Option<Double>(name, placeholder, default: 0, range: range, help: help)
-        self.init(name, placeholder, default: nil, shown: shown, help: help, expected: base.expected) { text in
-            base.parse(text).map { Optional($0) }
-        }
+        self.init(spec: OptionSpec(name, value: placeholder, help: help, shown: shown.map { .text($0) } ?? .none, check: .number(range)),
+                  default: nil)
     }
 }
 
 extension Option where Value == String {
     init(_ name: String, _ placeholder: String, default value: String, help: String) {
-        self.init(name, placeholder, default: value, shown: value, help: help, expected: "a text") { $0 }
+        self.init(spec: OptionSpec(name, value: placeholder, help: help, shown: .text(value), check: .text), default: value)
     }
 }
 
 extension Option where Value == String? {
     /// nil unless given; `shown` says what that means.
     init(_ name: String, _ placeholder: String, shown: String? = nil, help: String) {
-        self.init(name, placeholder, default: nil, shown: shown, help: help, expected: "a text") { $0 }
+        self.init(spec: OptionSpec(name, value: placeholder, help: help, shown: shown.map { .text($0) } ?? .none, check: .text),
+                  default: nil)
     }
 }
 
-extension Option where Value: Equatable {
-    /// One of `choices`, by name; the default is shown by its name.
-    init(_ name: String, _ placeholder: String, choices: [(name: String, value: Value)], default value: Value, help: String) {
-        let names = choices.map { $0.name }
-        let shown = choices.first { $0.value == value }?.name
-        precondition(shown != nil, "--\(name): the default is not one of the choices")
-        var expected = names.dropLast().joined(separator: ", ")
-        expected += (expected.isEmpty ? "" : " or ") + (names.last ?? "")
-        self.init(name, placeholder, default: value, shown: shown, help: help, expected: expected) { text in
-            choices.first { $0.name == text }?.value
-        }
-    }
-}
+/// An option whose value is one of a few names: `names[i]` means `values[i]`; the help shows
+/// the default by its name.
+struct Choice<Value: Equatable> {
+    let spec: OptionSpec
+    let values: [Value]
+    let defaultValue: Value
 
-extension Option {
-    /// A default as the help shows it: "3" rather than "3.0".
-    static func text(_ value: Double) -> String {
-        value == value.rounded() && abs(value) < 1e15 ? "\(Int(value))" : "\(value)"
+    init(_ name: String, _ placeholder: String, names: [String], values: [Value], default value: Value, help: String) {
+        precondition(names.count == values.count, "a choice needs one value per name")
+        let index = values.firstIndex(of: value)
+        spec = OptionSpec(name, value: placeholder, help: help, shown: index.map { .text(names[$0]) } ?? .none, check: .oneOf(names))
+        self.values = values
+        defaultValue = value
     }
 }
 
@@ -188,17 +230,53 @@ struct ParsedOptions {
         wantsHelp = help
     }
 
-    /// The option's value: its text parsed, or its default when it was not given.
-    func value<Value>(_ option: Option<Value>) throws(UsageError) -> Value {
-        guard let text = values[option.name] else { return option.defaultValue }
-        guard let value = option.parse(text) else {
-            throw UsageError(message: "leitner: --\(option.name) must be \(option.expected), got '\(text)'")
+    /// The option's value: its text checked and converted, or its default when not given.
+    func value(_ option: Option<Int>) throws(UsageError) -> Int { try integer(option.spec) ?? option.defaultValue }
+    func value(_ option: Option<Int?>) throws(UsageError) -> Int? { try integer(option.spec) }
+    func value(_ option: Option<Double>) throws(UsageError) -> Double { try number(option.spec) ?? option.defaultValue }
+    func value(_ option: Option<Double?>) throws(UsageError) -> Double? { try number(option.spec) }
+    func value(_ option: Option<String>) throws(UsageError) -> String { values[option.spec.name] ?? option.defaultValue }
+    func value(_ option: Option<String?>) throws(UsageError) -> String? { values[option.spec.name] }
+
+    func value<Value>(_ option: Parsed<Value>) throws(UsageError) -> Value {
+        guard let text = values[option.spec.name] else { return option.defaultValue }
+        guard let value = option.parse(text) else { throw invalid(option.spec, text) }
+        return value
+    }
+
+    func value<Value>(_ choice: Choice<Value>) throws(UsageError) -> Value {
+        guard let index = try self.index(choice.spec) else { return choice.defaultValue }
+        return choice.values[index]
+    }
+
+    /// The index of the name given for a `.oneOf` option, nil when not given.
+    private func index(_ spec: OptionSpec) throws(UsageError) -> Int? {
+        guard let text = values[spec.name] else { return nil }
+        guard case .oneOf(let names) = spec.check, let index = names.firstIndex(of: text) else { throw invalid(spec, text) }
+        return index
+    }
+
+    private func integer(_ spec: OptionSpec) throws(UsageError) -> Int? {
+        guard let text = values[spec.name] else { return nil }
+        guard case .integer(let range) = spec.check, let value = Int(text), range.contains(value) else { throw invalid(spec, text) }
+        return value
+    }
+
+    private func number(_ spec: OptionSpec) throws(UsageError) -> Double? {
+        guard let text = values[spec.name] else { return nil }
+        guard case .number(let range) = spec.check, let value = Double(text), value.isFinite, range.contains(value) else {
+            throw invalid(spec, text)
         }
         return value
     }
 
+    private func invalid(_ spec: OptionSpec, _ text: String) -> UsageError {
+        UsageError(message: "leitner: --\(spec.name) must be \(spec.expected), got '\(text)'")
+    }
+
     /// Whether the option was given (its default may be spelt out, so the value cannot say).
-    func isGiven<Value>(_ option: Option<Value>) -> Bool { values[option.name] != nil }
+    func isGiven<Value>(_ option: Option<Value>) -> Bool { values[option.spec.name] != nil }
+    func isGiven<Value>(_ option: Parsed<Value>) -> Bool { values[option.spec.name] != nil }
 
     func isSet(_ flag: Flag) -> Bool { flags.contains(flag.spec.name) }
 }

@@ -29,10 +29,10 @@ enum PackCommand {
     static let classes = Option<Int?>("classes", "N", range: 1...65536, shown: "largest label + 1", help: "class count")
     static let labels = Option<String?>("labels", "CSV", shown: "DIR/labels.csv", help: "images: the file,label list")
     static let coarse = Flag("coarse", help: "cifar100: pack the 20 coarse labels")
-    static let element = Option<Pack.ElementType>(
-        "element", "TYPE", choices: [Pack.ElementType.uint8, .float16, .float32].map { (name: $0.name, value: $0) },
+    static let element = Choice<Pack.ElementType>(
+        "element", "TYPE", names: ["uint8", "float16", "float32"], values: [Pack.ElementType.uint8, .float16, .float32],
         default: standard.elementType, help: "csv: uint8 | float16 | float32")
-    static let shape = Option<[Int]?>(
+    static let shape = Parsed<[Int]?>(
         "shape", "CxHxW", default: nil, shown: "1xSxS when n = S*S, else 1xnx1", help: "csv: sample shape",
         expected: "CxHxW, e.g. 1x28x28") { text in
         let parts = text.split(separator: "x").compactMap { Int($0) }

@@ -9,8 +9,8 @@ enum PolicyOptions {
         return options
     }()
 
-    static let policy = Option<PolicyKind>(
-        "policy", "NAME", choices: PolicyKind.allCases.map { (name: $0.name, value: $0) }, default: .full,
+    static let policy = Choice<PolicyKind>(
+        "policy", "NAME", names: PolicyKind.names, values: PolicyKind.allCases, default: .full,
         help: "sample selection: " + PolicyKind.names.joined(separator: ", "))
     static let removeFraction = Option<Double>("remove-fraction", "F", default: standard.removeFraction, range: 0...0.99,
                                                help: "random-remove: fraction dropped each epoch")
@@ -22,21 +22,21 @@ enum PolicyOptions {
                                              help: "ies: score excluded samples every M epochs")
     static let fullDataLast = Option<Double>("full-data-last", "F", default: standard.fullDataLast, range: 0...1,
                                              help: "ies: train on all samples in the last fraction F of epochs")
-    static let dihMetric = Option<DIHCLOptions.Metric>(
-        "dih-metric", "KIND", choices: [("loss", .loss), ("dloss", .lossChange), ("flip", .flip)],
+    static let dihMetric = Choice<DIHCLOptions.Metric>(
+        "dih-metric", "KIND", names: ["loss", "dloss", "flip"], values: [.loss, .lossChange, .flip],
         default: standard.dihcl.metric, help: "dihcl: loss | dloss | flip")
-    static let dihUpdate = Option<DIHCLOptions.Update>(
-        "dih-update", "KIND", choices: [("paper-ema", .exponentialAverage), ("episode-sum", .episodeSum)],
+    static let dihUpdate = Choice<DIHCLOptions.Update>(
+        "dih-update", "KIND", names: ["paper-ema", "episode-sum"], values: [.exponentialAverage, .episodeSum],
         default: standard.dihcl.update, help: "dihcl: paper-ema | episode-sum")
-    static let dihSelect = Option<DIHCLOptions.Selection>(
-        "dih-select", "KIND", choices: [("greedy", .greedy), ("rand", .proportional), ("exp3", .exp3), ("ucb", .ucb), ("beta", .thompson)],
+    static let dihSelect = Choice<DIHCLOptions.Selection>(
+        "dih-select", "KIND", names: ["greedy", "rand", "exp3", "ucb", "beta"], values: [.greedy, .proportional, .exp3, .ucb, .thompson],
         default: standard.dihcl.selection, help: "dihcl: greedy | rand | exp3 | ucb | beta")
-    static let dihDiversity = Option<DIHCLOptions.Diversity>(
-        "dih-diversity", "KIND", choices: [("none", .none), ("centrality", .centrality), ("facility", .facilityLocation)],
+    static let dihDiversity = Choice<DIHCLOptions.Diversity>(
+        "dih-diversity", "KIND", names: ["none", "centrality", "facility"], values: [DIHCLOptions.Diversity.none, .centrality, .facilityLocation],
         default: standard.dihcl.diversity, help: "dihcl: none | centrality | facility")
     /// true: the paper's schedule.
-    static let dihSchedule = Option<Bool>(
-        "dih-schedule", "KIND", choices: [("code", false), ("paper", true)], default: false,
+    static let dihSchedule = Choice<Bool>(
+        "dih-schedule", "KIND", names: ["code", "paper"], values: [false, true], default: false,
         help: "dihcl: subset per episode: code (x\(standard.dihcl.subsetShrink) to a floor of \(standard.dihcl.subsetFloor) n) | paper (x\(paperSchedule.subsetShrink) to \(paperSchedule.subsetFloor) n)")
     static let dihShrink = Option<Double?>(
         "dih-shrink", "F", range: 0.01...1, shown: "\(standard.dihcl.subsetShrink) (code), \(paperSchedule.subsetShrink) (paper)",

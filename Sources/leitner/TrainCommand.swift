@@ -147,7 +147,7 @@ enum TrainOptions {
     static let threads = Option<Int?>("threads", "N", range: 1...256, shown: "\(defaultThreads), or the board's", help: "threads")
     static let board = Option<String?>("board", "NAME|FILE", shown: "none",
                                        help: "board profile (leitner boards): default threads, memory budget and power model")
-    static let optimizer = Option<Optimizer>("optimizer", "sgd|adamw", choices: [("sgd", .sgd), ("adamw", .adamw)], default: .sgd,
+    static let optimizer = Choice<Optimizer>("optimizer", "sgd|adamw", names: ["sgd", "adamw"], values: [.sgd, .adamw], default: .sgd,
                                              help: "optimizer")
     static let learningRate = Option<Double?>("lr", "RATE", range: 1e-9...100,
                                               shown: "\(sgd.learningRate) (sgd), \(adamw.learningRate) (adamw)", help: "base learning rate")
@@ -155,12 +155,12 @@ enum TrainOptions {
     static let noNesterov = Flag("no-nesterov", help: "plain momentum instead of Nesterov")
     static let weightDecay = Option<Double?>("weight-decay", "W", range: 0...1,
                                              shown: "\(sgd.weightDecay) (sgd), \(adamw.weightDecay) (adamw)", help: "weight decay")
-    static let schedule = Option<LearningRateSchedule.Kind>(
+    static let schedule = Parsed<LearningRateSchedule.Kind>(
         "schedule", "KIND", default: .cosine(minimum: 0), shown: "cosine", help: LearningRateSchedule.syntax,
         expected: "one of " + LearningRateSchedule.syntax, parse: LearningRateSchedule.parseKind)
     static let warmup = Option<Double>("warmup", "EPOCHS", default: 0, range: 0...100_000, help: "linear warm-up epochs")
-    static let augment = Option<Augment>(
-        "augment", "KIND", choices: [("none", .none), ("flip", .flip), ("crop", .crop), ("crop+flip", .cropAndFlip), ("flip+crop", .cropAndFlip)],
+    static let augment = Choice<Augment>(
+        "augment", "KIND", names: ["none", "flip", "crop", "crop+flip", "flip+crop"], values: [Augment.none, .flip, .crop, .cropAndFlip, .cropAndFlip],
         default: .none, help: "none | flip | crop | crop+flip (crop pads by --crop-padding)")
     static let cropPadding = Option<Int>("crop-padding", "P", default: 2, range: 1...64, help: "padding of the random crop")
     static let seed = Option<Int>("seed", "N", default: 1, range: 0...Int.max, help: "random seed (initialisation, shuffling, augmentation)")
@@ -174,8 +174,8 @@ enum TrainOptions {
                                              help: "refuse a memory plan above this many MiB")
     static let stopAfterEpoch = Option<Int?>("stop-after-epoch", "N", range: 0...Int.max, shown: "none",
                                              help: "stop after epoch N as if interrupted (continue with --resume)")
-    static let onNaN = Option<NaNAction>(
-        "on-nan", "stop|backoff", choices: [("stop", .stop), ("backoff", .backoff)], default: .stop,
+    static let onNaN = Choice<NaNAction>(
+        "on-nan", "stop|backoff", names: ["stop", "backoff"], values: [.stop, .backoff], default: .stop,
         help: "a NaN/Inf loss or weight: stop naming the last good checkpoint, or reload it with half the learning rate (at most \(NaNAction.maximumBackoffs) times)")
     static let noProgress = Flag("no-progress", help: "no progress bar even on a terminal")
     static let dumpLosses = Option<String?>(

@@ -10,14 +10,14 @@ import Train
     @Test func randomRemoveRunsAfterTheIESRunsItMatches() {
         let plain = Comparison.plan(policies: [.randomRemove, .full, .ies, .dihcl], thresholds: [], match: .first)
         #expect(labels(plain) == ["full", "ies", "dihcl", "random-remove"])
-        let thresholds = [Comparison.Threshold(text: "1e-3", value: 1e-3), Comparison.Threshold(text: "0.01", value: 0.01)]
+        let thresholds = ["1e-3", "0.01"]
         let sweep = Comparison.plan(policies: [.randomRemove, .ies, .full], thresholds: thresholds, match: .first)
         #expect(labels(sweep) == ["ies@1e-3", "ies@0.01", "full", "random-remove@1e-3"])
-        #expect(sweep[1].threshold?.value == 0.01 && sweep[3].policy == .randomRemove)
+        #expect(sweep[1].threshold == "0.01" && sweep[3].policy == .randomRemove)
         let all = Comparison.plan(policies: [.ies, .randomRemove], thresholds: thresholds, match: .all)
         #expect(labels(all) == ["ies@1e-3", "ies@0.01", "random-remove@1e-3", "random-remove@0.01"])
         let matched = Comparison.matchingThreshold("1e-2", in: thresholds)
-        #expect(matched?.text == "0.01")
+        #expect(matched == "0.01")
         #expect(Comparison.matchingThreshold("0.02", in: thresholds) == nil)
         let one = Comparison.plan(policies: [.ies, .randomRemove], thresholds: thresholds, match: .threshold(matched!))
         #expect(labels(one) == ["ies@1e-3", "ies@0.01", "random-remove@0.01"])

@@ -6,7 +6,7 @@ let learningRate = Option<Double?>("lr", "RATE", range: 1e-9...100, shown: nil, 
 let out = Option<String>("out", "DIR", default: "runs/latest", help: "")
 let resume = Flag("resume", help: "")
 let memoryBudget = Option<Int?>("memory-budget-mb", "MB", range: 1...1 << 30, shown: "none", help: "")
-let onNaN = Option<Int>("on-nan", "stop|backoff", choices: [("stop", 0), ("backoff", 1)], default: 0, help: "")
+let onNaN = Choice<Int>("on-nan", "stop|backoff", names: ["stop", "backoff"], values: [0, 1], default: 0, help: "")
 let spec = CommandSpec(name: "train", summary: "", positionals: "", options: [
     epochs.spec, learningRate.spec, out.spec, resume.spec, memoryBudget.spec, onNaN.spec,
 ])
