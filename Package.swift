@@ -50,13 +50,19 @@ let package = Package(
         .target(name: "Energy", dependencies: ["Platform"], swiftSettings: common),
         // The training loop: epochs, metrics log, checkpoints, evaluation, energy per epoch.
         .target(name: "Train", dependencies: ["NN", "Data", "Select", "Energy", "Kernels", "Platform"], swiftSettings: common),
-        .executableTarget(
-            name: "leitner",
+        // The benchmark harness `leitner bench` runs: kernels against their naive twins (and
+        // OpenBLAS with the trait), pack decoding and batch assembly.
+        .target(
+            name: "Bench",
             dependencies: [
-                "Train", "Select", "Energy", "NN", "Data", "Kernels", "Platform",
+                "Data", "Kernels", "Platform",
                 .target(name: "COpenBLAS", condition: .when(traits: ["OpenBLAS"])),
             ],
-            swiftSettings: common + [.define("LEITNER_OPENBLAS", .when(traits: ["OpenBLAS"]))],
+            swiftSettings: common + [.define("LEITNER_OPENBLAS", .when(traits: ["OpenBLAS"]))]),
+        .executableTarget(
+            name: "leitner",
+            dependencies: ["Train", "Bench", "Select", "Energy", "NN", "Data", "Kernels", "Platform"],
+            swiftSettings: common,
             // One self-contained binary (copied to a board as is) that also maps less memory:
             // the Swift runtime is linked in rather than loaded as shared libraries.
             linkerSettings: [.unsafeFlags(["-static-stdlib"])]),

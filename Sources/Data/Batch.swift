@@ -27,12 +27,21 @@ public struct Augmentation: Equatable {
 /// Writes batches of normalised floats from a dataset into caller-owned buffers.
 /// Built once per dataset (it holds a 256-entry normalisation table per channel);
 /// `assemble` performs no heap allocation.
+///
+/// A streamed pack can turn out unreadable or corrupt in the middle of training. The
+/// assembler then keeps the first error in `failure`, writes zeros (label 0) for that sample
+/// and every later one, and reads nothing more; the caller checks `failure` after a pass and
+/// stops with the reader's message (file and block).
 /// - Shapes: input CNHW [C, N, H, W] Float, labels [N] Int32, N = indices.count.
 public struct BatchAssembler {
     public let dataset: Dataset
     public let augmentation: Augmentation
     /// table[c * 256 + p] = (p/255 - mean[c]) / std[c].
     private let table: [Float]
+    private let failureRecord = FailureRecord()
+
+    /// The first error reading the dataset (a streamed pack), or nil.
+    public var failure: DataError? { failureRecord.error }
 
     public init(dataset: Dataset, augmentation: Augmentation = .none) {
         self.dataset = dataset
@@ -93,15 +102,8 @@ public struct BatchAssembler {
     /// scoring pass, an evaluation): a streamed pack starts prefetching the blocks holding
     /// them. Nothing to do for a dataset in memory.
     public func beginPass(_ indices: UnsafeBufferPointer<Int32>) {
-        guard let stream = dataset.stream else { return }
-        do throws(DataError) { try stream.beginPass(indices) } catch { BatchAssembler.stop(error) }
-    }
-
-    /// A pack that turns out corrupt in the middle of training ends the run with the
-    /// reader's message (file and block), not a crash.
-    static func stop(_ error: DataError) -> Never {
-        Console.error("leitner: " + error.description)
-        terminate(1)
+        guard let stream = dataset.stream, failureRecord.error == nil else { return }
+        do throws(DataError) { try stream.beginPass(indices) } catch { failureRecord.error = error }
     }
 
     private func write(
@@ -114,8 +116,15 @@ public struct BatchAssembler {
                 for (slot, rawIndex) in indices.enumerated() {
                     let index = Int(rawIndex)
                     precondition(index >= 0 && index < dataset.count, "sample index \(index) is outside 0..<\(dataset.count)")
-                    let record: UnsafePointer<UInt8>
-                    do throws(DataError) { record = try stream.record(index) } catch { BatchAssembler.stop(error) }
+                    var read: UnsafePointer<UInt8>? = nil
+                    if failureRecord.error == nil {
+                        do throws(DataError) { read = try stream.record(index) } catch { failureRecord.error = error }
+                    }
+                    guard let record = read else {
+                        labels[slot] = 0
+                        writeZeros(slot: slot, batch: batch, input: input)
+                        continue
+                    }
                     labels[slot] = Int32(record[0])
                     writeSample(source: record + 1, slot: slot, batch: batch, input: input, table: table.baseAddress!,
                                 augmentation: augmentation, generator: &generator)
@@ -131,6 +140,14 @@ public struct BatchAssembler {
                                 input: input, table: table.baseAddress!, augmentation: augmentation, generator: &generator)
                 }
             }
+        }
+    }
+
+    /// Zeros in batch slot `slot` (a sample that could not be read).
+    private func writeZeros(slot: Int, batch: Int, input: UnsafeMutablePointer<Float>) {
+        let plane = dataset.height * dataset.width
+        for channel in 0..<dataset.channels {
+            (input + (channel * batch + slot) * plane).update(repeating: 0, count: plane)
         }
     }
 
@@ -184,6 +201,12 @@ public struct BatchAssembler {
             }
         }
     }
+}
+
+/// Where a `BatchAssembler` keeps its first read error (the assembler is a value; its copies
+/// share this).
+final class FailureRecord {
+    var error: DataError? = nil
 }
 
 /// Orders of sample indices for an epoch, written into caller buffers (no allocation).

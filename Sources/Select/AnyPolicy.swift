@@ -6,10 +6,11 @@ import Platform
 /// policy through this one type compiles the loop, the state store and the command runners
 /// once instead of once per policy (~15 KB of binary per policy on aarch64).
 ///
-/// The calls are per batch or per epoch, never per sample, so the switch costs nothing
-/// measurable. A mutating call copies the payload out, sets `self` to `.moved` (releasing the
-/// enum's reference, so the policy's arrays are uniquely referenced and mutate in place, never
-/// copied), calls the policy and puts it back.
+/// Every requirement goes through one of two switches, `read` and `call`, with a small visitor
+/// per requirement (specialized, so the call is as direct as a hand-written switch). The calls
+/// are per batch or per epoch, never per sample. A mutating call copies the payload out, sets
+/// `self` to `.moved` (releasing the enum's reference, so the policy's arrays are uniquely
+/// referenced and mutate in place, never copied), calls the policy and puts it back.
 public enum AnyPolicy: SelectionPolicy {
     case full(FullPolicy)
     case randomRemove(RandomRemovePolicy)
@@ -21,162 +22,176 @@ public enum AnyPolicy: SelectionPolicy {
     /// Transient: only while a mutating call has moved the payload out.
     case moved
 
-    public var id: PolicyID {
+    /// The policy `kind` names, configured from `settings` for `sampleCount` samples and a
+    /// run of `epochs` epochs.
+    public init(_ kind: PolicyKind, settings: PolicySettings, sampleCount: Int, epochs: Int) {
+        switch kind {
+        case .full:
+            self = .full(FullPolicy(sampleCount: sampleCount))
+        case .randomRemove:
+            self = .randomRemove(RandomRemovePolicy(fraction: settings.removeFraction, sampleCount: sampleCount))
+        case .ies:
+            self = .ies(IESPolicy(sampleCount: sampleCount, order: settings.iesOrder, threshold: settings.iesThreshold,
+                                  rescoreEvery: settings.iesRescoreEvery, fullDataLast: settings.fullDataLast))
+        case .dihcl:
+            self = .dihcl(DIHCLPolicy(sampleCount: sampleCount, epochs: epochs, options: settings.dihcl))
+        case .infoBatch:
+            self = .infoBatch(InfoBatchPolicy(sampleCount: sampleCount, ratio: settings.infoBatchRatio,
+                                              annealFraction: settings.infoBatchAnneal))
+        case .selectiveBackprop:
+            self = .selectiveBackprop(SelectiveBackpropPolicy(sampleCount: sampleCount, beta: settings.selectiveBackpropBeta))
+        case .earlyStop:
+            self = .earlyStop(EarlyStopPolicy(sampleCount: sampleCount, patience: settings.patience,
+                                              validationFraction: settings.validationFraction))
+        }
+    }
+
+    /// Something read from the wrapped policy.
+    protocol Reader {
+        associatedtype Value
+        func read<Policy: SelectionPolicy>(_ policy: Policy) -> Value
+    }
+
+    /// Something done to the wrapped policy (the generator is the caller's, when it passes one).
+    protocol Call {
+        associatedtype Value
+        func call<Policy: SelectionPolicy>(_ policy: inout Policy, generator: inout SeededGenerator) -> Value
+    }
+
+    func read<R: Reader>(_ reader: R) -> R.Value {
         switch self {
-        case .full(let p): return p.id
-        case .randomRemove(let p): return p.id
-        case .ies(let p): return p.id
-        case .dihcl(let p): return p.id
-        case .infoBatch(let p): return p.id
-        case .selectiveBackprop(let p): return p.id
-        case .earlyStop(let p): return p.id
+        case .full(let policy): return reader.read(policy)
+        case .randomRemove(let policy): return reader.read(policy)
+        case .ies(let policy): return reader.read(policy)
+        case .dihcl(let policy): return reader.read(policy)
+        case .infoBatch(let policy): return reader.read(policy)
+        case .selectiveBackprop(let policy): return reader.read(policy)
+        case .earlyStop(let policy): return reader.read(policy)
         case .moved: preconditionFailure("AnyPolicy used while moved")
         }
     }
 
-    public var stateStride: Int {
+    mutating func call<C: Call>(_ call: C, generator: inout SeededGenerator) -> C.Value {
+        let result: C.Value
         switch self {
-        case .full(let p): return p.stateStride
-        case .randomRemove(let p): return p.stateStride
-        case .ies(let p): return p.stateStride
-        case .dihcl(let p): return p.stateStride
-        case .infoBatch(let p): return p.stateStride
-        case .selectiveBackprop(let p): return p.stateStride
-        case .earlyStop(let p): return p.stateStride
+        case .full(var policy): self = .moved; result = call.call(&policy, generator: &generator); self = .full(policy)
+        case .randomRemove(var policy): self = .moved; result = call.call(&policy, generator: &generator); self = .randomRemove(policy)
+        case .ies(var policy): self = .moved; result = call.call(&policy, generator: &generator); self = .ies(policy)
+        case .dihcl(var policy): self = .moved; result = call.call(&policy, generator: &generator); self = .dihcl(policy)
+        case .infoBatch(var policy): self = .moved; result = call.call(&policy, generator: &generator); self = .infoBatch(policy)
+        case .selectiveBackprop(var policy): self = .moved; result = call.call(&policy, generator: &generator); self = .selectiveBackprop(policy)
+        case .earlyStop(var policy): self = .moved; result = call.call(&policy, generator: &generator); self = .earlyStop(policy)
         case .moved: preconditionFailure("AnyPolicy used while moved")
         }
+        return result
     }
 
-    public var selectsWithinBatches: Bool {
-        switch self {
-        case .full(let p): return p.selectsWithinBatches
-        case .randomRemove(let p): return p.selectsWithinBatches
-        case .ies(let p): return p.selectsWithinBatches
-        case .dihcl(let p): return p.selectsWithinBatches
-        case .infoBatch(let p): return p.selectsWithinBatches
-        case .selectiveBackprop(let p): return p.selectsWithinBatches
-        case .earlyStop(let p): return p.selectsWithinBatches
-        case .moved: preconditionFailure("AnyPolicy used while moved")
-        }
+    /// `call` for a requirement that draws no random numbers.
+    mutating func call<C: Call>(_ call: C) -> C.Value {
+        var unused = SeededGenerator(seed: 0)
+        return self.call(call, generator: &unused)
     }
 
-    public var validationFraction: Double {
-        switch self {
-        case .full(let p): return p.validationFraction
-        case .randomRemove(let p): return p.validationFraction
-        case .ies(let p): return p.validationFraction
-        case .dihcl(let p): return p.validationFraction
-        case .infoBatch(let p): return p.validationFraction
-        case .selectiveBackprop(let p): return p.validationFraction
-        case .earlyStop(let p): return p.validationFraction
-        case .moved: preconditionFailure("AnyPolicy used while moved")
-        }
-    }
+    struct ID: Reader { func read<Policy: SelectionPolicy>(_ policy: Policy) -> PolicyID { policy.id } }
+    struct StateStride: Reader { func read<Policy: SelectionPolicy>(_ policy: Policy) -> Int { policy.stateStride } }
+    struct SelectsWithinBatches: Reader { func read<Policy: SelectionPolicy>(_ policy: Policy) -> Bool { policy.selectsWithinBatches } }
+    struct ValidationFraction: Reader { func read<Policy: SelectionPolicy>(_ policy: Policy) -> Double { policy.validationFraction } }
+    struct LastEpochReentries: Reader { func read<Policy: SelectionPolicy>(_ policy: Policy) -> Int { policy.lastEpochReentries } }
 
-    public var lastEpochReentries: Int {
-        switch self {
-        case .full(let p): return p.lastEpochReentries
-        case .randomRemove(let p): return p.lastEpochReentries
-        case .ies(let p): return p.lastEpochReentries
-        case .dihcl(let p): return p.lastEpochReentries
-        case .infoBatch(let p): return p.lastEpochReentries
-        case .selectiveBackprop(let p): return p.lastEpochReentries
-        case .earlyStop(let p): return p.lastEpochReentries
-        case .moved: preconditionFailure("AnyPolicy used while moved")
-        }
+    public var id: PolicyID { read(ID()) }
+    public var stateStride: Int { read(StateStride()) }
+    public var selectsWithinBatches: Bool { read(SelectsWithinBatches()) }
+    public var validationFraction: Double { read(ValidationFraction()) }
+    public var lastEpochReentries: Int { read(LastEpochReentries()) }
+
+    struct EncodeState: Reader {
+        let index: Int
+        let record: UnsafeMutableRawPointer
+        func read<Policy: SelectionPolicy>(_ policy: Policy) { policy.encodeState(index: index, into: record) }
     }
 
     public func encodeState(index: Int, into record: UnsafeMutableRawPointer) {
-        switch self {
-        case .full(let p): p.encodeState(index: index, into: record)
-        case .randomRemove(let p): p.encodeState(index: index, into: record)
-        case .ies(let p): p.encodeState(index: index, into: record)
-        case .dihcl(let p): p.encodeState(index: index, into: record)
-        case .infoBatch(let p): p.encodeState(index: index, into: record)
-        case .selectiveBackprop(let p): p.encodeState(index: index, into: record)
-        case .earlyStop(let p): p.encodeState(index: index, into: record)
-        case .moved: preconditionFailure("AnyPolicy used while moved")
+        read(EncodeState(index: index, record: record))
+    }
+
+    struct PlanEpoch: Call {
+        let context: EpochContext
+        let plan: EpochPlan
+        func call<Policy: SelectionPolicy>(_ policy: inout Policy, generator: inout SeededGenerator) {
+            policy.planEpoch(context, plan: plan, generator: &generator)
         }
     }
 
     public mutating func planEpoch(_ context: EpochContext, plan: EpochPlan, generator: inout SeededGenerator) {
-        switch self {
-        case .full(var p): self = .moved; p.planEpoch(context, plan: plan, generator: &generator); self = .full(p)
-        case .randomRemove(var p): self = .moved; p.planEpoch(context, plan: plan, generator: &generator); self = .randomRemove(p)
-        case .ies(var p): self = .moved; p.planEpoch(context, plan: plan, generator: &generator); self = .ies(p)
-        case .dihcl(var p): self = .moved; p.planEpoch(context, plan: plan, generator: &generator); self = .dihcl(p)
-        case .infoBatch(var p): self = .moved; p.planEpoch(context, plan: plan, generator: &generator); self = .infoBatch(p)
-        case .selectiveBackprop(var p): self = .moved; p.planEpoch(context, plan: plan, generator: &generator); self = .selectiveBackprop(p)
-        case .earlyStop(var p): self = .moved; p.planEpoch(context, plan: plan, generator: &generator); self = .earlyStop(p)
-        case .moved: preconditionFailure("AnyPolicy used while moved")
+        call(PlanEpoch(context: context, plan: plan), generator: &generator)
+    }
+
+    struct ObserveTrained: Call {
+        let indices: UnsafeBufferPointer<Int32>
+        let losses: UnsafePointer<Float>
+        let correct: UnsafePointer<UInt8>
+        let epoch: Int
+        let learningRate: Double
+        func call<Policy: SelectionPolicy>(_ policy: inout Policy, generator: inout SeededGenerator) {
+            policy.observeTrained(indices: indices, losses: losses, correct: correct, epoch: epoch, learningRate: learningRate)
         }
     }
 
     public mutating func observeTrained(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>,
                                         correct: UnsafePointer<UInt8>, epoch: Int, learningRate: Double) {
-        switch self {
-        case .full(var p): self = .moved; p.observeTrained(indices: indices, losses: losses, correct: correct, epoch: epoch, learningRate: learningRate); self = .full(p)
-        case .randomRemove(var p): self = .moved; p.observeTrained(indices: indices, losses: losses, correct: correct, epoch: epoch, learningRate: learningRate); self = .randomRemove(p)
-        case .ies(var p): self = .moved; p.observeTrained(indices: indices, losses: losses, correct: correct, epoch: epoch, learningRate: learningRate); self = .ies(p)
-        case .dihcl(var p): self = .moved; p.observeTrained(indices: indices, losses: losses, correct: correct, epoch: epoch, learningRate: learningRate); self = .dihcl(p)
-        case .infoBatch(var p): self = .moved; p.observeTrained(indices: indices, losses: losses, correct: correct, epoch: epoch, learningRate: learningRate); self = .infoBatch(p)
-        case .selectiveBackprop(var p): self = .moved; p.observeTrained(indices: indices, losses: losses, correct: correct, epoch: epoch, learningRate: learningRate); self = .selectiveBackprop(p)
-        case .earlyStop(var p): self = .moved; p.observeTrained(indices: indices, losses: losses, correct: correct, epoch: epoch, learningRate: learningRate); self = .earlyStop(p)
-        case .moved: preconditionFailure("AnyPolicy used while moved")
+        call(ObserveTrained(indices: indices, losses: losses, correct: correct, epoch: epoch, learningRate: learningRate))
+    }
+
+    struct ObserveScored: Call {
+        let indices: UnsafeBufferPointer<Int32>
+        let losses: UnsafePointer<Float>
+        let correct: UnsafePointer<UInt8>
+        let epoch: Int
+        func call<Policy: SelectionPolicy>(_ policy: inout Policy, generator: inout SeededGenerator) {
+            policy.observeScored(indices: indices, losses: losses, correct: correct, epoch: epoch)
         }
     }
 
     public mutating func observeScored(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>,
                                        correct: UnsafePointer<UInt8>, epoch: Int) {
-        switch self {
-        case .full(var p): self = .moved; p.observeScored(indices: indices, losses: losses, correct: correct, epoch: epoch); self = .full(p)
-        case .randomRemove(var p): self = .moved; p.observeScored(indices: indices, losses: losses, correct: correct, epoch: epoch); self = .randomRemove(p)
-        case .ies(var p): self = .moved; p.observeScored(indices: indices, losses: losses, correct: correct, epoch: epoch); self = .ies(p)
-        case .dihcl(var p): self = .moved; p.observeScored(indices: indices, losses: losses, correct: correct, epoch: epoch); self = .dihcl(p)
-        case .infoBatch(var p): self = .moved; p.observeScored(indices: indices, losses: losses, correct: correct, epoch: epoch); self = .infoBatch(p)
-        case .selectiveBackprop(var p): self = .moved; p.observeScored(indices: indices, losses: losses, correct: correct, epoch: epoch); self = .selectiveBackprop(p)
-        case .earlyStop(var p): self = .moved; p.observeScored(indices: indices, losses: losses, correct: correct, epoch: epoch); self = .earlyStop(p)
-        case .moved: preconditionFailure("AnyPolicy used while moved")
+        call(ObserveScored(indices: indices, losses: losses, correct: correct, epoch: epoch))
+    }
+
+    struct SelectWithinBatch: Call {
+        let indices: UnsafeBufferPointer<Int32>
+        let losses: UnsafePointer<Float>
+        let selected: UnsafeMutablePointer<UInt8>
+        func call<Policy: SelectionPolicy>(_ policy: inout Policy, generator: inout SeededGenerator) {
+            policy.selectWithinBatch(indices: indices, losses: losses, selected: selected, generator: &generator)
         }
     }
 
     public mutating func selectWithinBatch(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>,
                                            selected: UnsafeMutablePointer<UInt8>, generator: inout SeededGenerator) {
-        switch self {
-        case .full(var p): self = .moved; p.selectWithinBatch(indices: indices, losses: losses, selected: selected, generator: &generator); self = .full(p)
-        case .randomRemove(var p): self = .moved; p.selectWithinBatch(indices: indices, losses: losses, selected: selected, generator: &generator); self = .randomRemove(p)
-        case .ies(var p): self = .moved; p.selectWithinBatch(indices: indices, losses: losses, selected: selected, generator: &generator); self = .ies(p)
-        case .dihcl(var p): self = .moved; p.selectWithinBatch(indices: indices, losses: losses, selected: selected, generator: &generator); self = .dihcl(p)
-        case .infoBatch(var p): self = .moved; p.selectWithinBatch(indices: indices, losses: losses, selected: selected, generator: &generator); self = .infoBatch(p)
-        case .selectiveBackprop(var p): self = .moved; p.selectWithinBatch(indices: indices, losses: losses, selected: selected, generator: &generator); self = .selectiveBackprop(p)
-        case .earlyStop(var p): self = .moved; p.selectWithinBatch(indices: indices, losses: losses, selected: selected, generator: &generator); self = .earlyStop(p)
-        case .moved: preconditionFailure("AnyPolicy used while moved")
+        call(SelectWithinBatch(indices: indices, losses: losses, selected: selected), generator: &generator)
+    }
+
+    struct EndEpoch: Call {
+        let epoch: Int
+        let validationAccuracy: Double?
+        func call<Policy: SelectionPolicy>(_ policy: inout Policy, generator: inout SeededGenerator) -> Bool {
+            policy.endEpoch(epoch: epoch, validationAccuracy: validationAccuracy)
         }
     }
 
     public mutating func endEpoch(epoch: Int, validationAccuracy: Double?) -> Bool {
-        switch self {
-        case .full(var p): self = .moved; let r = p.endEpoch(epoch: epoch, validationAccuracy: validationAccuracy); self = .full(p); return r
-        case .randomRemove(var p): self = .moved; let r = p.endEpoch(epoch: epoch, validationAccuracy: validationAccuracy); self = .randomRemove(p); return r
-        case .ies(var p): self = .moved; let r = p.endEpoch(epoch: epoch, validationAccuracy: validationAccuracy); self = .ies(p); return r
-        case .dihcl(var p): self = .moved; let r = p.endEpoch(epoch: epoch, validationAccuracy: validationAccuracy); self = .dihcl(p); return r
-        case .infoBatch(var p): self = .moved; let r = p.endEpoch(epoch: epoch, validationAccuracy: validationAccuracy); self = .infoBatch(p); return r
-        case .selectiveBackprop(var p): self = .moved; let r = p.endEpoch(epoch: epoch, validationAccuracy: validationAccuracy); self = .selectiveBackprop(p); return r
-        case .earlyStop(var p): self = .moved; let r = p.endEpoch(epoch: epoch, validationAccuracy: validationAccuracy); self = .earlyStop(p); return r
-        case .moved: preconditionFailure("AnyPolicy used while moved")
+        call(EndEpoch(epoch: epoch, validationAccuracy: validationAccuracy))
+    }
+
+    struct DecodeState: Call {
+        let index: Int
+        let record: UnsafeRawPointer
+        func call<Policy: SelectionPolicy>(_ policy: inout Policy, generator: inout SeededGenerator) {
+            policy.decodeState(index: index, from: record)
         }
     }
 
     public mutating func decodeState(index: Int, from record: UnsafeRawPointer) {
-        switch self {
-        case .full(var p): self = .moved; p.decodeState(index: index, from: record); self = .full(p)
-        case .randomRemove(var p): self = .moved; p.decodeState(index: index, from: record); self = .randomRemove(p)
-        case .ies(var p): self = .moved; p.decodeState(index: index, from: record); self = .ies(p)
-        case .dihcl(var p): self = .moved; p.decodeState(index: index, from: record); self = .dihcl(p)
-        case .infoBatch(var p): self = .moved; p.decodeState(index: index, from: record); self = .infoBatch(p)
-        case .selectiveBackprop(var p): self = .moved; p.decodeState(index: index, from: record); self = .selectiveBackprop(p)
-        case .earlyStop(var p): self = .moved; p.decodeState(index: index, from: record); self = .earlyStop(p)
-        case .moved: preconditionFailure("AnyPolicy used while moved")
-        }
+        call(DecodeState(index: index, record: record))
     }
 }

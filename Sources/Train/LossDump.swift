@@ -2,11 +2,11 @@ import Platform
 import Select
 import Kernels
 
-/// Wraps a policy and, after each epoch, writes every sample's loss of that epoch and the
-/// action the policy planned for it to `directory/losses-EEEE.bin` (E = the 1-based epoch, as
-/// in metrics.jsonl), for `tools/check-ies-reference` to replay. The losses are copied during
-/// the epoch (one store per observed sample); the file is written in `endEpoch`, after the
-/// epoch's training and evaluation. Format (little-endian, docs/loss-dump.md):
+/// Wraps a policy and, after each epoch, has the reporter write every sample's loss of that
+/// epoch and the action the policy planned for it to `directory/losses-EEEE.bin` (E = the
+/// 1-based epoch, as in metrics.jsonl), for `tools/check-ies-reference` to replay. The losses
+/// are copied during the epoch (one store per observed sample); the file is written in
+/// `endEpoch`, after the epoch's training and evaluation. Format (little-endian, docs/loss-dump.md):
 ///     0 magic "LTNRLOS1", 8 version u32 = 1, 12 policy id u32, 16 epoch u64, 24 N u64,
 ///     32 N losses f32 (NaN = no loss observed this epoch), then N actions u8 (0 train, 1 score, 2 skip).
 ///
@@ -15,12 +15,10 @@ import Kernels
 /// training session once, not twice (Embedded Swift specializes every generic per type: one
 /// `TrainingSession.run` per policy and per wrapper costs ~11 KB of binary each).
 public struct LossDumpingPolicy<Inner: SelectionPolicy>: SelectionPolicy {
-    public static var magic: [UInt8] { Array("LTNRLOS1".utf8) }
-    public static var headerSize: Int { 32 }
-
     /// The wrapped policy: it plans, observes and keeps its state as if unwrapped.
     public var inner: Inner
     public let directory: String?
+    let reporter: Reporter
     let sampleCount: Int
     var losses: [Float]
     var actions: [UInt8]
@@ -28,9 +26,10 @@ public struct LossDumpingPolicy<Inner: SelectionPolicy>: SelectionPolicy {
     /// Files that could not be written (each also reported on standard error).
     public private(set) var failures = 0
 
-    public init(_ inner: Inner, sampleCount: Int, directory: String?) throws(TrainError) {
+    public init(_ inner: Inner, sampleCount: Int, directory: String?, reporter: Reporter = Reporter()) throws(TrainError) {
         self.inner = inner
         self.directory = directory
+        self.reporter = reporter
         guard let directory else {
             self.sampleCount = 0
             losses = []
@@ -49,11 +48,7 @@ public struct LossDumpingPolicy<Inner: SelectionPolicy>: SelectionPolicy {
     public var validationFraction: Double { inner.validationFraction }
     public var lastEpochReentries: Int { inner.lastEpochReentries }
 
-    public static func path(directory: String, epoch: Int) -> String {
-        var number = "\(epoch)"
-        while number.count < 4 { number = "0" + number }
-        return directory + "/losses-" + number + ".bin"
-    }
+    public static func path(directory: String, epoch: Int) -> String { LossDumpFile.path(directory: directory, epoch: epoch) }
 
     public mutating func planEpoch(_ context: EpochContext, plan: EpochPlan, generator: inout SeededGenerator) {
         inner.planEpoch(context, plan: plan, generator: &generator)
@@ -85,31 +80,51 @@ public struct LossDumpingPolicy<Inner: SelectionPolicy>: SelectionPolicy {
     }
 
     public mutating func endEpoch(epoch: Int, validationAccuracy: Double?) -> Bool {
-        write()
+        if let directory, !reporter.writeLossDump(directory: directory, epoch: self.epoch + 1, policy: inner.id, losses: losses, actions: actions) {
+            failures += 1
+        }
         return inner.endEpoch(epoch: epoch, validationAccuracy: validationAccuracy)
     }
 
     public func encodeState(index: Int, into record: UnsafeMutableRawPointer) { inner.encodeState(index: index, into: record) }
     public mutating func decodeState(index: Int, from record: UnsafeRawPointer) { inner.decodeState(index: index, from: record) }
 
-    /// Writes this epoch's file (the whole file in one buffer, one write).
-    mutating func write() {
-        guard let directory else { return }
-        let size = Self.headerSize + 5 * sampleCount
+}
+
+/// The loss-dump file's fixed parts (format above and in docs/loss-dump.md).
+public enum LossDumpFile {
+    public static var magic: [UInt8] { Array("LTNRLOS1".utf8) }
+    public static var headerSize: Int { 32 }
+
+    /// DIRECTORY/losses-EEEE.bin for the 1-based `epoch`.
+    public static func path(directory: String, epoch: Int) -> String {
+        var number = "\(epoch)"
+        while number.count < 4 { number = "0" + number }
+        return directory + "/losses-" + number + ".bin"
+    }
+}
+
+extension Reporter {
+    /// Writes one epoch's loss dump (the 1-based `epoch`; the whole file in one buffer, one
+    /// write); false after a warning when it could not be written.
+    func writeLossDump(directory: String, epoch: Int, policy: PolicyID, losses: [Float], actions: [UInt8]) -> Bool {
+        typealias Dump = LossDumpFile
+        let sampleCount = losses.count
+        let size = Dump.headerSize + 5 * sampleCount
         var bytes = [UInt8](repeating: 0, count: size)
-        let path = Self.path(directory: directory, epoch: epoch + 1)
-        let policyID = UInt32(inner.id.rawValue), epochNumber = UInt64(epoch + 1), count = UInt64(sampleCount)
+        let path = Dump.path(directory: directory, epoch: epoch)
+        let policyID = UInt32(policy.rawValue), epochNumber = UInt64(epoch), count = UInt64(sampleCount)
         var failure: SystemError? = nil
         bytes.withUnsafeMutableBytes { raw in
             let base = raw.baseAddress!
-            for (offset, byte) in Self.magic.enumerated() { base.storeBytes(of: byte, toByteOffset: offset, as: UInt8.self) }
+            for (offset, byte) in Dump.magic.enumerated() { base.storeBytes(of: byte, toByteOffset: offset, as: UInt8.self) }
             base.storeBytes(of: UInt32(1).littleEndian, toByteOffset: 8, as: UInt32.self)
             base.storeBytes(of: policyID.littleEndian, toByteOffset: 12, as: UInt32.self)
             base.storeBytes(of: epochNumber.littleEndian, toByteOffset: 16, as: UInt64.self)
             base.storeBytes(of: count.littleEndian, toByteOffset: 24, as: UInt64.self)
             for index in 0..<sampleCount {
-                base.storeBytes(of: losses[index].bitPattern.littleEndian, toByteOffset: Self.headerSize + 4 * index, as: UInt32.self)
-                base.storeBytes(of: actions[index], toByteOffset: Self.headerSize + 4 * sampleCount + index, as: UInt8.self)
+                base.storeBytes(of: losses[index].bitPattern.littleEndian, toByteOffset: Dump.headerSize + 4 * index, as: UInt32.self)
+                base.storeBytes(of: actions[index], toByteOffset: Dump.headerSize + 4 * sampleCount + index, as: UInt8.self)
             }
             do throws(SystemError) {
                 let file = try FileHandle.create(path)
@@ -120,8 +135,9 @@ public struct LossDumpingPolicy<Inner: SelectionPolicy>: SelectionPolicy {
             }
         }
         if let failure {
-            failures += 1
-            Console.error("leitner: loss dump not written: " + failure.description)
+            warning("leitner: loss dump not written: " + failure.description)
+            return false
         }
+        return true
     }
 }

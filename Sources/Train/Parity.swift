@@ -46,6 +46,7 @@ public enum ParityRun {
             if step == 0 { try save("gradients1.safetensors", gradients: true) }
             trainer.optimizer.step(learningRate: config.learningRate)
         }
+        if let failure = assembler.failure { throw TrainError(failure) }
         try save("final.safetensors", gradients: false)
         do {
             let file = try FileHandle.create(output + "/losses.txt")

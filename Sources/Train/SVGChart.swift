@@ -1,3 +1,5 @@
+import Platform
+
 /// A line chart as SVG text, for reports (no dependencies).
 public struct SVGChart {
     public struct Series {

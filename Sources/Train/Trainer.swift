@@ -51,6 +51,11 @@ public final class Trainer {
     public var learningRateScale = 1.0
     /// The first non-finite loss or weight of the current epoch; the epoch stops at it.
     public var numericFault: NumericFault? = nil
+    /// The first error reading the training or test data (a streamed pack), or nil: the
+    /// epoch stops at it and `run` throws it.
+    public var dataFailure: DataError? { trainAssembler.failure ?? testAssembler.failure }
+    /// The epoch stops at a numeric fault or a data failure.
+    var halted: Bool { numericFault != nil || trainAssembler.failure != nil }
     /// The step whose loss is replaced by NaN (LEITNER_INJECT_NAN_STEP, tests only; 0 = none).
     public var injectedNaNStep = FaultInjection.nanStep
 
@@ -192,7 +197,7 @@ public final class Trainer {
         } else {
             trainAssembler.beginPass(UnsafeBufferPointer(start: order, count: trainCount))
             var done = 0
-            while done < trainCount && numericFault == nil {
+            while done < trainCount && !halted {
                 let batch = min(config.batch, trainCount - done)
                 let learningRate = schedule.rate(at: Double(epoch) + Double(done) / Double(trainCount)) * learningRateScale
                 trainBatch(UnsafeBufferPointer(start: order + done, count: batch), policy: &policy,
@@ -205,7 +210,7 @@ public final class Trainer {
             // eval mode, no gradients, the same augmentation as training.
             trainAssembler.beginPass(UnsafeBufferPointer(start: scoreOrder, count: scoreCount))
             var scored = 0
-            while scored < scoreCount && numericFault == nil {
+            while scored < scoreCount && !halted {
                 let batch = min(config.batch, scoreCount - scored)
                 let indices = UnsafeBufferPointer(start: scoreOrder + scored, count: batch)
                 scoreBatch(indices, augment: &augment)
@@ -301,7 +306,7 @@ public final class Trainer {
         let sampleFloats = model.description.input.channels * model.description.input.height * model.description.input.width
         var pending = 0
         var scored = 0
-        while scored < candidates && numericFault == nil {
+        while scored < candidates && !halted {
             let batch = min(config.batch, candidates - scored)
             let indices = UnsafeBufferPointer(start: scoreOrder + scored, count: batch)
             scoreBatch(indices, augment: &augment)
@@ -393,6 +398,7 @@ public final class Trainer {
         let last = config.stopAfterEpoch > 0 ? min(config.stopAfterEpoch, config.epochs) : config.epochs
         while epoch < last {
             var metrics = trainEpoch(policy: &policy, progress: &progress)
+            if let failure = dataFailure { throw TrainError(failure) }
             if numericFault == nil { numericFault = checkWeights() }
             if let fault = numericFault {
                 try faulted(fault, &policy)
@@ -403,6 +409,7 @@ public final class Trainer {
             metrics.testAccuracy = evaluated.accuracy
             let validation = validate()
             metrics.validationAccuracy = validation ?? .nan
+            if let failure = dataFailure { throw TrainError(failure) }
             let stop = policy.endEpoch(epoch: epoch - 1, validationAccuracy: validation)
             metrics.stoppedEarly = stop
             try epochDone(metrics, &policy)

@@ -5,12 +5,14 @@ import NN
 import Platform
 import Select
 
-/// A training run with its output directory: prints the start-up lines (data, model, memory
-/// plan), writes one JSON line per epoch to OUT/metrics.jsonl, checkpoints atomically to
-/// OUT/checkpoint.safetensors after every epoch, resumes from it, and prints a summary.
+/// A training run with its output directory: checkpoints atomically to
+/// OUT/checkpoint.safetensors after every epoch, resumes from it, and reports its events (the
+/// start-up lines, each epoch's figures for OUT/metrics.jsonl and its text line, the summary)
+/// to its reporter.
 public final class TrainingSession {
     public let trainer: Trainer
     public let config: TrainConfig
+    public let reporter: Reporter
     public var checkpointPath: String { config.outputDirectory + "/checkpoint.safetensors" }
     public var metricsPath: String { config.outputDirectory + "/metrics.jsonl" }
     /// Every epoch's metrics of this process (after a resume: the epochs run since).
@@ -28,8 +30,10 @@ public final class TrainingSession {
     /// at the end.
     public var recorder: EnergyRecorder? = nil
 
-    public init(config: TrainConfig, train: Dataset, test: Dataset, validationFraction: Double = 0) throws(TrainError) {
+    public init(config: TrainConfig, train: Dataset, test: Dataset, validationFraction: Double = 0,
+                reporter: Reporter = Reporter()) throws(TrainError) {
         self.config = config
+        self.reporter = reporter
         trainer = try Trainer(config: config, train: train, test: test, validationFraction: validationFraction)
         do { try FileSystem.makeDirectories(config.outputDirectory) } catch { throw TrainError(error) }
         if config.resume {
@@ -50,7 +54,7 @@ public final class TrainingSession {
         try restoreCheckpoint(context: "--resume")
         resumedEpoch = trainer.epoch
         try trimMetricsLog(toEpoch: trainer.epoch)
-        print("resumed from \(checkpointPath) after epoch \(trainer.epoch) (step \(trainer.step))")
+        reporter.note("resumed from \(checkpointPath) after epoch \(trainer.epoch) (step \(trainer.step))")
     }
 
     /// Loads the checkpoint into the trainer (weights, optimizer state, epoch, step, LR scale).
@@ -91,7 +95,7 @@ public final class TrainingSession {
             }
             guard dropped > 0 else { return }
             try FileSystem.replace(metricsPath, with: kept)
-            print("metrics log: dropped \(dropped) line(s) after epoch \(epoch) (written after the checkpoint, or torn)")
+            reporter.note("metrics log: dropped \(dropped) line(s) after epoch \(epoch) (written after the checkpoint, or torn)")
         } catch {
             throw TrainError("--resume: metrics log not repaired: \(error.description)")
         }
@@ -119,7 +123,7 @@ public final class TrainingSession {
                 throw TrainError("--on-nan backoff: \(error.description)")
             }
         }
-        print("\(fault.description); backoff \(backoffs)/\(NaNAction.maximumBackoffs): reloaded \(checkpointPath) (epoch \(epoch)), learning rate x\(trainer.learningRateScale)")
+        reporter.note("\(fault.description); backoff \(backoffs)/\(NaNAction.maximumBackoffs): reloaded \(checkpointPath) (epoch \(epoch)), learning rate x\(trainer.learningRateScale)")
     }
 
     func saveCheckpoint(_ metrics: EpochMetrics) throws(TrainError) {
@@ -136,33 +140,22 @@ public final class TrainingSession {
 
     /// Runs the remaining epochs with `policy` planning each epoch.
     public func run<Policy: SelectionPolicy>(policy: inout Policy) throws(TrainError) {
-        let model = trainer.model
-        print("model: \(config.modelName), \(model.parameterCount) parameters; batch \(config.batch), \(config.threads) thread(s), \(config.epochs) epochs, \(config.optimizer.name) lr \(config.learningRate)")
-        if let board = config.board {
-            print("board: \(board.name) (\(board.description)): threads \(config.threads), memory budget "
-                  + (config.memoryBudgetBytes.map { "\($0 >> 20) MiB" } ?? "none"))
-        }
-        // The update mode changes the activation plan, so a partial update says which.
-        let trainability = trainer.model.trainability
-        print(trainer.plan.budgetLine + (config.pretrained == nil && !trainability.isPartial ? "" : "; update \(config.update.name)"
-            + (trainability.frozenStatistics ? ", batch-norm statistics frozen" : "")))
-        print("train: \(trainer.train.count) samples, test: \(trainer.test.count) samples; output: \(config.outputDirectory)")
+        reporter.sessionStarting(trainer)
         if let epoch = resumedEpoch, policy.stateStride > 0 {
             do {
                 let generation = try stateStore.load(directory: config.outputDirectory, epoch: epoch,
                                                      sampleCount: trainer.train.count, into: &policy)
-                print("selection state restored (epoch \(epoch), \(generation == .current ? "current" : "previous") generation)")
+                reporter.note("selection state restored (epoch \(epoch), \(generation == .current ? "current" : "previous") generation)")
             } catch {
                 throw TrainError("--resume: \(error.description)")
             }
         }
-        let log: FileHandle
-        do { log = try FileHandle.openForAppending(metricsPath) } catch { throw TrainError(error) }
-        defer { try? log.close() }
+        try reporter.openMetricsLog(metricsPath)
+        defer { reporter.closeMetricsLog() }
         let ownsRecorder = recorder == nil
-        if recorder == nil { recorder = EnergyMeasurement.startRecorder(config.energy) }
+        if recorder == nil { recorder = EnergyMeasurement.startRecorder(config.energy, reporter: reporter) }
         defer { if ownsRecorder { recorder?.stop() } }
-        if let recorder { print(EnergyMeasurement.sourceLine(recorder.meter)) }
+        if let recorder { reporter.energySource(recorder.meter) }
         let wallMinusMonotonic = Clock.wallSeconds() - Clock.seconds()
         let started = Clock.seconds()
         try trainer.run(policy: &policy) { (metrics: EpochMetrics, policy: inout Policy) throws(TrainError) in
@@ -171,7 +164,7 @@ public final class TrainingSession {
             metrics.trainStartUnix = metrics.trainStarted + wallMinusMonotonic
             metrics.trainEndUnix = metrics.trainEnded + wallMinusMonotonic
             if let recorder { EnergyMeasurement.fill(&metrics, recorder: recorder) }
-            do throws(SystemError) { try log.write(metrics.jsonLine + "\n") } catch { throw TrainError(error) }
+            try reporter.epochMeasured(metrics)
             // State first, then the checkpoint: the state store keeps the previous generation,
             // so a crash between the two still finds the state matching the checkpoint's epoch.
             if policy.stateStride > 0 {
@@ -180,28 +173,11 @@ public final class TrainingSession {
             }
             try saveCheckpoint(metrics)
             history.append(metrics)
-            var line = "epoch \(metrics.epoch)/\(config.epochs): lr \(Format.fixed(metrics.learningRate, 5)) train loss \(Format.fixed(metrics.trainLoss, 4)) acc \(Format.fixed(100 * metrics.trainAccuracy, 2))% | test loss \(Format.fixed(metrics.testLoss, 4)) acc \(Format.fixed(100 * metrics.testAccuracy, 2))% | \(Format.fixed(metrics.samplesPerSecond, 0)) samples/s, \(Format.fixed(metrics.wallSeconds, 1)) s"
-            if metrics.samplesTrained < metrics.population {
-                line += " | trained \(metrics.samplesTrained), scored \(metrics.samplesScored), skipped \(metrics.samplesSkipped), backprop saved \(Format.fixed(100 * metrics.backpropSaved, 1))%"
-            }
-            if metrics.validationAccuracy.isFinite { line += " | validation \(Format.fixed(100 * metrics.validationAccuracy, 2))%" }
-            if metrics.stoppedEarly { line += " | early stop" }
-            if metrics.energyJoules.isFinite {
-                line += " | \(Format.fixed(metrics.energyJoules, 1)) J, \(Format.fixed(metrics.energyMeanWatts, 2)) W, \(Format.fixed(1000 * metrics.joulesPerSample, 3)) mJ/sample"
-                    + (metrics.energyEstimate ? " (estimate)" : "")
-            }
-            print(line)
+            reporter.epochFinished(metrics, epochs: config.epochs)
         } faulted: { (fault: NumericFault, policy: inout Policy) throws(TrainError) in
             try handleFault(fault, policy: &policy)
         }
-        if let last = history.last {
-            let best = history.max { $0.testAccuracy < $1.testAccuracy }!
-            print("done in \(Format.duration(Clock.seconds() - started)): final test accuracy \(Format.fixed(100 * last.testAccuracy, 2))%, best \(Format.fixed(100 * best.testAccuracy, 2))% (epoch \(best.epoch)); peak RSS \(SystemInfo.peakResidentBytes() >> 20) MiB")
-            if let recorder { print(EnergyMeasurement.summary(history, recorder: recorder)) }
-            print("log: \(metricsPath), checkpoint: \(checkpointPath)")
-        } else {
-            print("nothing to do: the checkpoint is already at epoch \(trainer.epoch) of \(config.epochs)")
-        }
+        reporter.sessionFinished(self, seconds: Clock.seconds() - started, recorder: recorder)
     }
 }
 

@@ -1,4 +1,5 @@
 import Data
+import Energy
 import Platform
 import Train
 
@@ -12,15 +13,16 @@ enum DoctorCommand {
         files (page cache dropped first where the kernel allows), and the energy sensors found.
         """,
         positionals: "",
-        options: [
-            OptionSpec("data", value: "DIR", help: "dataset directory to read-test", default: "Fashion-MNIST"),
-            OptionSpec("read-mb", value: "MB", help: "read at most this many MB per file", default: "64"),
-        ])
+        options: [data.spec, readMB.spec])
+
+    static let data = Option<String?>("data", "DIR", shown: "Fashion-MNIST", help: "dataset directory to read-test")
+    static let readMB = Option<Int>("read-mb", "MB", default: 64, range: 1...1 << 20, help: "read at most this many MB per file")
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
         let options = try ParsedOptions(arguments, spec: spec)
         if options.wantsHelp { print(spec.help); return 0 }
-        let readLimit = try options.int("read-mb", default: 64, range: 1...1 << 20) << 20
+        let readLimit = try options.value(readMB) << 20
+        let directory = try options.value(data)
         let machine = MachineInfo.read()
         print("cpu: \(machine.cpuModel), \(machine.onlineCores) online core(s)")
         let interesting = ["avx2", "fma", "avx512f", "asimd", "fphp", "asimdhp", "asimddp", "atomics"]
@@ -36,7 +38,7 @@ enum DoctorCommand {
             print("board profile: none matches (see leitner boards; write your own .board file)")
         }
         do throws(DataError) {
-            let files = try DatasetLocator.fashionMNIST(dataDirectory: options.values["data"])
+            let files = try DatasetLocator.fashionMNIST(dataDirectory: directory)
             print("data: " + files.description)
             for path in [files.trainImages, files.testImages] {
                 do {
@@ -57,30 +59,4 @@ enum DoctorCommand {
     }
 
     static func mebibytes(_ bytes: Int) -> Int { bytes >> 20 }
-}
-
-/// Which energy sources exist here, by the files and tools they need.
-enum EnergyProbe {
-    static func found() -> [String] {
-        var found: [String] = []
-        for index in 0..<32 {
-            let directory = "/sys/class/hwmon/hwmon\(index)/"
-            guard let bytes = try? FileSystem.readAll(directory + "name") else { continue }
-            let name = String(decoding: bytes, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "?"
-            var kinds: [String] = []
-            if FileSystem.exists(directory + "power1_input") { kinds.append("power") }
-            if FileSystem.exists(directory + "energy1_input") { kinds.append("energy") }
-            if FileSystem.exists(directory + "curr1_input") { kinds.append("current") }
-            if !kinds.isEmpty { found.append("hwmon \(name) (\(kinds.joined(separator: ", ")))") }
-        }
-        let rapl = "/sys/class/powercap/intel-rapl:0/energy_uj"
-        if FileSystem.exists(rapl) {
-            found.append((try? FileSystem.readAll(rapl)) != nil ? "RAPL (readable)" : "RAPL (present, not readable: run as root)")
-        }
-        for tool in ["/usr/bin/vcgencmd", "/opt/vc/bin/vcgencmd"] where FileSystem.exists(tool) {
-            found.append("vcgencmd pmic_read_adc (\(tool))")
-        }
-        if found.isEmpty { found.append("none: energy will be the model estimate from the board profile") }
-        return found
-    }
 }

@@ -1,6 +1,7 @@
 import Data
 import NN
 import Platform
+import Select
 import Train
 
 /// `leitner finetune`: `leitner train` starting from pretrained weights, with partial updates.
@@ -20,10 +21,11 @@ enum FinetuneCommand {
         (docs/finetune.md); the memory plan line shows the activation memory of the mode.
         """,
         positionals: "",
-        options: [
-            OptionSpec("from", value: "FILE", help: "pretrained weights (safetensors; required)"),
-            OptionSpec("update", value: "MODE", help: "what trains: " + UpdateMode.syntax, default: "all"),
-        ] + TrainCommand.spec.options)
+        options: [from.spec, update.spec] + TrainCommand.spec.options)
+
+    static let from = Option<String?>("from", "FILE", help: "pretrained weights (safetensors; required)")
+    static let update = Parsed<UpdateMode>("update", "MODE", default: .all, shown: "all", help: "what trains: " + UpdateMode.syntax,
+                                           expected: UpdateMode.syntax) { UpdateMode(parsing: $0) }
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
         let options = try ParsedOptions(arguments, spec: spec)
@@ -31,19 +33,16 @@ enum FinetuneCommand {
         guard options.positionals.isEmpty else {
             throw UsageError(message: "leitner finetune: unexpected argument '\(options.positionals[0])' (see leitner finetune --help)")
         }
-        guard let path = options.values["from"] else {
+        guard let path = try options.value(from) else {
             throw UsageError(message: "leitner finetune: --from FILE is required (pretrained weights; see leitner finetune --help)")
         }
-        let updateText = options.string("update", default: "all")
-        guard let update = UpdateMode(parsing: updateText) else {
-            throw UsageError(message: "leitner finetune: --update must be \(UpdateMode.syntax), got '\(updateText)'")
-        }
+        let update = try options.value(Self.update)
         let metadata: [(String, String)]
         do { metadata = try Checkpoint.readMetadata(path: path) } catch {
             Console.error("leitner finetune: --from: " + error.description)
             return 1
         }
-        let fileModel = options.values["model"] == nil && options.values["model-file"] == nil
+        let fileModel = !options.isGiven(TrainOptions.model) && !options.isGiven(TrainOptions.modelFile)
             ? Checkpoint.value("model_description", in: metadata) : nil
         var config = try TrainCommand.config(options)
         if let fileModel {
@@ -53,8 +52,10 @@ enum FinetuneCommand {
         }
         config.pretrained = path
         config.update = update
-        try TrainCommand.checkPolicy(options)
-        guard let data = TrainCommand.loadData(options) else { return 1 }
+        let policy = try options.value(PolicyOptions.policy)
+        let settings = try PolicyOptions.settings(options)
+        let reporter = Reporter()
+        guard let data = DataOptions.load(options, reporter: reporter) else { return 1 }
         do throws(TrainError) {
             print("pretrained: \(path) (model \(config.modelName)\(fileModel != nil ? ", description from the file" : ""))")
             print(try FineTune.fitHead(&config, classes: data.train.classCount))
@@ -62,6 +63,6 @@ enum FinetuneCommand {
             Console.error("leitner finetune: " + error.message)
             return 1
         }
-        return try TrainCommand.train(options, config: config, data: data, command: "finetune")
+        return TrainCommand.train(config: config, policy: policy, settings: settings, data: data, reporter: reporter, command: "finetune")
     }
 }

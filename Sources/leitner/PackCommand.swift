@@ -18,17 +18,27 @@ enum PackCommand {
           leitner pack verify FILE                       reads every block and checks its CRC-32
         """,
         positionals: "KIND INPUT...",
-        options: [
-            OptionSpec("out", value: "FILE", help: "the pack to write"),
-            OptionSpec("block-kb", value: "KB", help: "uncompressed bytes per block, in KiB", default: "64"),
-            OptionSpec("level", value: "N", help: "gzip level 1...9", default: "6"),
-            OptionSpec("class-names", value: "A,B,...", help: "class names (fashion-mnist: its ten names)", default: "none"),
-            OptionSpec("classes", value: "N", help: "class count", default: "largest label + 1"),
-            OptionSpec("labels", value: "CSV", help: "images: the file,label list", default: "DIR/labels.csv"),
-            OptionSpec("coarse", help: "cifar100: pack the 20 coarse labels"),
-            OptionSpec("element", value: "TYPE", help: "csv: uint8 | float16 | float32", default: "uint8"),
-            OptionSpec("shape", value: "CxHxW", help: "csv: sample shape", default: "1xSxS when n = S*S, else 1xnx1"),
-        ])
+        options: [out.spec, blockKB.spec, level.spec, classNames.spec, classes.spec, labels.spec, coarse.spec, element.spec, shape.spec])
+
+    static let standard = PackImport.Options()
+    static let out = Option<String?>("out", "FILE", help: "the pack to write")
+    static let blockKB = Option<Int>("block-kb", "KB", default: standard.blockBytes >> 10, range: 1...16 * 1024,
+                                     help: "uncompressed bytes per block, in KiB")
+    static let level = Option<Int>("level", "N", default: standard.level, range: 1...9, help: "gzip level 1...9")
+    static let classNames = Option<String?>("class-names", "A,B,...", shown: "none", help: "class names (fashion-mnist: its ten names)")
+    static let classes = Option<Int?>("classes", "N", range: 1...65536, shown: "largest label + 1", help: "class count")
+    static let labels = Option<String?>("labels", "CSV", shown: "DIR/labels.csv", help: "images: the file,label list")
+    static let coarse = Flag("coarse", help: "cifar100: pack the 20 coarse labels")
+    static let element = Choice<Pack.ElementType>(
+        "element", "TYPE", names: ["uint8", "float16", "float32"], values: [Pack.ElementType.uint8, .float16, .float32],
+        default: standard.elementType, help: "csv: uint8 | float16 | float32")
+    static let shape = Parsed<[Int]?>(
+        "shape", "CxHxW", default: nil, shown: "1xSxS when n = S*S, else 1xnx1", help: "csv: sample shape",
+        expected: "CxHxW, e.g. 1x28x28") { text in
+        let parts = text.split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 3, parts.allSatisfy({ $0 >= 1 }) else { return nil }
+        return .some(parts)
+    }
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
         let options = try ParsedOptions(arguments, spec: spec)
@@ -52,9 +62,13 @@ enum PackCommand {
                 print("\(pack.path): ok: \(pack.blocks.count) blocks, \(pack.header.sampleCount) samples, every CRC-32 and label checked in \(Format.fixed(seconds, 2)) s (\(Format.fixed(Double(pack.uncompressedBytes) / 1e6 / max(seconds, 1e-9), 0)) MB/s decompressed)")
                 return 0
             case "idx", "cifar10", "cifar100", "images", "csv":
-                guard let output = options.values["out"] else { return usage("leitner pack \(kind): --out FILE is required") }
-                let packOptions: PackImport.Options
-                do throws(UsageError) { packOptions = try parseOptions(options) } catch { return usage(error.message) }
+                let output: String?, labelsPath: String?, packOptions: PackImport.Options
+                do throws(UsageError) {
+                    output = try options.value(out)
+                    labelsPath = try options.value(labels)
+                    packOptions = try parseOptions(options)
+                } catch { return usage(error.message) }
+                guard let output else { return usage("leitner pack \(kind): --out FILE is required") }
                 let started = Clock.seconds()
                 var inputBytes = 0
                 let header: PackHeader
@@ -64,12 +78,12 @@ enum PackCommand {
                     header = try PackImport.idx(images: inputs[0], labels: inputs[1], output: output, options: packOptions)
                 case "cifar10", "cifar100":
                     guard !inputs.isEmpty else { return usage("leitner pack \(kind): give one or more batch files") }
-                    header = try PackImport.cifar(batches: inputs, hundred: kind == "cifar100", coarse: options.flag("coarse"),
+                    header = try PackImport.cifar(batches: inputs, hundred: kind == "cifar100", coarse: options.isSet(coarse),
                                                   output: output, options: packOptions)
                 case "images":
                     guard inputs.count == 1 else { return usage("leitner pack images: give one directory") }
-                    let labels = options.values["labels"] ?? inputs[0] + "/labels.csv"
-                    header = try PackImport.images(directory: inputs[0], labelsCSV: labels, output: output, options: packOptions)
+                    header = try PackImport.images(directory: inputs[0], labelsCSV: labelsPath ?? inputs[0] + "/labels.csv",
+                                                   output: output, options: packOptions)
                     inputBytes = -1
                 default:
                     guard inputs.count == 1 else { return usage("leitner pack csv: give one CSV file") }
@@ -102,24 +116,14 @@ enum PackCommand {
 
     static func parseOptions(_ options: ParsedOptions) throws(UsageError) -> PackImport.Options {
         var result = PackImport.Options()
-        result.blockBytes = try options.int("block-kb", default: 64, range: 1...16 * 1024) << 10
-        result.level = try options.int("level", default: 6, range: 1...9)
-        if let names = options.values["class-names"] {
+        result.blockBytes = try options.value(blockKB) << 10
+        result.level = try options.value(level)
+        if let names = try options.value(classNames) {
             result.classNames = names == "fashion-mnist" ? FashionMNIST.classNames : names.split(separator: ",").map { String($0) }
         }
-        if options.values["classes"] != nil { result.classCount = try options.int("classes", default: 0, range: 1...65536) }
-        let element = options.string("element", default: "uint8")
-        guard let type = Pack.ElementType.named(element) else {
-            throw UsageError(message: "leitner pack: --element must be uint8, float16 or float32, got '\(element)'")
-        }
-        result.elementType = type
-        if let text = options.values["shape"] {
-            let parts = text.split(separator: "x").compactMap { Int($0) }
-            guard parts.count == 3, parts.allSatisfy({ $0 >= 1 }) else {
-                throw UsageError(message: "leitner pack: --shape must be CxHxW, e.g. 1x28x28, got '\(text)'")
-            }
-            result.shape = (parts[0], parts[1], parts[2])
-        }
+        if let count = try options.value(classes) { result.classCount = count }
+        result.elementType = try options.value(element)
+        if let parts = try options.value(shape) { result.shape = (parts[0], parts[1], parts[2]) }
         return result
     }
 

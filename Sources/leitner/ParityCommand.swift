@@ -15,8 +15,13 @@ enum ParityCommand {
         options of 'leitner train'.
         """,
         positionals: "",
-        options: TrainCommand.spec.options.filter { ["model", "model-file", "data", "batch", "threads", "optimizer", "lr", "momentum", "no-nesterov", "weight-decay", "seed", "out"].contains($0.name) }
-            + [OptionSpec("steps", value: "N", help: "optimizer steps", default: "20")])
+        options: [TrainOptions.model.spec, TrainOptions.modelFile.spec, DataOptions.data.spec, TrainOptions.batch.spec, threads.spec,
+                  TrainOptions.optimizer.spec, TrainOptions.learningRate.spec, TrainOptions.momentum.spec, TrainOptions.noNesterov.spec,
+                  TrainOptions.weightDecay.spec, TrainOptions.seed.spec, TrainOptions.out.spec, steps.spec])
+
+    /// One thread by default (train's default is two): the run PyTorch repeats.
+    static let threads = Option<Int>("threads", "N", default: 1, range: 1...256, help: "threads")
+    static let steps = Option<Int>("steps", "N", default: 20, range: 1...100_000, help: "optimizer steps")
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
         let options = try ParsedOptions(arguments, spec: spec)
@@ -24,9 +29,9 @@ enum ParityCommand {
         var config = try TrainCommand.config(options)
         config.schedule = .constant
         config.augment = AugmentConfig()
-        config.threads = try options.int("threads", default: 1, range: 1...256)
-        let steps = try options.int("steps", default: 20, range: 1...100_000)
-        guard let data = TrainCommand.loadData(options) else { return 1 }
+        config.threads = try options.value(threads)
+        let steps = try options.value(Self.steps)
+        guard let data = DataOptions.load(options, reporter: Reporter()) else { return 1 }
         do throws(TrainError) {
             try ParityRun.run(config: config, train: data.train, steps: steps, output: config.outputDirectory)
             print("parity: \(steps) steps written to \(config.outputDirectory)")

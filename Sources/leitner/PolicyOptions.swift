@@ -1,108 +1,88 @@
 import Select
-import Train
 
-/// The `--policy` option and each policy's options, with ALGORITHMS.md's defaults.
+/// The `--policy` option and each policy's options; the defaults are `PolicySettings`'.
 enum PolicyOptions {
-    static let names = ["full", "random-remove", "ies", "dihcl", "infobatch", "selective-backprop", "early-stop"]
+    static let standard = PolicySettings()
+    static let paperSchedule: DIHCLOptions = {
+        var options = DIHCLOptions()
+        options.usePaperSchedule()
+        return options
+    }()
 
-    static let specs: [OptionSpec] = [
-        OptionSpec("policy", value: "NAME", help: "sample selection: " + names.joined(separator: ", "), default: "full"),
-        OptionSpec("remove-fraction", value: "F", help: "random-remove: fraction dropped each epoch", default: "0.3"),
-        OptionSpec("ies-order", value: "0-3", help: "ies: order of the loss difference", default: "2"),
-        OptionSpec("ies-threshold", value: "DELTA", help: "ies: mastered when the windowed mean |difference| is below this (nats)", default: "1e-3"),
-        OptionSpec("ies-rescore-every", value: "M", help: "ies: score excluded samples every M epochs", default: "1"),
-        OptionSpec("full-data-last", value: "F", help: "ies: train on all samples in the last fraction F of epochs", default: "0"),
-        OptionSpec("dih-metric", value: "KIND", help: "dihcl: loss | dloss | flip", default: "dloss"),
-        OptionSpec("dih-update", value: "KIND", help: "dihcl: paper-ema | episode-sum", default: "episode-sum"),
-        OptionSpec("dih-select", value: "KIND", help: "dihcl: greedy | rand | exp3 | ucb | beta", default: "exp3"),
-        OptionSpec("dih-diversity", value: "KIND", help: "dihcl: none | centrality | facility", default: "none"),
-        OptionSpec("dih-schedule", value: "KIND", help: "dihcl: subset per episode: code (x0.9 to a floor of 0.3 n) | paper (x0.85 to 0.2 n)", default: "code"),
-        OptionSpec("dih-shrink", value: "F", help: "dihcl: subset fraction x F per episode (overrides the schedule's)", default: "0.9 (code), 0.85 (paper)"),
-        OptionSpec("dih-floor", value: "F", help: "dihcl: smallest subset fraction (overrides the schedule's)", default: "0.3 (code), 0.2 (paper)"),
-        OptionSpec("infobatch-ratio", value: "R", help: "infobatch: prune ratio of well-learned samples", default: "0.5"),
-        OptionSpec("infobatch-anneal", value: "F", help: "infobatch: full data in the last fraction F of epochs", default: "0.125"),
-        OptionSpec("sb-beta", value: "B", help: "selective-backprop: selection probability = percentile^B", default: "3"),
-        OptionSpec("patience", value: "N", help: "early-stop: epochs without validation improvement", default: "5"),
-        OptionSpec("validation-fraction", value: "F", help: "early-stop: held-out share of the training set", default: "0.1"),
+    static let policy = Choice<PolicyKind>(
+        "policy", "NAME", names: PolicyKind.names, values: PolicyKind.allCases, default: .full,
+        help: "sample selection: " + PolicyKind.names.joined(separator: ", "))
+    static let removeFraction = Option<Double>("remove-fraction", "F", default: standard.removeFraction, range: 0...0.99,
+                                               help: "random-remove: fraction dropped each epoch")
+    static let iesOrder = Option<Int>("ies-order", "0-3", default: standard.iesOrder, range: 0...3,
+                                      help: "ies: order of the loss difference")
+    static let iesThreshold = Option<Double>("ies-threshold", "DELTA", default: standard.iesThreshold, range: 0...100,
+                                             help: "ies: mastered when the windowed mean |difference| is below this (nats)")
+    static let iesRescoreEvery = Option<Int>("ies-rescore-every", "M", default: standard.iesRescoreEvery, range: 1...100_000,
+                                             help: "ies: score excluded samples every M epochs")
+    static let fullDataLast = Option<Double>("full-data-last", "F", default: standard.fullDataLast, range: 0...1,
+                                             help: "ies: train on all samples in the last fraction F of epochs")
+    static let dihMetric = Choice<DIHCLOptions.Metric>(
+        "dih-metric", "KIND", names: ["loss", "dloss", "flip"], values: [.loss, .lossChange, .flip],
+        default: standard.dihcl.metric, help: "dihcl: loss | dloss | flip")
+    static let dihUpdate = Choice<DIHCLOptions.Update>(
+        "dih-update", "KIND", names: ["paper-ema", "episode-sum"], values: [.exponentialAverage, .episodeSum],
+        default: standard.dihcl.update, help: "dihcl: paper-ema | episode-sum")
+    static let dihSelect = Choice<DIHCLOptions.Selection>(
+        "dih-select", "KIND", names: ["greedy", "rand", "exp3", "ucb", "beta"], values: [.greedy, .proportional, .exp3, .ucb, .thompson],
+        default: standard.dihcl.selection, help: "dihcl: greedy | rand | exp3 | ucb | beta")
+    static let dihDiversity = Choice<DIHCLOptions.Diversity>(
+        "dih-diversity", "KIND", names: ["none", "centrality", "facility"], values: [DIHCLOptions.Diversity.none, .centrality, .facilityLocation],
+        default: standard.dihcl.diversity, help: "dihcl: none | centrality | facility")
+    /// true: the paper's schedule.
+    static let dihSchedule = Choice<Bool>(
+        "dih-schedule", "KIND", names: ["code", "paper"], values: [false, true], default: false,
+        help: "dihcl: subset per episode: code (x\(standard.dihcl.subsetShrink) to a floor of \(standard.dihcl.subsetFloor) n) | paper (x\(paperSchedule.subsetShrink) to \(paperSchedule.subsetFloor) n)")
+    static let dihShrink = Option<Double?>(
+        "dih-shrink", "F", range: 0.01...1, shown: "\(standard.dihcl.subsetShrink) (code), \(paperSchedule.subsetShrink) (paper)",
+        help: "dihcl: subset fraction x F per episode (overrides the schedule's)")
+    static let dihFloor = Option<Double?>(
+        "dih-floor", "F", range: 0.001...1, shown: "\(standard.dihcl.subsetFloor) (code), \(paperSchedule.subsetFloor) (paper)",
+        help: "dihcl: smallest subset fraction (overrides the schedule's)")
+    static let infoBatchRatio = Option<Double>("infobatch-ratio", "R", default: standard.infoBatchRatio, range: 0...0.99,
+                                               help: "infobatch: prune ratio of well-learned samples")
+    static let infoBatchAnneal = Option<Double>("infobatch-anneal", "F", default: standard.infoBatchAnneal, range: 0...1,
+                                                help: "infobatch: full data in the last fraction F of epochs")
+    static let selectiveBackpropBeta = Option<Double>("sb-beta", "B", default: standard.selectiveBackpropBeta, range: 0...100,
+                                                      help: "selective-backprop: selection probability = percentile^B")
+    static let patience = Option<Int>("patience", "N", default: standard.patience, range: 1...100_000,
+                                      help: "early-stop: epochs without validation improvement")
+    static let validationFraction = Option<Double>("validation-fraction", "F", default: standard.validationFraction, range: 0.01...0.5,
+                                                   help: "early-stop: held-out share of the training set")
+
+    /// Every policy option but `--policy` (compare takes `--policies` instead).
+    static let settingSpecs = [
+        removeFraction.spec, iesOrder.spec, iesThreshold.spec, iesRescoreEvery.spec, fullDataLast.spec, dihMetric.spec,
+        dihUpdate.spec, dihSelect.spec, dihDiversity.spec, dihSchedule.spec, dihShrink.spec, dihFloor.spec,
+        infoBatchRatio.spec, infoBatchAnneal.spec, selectiveBackpropBeta.spec, patience.spec, validationFraction.spec,
     ]
+    static let specs = [policy.spec] + settingSpecs
 
-    /// Runs `runner` with the policy the options name, wrapped in `AnyPolicy` (no existentials
-    /// in Embedded Swift; one specialization of the runner and the training loop for all).
-    static func withPolicy<Runner: PolicyRunner>(
-        _ options: ParsedOptions, name: String, sampleCount: Int, epochs: Int, runner: Runner
-    ) throws(UsageError) -> Swift.Result<Runner.Output, TrainError> {
-        func call(_ policy: AnyPolicy) -> Swift.Result<Runner.Output, TrainError> {
-            var policy = policy
-            do throws(TrainError) { return .success(try runner.run(&policy)) } catch { return .failure(error) }
-        }
-        switch name {
-        case "full":
-            return call(.full(FullPolicy(sampleCount: sampleCount)))
-        case "random-remove":
-            let fraction = try options.double("remove-fraction", default: 0.3, range: 0...0.99)
-            return call(.randomRemove(RandomRemovePolicy(fraction: fraction, sampleCount: sampleCount)))
-        case "ies":
-            let policy = IESPolicy(
-                sampleCount: sampleCount, order: try options.int("ies-order", default: 2, range: 0...3),
-                threshold: try options.double("ies-threshold", default: 1e-3, range: 0...100),
-                rescoreEvery: try options.int("ies-rescore-every", default: 1, range: 1...100_000),
-                fullDataLast: try options.double("full-data-last", default: 0, range: 0...1))
-            return call(.ies(policy))
-        case "dihcl":
-            var dih = DIHCLOptions()
-            switch options.string("dih-metric", default: "dloss") {
-            case "loss": dih.metric = .loss
-            case "dloss": dih.metric = .lossChange
-            case "flip": dih.metric = .flip
-            case let other: throw UsageError(message: "leitner: --dih-metric must be loss, dloss or flip, got '\(other)'")
-            }
-            switch options.string("dih-update", default: "episode-sum") {
-            case "paper-ema": dih.update = .exponentialAverage
-            case "episode-sum": dih.update = .episodeSum
-            case let other: throw UsageError(message: "leitner: --dih-update must be paper-ema or episode-sum, got '\(other)'")
-            }
-            switch options.string("dih-select", default: "exp3") {
-            case "greedy": dih.selection = .greedy
-            case "rand": dih.selection = .proportional
-            case "exp3": dih.selection = .exp3
-            case "ucb": dih.selection = .ucb
-            case "beta": dih.selection = .thompson
-            case let other: throw UsageError(message: "leitner: --dih-select must be greedy, rand, exp3, ucb or beta, got '\(other)'")
-            }
-            switch options.string("dih-diversity", default: "none") {
-            case "none": dih.diversity = .none
-            case "centrality": dih.diversity = .centrality
-            case "facility": dih.diversity = .facilityLocation
-            case let other: throw UsageError(message: "leitner: --dih-diversity must be none, centrality or facility, got '\(other)'")
-            }
-            switch options.string("dih-schedule", default: "code") {
-            case "code": break
-            case "paper": dih.usePaperSchedule()
-            case let other: throw UsageError(message: "leitner: --dih-schedule must be code or paper, got '\(other)'")
-            }
-            dih.subsetShrink = Float(try options.double("dih-shrink", default: Double(dih.subsetShrink), range: 0.01...1))
-            dih.subsetFloor = Float(try options.double("dih-floor", default: Double(dih.subsetFloor), range: 0.001...1))
-            return call(.dihcl(DIHCLPolicy(sampleCount: sampleCount, epochs: epochs, options: dih)))
-        case "infobatch":
-            let policy = InfoBatchPolicy(sampleCount: sampleCount,
-                                         ratio: try options.double("infobatch-ratio", default: 0.5, range: 0...0.99),
-                                         annealFraction: try options.double("infobatch-anneal", default: 0.125, range: 0...1))
-            return call(.infoBatch(policy))
-        case "selective-backprop":
-            let policy = SelectiveBackpropPolicy(sampleCount: sampleCount, beta: try options.double("sb-beta", default: 3, range: 0...100))
-            return call(.selectiveBackprop(policy))
-        case "early-stop":
-            let policy = EarlyStopPolicy(sampleCount: sampleCount, patience: try options.int("patience", default: 5, range: 1...100_000),
-                                         validationFraction: try options.double("validation-fraction", default: 0.1, range: 0.01...0.5))
-            return call(.earlyStop(policy))
-        default:
-            throw UsageError(message: "leitner: unknown --policy '\(name)' (known: \(names.joined(separator: ", ")))")
-        }
+    /// Every policy's settings from the options (each checked whether or not its policy runs).
+    static func settings(_ options: ParsedOptions) throws(UsageError) -> PolicySettings {
+        var settings = PolicySettings()
+        settings.removeFraction = try options.value(removeFraction)
+        settings.iesOrder = try options.value(iesOrder)
+        settings.iesThreshold = try options.value(iesThreshold)
+        settings.iesRescoreEvery = try options.value(iesRescoreEvery)
+        settings.fullDataLast = try options.value(fullDataLast)
+        settings.dihcl.metric = try options.value(dihMetric)
+        settings.dihcl.update = try options.value(dihUpdate)
+        settings.dihcl.selection = try options.value(dihSelect)
+        settings.dihcl.diversity = try options.value(dihDiversity)
+        if try options.value(dihSchedule) { settings.dihcl.usePaperSchedule() }
+        if let shrink = try options.value(dihShrink) { settings.dihcl.subsetShrink = Float(shrink) }
+        if let floor = try options.value(dihFloor) { settings.dihcl.subsetFloor = Float(floor) }
+        settings.infoBatchRatio = try options.value(infoBatchRatio)
+        settings.infoBatchAnneal = try options.value(infoBatchAnneal)
+        settings.selectiveBackpropBeta = try options.value(selectiveBackpropBeta)
+        settings.patience = try options.value(patience)
+        settings.validationFraction = try options.value(validationFraction)
+        return settings
     }
-}
-
-/// Something to do with whichever policy `--policy` names (train one run, or one of compare's).
-protocol PolicyRunner {
-    associatedtype Output
-    func run<P: SelectionPolicy>(_ policy: inout P) throws(TrainError) -> Output
 }

@@ -12,12 +12,14 @@ enum SelftestCommand {
         and the shared activation memory against separate buffers. Exits 1 if any check fails.
         """,
         positionals: "",
-        options: [OptionSpec("threads", value: "N", help: "threads for the multi-threaded checks", default: "2")])
+        options: [threads.spec])
+
+    static let threads = Option<Int>("threads", "N", default: 2, range: 1...256, help: "threads for the multi-threaded checks")
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
         let options = try ParsedOptions(arguments, spec: spec)
         if options.wantsHelp { print(spec.help); return 0 }
-        let threads = try options.int("threads", default: 2, range: 1...256)
+        let threads = try options.value(Self.threads)
         let start = Clock.seconds()
         let outcomes = SelfTest.run(threads: threads) { outcome in
             print((outcome.passed ? "PASS " : "FAIL ") + outcome.name + ": " + outcome.detail)

@@ -365,6 +365,41 @@ enum PackFixture {
         }
     }
 
+    /// A corrupt block met while assembling batches does not end the process: the assembler
+    /// keeps the reader's error (file and block), writes zeros for that sample and the rest,
+    /// and reads nothing more; the training loop stops on `failure`.
+    @Test func corruptBlockIsReportedByTheAssembler() throws {
+        let fixtures = IDXFixtures()
+        defer { fixtures.remove() }
+        let path = fixtures.path("bad-batches.pack")
+        _ = try PackFixture.write(path, count: 300, blockBytes: 400)
+        let pack = try PackFile.open(path)
+        var bytes = try FileSystem.readAll(path)
+        bytes[pack.blocks[7].offset + 20] ^= 0x55
+        PackFixture.overwrite(path, bytes)
+        let firstBad = pack.blocks[7].firstSample
+        let streamed = try Dataset(streaming: try PackStream(pack: try PackFile.open(path), budgetBytes: 64 << 10, shuffleBufferSamples: 0))
+        let assembler = BatchAssembler(dataset: streamed)
+        let order = (0..<300).map { Int32($0) }
+        order.withUnsafeBufferPointer { assembler.beginPass($0) }
+        #expect(assembler.failure == nil)
+        var input = [Float](repeating: -99, count: 300 * 36)
+        var labels = [Int32](repeating: -1, count: 300)
+        order.withUnsafeBufferPointer { indices in
+            input.withUnsafeMutableBufferPointer { input in
+                labels.withUnsafeMutableBufferPointer { labels in
+                    assembler.assemble(indices: indices, input: input.baseAddress!, labels: labels.baseAddress!)
+                }
+            }
+        }
+        let failure = try #require(assembler.failure)
+        #expect(failure.description.hasPrefix(path + ": block 7: "), "\(failure)")
+        for sample in 0..<firstBad { #expect(labels[sample] == Int32(IDXFixtures.label(sample: sample, classes: 10))) }
+        #expect(labels[firstBad...].allSatisfy { $0 == 0 })
+        #expect(input[(firstBad * 36)...].allSatisfy { $0 == 0 }, "samples from the corrupt block on are zeros")
+        #expect(!input[0..<(firstBad * 36)].contains(-99))
+    }
+
     /// A streamed dataset assembles the same batches as the same pack loaded into memory.
     @Test func streamedBatchesEqualInMemoryBatches() throws {
         let fixtures = IDXFixtures()

@@ -66,6 +66,30 @@ import Select
         #expect(results[0] == results[1], "\(results)")
     }
 
+    /// A block that turns out corrupt in the middle of training ends the run with a
+    /// TrainError naming the file and block (the library throws; only the executable exits),
+    /// before that epoch's checkpoint is written.
+    @Test func aCorruptBlockMidTrainingThrowsAndWritesNoCheckpoint() throws {
+        let directory = temporaryDirectory("pack-corrupt")
+        let path = directory + "/train.pack"
+        try Self.writePack(path, count: 1200)
+        let pack = try PackFile.open(path)
+        var bytes = [UInt8](try #require(FileManager.default.contents(atPath: path)))
+        bytes[pack.blocks[pack.blocks.count / 2].offset + 20] ^= 0x55
+        #expect(FileManager.default.createFile(atPath: path, contents: Foundation.Data(bytes)))
+        let train = try Dataset(streaming: try PackStream(pack: try PackFile.open(path), budgetBytes: 1 << 20, shuffleBufferSamples: 256))
+        let session = try TrainingSession(config: try tinyConfigFor28(directory), train: train, test: train)
+        var policy = FullPolicy(sampleCount: train.count)
+        do {
+            try session.run(policy: &policy)
+            Issue.record("training on a corrupt pack succeeded")
+        } catch {
+            #expect(error.message.hasPrefix(path + ": block \(pack.blocks.count / 2): "), "\(error.message)")
+        }
+        #expect(session.history.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: session.checkpointPath))
+    }
+
     func tinyConfigFor28(_ directory: String) throws -> TrainConfig {
         var config = TrainConfig(model: try ModelDescription.parse("""
             input 1x28x28

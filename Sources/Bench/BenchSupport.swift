@@ -1,6 +1,5 @@
 import Platform
 import Kernels
-import Train
 
 /// Shared pieces of `leitner bench`: timing sized by work, the machine's peak, table rows.
 enum BenchSupport {
@@ -86,16 +85,6 @@ enum BenchSupport {
     /// `value` with `decimals` digits after the point (Foundation-free).
     static func format(_ value: Double, decimals: Int = 2) -> String {
         Format.fixed(value, decimals)
-    }
-
-    /// Left-pads `text` to `width` characters (right-aligned column).
-    static func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
-    }
-
-    /// Right-pads `text` to `width` characters (left-aligned column).
-    static func padRight(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
     }
 
     /// Deterministic pseudo-random fill in [-1, 1) (no allocation, no global state).

@@ -57,14 +57,14 @@ enum GEMMBench {
         print("  naive: timed on M reduced to ~\(naiveWork / 1_000_000)M multiply-adds, scaled by work. \(threads)t: \(threads) threads.")
         #if LEITNER_OPENBLAS
         print("  OpenBLAS: cblas_sgemm with openblas_set_num_threads(1), same buffers, same run; ours/BLAS = BLAS time / our time.")
-        let blasHeader = BenchSupport.pad("BLAS GF/s", 10) + BenchSupport.pad("ours/BLAS", 10)
+        let blasHeader = Format.pad("BLAS GF/s", 10) + Format.pad("ours/BLAS", 10)
         #else
         print("  (build with --traits OpenBLAS for the OpenBLAS columns)")
         let blasHeader = ""
         #endif
-        print(BenchSupport.padRight("case", 15) + BenchSupport.pad("M", 5) + BenchSupport.pad("N", 7) + BenchSupport.pad("K", 7)
-              + BenchSupport.pad("ms", 9) + BenchSupport.pad("GFLOP/s", 9) + BenchSupport.pad("%peak", 7)
-              + BenchSupport.pad("x naive", 9) + BenchSupport.pad("\(threads)t GF/s", 10) + BenchSupport.pad("\(threads)t/1t", 7)
+        print(Format.padRight("case", 15) + Format.pad("M", 5) + Format.pad("N", 7) + Format.pad("K", 7)
+              + Format.pad("ms", 9) + Format.pad("GFLOP/s", 9) + Format.pad("%peak", 7)
+              + Format.pad("x naive", 9) + Format.pad("\(threads)t GF/s", 10) + Format.pad("\(threads)t/1t", 7)
               + blasHeader)
 
         for item in cases {
@@ -104,20 +104,20 @@ enum GEMMBench {
             let multiGflops = flops / multiSeconds / 1e9
             var speedups = one
             for round in 0..<rounds { speedups[round] = one[round] / many[round] }
-            var line = BenchSupport.padRight(item.name, 15) + BenchSupport.pad(String(m), 5)
-                + BenchSupport.pad(String(n), 7) + BenchSupport.pad(String(k), 7)
-                + BenchSupport.pad(BenchSupport.format(oneSeconds * 1e3, decimals: 2), 9)
-                + BenchSupport.pad(BenchSupport.format(gflops, decimals: 1), 9)
-                + BenchSupport.pad(BenchSupport.format(100 * gflops / peak, decimals: 0), 7)
-                + BenchSupport.pad(BenchSupport.format(naiveSeconds / oneSeconds, decimals: 0), 9)
-                + BenchSupport.pad(BenchSupport.format(multiGflops, decimals: 1), 10)
-                + BenchSupport.pad(BenchSupport.format(median(speedups), decimals: 2), 7)
+            var line = Format.padRight(item.name, 15) + Format.pad(String(m), 5)
+                + Format.pad(String(n), 7) + Format.pad(String(k), 7)
+                + Format.pad(BenchSupport.format(oneSeconds * 1e3, decimals: 2), 9)
+                + Format.pad(BenchSupport.format(gflops, decimals: 1), 9)
+                + Format.pad(BenchSupport.format(100 * gflops / peak, decimals: 0), 7)
+                + Format.pad(BenchSupport.format(naiveSeconds / oneSeconds, decimals: 0), 9)
+                + Format.pad(BenchSupport.format(multiGflops, decimals: 1), 10)
+                + Format.pad(BenchSupport.format(median(speedups), decimals: 2), 7)
             #if LEITNER_OPENBLAS
             var ratios = one
             for round in 0..<rounds { ratios[round] = blas[round] / one[round] }
             let blasGflops = flops / median(blas) / 1e9
-            line += BenchSupport.pad(BenchSupport.format(blasGflops, decimals: 1), 10)
-                + BenchSupport.pad(BenchSupport.format(median(ratios), decimals: 2), 10)
+            line += Format.pad(BenchSupport.format(blasGflops, decimals: 1), 10)
+                + Format.pad(BenchSupport.format(median(ratios), decimals: 2), 10)
             #endif
             print(line)
         }
@@ -137,9 +137,9 @@ enum GEMMBench {
                                 item.transB == .none ? CblasNoTrans : CblasTrans,
                                 Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(n))
                 }
-                print(BenchSupport.padRight(item.name, 15) + BenchSupport.pad(String(m), 5)
-                      + BenchSupport.pad(String(n), 7) + BenchSupport.pad(String(k), 7)
-                      + BenchSupport.pad(BenchSupport.format(2.0 * Double(m * n * k) / blasSeconds / 1e9, decimals: 1), 9)
+                print(Format.padRight(item.name, 15) + Format.pad(String(m), 5)
+                      + Format.pad(String(n), 7) + Format.pad(String(k), 7)
+                      + Format.pad(BenchSupport.format(2.0 * Double(m * n * k) / blasSeconds / 1e9, decimals: 1), 9)
                       + " GFLOP/s")
             }
             openblas_set_num_threads(1)

@@ -58,10 +58,10 @@ enum ConvBench {
         print("conv: Conv2D on CNHW, batch \(batch), \(threads) thread(s), medians over rounds (one forward, bwd-data, bwd-weights each) filling ~\(BenchSupport.format(seconds, decimals: 2)) s;")
         print("  fwd GF/s = 2 * out * Cin*KH*KW / s; bwd/fwd = median over interleaved rounds of (bwd-data + bwd-weights) / forward (bar: <= 2.2);")
         print("  x naive: naive twin time / fast time, both at batch \(naiveBatch), fast path on 1 thread.")
-        print(BenchSupport.padRight("layer", 26) + BenchSupport.pad("fwd ms", 8) + BenchSupport.pad("bwdD ms", 9)
-              + BenchSupport.pad("bwdW ms", 9) + BenchSupport.pad("fwd GF/s", 9) + BenchSupport.pad("%peak", 7)
-              + BenchSupport.pad("bwd/fwd", 8) + BenchSupport.pad("fwd xN", 8) + BenchSupport.pad("bwdD xN", 8)
-              + BenchSupport.pad("bwdW xN", 8))
+        print(Format.padRight("layer", 26) + Format.pad("fwd ms", 8) + Format.pad("bwdD ms", 9)
+              + Format.pad("bwdW ms", 9) + Format.pad("fwd GF/s", 9) + Format.pad("%peak", 7)
+              + Format.pad("bwd/fwd", 8) + Format.pad("fwd xN", 8) + Format.pad("bwdD xN", 8)
+              + Format.pad("bwdW xN", 8))
 
         for (name, shape) in layers {
             let scratchCount = Conv2D.scratchFloats(shape: shape, threads: threads)
@@ -87,24 +87,24 @@ enum ConvBench {
             }
 
             let gflops = Double(shape.flops) / times.forward / 1e9
-            print(BenchSupport.padRight(name, 26)
-                  + BenchSupport.pad(BenchSupport.format(times.forward * 1e3), 8)
-                  + BenchSupport.pad(BenchSupport.format(times.data * 1e3), 9)
-                  + BenchSupport.pad(BenchSupport.format(times.weights * 1e3), 9)
-                  + BenchSupport.pad(BenchSupport.format(gflops, decimals: 1), 9)
-                  + BenchSupport.pad(BenchSupport.format(100 * gflops / peak, decimals: 0), 7)
-                  + BenchSupport.pad(BenchSupport.format(times.ratio), 8)
-                  + BenchSupport.pad(BenchSupport.format(naiveForward / fastSmall.forward, decimals: 0), 8)
-                  + BenchSupport.pad(BenchSupport.format(naiveData / fastSmall.data, decimals: 0), 8)
-                  + BenchSupport.pad(BenchSupport.format(naiveWeights / fastSmall.weights, decimals: 0), 8))
+            print(Format.padRight(name, 26)
+                  + Format.pad(BenchSupport.format(times.forward * 1e3), 8)
+                  + Format.pad(BenchSupport.format(times.data * 1e3), 9)
+                  + Format.pad(BenchSupport.format(times.weights * 1e3), 9)
+                  + Format.pad(BenchSupport.format(gflops, decimals: 1), 9)
+                  + Format.pad(BenchSupport.format(100 * gflops / peak, decimals: 0), 7)
+                  + Format.pad(BenchSupport.format(times.ratio), 8)
+                  + Format.pad(BenchSupport.format(naiveForward / fastSmall.forward, decimals: 0), 8)
+                  + Format.pad(BenchSupport.format(naiveData / fastSmall.data, decimals: 0), 8)
+                  + Format.pad(BenchSupport.format(naiveWeights / fastSmall.weights, decimals: 0), 8))
         }
 
         // The column (im2col) paths against the ones `Conv2D` takes for stride-1 3x3 layers:
         // interleaved rounds, medians, and the median per-round ratio column/new.
         print("")
         print("conv paths: im2col (col) vs implicit GEMM or phase planes (fwd), transposed convolution (bwdD) and direct correlation (bwdW), \(threads) thread(s)")
-        print(BenchSupport.padRight("layer", 26) + BenchSupport.pad("pass", 6) + BenchSupport.pad("col ms", 9)
-              + BenchSupport.pad("new ms", 9) + BenchSupport.pad("col/new", 9))
+        print(Format.padRight("layer", 26) + Format.pad("pass", 6) + Format.pad("col ms", 9)
+              + Format.pad("new ms", 9) + Format.pad("col/new", 9))
         for (name, shape) in layers {
             let scratchCount = Conv2D.scratchFloats(shape: shape, threads: threads)
             if Conv2D.usesImplicitForward(shape) {
@@ -162,10 +162,10 @@ enum ConvBench {
             columnTimes[index] = c; newTimes[index] = t; ratios[index] = c / t
         }
         columnTimes.sort(); newTimes.sort(); ratios.sort()
-        print(BenchSupport.padRight(name, 26) + BenchSupport.pad(pass, 6)
-              + BenchSupport.pad(BenchSupport.format(columnTimes[rounds / 2] * 1e3), 9)
-              + BenchSupport.pad(BenchSupport.format(newTimes[rounds / 2] * 1e3), 9)
-              + BenchSupport.pad(BenchSupport.format(ratios[rounds / 2]), 9))
+        print(Format.padRight(name, 26) + Format.pad(pass, 6)
+              + Format.pad(BenchSupport.format(columnTimes[rounds / 2] * 1e3), 9)
+              + Format.pad(BenchSupport.format(newTimes[rounds / 2] * 1e3), 9)
+              + Format.pad(BenchSupport.format(ratios[rounds / 2]), 9))
     }
 
     /// Median seconds of forward, backward-data and backward-weights for one shape, and the

@@ -80,6 +80,7 @@ enum DataBench {
                     done += size
                 }
             }
+            if let failure = assembler.failure { throw failure }
             samples += header.sampleCount
         } while Clock.seconds() - started < seconds
         return (samples, Clock.seconds() - started)
@@ -88,11 +89,7 @@ enum DataBench {
     static func row(_ name: String, bytes: Int, samples: Int, seconds: Double) {
         let rate = Double(samples) / seconds
         let padded = name.count < 44 ? name + String(repeating: " ", count: 44 - name.count) : name
-        print(padded + "  " + pad(BenchSupport.format(Double(bytes) / 1e6 / seconds, decimals: 1), 9)
-              + "  " + pad(BenchSupport.format(rate, decimals: 0), 10) + "  " + pad(BenchSupport.format(rate / trainingSamplesPerSecond, decimals: 1), 11))
-    }
-
-    static func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+        print(padded + "  " + Format.pad(BenchSupport.format(Double(bytes) / 1e6 / seconds, decimals: 1), 9)
+              + "  " + Format.pad(BenchSupport.format(rate, decimals: 0), 10) + "  " + Format.pad(BenchSupport.format(rate / trainingSamplesPerSecond, decimals: 1), 11))
     }
 }

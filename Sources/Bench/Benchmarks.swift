@@ -1,0 +1,24 @@
+import Platform
+
+/// Bench: the kernel and data benchmarks `leitner bench` runs on the board itself. Each
+/// section prints its own table: time, GFLOP/s or MB/s, the fraction of one core's peak and
+/// the ratio to the naive twin (and to OpenBLAS when built with the OpenBLAS trait).
+public enum Benchmarks {
+    /// The sections, in the order `run` takes them when given none.
+    public static let sections = ["gemm", "conv", "data"]
+
+    /// Prints the machine line, then runs `sections` (each one of `Benchmarks.sections`):
+    /// every measurement sized by `seconds`, multi-threaded columns on `threads` threads;
+    /// `data` decodes the pack at `packPath` (nil: the shipped subset's train.pack).
+    public static func run(sections: [String], seconds: Double, threads: Int, packPath: String?) {
+        print("leitner bench: \(Platform.vectorISA), \(SystemInfo.onlineCores()) cores; one core's peak: measured \(BenchSupport.format(BenchSupport.peakGFLOPSPerCore(), decimals: 1)) GFLOP/s by an FMA loop (nominal \(BenchSupport.format(BenchSupport.nominalPeakGFLOPSPerCore(), decimals: 1)) at \(BenchSupport.format(BenchSupport.cpuGHz(), decimals: 2)) GHz); %peak columns use the measured figure")
+        for section in sections {
+            switch section {
+            case "gemm": GEMMBench.run(seconds: seconds, threads: threads)
+            case "conv": ConvBench.run(seconds: seconds, threads: threads)
+            case "data": DataBench.run(seconds: max(seconds, 1), packPath: packPath)
+            default: break
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import Data
+import Platform
+import Select
+
+/// The same run under several policies (`leitner compare`): identical seed, model, data and
+/// schedule, each run in OUT/RUN/; random-remove at the budget an IES run realised. The table,
+/// compare.csv and compare.svg are the reporter's.
+public enum Comparison {
+    /// Which IES run random-remove matches in a threshold sweep.
+    public enum Match {
+        /// The first threshold's.
+        case first
+        /// This threshold's.
+        case threshold(String)
+        /// One random-remove run per IES run.
+        case all
+    }
+
+    /// One run: its row label, its policy, and for a sweep the IES threshold it uses (ies) or
+    /// whose run's budget it matches (random-remove), as given (the label keeps its spelling).
+    public struct Run {
+        public var label: String
+        public var policy: PolicyKind
+        public var threshold: String? = nil
+    }
+
+    /// A finished run: its epochs and wall time.
+    public struct Row {
+        public var label: String
+        public var history: [EpochMetrics]
+        public var seconds: Double
+    }
+
+    /// The runs in order: `policies`, ies once per threshold when there are thresholds, and
+    /// random-remove after the ies runs (it needs their realised budget).
+    public static func plan(policies: [PolicyKind], thresholds: [String], match: Match) -> [Run] {
+        var runs: [Run] = []
+        for policy in policies where policy != .randomRemove {
+            if policy == .ies && !thresholds.isEmpty {
+                for threshold in thresholds { runs.append(Run(label: "ies@" + threshold, policy: .ies, threshold: threshold)) }
+            } else {
+                runs.append(Run(label: policy.name, policy: policy))
+            }
+        }
+        guard policies.contains(.randomRemove) else { return runs }
+        if thresholds.isEmpty {
+            runs.append(Run(label: PolicyKind.randomRemove.name, policy: .randomRemove))
+            return runs
+        }
+        let matched: [String]
+        switch match {
+        case .all: matched = thresholds
+        case .threshold(let threshold): matched = [threshold]
+        case .first: matched = [thresholds[0]]
+        }
+        for threshold in matched {
+            runs.append(Run(label: "random-remove@" + threshold, policy: .randomRemove, threshold: threshold))
+        }
+        return runs
+    }
+
+    /// The entry of `thresholds` equal to `text` as a number (so 1e-2 matches 0.01).
+    public static func matchingThreshold(_ text: String, in thresholds: [String]) -> String? {
+        guard let value = Double(text) else { return nil }
+        return thresholds.first { Double($0) == value }
+    }
+
+    /// Trains every run of `runs` from `config` (each in its own subdirectory of
+    /// `config.outputDirectory`) with `settings`, the ies runs at their threshold and
+    /// random-remove at its ies run's realised budget; reports the rows when all are done.
+    public static func run(_ runs: [Run], config base: TrainConfig, settings baseSettings: PolicySettings,
+                           train: Dataset, test: Dataset, reporter: Reporter) throws(TrainError) -> [Row] {
+        var rows: [Row] = []
+        for run in runs {
+            var config = base
+            var settings = baseSettings
+            var directoryName = ""
+            for character in run.label { directoryName.append(character == "@" ? "-" : character) }
+            config.outputDirectory = base.outputDirectory + "/" + directoryName
+            if let dump = base.lossDumpDirectory { config.lossDumpDirectory = dump + "/" + directoryName }
+            if run.policy == .ies, let threshold = run.threshold {
+                guard let value = Double(threshold) else { throw TrainError("\(run.label): the threshold is not a number") }
+                settings.iesThreshold = value
+            }
+            if run.policy == .randomRemove {
+                let iesLabel = run.threshold.map { "ies@" + $0 } ?? "ies"
+                if let ies = rows.first(where: { $0.label == iesLabel }) {
+                    let saved = 1 - ies.accounting.trainedFraction
+                    settings.removeFraction = budget(saved)
+                    reporter.note("random-remove at the budget \(iesLabel) realised: removing \(Format.fixed(100 * saved, 2))% of samples per epoch")
+                }
+            }
+            reporter.note("== \(run.label)")
+            let started = Clock.seconds()
+            do {
+                let history = try Training.run(config, policy: run.policy, settings: settings, train: train, test: test, reporter: reporter)
+                rows.append(Row(label: run.label, history: history, seconds: Clock.seconds() - started))
+            } catch {
+                throw TrainError("\(run.label): " + error.message)
+            }
+        }
+        reporter.comparisonFinished(rows, directory: base.outputDirectory)
+        return rows
+    }
+
+    /// random-remove's fraction for an IES run that saved `saved` of its samples: clamped to
+    /// 0...0.99 and rounded to 6 decimals, as it always was (integer / 1e6 is the double
+    /// nearest that decimal, the same value its text parses to).
+    public static func budget(_ saved: Double) -> Double {
+        (min(max(saved, 0), 0.99) * 1e6).rounded() / 1e6
+    }
+}
+
+extension Comparison.Row {
+    /// The run's totals from its epochs' counts, as ALGORITHMS.md defines them.
+    public var accounting: RunAccounting {
+        var totals = RunAccounting()
+        for metrics in history {
+            totals.add(EpochAccounting(epoch: metrics.epoch - 1, sampleCount: metrics.population, trained: metrics.samplesTrained,
+                                       scored: metrics.samplesScored, skipped: metrics.samplesSkipped))
+        }
+        return totals
+    }
+
+    /// Mean test accuracy of the last `count` epochs (fewer when the run is shorter).
+    public func meanTestAccuracy(last count: Int) -> Double {
+        let tail = history.suffix(count)
+        return tail.isEmpty ? .nan : tail.reduce(0) { $0 + $1.testAccuracy } / Double(tail.count)
+    }
+
+    /// The training loops' joules (NaN when an epoch had none) and the meter's source.
+    public var energy: (joules: Double, source: String, estimate: Bool) {
+        var joules = 0.0
+        for metrics in history { joules += metrics.energyJoules }
+        return (joules, history.first?.energySource ?? "", history.first?.energyEstimate ?? false)
+    }
+}
