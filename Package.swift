@@ -66,13 +66,16 @@ let package = Package(
             // One self-contained binary (copied to a board as is) that also maps less memory:
             // the Swift runtime is linked in rather than loaded as shared libraries.
             linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+        // What tests need from outside the package (binary, python, datasets), skipped with a
+        // reason outside CI and failed under CI=true. Test-only: no library depends on it.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"], swiftSettings: common),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Platform"], swiftSettings: common),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Kernels", "Platform"], swiftSettings: common),
-        .testTarget(name: "DataTests", dependencies: ["Data", "Platform"], swiftSettings: common),
+        .testTarget(name: "KernelsTests", dependencies: ["TestSupport", "Kernels", "Platform"], swiftSettings: common),
+        .testTarget(name: "NNTests", dependencies: ["TestSupport", "NN", "Kernels", "Platform"], swiftSettings: common),
+        .testTarget(name: "DataTests", dependencies: ["TestSupport", "Data", "Platform"], swiftSettings: common),
         .testTarget(name: "SelectTests", dependencies: ["Select", "Platform"], swiftSettings: common),
         .testTarget(name: "EnergyTests", dependencies: ["Energy", "Platform"], swiftSettings: common),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "Select", "Energy", "NN", "Data", "Kernels", "Platform"], swiftSettings: common),
+        .testTarget(name: "TrainTests", dependencies: ["TestSupport", "Train", "Select", "Energy", "NN", "Data", "Kernels", "Platform"], swiftSettings: common),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,6 +1,7 @@
 import Data
 import Platform
 import Testing
+import TestSupport
 
 @Suite struct LocatorTests {
     /// The repository root, from this file's path (Tests/DataTests/LocatorTests.swift).
@@ -36,9 +37,11 @@ import Testing
         #expect(DatasetLocator.executableDirectory() != nil)
     }
 
-    @Test func fullSetIsPreferredWhenInstalled() throws {
+    @Test(.enabled(if: Requirement.runs(Requirement.hasSystemFashionMNIST), Requirement.fashionMNISTReason))
+    func fullSetIsPreferredWhenInstalled() throws {
         let system = DatasetLocator.systemFashionMNIST
-        guard FileSystem.exists(system + "/train-images-idx3-ubyte.gz") else { return }
+        #expect(system == Requirement.systemFashionMNIST)
+        try #require(FileSystem.exists(system + "/train-images-idx3-ubyte.gz"), Requirement.fashionMNISTReason)
         let files = try DatasetLocator.fashionMNIST(repositoryRoot: Self.repositoryRoot)
         #expect(files.isFullSet)
         #expect(files.description == "Fashion-MNIST full set from /usr/share/datasets/fashion-mnist (60000 train / 10000 test)")

@@ -1,4 +1,6 @@
+import Foundation
 import Testing
+import TestSupport
 import Kernels
 
 /// GEMM.simd against the naive twin: every transpose combination, odd shapes, shapes past each
@@ -149,12 +151,11 @@ import Kernels
     /// The AVX-512 micro-kernels (12 x 16 and 6 x 16 tiles, partial row panels stored straight
     /// into C) give bit-for-bit the AVX2 micro-kernel's result: every M from 1 to 4 * MR + 1 (all
     /// row-edge cases of both tiles), N with and without a column edge, K past KC, every beta.
-    @Test func wideMicroKernelMatchesAVX2BitForBit() throws {
+    @Test(.enabled(if: Requirement.runsOnHardware(Requirement.hasAVX512 && ProcessInfo.processInfo.environment["LEITNER_SIMD"] != "avx2"),
+                   "this CPU has no AVX-512 (or LEITNER_SIMD=avx2): only the AVX2 micro-kernel runs here"))
+    func wideMicroKernelMatchesAVX2BitForBit() throws {
         let wide = try KernelContext(threads: 2, wideKernels: true)
-        guard wide.wideKernels else {
-            print("note: this CPU has no AVX-512 (or LEITNER_SIMD=avx2): only the AVX2 micro-kernel runs here")
-            return
-        }
+        try #require(wide.wideKernels, "the CPU reports avx512f but the kernel context did not select the AVX-512 kernels")
         let narrow = try KernelContext(threads: 2, wideKernels: false)
         #expect(!narrow.wideKernels)
         var cases = 0

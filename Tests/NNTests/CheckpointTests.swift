@@ -1,5 +1,6 @@
 import CSystem
 import Testing
+import TestSupport
 import Kernels
 import NN
 import Platform
@@ -209,8 +210,9 @@ func parameterBits(_ model: Model) -> [UInt32] {
     }
 
     /// A whole checkpoint loads in Python's safetensors with the model's names and values.
-    @Test(.enabled(if: pythonHasSafeTensors(), "python3 with the safetensors and numpy packages is not installed; the interop check was skipped"))
+    @Test(.enabled(if: Requirement.runs(Requirement.hasPythonSafeTensors), Requirement.pythonReason))
     func pythonLoadsCheckpoint() throws {
+        try #require(Requirement.hasPythonSafeTensors, Requirement.pythonReason)
         let directory = checkpointTestDirectory("ckpt-python")
         defer { removeTestDirectory(directory) }
         let path = directory + "/model.safetensors"

@@ -1,5 +1,6 @@
 import CSystem
 import Testing
+import TestSupport
 import NN
 import Platform
 
@@ -74,11 +75,6 @@ func readError(_ bytes: [UInt8], in directory: String, name: String = "bad.safet
     } catch {
         return error
     }
-}
-
-/// True when python3 can import safetensors and numpy.
-func pythonHasSafeTensors() -> Bool {
-    runShell("python3 -c 'import safetensors, numpy'").0 == 0
 }
 
 /// The repository root, from this file's path (Tests/NNTests/<file>).
@@ -268,8 +264,9 @@ func writeReference(_ path: String, tensors: [(String, [Int], [Float])], metadat
     }
 
     /// The reference implementation (Python `safetensors`) loads our file and finds the values.
-    @Test(.enabled(if: pythonHasSafeTensors(), "python3 with the safetensors and numpy packages is not installed; the interop check was skipped"))
+    @Test(.enabled(if: Requirement.runs(Requirement.hasPythonSafeTensors), Requirement.pythonReason))
     func pythonSafeTensorsLoadsOurFile() throws {
+        try #require(Requirement.hasPythonSafeTensors, Requirement.pythonReason)
         let directory = checkpointTestDirectory("st-python")
         defer { removeTestDirectory(directory) }
         let path = directory + "/interop.safetensors"

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import Data
 import NN
 import Train
@@ -12,7 +13,8 @@ import Select
 /// hash of every tensor (parameters and batch-norm statistics) at the end, and compares them
 /// with `Tests/Fixtures/golden/{avx2,avx512}/NAME.txt` character for character. A refactor must reproduce
 /// them bit for bit; a change that is meant to move numbers regenerates them on purpose with
-/// `LEITNER_WRITE_GOLDEN=1 swift test -c release --filter GoldenTrace` and says why in its commit.
+/// `tools/regenerate-golden` (LEITNER_WRITE_GOLDEN=1) and says why in its commit. How the AVX-512
+/// and NEON paths relate to these files: Tests/Fixtures/golden/README.md.
 ///
 @Suite(.serialized) struct GoldenTraceTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -47,6 +49,9 @@ import Select
     struct Recording: SelectionPolicy {
         var inner: AnyPolicy
         var lines: [String] = []
+        /// Epoch and step lines so far (the step label, as the trace has always numbered them;
+        /// the test-pass lines are not counted, so adding them moved no earlier line).
+        var numbered = 0
         var id: PolicyID { inner.id }
         var stateStride: Int { inner.stateStride }
         var selectsWithinBatches: Bool { inner.selectsWithinBatches }
@@ -55,6 +60,7 @@ import Select
         mutating func planEpoch(_ context: EpochContext, plan: EpochPlan, generator: inout SeededGenerator) {
             inner.planEpoch(context, plan: plan, generator: &generator)
             let counts = plan.counts()
+            numbered += 1
             lines.append("epoch \(context.epoch) lr \(context.learningRate) train \(counts.train) score \(counts.score) skip \(counts.skip)")
         }
         mutating func observeTrained(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>, correct: UnsafePointer<UInt8>,
@@ -66,7 +72,8 @@ import Select
                 hash.add(losses[slot].bitPattern)
                 hash.add(UInt32(bitPattern: indices[slot]))
             }
-            lines.append("step \(lines.count) n \(indices.count) mean \(sum / Double(indices.count)) bits \(hash.hex) lr \(learningRate)")
+            lines.append("step \(numbered) n \(indices.count) mean \(sum / Double(indices.count)) bits \(hash.hex) lr \(learningRate)")
+            numbered += 1
             inner.observeTrained(indices: indices, losses: losses, correct: correct, epoch: epoch, learningRate: learningRate)
         }
         mutating func observeScored(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>, correct: UnsafePointer<UInt8>, epoch: Int) {
@@ -128,6 +135,9 @@ import Select
         for _ in 0..<golden.epochs {
             _ = trainer.trainEpoch(policy: &recording, progress: &progress)
             _ = recording.endEpoch(epoch: trainer.epoch - 1, validationAccuracy: nil)
+            // The test pass after each epoch (eval mode, no augmentation): its mean loss exactly.
+            let test = trainer.evaluate()
+            recording.lines.append("test after epoch \(trainer.epoch - 1) loss \(test.loss) bits \(String(test.loss.bitPattern, radix: 16)) accuracy \(test.accuracy)")
         }
         var hash = FNV()
         var text = "# golden trace \(golden.name): model \(golden.model), policy \(golden.policy), \(golden.samples) samples, \(golden.epochs) epochs, batch 32, seed 7, 1 thread\n"
@@ -144,7 +154,7 @@ import Select
         // up to 16 input channels: conv models sum in a different order, so each kernel family
         // has its own files. The AVX2 ones are checked on every x86_64 machine.
         var variants = ["avx2"]
-        if Self.hasAVX512 { variants.append("avx512") }
+        if Requirement.hasAVX512 { variants.append("avx512") }
         for variant in variants {
             if variant == "avx2" { setenv("LEITNER_SIMD", "avx2", 1) }
             defer { unsetenv("LEITNER_SIMD") }
@@ -163,9 +173,5 @@ import Select
                 Issue.record("\(golden.name) [\(variant)]: line \(first.offset + 1) differs\n  golden: \(first.element.0)\n  now:    \(first.element.1)")
             }
         }
-    }
-
-    static var hasAVX512: Bool {
-        (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx512f ") ?? false
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import Data
 import NN
 import Platform
@@ -91,21 +92,16 @@ import Select
 }
 
 /// The built `leitner` binary (.build/release or .build/debug) on malformed input: a message on
-/// standard error and a non-zero exit, never a crash. Skipped with a note when not built.
-@Suite struct MalformedInputCLITests {
+/// standard error and a non-zero exit, never a crash. Skipped by the test framework with the
+/// reason when not built; under CI=true a missing binary fails.
+@Suite(.enabled(if: Requirement.runs(Requirement.hasBinary), Requirement.binaryReason))
+struct MalformedInputCLITests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static var binary: String? {
-        for configuration in ["release", "debug"] {
-            let path = root.appendingPathComponent(".build/\(configuration)/leitner").path
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }
-
     func run(_ arguments: [String]) throws -> (status: Int32, reason: Process.TerminationReason, error: String) {
+        let binary = try #require(Requirement.binary, Requirement.binaryReason)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary!)
+        process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
         let errorPipe = Pipe()
         process.standardError = errorPipe
@@ -122,10 +118,6 @@ import Select
     }
 
     @Test func malformedArgumentsModelsAndBoardsExitNonZeroWithAMessage() throws {
-        guard Self.binary != nil else {
-            print("MalformedInputCLITests: no .build/*/leitner; build it (swift build -c release) to run the binary checks")
-            return
-        }
         var cases: [(String, [String])] = []
         for path in corpus("cli") {
             let arguments = String(decoding: try Data(contentsOf: URL(fileURLWithPath: path)), as: UTF8.self)
@@ -143,7 +135,6 @@ import Select
     }
 
     @Test func aMemoryBudgetBelowThePlanIsRefusedWithTheSizeNeeded() throws {
-        guard Self.binary != nil else { return }
         let result = try run(["train", "--data", Self.root.appendingPathComponent("data/fashion-mnist-subset").path,
                               "--memory-budget-mb", "1", "--epochs", "1", "--meter", "none", "--out", temporaryDirectory("budget-cli")])
         #expect(result.reason == .exit && result.status != 0)
