@@ -51,11 +51,11 @@ let package = Package(
         // The training loop: epochs, metrics log, checkpoints, evaluation, energy per epoch.
         .target(name: "Train", dependencies: ["NN", "Data", "Select", "Energy", "Kernels", "Platform"], swiftSettings: common),
         // The benchmark harness `leitner bench` runs: kernels against their naive twins (and
-        // OpenBLAS with the trait), pack decoding and batch assembly.
+        // OpenBLAS with the trait), pack decoding and batch assembly, training from a slow card.
         .target(
             name: "Bench",
             dependencies: [
-                "Data", "Kernels", "Platform",
+                "Train", "Select", "NN", "Data", "Kernels", "Platform",
                 .target(name: "COpenBLAS", condition: .when(traits: ["OpenBLAS"])),
             ],
             swiftSettings: common + [.define("LEITNER_OPENBLAS", .when(traits: ["OpenBLAS"]))]),

@@ -8,7 +8,7 @@ enum DataBench {
     /// threads, README): the bar is ten times this.
     static let trainingSamplesPerSecond = 2000.0
 
-    static func run(seconds: Double, packPath: String?) {
+    static func run(seconds: Double, packPath: String?) -> Bool {
         let path: String
         if let packPath {
             path = packPath
@@ -16,7 +16,7 @@ enum DataBench {
             path = directory + "/" + DatasetLocator.packNames.train
         } else {
             print("data: no pack found (pass --pack FILE)")
-            return
+            return false
         }
         do throws(DataError) {
             let pack = try PackFile.open(path)
@@ -44,7 +44,7 @@ enum DataBench {
 
             // 2. The training path: streamed in the least memory streaming needs (prefetch
             //    thread, shuffle buffer), then cached; each batch of 64 normalised into floats.
-            guard header.elementType == .uint8 && header.labelType == .uint8 else { return }
+            guard header.elementType == .uint8 && header.labelType == .uint8 else { return true }
             let streamingBytes = PackStream.requiredBytes(pack: pack).streaming
             for budget in [streamingBytes, PackStream.requiredBytes(pack: pack).cached] {
                 let stream = try PackStream(pack: try PackFile.open(path), budgetBytes: budget)
@@ -54,7 +54,9 @@ enum DataBench {
             }
         } catch {
             print("data: " + error.description)
+            return false
         }
+        return true
     }
 
     /// Epochs of shuffled batches of 64 assembled from `stream` for about `seconds`.

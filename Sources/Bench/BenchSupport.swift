@@ -83,6 +83,13 @@ enum BenchSupport {
     }
 
     /// `value` with `decimals` digits after the point (Foundation-free).
+    /// The median of `values` (the mean of the middle two for an even count); nan when empty.
+    static func median(_ values: [Double]) -> Double {
+        guard !values.isEmpty else { return .nan }
+        let sorted = values.sorted(), middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
     static func format(_ value: Double, decimals: Int = 2) -> String {
         Format.fixed(value, decimals)
     }

@@ -5,20 +5,25 @@ import Platform
 /// the ratio to the naive twin (and to OpenBLAS when built with the OpenBLAS trait).
 public enum Benchmarks {
     /// The sections, in the order `run` takes them when given none.
-    public static let sections = ["gemm", "conv", "data"]
+    public static let sections = ["gemm", "conv", "data", "stream"]
 
     /// Prints the machine line, then runs `sections` (each one of `Benchmarks.sections`):
     /// every measurement sized by `seconds`, multi-threaded columns on `threads` threads;
-    /// `data` decodes the pack at `packPath` (nil: the shipped subset's train.pack).
-    public static func run(sections: [String], seconds: Double, threads: Int, packPath: String?) {
+    /// `data` decodes the pack at `packPath` (nil: the shipped subset's train.pack); `stream`
+    /// trains cnn-s from it in memory and streamed from a throttled source, `rounds` rounds.
+    /// False when a section could not run (a missing or corrupt pack): the caller exits non-zero.
+    public static func run(sections: [String], seconds: Double, threads: Int, rounds: Int, packPath: String?) -> Bool {
+        var ok = true
         print("leitner bench: \(Platform.vectorISA), \(SystemInfo.onlineCores()) cores; one core's peak: measured \(BenchSupport.format(BenchSupport.peakGFLOPSPerCore(), decimals: 1)) GFLOP/s by an FMA loop (nominal \(BenchSupport.format(BenchSupport.nominalPeakGFLOPSPerCore(), decimals: 1)) at \(BenchSupport.format(BenchSupport.cpuGHz(), decimals: 2)) GHz); %peak columns use the measured figure")
         for section in sections {
             switch section {
             case "gemm": GEMMBench.run(seconds: seconds, threads: threads)
             case "conv": ConvBench.run(seconds: seconds, threads: threads)
-            case "data": DataBench.run(seconds: max(seconds, 1), packPath: packPath)
+            case "data": ok = DataBench.run(seconds: max(seconds, 1), packPath: packPath) && ok
+            case "stream": ok = StreamBench.run(rounds: rounds, threads: threads, packPath: packPath) && ok
             default: break
             }
         }
+        return ok
     }
 }
