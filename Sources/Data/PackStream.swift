@@ -174,7 +174,10 @@ public final class PackStream {
         var filled = 0, emitted = 0
         for block in blockOrder {
             let entry = pack.blocks[Int(block)]
-            for sample in entry.firstSample..<min(entry.firstSample + entry.sampleCount, count) {
+            // Blocks past a subset (`count` below the pack's size) hold no sample of this order.
+            let end = min(entry.firstSample + entry.sampleCount, count)
+            guard entry.firstSample < end else { continue }
+            for sample in entry.firstSample..<end {
                 if filled < capacity {
                     buffer[filled] = Int32(sample)
                     filled += 1

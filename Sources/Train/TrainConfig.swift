@@ -73,6 +73,10 @@ public struct TrainConfig {
     /// seeded PyTorch initialisation).
     public var replacedHead: [String] = []
 
+    /// What else decides this run's numbers besides the settings above (the data, the classes,
+    /// the policy): recorded in its checkpoints and compared by `--resume` (RunIdentity).
+    public var runFacts = RunIdentity()
+
     public init(model: ModelDescription) {
         self.model = model
     }

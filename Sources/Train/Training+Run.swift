@@ -10,6 +10,8 @@ extension Training {
                            reporter: Reporter, recorder: EnergyRecorder? = nil) throws(TrainError) -> [EpochMetrics] {
         let sampleCount = config.trainLimit > 0 ? min(config.trainLimit, train.count) : train.count
         let policy = AnyPolicy(kind, settings: settings, sampleCount: sampleCount, epochs: config.epochs)
+        var config = config
+        config.runFacts.add(policy: kind, settings: settings)
         let session = try TrainingSession(config: config, train: train, test: test, validationFraction: policy.validationFraction,
                                           reporter: reporter)
         session.recorder = recorder

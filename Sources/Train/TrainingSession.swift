@@ -25,6 +25,8 @@ public final class TrainingSession {
     var lastGoodEpoch: Int? = nil
     /// Learning-rate halvings so far (`--on-nan backoff`).
     var backoffs = 0
+    /// The settings that decide this run's numbers, stored with every checkpoint.
+    let identity: RunIdentity
     /// The energy recorder. Set one (started) before `run` to share it, as `energy-run` does
     /// to measure idle power first; otherwise `run` opens `config.energy`'s meter and stops it
     /// at the end.
@@ -34,6 +36,9 @@ public final class TrainingSession {
                 reporter: Reporter = Reporter()) throws(TrainError) {
         self.config = config
         self.reporter = reporter
+        var identity = RunIdentity(config: config)
+        identity.facts += config.runFacts.facts
+        self.identity = identity
         trainer = try Trainer(config: config, train: train, test: test, validationFraction: validationFraction)
         do { try FileSystem.makeDirectories(config.outputDirectory) } catch { throw TrainError(error) }
         if config.resume {
@@ -65,6 +70,20 @@ public final class TrainingSession {
         guard let epochText = Checkpoint.value("epoch", in: metadata), let epoch = Int(epochText),
               let stepText = Checkpoint.value("step", in: metadata), let step = Int(stepText) else {
             throw TrainError("\(context): \(checkpointPath) has no epoch/step metadata")
+        }
+        // Each step trains at least one sample: a step count past epoch x samples, or a negative
+        // one, is a damaged or hand-edited checkpoint, not a run to continue.
+        guard epoch >= 0 && epoch <= 1 << 31 else {
+            throw TrainError("\(context): \(checkpointPath) says epoch \(epochText), which no run reaches")
+        }
+        guard step >= 0 && step <= epoch * max(trainer.train.count, 1) else {
+            throw TrainError("\(context): \(checkpointPath) says step \(stepText) after epoch \(epoch) of \(trainer.train.count) samples, which no run reaches")
+        }
+        let changes = identity.changes(from: metadata)
+        if !changes.isEmpty {
+            var list = ""
+            for (index, change) in changes.enumerated() { list += (index > 0 ? ", " : "") + change }
+            throw TrainError("\(context): \(checkpointPath) belongs to a run with other settings: \(list). Resume with the run's own options, or start a new run in another --out")
         }
         if let seed = Checkpoint.value("seed", in: metadata), seed != "\(config.seed)" {
             throw TrainError("\(context): the checkpoint was trained with --seed \(seed), not \(config.seed)")
@@ -133,6 +152,7 @@ public final class TrainingSession {
             ("test_accuracy", "\(metrics.testAccuracy)"),
         ]
         if trainer.learningRateScale != 1 { metadata.append(("learning_rate_scale", "\(trainer.learningRateScale)")) }
+        metadata += identity.metadata
         do { try Checkpoint.save(model: trainer.model, optimizer: trainer.optimizer.checkpointState, metadata: metadata, path: checkpointPath) }
         catch { throw TrainError("checkpoint not written: \(error.description)") }
         lastGoodEpoch = trainer.epoch

@@ -88,6 +88,11 @@ enum TrainCommand {
             config.energy.powerModel = PowerModel(idleWatts: board.idleWatts, activeWattsPerCore: board.activeWattsPerCore,
                                                   name: "board " + board.name)
         }
+        // The data half of what `--resume` must find unchanged (RunIdentity).
+        config.runFacts.add("data", try options.value(DataOptions.data) ?? "default")
+        config.runFacts.add("classes", try options.value(DataOptions.classes) ?? "all")
+        config.runFacts.add("per-class", (try options.value(DataOptions.perClass)).map { "\($0)" } ?? "all")
+        config.runFacts.add("test-limit", config.testLimit > 0 ? "\(config.testLimit)" : "all")
         return config
     }
 
