@@ -41,6 +41,9 @@ public struct TrainConfig {
     public var outputDirectory = "runs/latest"
     /// Continue from the checkpoint in `outputDirectory`.
     public var resume = false
+    /// A fresh run into a directory that holds another run moves that run aside to
+    /// DIRECTORY.previous-N (`--force`); without it such a run is refused.
+    public var replaceExisting = false
     /// Use only the first N training samples (0 = all).
     public var trainLimit = 0
     /// Use only the first N test samples (0 = all).

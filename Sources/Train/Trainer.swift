@@ -55,7 +55,9 @@ public final class Trainer {
     /// epoch stops at it and `run` throws it.
     public var dataFailure: DataError? { trainAssembler.failure ?? testAssembler.failure }
     /// The epoch stops at a numeric fault or a data failure.
-    var halted: Bool { numericFault != nil || trainAssembler.failure != nil }
+    /// The epoch stops at the next step: a numeric fault, a read error, or SIGINT/SIGTERM (one
+    /// load of a flag per step; the step in flight finishes).
+    var halted: Bool { numericFault != nil || trainAssembler.failure != nil || StopRequest.requested }
     /// The step whose loss is replaced by NaN (LEITNER_INJECT_NAN_STEP, tests only; 0 = none).
     public var injectedNaNStep = FaultInjection.nanStep
 
@@ -399,6 +401,13 @@ public final class Trainer {
         while epoch < last {
             var metrics = trainEpoch(policy: &policy, progress: &progress)
             if let failure = dataFailure { throw TrainError(failure) }
+            if StopRequest.requested {
+                // The epoch was cut short: nothing of it is kept, the last checkpoint stands.
+                // (trainEpoch has counted the cut epoch already.)
+                var error = TrainError("stopped by \(StopRequest.signalName) during epoch \(epoch) of \(config.epochs); \(config.outputDirectory) holds the run as of epoch \(epoch - 1)")
+                error.interrupted = true
+                throw error
+            }
             if numericFault == nil { numericFault = checkWeights() }
             if let fault = numericFault {
                 try faulted(fault, &policy)

@@ -27,6 +27,8 @@ public final class TrainingSession {
     var backoffs = 0
     /// The settings that decide this run's numbers, stored with every checkpoint.
     let identity: RunIdentity
+    /// The output directory's lock, held while this session lives.
+    let lock: FileLock
     /// The energy recorder. Set one (started) before `run` to share it, as `energy-run` does
     /// to measure idle power first; otherwise `run` opens `config.energy`'s meter and stops it
     /// at the end.
@@ -40,13 +42,49 @@ public final class TrainingSession {
         identity.facts += config.runFacts.facts
         self.identity = identity
         trainer = try Trainer(config: config, train: train, test: test, validationFraction: validationFraction)
-        do { try FileSystem.makeDirectories(config.outputDirectory) } catch { throw TrainError(error) }
-        if config.resume {
-            try resume()
-        } else {
-            // A fresh run starts a fresh log.
-            do { try FileSystem.remove(metricsPath) } catch { throw TrainError(error) }
+        lock = try Self.claim(config.outputDirectory, resume: config.resume, replace: config.replaceExisting, reporter: reporter)
+        if config.resume { try resume() }
+    }
+
+    deinit { lock.release() }
+
+    /// The run's own files: a directory holding any of them holds a run.
+    static let runFiles = ["checkpoint.safetensors", "metrics.jsonl", StateStore.fileName, StateStore.fileName + ".prev"]
+
+    /// Makes `directory` this run's own: creates it, locks it for the life of the process (a
+    /// second run into it is refused while this one lives), and for a fresh run makes sure it
+    /// holds no other run's files: refused, or with `replace` (`--force`) the old run moves
+    /// aside whole to DIRECTORY.previous-N, so that the two never mix.
+    static func claim(_ directory: String, resume: Bool, replace: Bool, reporter: Reporter) throws(TrainError) -> FileLock {
+        let lockPath = directory + "/.leitner.lock"
+        func system<T>(_ body: () throws(SystemError) -> T) throws(TrainError) -> T {
+            do { return try body() } catch { throw TrainError(error) }
         }
+        try system { () throws(SystemError) in try FileSystem.makeDirectories(directory) }
+        guard let lock = try system({ () throws(SystemError) in try FileLock.acquire(lockPath) }) else {
+            throw TrainError("\(directory) is in use by another leitner run (its process id is in \(lockPath)); use another --out")
+        }
+        // An empty metrics log is a run stopped before its first epoch ended: nothing to keep.
+        let holdsRun = runFiles.contains { name in
+            let path = directory + "/" + name
+            return FileSystem.exists(path) && ((try? FileSystem.size(of: path)) ?? 1) > 0
+        }
+        if resume || !holdsRun { return lock }
+        guard replace else {
+            lock.release()
+            throw TrainError("\(directory) holds another run (its checkpoint or metrics log); continue it with --resume, use another --out, or --force to move it aside")
+        }
+        var aside = 1
+        while FileSystem.exists(directory + ".previous-\(aside)") { aside += 1 }
+        let moved = directory + ".previous-\(aside)"
+        try system { () throws(SystemError) in try FileSystem.rename(directory, to: moved) }
+        lock.release()
+        try system { () throws(SystemError) in try FileSystem.makeDirectories(directory) }
+        guard let fresh = try system({ () throws(SystemError) in try FileLock.acquire(lockPath) }) else {
+            throw TrainError("\(directory) is in use by another leitner run; use another --out")
+        }
+        reporter.note("--force: the run that was in \(directory) is now in \(moved)")
+        return fresh
     }
 
     /// Restores weights, optimizer state, epoch and step from the checkpoint, and cuts the
@@ -54,6 +92,13 @@ public final class TrainingSession {
     /// its checkpoint would otherwise leave that epoch twice, or a torn last line).
     func resume() throws(TrainError) {
         guard FileSystem.exists(checkpointPath) else {
+            // Stopped before the first checkpoint (an empty log, no state): start at epoch 1.
+            // (The log exists from a run's start; without it nothing ever ran in this directory.)
+            let emptyLog = FileSystem.exists(metricsPath) && ((try? FileSystem.size(of: metricsPath)) ?? 1) == 0
+            if emptyLog && !FileSystem.exists(StateStore.currentPath(directory: config.outputDirectory)) {
+                reporter.note("--resume: \(config.outputDirectory) has no checkpoint yet (stopped during epoch 1): starting at epoch 1")
+                return
+            }
             throw TrainError("--resume: no checkpoint at \(checkpointPath)")
         }
         try restoreCheckpoint(context: "--resume")

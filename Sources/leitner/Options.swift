@@ -217,14 +217,23 @@ struct ParsedOptions {
             if option.value == nil {
                 if inlineValue != nil { throw UsageError(message: "leitner \(spec.name): --\(name) takes no value") }
                 flags.insert(name)
-            } else if let value = inlineValue {
-                values[name] = value
             } else {
-                guard index < arguments.endIndex else {
-                    throw UsageError(message: "leitner \(spec.name): --\(name) needs a value (\(option.value!))")
+                let value: String
+                if let inlineValue {
+                    value = inlineValue
+                } else {
+                    guard index < arguments.endIndex else {
+                        throw UsageError(message: "leitner \(spec.name): --\(name) needs a value (\(option.value!))")
+                    }
+                    value = arguments[index]
+                    index += 1
                 }
-                values[name] = arguments[index]
-                index += 1
+                // No option takes an empty text: `--out ''` would otherwise write into the
+                // current directory's root, `--policies ''` compare nothing.
+                guard !value.isEmpty else {
+                    throw UsageError(message: "leitner \(spec.name): --\(name) needs a value (\(option.value!)), got an empty text")
+                }
+                values[name] = value
             }
         }
         wantsHelp = help

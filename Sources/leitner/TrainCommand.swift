@@ -71,6 +71,10 @@ enum TrainCommand {
         config.seed = UInt64(try options.value(O.seed))
         config.outputDirectory = try options.value(O.out)
         config.resume = options.isSet(O.resume)
+        config.replaceExisting = options.isSet(O.force)
+        if config.resume && config.replaceExisting {
+            throw UsageError(message: "leitner: --resume continues the run in --out, --force moves it aside: give one of them")
+        }
         config.trainLimit = try trainSubset(options)
         config.testLimit = try options.value(O.testLimit) ?? 0
         if let megabytes = try options.value(O.memoryBudgetMB) {
@@ -94,6 +98,21 @@ enum TrainCommand {
         config.runFacts.add("per-class", (try options.value(DataOptions.perClass)).map { "\($0)" } ?? "all")
         config.runFacts.add("test-limit", config.testLimit > 0 ? "\(config.testLimit)" : "all")
         return config
+    }
+
+    /// This process's command line with `--resume` (and without `--force`), for the message
+    /// after an interruption.
+    static func resumeCommand() -> String {
+        var words: [String] = []
+        for argument in Arguments.all() where argument != "--force" {
+            let plain = !argument.isEmpty && argument.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+                    || byte == 0x2d || byte == 0x5f || byte == 0x2e || byte == 0x2f || byte == 0x3d || byte == 0x3a || byte == 0x2c
+            }
+            words.append(plain ? argument : "'" + argument.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'")
+        }
+        if !words.contains("--resume") { words.append("--resume") }
+        return words.joined(separator: " ")
     }
 
     /// `--train-subset N`, or its older name `--train-limit N` (both given: they must agree).
@@ -129,6 +148,10 @@ enum TrainCommand {
             return 0
         } catch {
             Console.error("leitner \(command): " + error.message)
+            if error.interrupted {
+                Console.error("continue it with: " + resumeCommand())
+                return 128 + StopRequest.signal
+            }
             return 1
         }
     }
@@ -171,6 +194,7 @@ enum TrainOptions {
     static let seed = Option<Int>("seed", "N", default: 1, range: 0...Int.max, help: "random seed (initialisation, shuffling, augmentation)")
     static let out = Option<String>("out", "DIR", default: "runs/latest", help: "output directory")
     static let resume = Flag("resume", help: "continue from OUT/checkpoint.safetensors")
+    static let force = Flag("force", help: "OUT holds another run: move it aside to OUT.previous-N and start afresh")
     static let trainSubset = Option<Int?>("train-subset", "N", range: 0...Int.max, shown: "all",
                                           help: "train on the first N training samples only (quick experiments)")
     static let trainLimit = Option<Int?>("train-limit", "N", range: 0...Int.max, shown: nil, help: "the same as --train-subset (older name)")
@@ -190,7 +214,7 @@ enum TrainOptions {
     static let specs = [
         model.spec, modelFile.spec, DataOptions.data.spec, DataOptions.memoryMB.spec, DataOptions.throttle.spec, epochs.spec,
         batch.spec, threads.spec, board.spec, optimizer.spec, learningRate.spec, momentum.spec, noNesterov.spec,
-        weightDecay.spec, schedule.spec, warmup.spec, augment.spec, cropPadding.spec, seed.spec, out.spec, resume.spec,
+        weightDecay.spec, schedule.spec, warmup.spec, augment.spec, cropPadding.spec, seed.spec, out.spec, resume.spec, force.spec,
         trainSubset.spec, trainLimit.spec, testLimit.spec, memoryBudgetMB.spec, stopAfterEpoch.spec, onNaN.spec,
         noProgress.spec, dumpLosses.spec,
     ]

@@ -24,11 +24,13 @@ commands:
   selftest    the kernel checks (fast paths against naive twins, gradients), inside the binary
   help        show this help
 
-Run 'leitner COMMAND --help' for a command's options.
+Run 'leitner COMMAND --help' (or 'leitner help COMMAND') for a command's options.
 """
 
 func runMain() -> Int32 {
     Console.lineBufferStandardOutput()
+    // SIGINT/SIGTERM stop a run at the next step with valid files; SIGPIPE is ignored.
+    StopRequest.install()
     if let problem = SystemInfo.checkBuildTarget() {
         Console.error("leitner: " + problem)
         return 2
@@ -38,33 +40,36 @@ func runMain() -> Int32 {
         print(topHelp)
         return 0
     }
-    let command = arguments[1]
-    let rest = arguments[2...]
+    return runCommand(arguments[1], arguments[2...])
+}
+
+/// The commands `leitner` knows, for `leitner help COMMAND`.
+let commands = ["bench", "train", "finetune", "pack", "compare", "energy-run", "eval", "parity", "boards", "doctor", "selftest"]
+
+/// Runs one command: its exit code (2 for a usage error, after the message).
+func runCommand(_ command: String, _ rest: ArraySlice<String>) -> Int32 {
     do throws(UsageError) {
         switch command {
-        case "bench":
-            return try BenchCommand.run(rest)
-        case "train":
-            return try TrainCommand.run(rest)
-        case "finetune":
-            return try FinetuneCommand.run(rest)
-        case "pack":
-            return try PackCommand.run(rest)
-        case "compare":
-            return try CompareCommand.run(rest)
-        case "energy-run":
-            return try EnergyRunCommand.run(rest)
-        case "eval":
-            return try EvalCommand.run(rest)
-        case "parity":
-            return try ParityCommand.run(rest)
-        case "boards":
-            return try BoardsCommand.run(rest)
-        case "doctor":
-            return try DoctorCommand.run(rest)
-        case "selftest":
-            return try SelftestCommand.run(rest)
+        case "bench": return try BenchCommand.run(rest)
+        case "train": return try TrainCommand.run(rest)
+        case "finetune": return try FinetuneCommand.run(rest)
+        case "pack": return try PackCommand.run(rest)
+        case "compare": return try CompareCommand.run(rest)
+        case "energy-run": return try EnergyRunCommand.run(rest)
+        case "eval": return try EvalCommand.run(rest)
+        case "parity": return try ParityCommand.run(rest)
+        case "boards": return try BoardsCommand.run(rest)
+        case "doctor": return try DoctorCommand.run(rest)
+        case "selftest": return try SelftestCommand.run(rest)
         case "help", "--help", "-h":
+            // `leitner help train` is `leitner train --help`.
+            if let topic = rest.first {
+                guard commands.contains(topic) else {
+                    Console.error("leitner help: unknown command '\(topic)'\n\n" + topHelp)
+                    return 2
+                }
+                return runCommand(topic, ["--help"])
+            }
             print(topHelp)
             return 0
         default:
