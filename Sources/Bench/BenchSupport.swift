@@ -66,11 +66,11 @@ enum BenchSupport {
 
     /// Clock in GHz: cpufreq's maximum when present, else /proc/cpuinfo's "cpu MHz", else 2.0.
     static func cpuGHz() -> Double {
-        if let bytes = try? FileSystem.readAll("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"),
+        if let bytes = try? FileSystem.readAll("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", limit: 4096),
            let kHz = Double(String(decoding: bytes, as: UTF8.self).filter { $0 != "\n" }), kHz > 0 {
             return kHz / 1e6
         }
-        if let bytes = try? FileSystem.readAll("/proc/cpuinfo") {
+        if let bytes = try? FileSystem.readAll("/proc/cpuinfo", limit: 4 << 20) {
             let text = String(decoding: bytes, as: UTF8.self)
             for line in text.split(separator: "\n") where line.hasPrefix("cpu MHz") {
                 if let colon = line.firstIndex(of: ":"),

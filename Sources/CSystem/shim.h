@@ -79,6 +79,15 @@ static inline int leitner_install_stop_handlers(void) {
 static inline int leitner_stop_signal_received(void) { return leitner_stop_signal; }
 static inline void leitner_clear_stop_signal(void) { leitner_stop_signal = 0; }
 
+/// The device and inode of `path` (following links): 0, or -1 with errno.
+static inline int leitner_file_id(const char *path, uint64_t *device_out, uint64_t *inode_out) {
+    struct stat info;
+    if (stat(path, &info) != 0) return -1;
+    *device_out = (uint64_t)info.st_dev;
+    *inode_out = (uint64_t)info.st_ino;
+    return 0;
+}
+
 #endif
 }
 
@@ -124,6 +133,15 @@ static inline int leitner_install_stop_handlers(void) {
 }
 static inline int leitner_stop_signal_received(void) { return leitner_stop_signal; }
 static inline void leitner_clear_stop_signal(void) { leitner_stop_signal = 0; }
+
+/// The device and inode of `path` (following links): 0, or -1 with errno.
+static inline int leitner_file_id(const char *path, uint64_t *device_out, uint64_t *inode_out) {
+    struct stat info;
+    if (stat(path, &info) != 0) return -1;
+    *device_out = (uint64_t)info.st_dev;
+    *inode_out = (uint64_t)info.st_ino;
+    return 0;
+}
 
 #endif
 }
@@ -254,6 +272,15 @@ static inline int leitner_install_stop_handlers(void) {
 static inline int leitner_stop_signal_received(void) { return leitner_stop_signal; }
 static inline void leitner_clear_stop_signal(void) { leitner_stop_signal = 0; }
 
+/// The device and inode of `path` (following links): 0, or -1 with errno.
+static inline int leitner_file_id(const char *path, uint64_t *device_out, uint64_t *inode_out) {
+    struct stat info;
+    if (stat(path, &info) != 0) return -1;
+    *device_out = (uint64_t)info.st_dev;
+    *inode_out = (uint64_t)info.st_ino;
+    return 0;
+}
+
 #endif
 }
 
@@ -333,5 +360,14 @@ static inline int leitner_install_stop_handlers(void) {
 }
 static inline int leitner_stop_signal_received(void) { return leitner_stop_signal; }
 static inline void leitner_clear_stop_signal(void) { leitner_stop_signal = 0; }
+
+/// The device and inode of `path` (following links): 0, or -1 with errno.
+static inline int leitner_file_id(const char *path, uint64_t *device_out, uint64_t *inode_out) {
+    struct stat info;
+    if (stat(path, &info) != 0) return -1;
+    *device_out = (uint64_t)info.st_dev;
+    *inode_out = (uint64_t)info.st_ino;
+    return 0;
+}
 
 #endif

@@ -17,6 +17,12 @@ public enum PackImport {
         public init() {}
     }
 
+    /// The largest input files the converters read whole: a CIFAR batch (CIFAR-100's training
+    /// file is 155 MB), a CSV (parsed in memory: about 7 bytes per CSV byte), one image.
+    public static let maximumBatchFileBytes = 512 << 20
+    public static let maximumCSVBytes = 256 << 20
+    public static let maximumImageFileBytes = 64 << 20
+
     public static let cifar10ClassNames = [
         "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
     ]
@@ -66,7 +72,7 @@ public enum PackImport {
                                     blockBytes: options.blockBytes, level: options.level)
         for path in batches {
             let bytes: [UInt8]
-            do { bytes = try FileSystem.readAll(path) } catch { throw DataError(error) }
+            do { bytes = try FileSystem.readAll(path, limit: PackImport.maximumBatchFileBytes) } catch { throw DataError(error) }
             if bytes.isEmpty || bytes.count % recordBytes != 0 {
                 throw DataError(path: path, kind: .dimensionMismatch(
                     "\(bytes.count) bytes are not whole CIFAR-\(hundred ? 100 : 10) records of \(recordBytes) bytes"))
@@ -194,7 +200,7 @@ public enum PackImport {
     /// with 1-based line numbers.
     static func csvRows(_ path: String) throws(DataError) -> [(line: Int, fields: [String])] {
         let bytes: [UInt8]
-        do { bytes = try FileSystem.readAll(path) } catch { throw DataError(error) }
+        do { bytes = try FileSystem.readAll(path, limit: PackImport.maximumCSVBytes) } catch { throw DataError(error) }
         var rows: [(line: Int, fields: [String])] = []
         var line = 0
         for raw in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
@@ -226,7 +232,7 @@ public enum NetPBM {
 
     public static func read(_ path: String) throws(DataError) -> Image {
         let bytes: [UInt8]
-        do { bytes = try FileSystem.readAll(path) } catch { throw DataError(error) }
+        do { bytes = try FileSystem.readAll(path, limit: PackImport.maximumImageFileBytes) } catch { throw DataError(error) }
         func fail(_ detail: String) -> DataError { DataError(path: path, kind: .invalidArgument("not a binary PGM/PPM image: " + detail)) }
         guard bytes.count >= 2, bytes[0] == UInt8(ascii: "P"), bytes[1] == UInt8(ascii: "5") || bytes[1] == UInt8(ascii: "6") else {
             throw fail("the file does not start with P5 or P6")

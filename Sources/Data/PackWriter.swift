@@ -2,9 +2,16 @@ import Platform
 
 /// Writes a pack record by record: whole records are gathered into blocks of about
 /// `blockBytes`, each compressed into its own gzip member; `finish` writes the index and then
-/// the header (whose size is fixed from the start, so it is rewritten in place).
+/// the header (whose size is fixed from the start, so it is rewritten in place). The pack is
+/// written to PATH.partial and renamed to PATH only once complete and synced: a failed or
+/// interrupted pack leaves whatever was at PATH untouched and no partial file behind.
 public final class PackWriter {
     public let path: String
+    /// Where the pack is written until `finish` renames it to `path`.
+    public let temporaryPath: String
+    /// Set once the complete pack has been renamed to `path`.
+    var published = false
+    var closed = false
     public private(set) var header: PackHeader
     let file: FileHandle
     let codec: GzipCodec
@@ -42,13 +49,14 @@ public final class PackWriter {
             throw DataError(path: path, kind: .absurdDimensions("a record of \(header.recordBytes) bytes exceeds the block limit"))
         }
         self.path = path
+        temporaryPath = path + ".partial"
         recordsPerBlock = max(1, min(blockBytes, Pack.maximumBlockBytes) / header.recordBytes)
         codec = GzipCodec.encoder(level: level)
         compressed = [UInt8](repeating: 0, count: codec.bound(recordsPerBlock * header.recordBytes))
         block.reserveCapacity(recordsPerBlock * header.recordBytes)
         sums = [Double](repeating: 0, count: channels)
         squares = [Double](repeating: 0, count: channels)
-        do { file = try FileHandle.create(path) } catch { throw DataError(error) }
+        do { file = try FileHandle.create(temporaryPath) } catch { throw DataError(error) }
         // A placeholder header of the final size; `finish` overwrites it.
         let placeholder = Pack.extraMember(id: (0x4c, 0x48), data: header.encoded())
         offset = placeholder.count
@@ -98,6 +106,10 @@ public final class PackWriter {
     }
 
     func flush() throws(DataError) {
+        // SIGINT/SIGTERM: stop between blocks; deinit removes the partial file.
+        if StopRequest.requested {
+            throw DataError(path: path, kind: .invalidArgument("stopped by \(StopRequest.signalName) after \(samples) samples; nothing was written"))
+        }
         guard !block.isEmpty else { return }
         let first = blocks.last.map { $0.firstSample + $0.sampleCount } ?? 0
         let length = block.withUnsafeBytes { input in
@@ -118,7 +130,6 @@ public final class PackWriter {
         precondition(!finished, "finish called twice")
         finished = true
         try flush()
-        defer { try? file.close() }
         if samples == 0 { throw DataError(path: path, kind: .invalidArgument("no samples to pack")) }
         var entries: [UInt8] = []
         for block in blocks { block.append(to: &entries) }
@@ -147,8 +158,19 @@ public final class PackWriter {
         do {
             try member.withUnsafeBufferPointer { (raw) throws(SystemError) in try file.writeAll(raw.baseAddress!, count: raw.count, at: 0) }
             try file.sync()
+            closed = true
+            try file.close()
+            try FileSystem.rename(temporaryPath, to: path)
         } catch { throw DataError(error) }
+        published = true
         return header
+    }
+
+    /// An unfinished or failed pack: its partial file goes (a finished one was renamed).
+    deinit {
+        guard !published else { return }
+        if !closed { try? file.close() }
+        try? FileSystem.remove(temporaryPath)
     }
 
     func write(_ bytes: [UInt8]) throws(DataError) { try write(bytes[...]) }

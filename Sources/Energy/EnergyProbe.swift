@@ -8,7 +8,7 @@ public enum EnergyProbe {
         var found: [String] = []
         for index in 0..<32 {
             let directory = "/sys/class/hwmon/hwmon\(index)/"
-            guard let bytes = try? FileSystem.readAll(directory + "name") else { continue }
+            guard let bytes = try? FileSystem.readAll(directory + "name", limit: 4096) else { continue }
             let name = String(decoding: bytes, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "?"
             var kinds: [String] = []
             if FileSystem.exists(directory + "power1_input") { kinds.append("power") }
@@ -18,7 +18,7 @@ public enum EnergyProbe {
         }
         let rapl = "/sys/class/powercap/intel-rapl:0/energy_uj"
         if FileSystem.exists(rapl) {
-            found.append((try? FileSystem.readAll(rapl)) != nil ? "RAPL (readable)" : "RAPL (present, not readable: run as root)")
+            found.append((try? FileSystem.readAll(rapl, limit: 4096)) != nil ? "RAPL (readable)" : "RAPL (present, not readable: run as root)")
         }
         for tool in ["/usr/bin/vcgencmd", "/opt/vc/bin/vcgencmd"] where FileSystem.exists(tool) {
             found.append("vcgencmd pmic_read_adc (\(tool))")

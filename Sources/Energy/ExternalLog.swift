@@ -5,6 +5,9 @@ import Platform
 /// (`1732350000.25`) or UTC date-times (`2026-11-23 09:15:02.5`, `2026-11-23T09:15:02Z`);
 /// a header line and lines that do not parse are skipped (counted in `skipped`).
 public struct ExternalLog {
+    /// The largest log read (a day of 10 Hz samples is about 30 MB of CSV).
+    public static let maximumBytes = 256 << 20
+
     /// Unix seconds and watts, in file order.
     public var unixTimes: [Double] = []
     public var watts: [Double] = []
@@ -16,7 +19,7 @@ public struct ExternalLog {
     /// Reads and parses the file.
     public static func load(_ path: String) throws(EnergyError) -> ExternalLog {
         let bytes: [UInt8]
-        do { bytes = try FileSystem.readAll(path) } catch { throw EnergyError("external log: " + error.description) }
+        do { bytes = try FileSystem.readAll(path, limit: ExternalLog.maximumBytes) } catch { throw EnergyError("external log: " + error.description) }
         var log = ExternalLog.parse(String(decoding: bytes, as: UTF8.self))
         log.path = path
         guard log.unixTimes.count >= 2 else { throw EnergyError("external log \(path): fewer than two `timestamp,watts` lines") }

@@ -48,6 +48,9 @@ public struct LayerSpec {
 /// reading earlier nodes. Build one with `ModelBuilder`; the runtime (`Model`) plans memory
 /// and runs it. The last node's output is the logits.
 public struct ModelDescription {
+    /// The largest model description file read (a large backbone is a few hundred lines).
+    public static let maximumFileBytes = 1 << 20
+
     public var name: String
     public var input: TensorShape
     public var classes: Int

@@ -3,7 +3,7 @@
 public enum Arguments {
     /// All arguments including the program name at index 0.
     public static func all() -> [String] {
-        guard let bytes = try? FileSystem.readAll("/proc/self/cmdline") else { return [] }
+        guard let bytes = try? FileSystem.readAll("/proc/self/cmdline", limit: 16 << 20) else { return [] }
         var result: [String] = []
         var start = 0
         for index in bytes.indices where bytes[index] == 0 {

@@ -4,6 +4,9 @@
 /// so a binary copied alone to a board still knows them, and a profile file given by path is
 /// read at run time.
 public struct BoardProfile {
+    /// The largest board profile file read (the shipped ones are under 2 KiB).
+    public static let maximumFileBytes = 64 << 10
+
     public var name = ""
     public var description = ""
     /// Swift target triple of the Embedded build.
@@ -121,7 +124,7 @@ public struct BoardProfile {
     public static func load(_ nameOrPath: String) throws(BoardError) -> BoardProfile {
         if nameOrPath.contains("/") || nameOrPath.hasSuffix(".board") {
             let bytes: [UInt8]
-            do { bytes = try FileSystem.readAll(nameOrPath) }
+            do { bytes = try FileSystem.readAll(nameOrPath, limit: BoardProfile.maximumFileBytes) }
             catch { throw BoardError(source: nameOrPath, line: 0, message: error.description) }
             return try parse(String(decoding: bytes, as: UTF8.self), source: nameOrPath)
         }

@@ -87,7 +87,7 @@ extension FileSystem {
 
     /// A small text file's content (sysfs `name` files), trailing whitespace removed.
     public static func readText(_ path: String) throws(SystemError) -> String {
-        var text = String(decoding: try readAll(path), as: UTF8.self)
+        var text = String(decoding: try readAll(path, limit: 64 << 10), as: UTF8.self)
         while let last = text.last, last == "\n" || last == " " || last == "\t" || last == "\r" || last == "\0" { text.removeLast() }
         return text
     }

@@ -152,8 +152,17 @@ public enum FileSystem {
         try rename(temporary, to: path)
     }
 
-    /// Reads a whole (small) file into a byte array.
-    public static func readAll(_ path: String) throws(SystemError) -> [UInt8] {
+    /// Whether `a` and `b` name the same existing file (same device and inode, links followed).
+    public static func sameFile(_ a: String, _ b: String) -> Bool {
+        var deviceA: UInt64 = 0, inodeA: UInt64 = 0, deviceB: UInt64 = 0, inodeB: UInt64 = 0
+        guard leitner_file_id(a, &deviceA, &inodeA) == 0, leitner_file_id(b, &deviceB, &inodeB) == 0 else { return false }
+        return deviceA == deviceB && inodeA == inodeB
+    }
+
+    /// Reads a whole file into a byte array, refusing one longer than `limit` bytes (EFBIG,
+    /// the limit in the message): every caller says how large a file of its kind can be, so
+    /// `/dev/zero` or a wrong path cannot exhaust memory.
+    public static func readAll(_ path: String, limit: Int) throws(SystemError) -> [UInt8] {
         let file = try FileHandle.openForReading(path)
         defer { try? file.close() }
         var bytes: [UInt8] = []
@@ -161,6 +170,9 @@ public enum FileSystem {
         while true {
             let got = try readChunk(file, into: &chunk)
             if got == 0 { break }
+            if bytes.count + got > limit {
+                throw SystemError(call: "read", subject: path + " (more than the \(Format.bytes(limit)) such a file may hold)", code: EFBIG)
+            }
             bytes.append(contentsOf: chunk[0..<got])
         }
         return bytes

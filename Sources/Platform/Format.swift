@@ -30,6 +30,14 @@ public enum Format {
     static func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
 
     /// `text` right-aligned in a column of `width` characters.
+    /// A byte count for a message: "512 bytes", "64 KiB", "16 MiB", "1 GiB" (whole units).
+    public static func bytes(_ count: Int) -> String {
+        if count >= 1 << 30 && count % (1 << 30) == 0 { return "\(count >> 30) GiB" }
+        if count >= 1 << 20 && count % (1 << 20) == 0 { return "\(count >> 20) MiB" }
+        if count >= 1 << 10 && count % (1 << 10) == 0 { return "\(count >> 10) KiB" }
+        return "\(count) bytes"
+    }
+
     public static func pad(_ text: String, _ width: Int) -> String {
         text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
     }

@@ -18,10 +18,10 @@ public struct MachineInfo {
     public static func read(root: String = "/") -> MachineInfo {
         var info = MachineInfo()
         info.onlineCores = SystemInfo.onlineCores()
-        if let text = try? FileSystem.readAll(root + "proc/cpuinfo") {
+        if let text = try? FileSystem.readAll(root + "proc/cpuinfo", limit: 4 << 20) {
             info.parseCPUInfo(String(decoding: text, as: UTF8.self))
         }
-        if let text = try? FileSystem.readAll(root + "proc/meminfo") {
+        if let text = try? FileSystem.readAll(root + "proc/meminfo", limit: 1 << 20) {
             info.parseMemInfo(String(decoding: text, as: UTF8.self))
         }
         return info

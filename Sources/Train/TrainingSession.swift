@@ -146,7 +146,7 @@ public final class TrainingSession {
     func trimMetricsLog(toEpoch epoch: Int) throws(TrainError) {
         guard FileSystem.exists(metricsPath) else { return }
         do throws(SystemError) {
-            let bytes = try FileSystem.readAll(metricsPath)
+            let bytes = try FileSystem.readAll(metricsPath, limit: 1 << 30)
             var kept = ""
             var dropped = 0
             for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {

@@ -288,4 +288,7 @@ struct ParsedOptions {
     func isGiven<Value>(_ option: Parsed<Value>) -> Bool { values[option.spec.name] != nil }
 
     func isSet(_ flag: Flag) -> Bool { flags.contains(flag.spec.name) }
+
+    /// The names of the options given (with or without a value), in no particular order.
+    var givenNames: [String] { Array(values.keys) + Array(flags) }
 }

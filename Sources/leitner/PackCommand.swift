@@ -47,6 +47,27 @@ enum PackCommand {
             throw UsageError(message: "leitner pack: name a kind: idx, cifar10, cifar100, images, csv, info or verify (see leitner pack --help)")
         }
         let inputs = Array(options.positionals.dropFirst())
+        // Each kind reads only some options: one given to another kind would do nothing.
+        let writer = [out.spec.name, blockKB.spec.name, level.spec.name, classNames.spec.name, classes.spec.name]
+        let allowed: [String]
+        switch kind {
+        case "info", "verify": allowed = []
+        case "idx", "cifar10": allowed = writer
+        case "cifar100": allowed = writer + [coarse.spec.name]
+        case "images": allowed = writer + [labels.spec.name]
+        case "csv": allowed = writer + [element.spec.name, shape.spec.name]
+        default: allowed = spec.options.map { $0.name }
+        }
+        for name in options.givenNames where !allowed.contains(name) {
+            throw UsageError(message: "leitner pack \(kind): --\(name) does nothing here (it applies to " + kindsUsing(name) + ")")
+        }
+        if let output = try options.value(out) {
+            var read = inputs
+            if let labelsPath = try options.value(labels) { read.append(labelsPath) }
+            for input in read where input == output || FileSystem.sameFile(input, output) {
+                throw UsageError(message: "leitner pack \(kind): --out \(output) is an input; write the pack to another file")
+            }
+        }
         do throws(DataError) {
             switch kind {
             case "info":
@@ -106,6 +127,16 @@ enum PackCommand {
         } catch {
             Console.error("leitner pack: " + error.description)
             return 1
+        }
+    }
+
+    /// The kinds an option applies to, for a message.
+    static func kindsUsing(_ name: String) -> String {
+        switch name {
+        case coarse.spec.name: return "cifar100"
+        case labels.spec.name: return "images"
+        case element.spec.name, shape.spec.name: return "csv"
+        default: return "idx, cifar10, cifar100, images and csv"
         }
     }
 

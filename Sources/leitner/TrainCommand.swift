@@ -28,7 +28,9 @@ enum TrainCommand {
         let modelName = try options.value(O.model)
         let modelFile = try options.value(O.modelFile)
         if let file = modelFile {
-            guard let bytes = try? FileSystem.readAll(file) else { throw UsageError(message: "leitner: cannot read --model-file \(file)") }
+            let bytes: [UInt8]
+            do { bytes = try FileSystem.readAll(file, limit: ModelDescription.maximumFileBytes) }
+            catch { throw UsageError(message: "leitner: cannot read --model-file: \(error.description)") }
             do { description = try ModelDescription.parse(String(decoding: bytes, as: UTF8.self), name: file) }
             catch { throw UsageError(message: "leitner: \(error.message)") }
         } else {
