@@ -142,6 +142,7 @@ func directionalDerivatives(_ model: Model, batch: Int, over ranges: [(offset: I
             optimizer.step(learningRate: 0.01)
         }
         for _ in 0..<3 { step() }
+        if threads > 1 { tracker.ignoreCallSites { context.pool.run(tasks: 2, threads: 2) { _ in } } }
         let runsBefore = context.pool.parallelRuns
         let (_, calls) = tracker.counting { for _ in 0..<100 { step() } }
         let runs = context.pool.parallelRuns - runsBefore

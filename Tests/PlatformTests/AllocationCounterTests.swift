@@ -100,6 +100,12 @@ import Testing
                 "pool created after the tracker, thunk excluded: \(trackedPool); callers:\n\(AllocationTracker.callSites().joined(separator: "\n"))")
         #expect(untrackedPool.malloc == tasks / 2 && untrackedPool.total == tasks,
                 "pool created before the tracker (only the caller's half), thunk excluded: \(untrackedPool)")
+        // The thunk's caller can be left out of the recorded callers (still counted).
+        let ignored = tracker.ignoreCallSites { pool.run(tasks: 2, threads: 2) { _ in } }
+        #expect(ignored?.contains("ThreadPool.run") == true, "\(ignored ?? "nil")")
+        let (_, thunkOnly) = tracker.counting { pool.run(tasks: 2, threads: 2) { _ in } }
+        #expect(thunkOnly == AllocationCalls.poolThunks(runs: 1) && AllocationTracker.callSites().isEmpty,
+                "\(thunkOnly), \(AllocationTracker.callSites())")
         // One participant: the pool hands nothing to the workers and allocates nothing.
         let (_, single) = tracker.counting { pool.run(tasks: tasks, threads: 1) { _ in } }
         #expect(single.isZero, "run on one participant: \(single)")
