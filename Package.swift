@@ -69,13 +69,21 @@ let package = Package(
         // What tests need from outside the package (binary, python, datasets), skipped with a
         // reason outside CI and failed under CI=true. Test-only: no library depends on it.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "PlatformTests", dependencies: ["Platform"], swiftSettings: common),
+        // Test only (never a dependency of `leitner` or a library target): an interposer of
+        // malloc, free and the rest of the allocator that counts every call, per thread tag, and
+        // its Swift face, for the tests that prove a training step allocates nothing.
+        // The test binary exports its symbols so that the counter names the Swift functions that
+        // allocated (dladdr) in a failure message.
+        .target(name: "CAllocCounter", path: "Tests/CAllocCounter",
+                linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic"])]),
+        .target(name: "AllocCounting", dependencies: ["CAllocCounter"], path: "Tests/AllocCounting"),
+        .testTarget(name: "PlatformTests", dependencies: ["Platform", "AllocCounting"], swiftSettings: common),
         .testTarget(name: "KernelsTests", dependencies: ["TestSupport", "Kernels", "Platform"], swiftSettings: common),
-        .testTarget(name: "NNTests", dependencies: ["TestSupport", "NN", "Kernels", "Platform"], swiftSettings: common),
-        .testTarget(name: "DataTests", dependencies: ["TestSupport", "Data", "Platform"], swiftSettings: common),
+        .testTarget(name: "NNTests", dependencies: ["TestSupport", "NN", "Kernels", "Platform", "AllocCounting"], swiftSettings: common),
+        .testTarget(name: "DataTests", dependencies: ["TestSupport", "Data", "Platform", "AllocCounting"], swiftSettings: common),
         .testTarget(name: "SelectTests", dependencies: ["Select", "Platform"], swiftSettings: common),
-        .testTarget(name: "EnergyTests", dependencies: ["Energy", "Platform"], swiftSettings: common),
-        .testTarget(name: "TrainTests", dependencies: ["TestSupport", "Train", "Select", "Energy", "NN", "Data", "Kernels", "Platform"], swiftSettings: common),
+        .testTarget(name: "EnergyTests", dependencies: ["Energy", "Platform", "AllocCounting"], swiftSettings: common),
+        .testTarget(name: "TrainTests", dependencies: ["TestSupport", "Train", "Select", "Energy", "NN", "Data", "Kernels", "Platform", "AllocCounting"], swiftSettings: common),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -27,17 +26,6 @@
 /// errno is a macro over a thread-local; Swift cannot read it directly in Embedded mode.
 static inline int leitner_errno(void) { return errno; }
 static inline void leitner_set_errno(int value) { errno = value; }
-
-/// Heap bytes in use according to glibc (mallinfo2.uordblks); used to prove a step allocates nothing.
-static inline size_t leitner_heap_in_use(void) {
-    struct mallinfo2 info = mallinfo2();
-    return info.uordblks;
-}
-/// Number of heap chunks handed out by mmap plus arena bytes: a second, coarser allocation witness.
-static inline size_t leitner_heap_mmapped(void) {
-    struct mallinfo2 info = mallinfo2();
-    return info.hblkhd;
-}
 
 /// 1 when the running CPU has the instructions the binary was compiled for (AVX2 + FMA on x86_64).
 static inline int leitner_cpu_has_avx2_fma(void) {

@@ -14,10 +14,8 @@ public enum Clock {
     public static func processCPUSeconds() -> Double { Double(leitner_process_cpu_ns()) * 1e-9 }
 }
 
-/// Process-level facts: heap use (for the no-allocation proof), peak RSS, CPU capability.
+/// Process-level facts: peak RSS, cores, CPU capability.
 public enum SystemInfo {
-    /// Bytes glibc's malloc has handed out and not taken back (mallinfo2().uordblks).
-    public static func heapBytesInUse() -> Int { Int(leitner_heap_in_use()) + Int(leitner_heap_mmapped()) }
     /// Peak resident set size in bytes.
     public static func peakResidentBytes() -> Int { Int(leitner_peak_rss_kib()) * 1024 }
     /// Online CPU cores.

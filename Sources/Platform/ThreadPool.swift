@@ -3,7 +3,8 @@ import CSystem
 /// A fixed pool of pthreads created once. `run` hands out task indices with a static
 /// round-robin assignment (participant p runs tasks p, p + threads, ...), so which thread
 /// computes which task never depends on timing: results are deterministic for a given
-/// thread count. The caller is participant 0. `run` performs no heap allocation.
+/// thread count. The caller is participant 0. `run` allocates one closure thunk when it hands
+/// work to the workers (see `parallelRuns`), nothing on one participant.
 /// A pool serves one caller at a time (`run` is not reentrant across threads); a concurrent
 /// second caller stops the process with a message rather than corrupting the first job.
 public final class ThreadPool {
@@ -24,6 +25,11 @@ public final class ThreadPool {
     private var jobTasks = 0
     private var jobParticipants = 0
     private var shuttingDown = false
+    /// Calls of `run` handed to the workers (more than one participant). Each allocates: the
+    /// caller's non-escaping closure becomes escaping through `withoutActuallyEscaping`, whose
+    /// thunk context (32 bytes) is heap-allocated because the job is stored for the workers, and
+    /// is freed when the job ends: one malloc and one free per call (Tests/CAllocCounter).
+    public private(set) var parallelRuns = 0
 
     /// How long a worker waiting for a job, or the caller waiting for the workers, polls before
     /// it sleeps on its condition variable. Kernels call `run` hundreds of times per training
@@ -117,6 +123,7 @@ public final class ThreadPool {
             for task in 0..<tasks { body(task) }
             return
         }
+        parallelRuns &+= 1
         withoutActuallyEscaping(body) { escapable in
             pthread_mutex_lock(mutex)
             // One caller at a time: a second concurrent caller would overwrite the job.

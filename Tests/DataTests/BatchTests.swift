@@ -1,3 +1,4 @@
+import AllocCounting
 import Data
 import Platform
 import Testing
@@ -211,7 +212,7 @@ import Testing
         #expect(a != c)
     }
 
-    /// mallinfo2 is process-wide: run the tests with `--no-parallel` (as CI does) for this proof.
+    /// Shuffling and assembling 40 augmented batches make no allocator call (Tests/CAllocCounter).
     @Test func assemblyAllocatesNothing() throws {
         let dataset = try Self.synthetic(count: 256, channels: 1, height: 28, width: 28)
         let assembler = BatchAssembler(dataset: dataset, augmentation: .cropAndFlip)
@@ -222,11 +223,9 @@ import Testing
         var generator = SeededGenerator(seed: 5)
         EpochOrder.shuffled(count: 256, generator: &generator, into: order)
         assembler.assemble(indices: UnsafeBufferPointer(rebasing: order[0..<64]), input: input, labels: labels, generator: &generator)
-        // The heap is process-wide and the test library's own threads free memory now and then:
-        // a retained allocation per batch shows in every trial, noise only in some.
-        var changes: [String] = []
-        for _ in 0..<5 {
-            let before = SystemInfo.heapBytesInUse()
+        let tracker = AllocationTracker()
+        defer { tracker.end() }
+        let (_, calls) = tracker.counting {
             for _ in 0..<10 {
                 EpochOrder.shuffled(count: 256, generator: &generator, into: order)
                 for start in stride(from: 0, to: 256, by: 64) {
@@ -234,11 +233,9 @@ import Testing
                                        labels: labels, generator: &generator)
                 }
             }
-            let after = SystemInfo.heapBytesInUse()
-            if after == before { return }
-            changes.append("\(before) -> \(after)")
         }
-        Issue.record("heap in use changed in every trial of 40 batches: \(changes)")
+        #expect(AllocationTracker.isInterposing, "malloc is not the counting interposer")
+        #expect(calls.total == 0, "40 batches made \(calls); callers:\n\(AllocationTracker.callSites().joined(separator: "\n"))")
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import AllocCounting
 import Testing
 import Energy
 import Platform
@@ -99,14 +100,16 @@ import Platform
         defer { tree.remove() }
         try tree.write("stat", "cpu  100 0 50 1000 20 5 5 0 0 0\n")
         let meter = Meter.model(try ModelMeter(model: .generic, source: .system, procRoot: tree.root))
+        // Created before the recorder's thread: that thread is tracked (Tests/CAllocCounter).
+        let tracker = AllocationTracker()
+        defer { tracker.end() }
         let recorder = EnergyRecorder(meter: meter, hz: 0.01)
         try recorder.start()
         for _ in 0..<10 { recorder.sampleNow() }
-        let before = SystemInfo.heapBytesInUse()
-        for _ in 0..<200 { recorder.sampleNow() }
-        let after = SystemInfo.heapBytesInUse()
+        let (_, calls) = tracker.counting { for _ in 0..<200 { recorder.sampleNow() } }
         recorder.stop()
-        #expect(after == before, "heap moved by \(after - before) bytes over 200 readings")
+        #expect(AllocationTracker.isInterposing, "malloc is not the counting interposer")
+        #expect(calls.total == 0, "200 readings made \(calls); callers:\n\(AllocationTracker.callSites().joined(separator: "\n"))")
         #expect(recorder.readingCount >= 211)
     }
 }

@@ -1,3 +1,4 @@
+import AllocCounting
 import Testing
 import Kernels
 import NN
@@ -118,12 +119,18 @@ func directionalDerivatives(_ model: Model, batch: Int, over ranges: [(offset: I
         }
     }
 
-    /// A training step allocates nothing: glibc's heap use (mallinfo2) is unchanged over 100
-    /// steps (forward, per-sample loss, backward, SGD update) after warm-up; also for a partial
-    /// update (frozen statistics, masked ReLUs, per-range optimizer steps).
-    @Test(arguments: ["all", "bn+bias"])
-    func trainingStepPerformsNoHeapAllocation(update: String) throws {
-        let context = try KernelContext(threads: 2)
+    /// A training step allocates nothing: zero calls to the allocator (malloc, free and the
+    /// rest, counted by Tests/CAllocCounter on the caller and the pool's worker) over 100 steps
+    /// (forward, per-sample loss, backward, SGD update) after warm-up; also for a partial
+    /// update (frozen statistics, masked ReLUs, per-range optimizer steps). With two threads
+    /// the one known exception is ThreadPool.run's closure thunk (one malloc and one free per
+    /// call that reaches the worker), counted exactly and recorded as a known issue.
+    @Test(arguments: ["all", "bn+bias"], [1, 2])
+    func trainingStepPerformsNoHeapAllocation(update: String, threads: Int) throws {
+        // Created first: the pool's worker, created by this thread below, is tracked too.
+        let tracker = AllocationTracker()
+        defer { tracker.end() }
+        let context = try KernelContext(threads: threads)
         let batch = 8
         let trainability = try Trainability(smallModel(), mode: UpdateMode(parsing: update)!)
         let model = try Model(smallModel(), batch: batch, context: context, trainability: trainability)
@@ -135,18 +142,21 @@ func directionalDerivatives(_ model: Model, batch: Int, over ranges: [(offset: I
             optimizer.step(learningRate: 0.01)
         }
         for _ in 0..<3 { step() }
-        // mallinfo2 is process-wide: another thread of the test runner may free or allocate
-        // at the same moment. A step that allocates would change the heap in every attempt,
-        // so one exactly unchanged attempt out of five is the proof; all five changed fails.
-        var changes: [Int] = []
-        for _ in 0..<5 {
-            let before = SystemInfo.heapBytesInUse()
-            for _ in 0..<100 { step() }
-            let after = SystemInfo.heapBytesInUse()
-            changes.append(after - before)
-            if after == before { break }
+        if threads > 1 { tracker.ignoreCallSites { context.pool.run(tasks: 2, threads: 2) { _ in } } }
+        let runsBefore = context.pool.parallelRuns
+        let (_, calls) = tracker.counting { for _ in 0..<100 { step() } }
+        let runs = context.pool.parallelRuns - runsBefore
+        #expect(AllocationTracker.isInterposing, "malloc is not the counting interposer")
+        let other = calls - AllocationCalls.poolThunks(runs: runs)
+        #expect(other.isZero, "100 training steps (update \(update), \(threads) threads) made \(calls), \(other.total) besides the \(runs) pool runs' thunks; callers:\n\(AllocationTracker.callSites().joined(separator: "\n"))")
+        if runs > 0 {
+            withKnownIssue("ThreadPool.run allocates its job's closure thunk (one malloc + one free per call that reaches the workers)") {
+                #expect(calls.isZero, "\(update), \(threads) threads: \(calls) in 100 steps, \(runs) pool runs")
+            }
+        } else {
+            #expect(calls.isZero, "100 training steps (update \(update), \(threads) threads) made \(calls)")
         }
-        #expect(changes.last == 0, "heap in use changed over every attempt of 100 training steps: \(changes) bytes")
+        #expect(threads == 1 || update != "all" || runs > 0, "two threads but no kernel used the worker: the pool is not exercised")
         // The steps did real work: the loss is finite and the model learned the fixed batch.
         var sum: Float = 0
         for sample in 0..<batch { sum += model.losses[sample] }
