@@ -1,10 +1,23 @@
 import CSystem
 
+/// The body of a parallel loop: `run(task:)` computes task number `task`, and the value's stored
+/// properties (pointers, sizes, flags) are its inputs. Several threads call `run(task:)` on the
+/// same value at once, each with different tasks, so it must not mutate shared state other than
+/// through the pointers it holds, each task writing its own part.
+///
+/// A type rather than a closure because a closure cannot reach another thread without a heap
+/// allocation: the workers must find the body in memory, and storing a non-escaping closure
+/// there takes `withoutActuallyEscaping`, whose thunk context is heap-allocated (one malloc and
+/// one free per run). A value of a concrete `ParallelTask` type lives on the caller's stack.
+public protocol ParallelTask {
+    func run(task: Int)
+}
+
 /// A fixed pool of pthreads created once. `run` hands out task indices with a static
 /// round-robin assignment (participant p runs tasks p, p + threads, ...), so which thread
 /// computes which task never depends on timing: results are deterministic for a given
-/// thread count. The caller is participant 0. `run` allocates one closure thunk when it hands
-/// work to the workers (see `parallelRuns`), nothing on one participant.
+/// thread count. The caller is participant 0. `run` with a `ParallelTask` allocates nothing:
+/// the body stays on the caller's stack and the workers call it through a pointer.
 /// A pool serves one caller at a time (`run` is not reentrant across threads); a concurrent
 /// second caller stops the process with a message rather than corrupting the first job.
 public final class ThreadPool {
@@ -21,15 +34,19 @@ public final class ThreadPool {
     // the workers still running the current job [1]: written under `mutex` (the decrement with
     // an atomic), read atomically without it during the spin phase.
     private let counters: UnsafeMutablePointer<UInt64>
-    private var job: ((Int) -> Void)? = nil
+    // The current job: the function that runs one of its tasks (a specialization of `run`'s
+    // trampoline, which captures nothing), nil between jobs, and the caller's body on its stack,
+    // meaningful only while `jobInvoke` is set. The body pointer is never tested: a body of size
+    // zero may have any address, even one that reads as nil.
+    private var jobInvoke: ((UnsafeRawPointer, Int) -> Void)? = nil
+    private var jobBody: UnsafeRawPointer
     private var jobTasks = 0
     private var jobParticipants = 0
     private var shuttingDown = false
-    /// Calls of `run` handed to the workers (more than one participant). Each allocates: the
-    /// caller's non-escaping closure becomes escaping through `withoutActuallyEscaping`, whose
-    /// thunk context (32 bytes) is heap-allocated because the job is stored for the workers, and
-    /// is freed when the job ends: one malloc and one free per call (Tests/CAllocCounter).
+    /// Calls of the closure-taking `run` handed to the workers (more than one participant).
     public private(set) var parallelRuns = 0
+    /// The closure of the closure-taking `run`'s current job.
+    private var closureJob: ((Int) -> Void)? = nil
 
     /// How long a worker waiting for a job, or the caller waiting for the workers, polls before
     /// it sleeps on its condition variable. Kernels call `run` hundreds of times per training
@@ -73,6 +90,7 @@ public final class ThreadPool {
         done = .allocate(capacity: 1)
         counters = .allocate(capacity: 2)
         counters.initialize(repeating: 0, count: 2)
+        jobBody = UnsafeRawPointer(counters)
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
         pthread_cond_init(done, nil)
@@ -115,8 +133,29 @@ public final class ThreadPool {
         handles.removeAll()
     }
 
-    /// Runs `body(task)` for every task in `0..<tasks` on `min(threads, threadCount, tasks)`
+    /// Runs `body.run(task:)` for every task in `0..<tasks` on `min(threads, threadCount, tasks)`
     /// participants and returns when all are done. Task-to-thread assignment is static.
+    /// Allocates nothing once specialized for `Body` (inlined into the caller's module; an
+    /// unspecialized call, as in a debug build, allocates the trampoline's context).
+    @inlinable
+    public func run<Body: ParallelTask>(tasks: Int, threads requested: Int, _ body: Body) {
+        let participants = min(max(requested, 1), threadCount, tasks)
+        if participants <= 1 {
+            for task in 0..<tasks { body.run(task: task) }
+            return
+        }
+        withUnsafePointer(to: body) { pointer in
+            dispatch(tasks: tasks, participants: participants, body: UnsafeRawPointer(pointer)) { body, task in
+                body.assumingMemoryBound(to: Body.self).pointee.run(task: task)
+            }
+        }
+    }
+
+    /// Runs `body(task)` like `run(tasks:threads:_:)` with a `ParallelTask`, but allocates: the
+    /// caller's non-escaping closure becomes escaping through `withoutActuallyEscaping`, whose
+    /// thunk context (32 bytes) is heap-allocated because the job is stored for the workers, and
+    /// is freed when the job ends: one malloc and one free per call that reaches the workers
+    /// (counted by `parallelRuns`).
     public func run(tasks: Int, threads requested: Int, _ body: (Int) -> Void) {
         let participants = min(max(requested, 1), threadCount, tasks)
         if participants <= 1 {
@@ -125,35 +164,46 @@ public final class ThreadPool {
         }
         parallelRuns &+= 1
         withoutActuallyEscaping(body) { escapable in
-            pthread_mutex_lock(mutex)
-            // One caller at a time: a second concurrent caller would overwrite the job.
-            precondition(job == nil, "ThreadPool.run called while the pool is busy with another caller's job; give each concurrent caller its own KernelContext")
-            job = escapable
-            jobTasks = tasks
-            jobParticipants = participants
-            leitner_atomic_store(counters + 1, UInt64(participants - 1))
-            leitner_atomic_store(counters, generation &+ 1)
-            pthread_cond_broadcast(wake)
-            pthread_mutex_unlock(mutex)
-
-            var task = 0
-            while task < tasks { escapable(task); task += participants }
-
-            ThreadPool.spin { pending == 0 }
-            pthread_mutex_lock(mutex)
-            while pending > 0 { pthread_cond_wait(done, mutex) }
-            job = nil
-            pthread_mutex_unlock(mutex)
+            closureJob = escapable
+            dispatch(tasks: tasks, participants: participants, body: UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())) { pool, task in
+                Unmanaged<ThreadPool>.fromOpaque(pool).takeUnretainedValue().runClosureJob(task: task)
+            }
+            closureJob = nil
         }
     }
 
-    /// Runs one participant's tasks. Kept out of line so the local reference to the job's
-    /// closure ends before `pending` is decremented (`withoutActuallyEscaping` checks that).
+    /// Kept out of line so the reference to the closure ends before the task is done
+    /// (`withoutActuallyEscaping` checks that none is left).
     @inline(never)
-    private func runShare(first: Int, tasks: Int, stride: Int) {
-        guard let body = job else { return }
-        var task = first
-        while task < tasks { body(task); task += stride }
+    private func runClosureJob(task: Int) {
+        closureJob?(task)
+    }
+
+    /// Hands the job to the workers, runs participant 0's tasks, and waits for the workers.
+    /// `body` stays valid until this returns; `invoke` must capture nothing (then storing it
+    /// allocates nothing).
+    @usableFromInline
+    func dispatch(tasks: Int, participants: Int, body: UnsafeRawPointer, invoke: @escaping (UnsafeRawPointer, Int) -> Void) {
+        pthread_mutex_lock(mutex)
+        // One caller at a time: a second concurrent caller would overwrite the job.
+        precondition(jobInvoke == nil, "ThreadPool.run called while the pool is busy with another caller's job; give each concurrent caller its own KernelContext")
+        jobBody = body
+        jobInvoke = invoke
+        jobTasks = tasks
+        jobParticipants = participants
+        leitner_atomic_store(counters + 1, UInt64(participants - 1))
+        leitner_atomic_store(counters, generation &+ 1)
+        pthread_cond_broadcast(wake)
+        pthread_mutex_unlock(mutex)
+
+        var task = 0
+        while task < tasks { invoke(body, task); task += participants }
+
+        ThreadPool.spin { pending == 0 }
+        pthread_mutex_lock(mutex)
+        while pending > 0 { pthread_cond_wait(done, mutex) }
+        jobInvoke = nil
+        pthread_mutex_unlock(mutex)
     }
 
     private func workerLoop(index: Int) {
@@ -165,14 +215,16 @@ public final class ThreadPool {
             while generation == seen && !shuttingDown { pthread_cond_wait(wake, mutex) }
             if shuttingDown { break }
             seen = generation
-            guard index < jobParticipants, job != nil else {
+            guard index < jobParticipants, let invoke = jobInvoke else {
                 pthread_mutex_unlock(mutex)
                 continue
             }
+            let body = jobBody
             let tasks = jobTasks
             let participants = jobParticipants
             pthread_mutex_unlock(mutex)
-            runShare(first: index, tasks: tasks, stride: participants)
+            var task = index
+            while task < tasks { invoke(body, task); task += participants }
             pthread_mutex_lock(mutex)
             if leitner_atomic_decrement(counters + 1) == 0 { pthread_cond_signal(done) }
             pthread_mutex_unlock(mutex)
