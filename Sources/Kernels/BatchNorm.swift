@@ -78,7 +78,21 @@ public enum BatchNorm {
     ) {
         precondition(spatial > 1, "BatchNorm training needs more than one value per channel (N*H*W = \(spatial))")
         let count = Double(spatial)
-        context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial)) { channel in
+        context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial),
+                         ForwardTrainingChannel(output: output, savedMean: savedMean, savedInvStd: savedInvStd, runningMean: runningMean,
+                                                runningVariance: runningVariance, input: input, gamma: gamma, beta: beta,
+                                                spatial: spatial, count: count, epsilon: epsilon, momentum: momentum))
+    }
+
+    /// `forwardTraining` of one channel.
+    struct ForwardTrainingChannel: ParallelTask {
+        let output: UnsafeMutablePointer<Float>, savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>
+        let runningMean: UnsafeMutablePointer<Float>, runningVariance: UnsafeMutablePointer<Float>
+        let input: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>
+        let spatial: Int, count: Double
+        let epsilon: Float, momentum: Float
+
+        func run(task channel: Int) {
             let x = input + channel * spatial
             let y = output + channel * spatial
             let mean = Float(blockedSum(x, count: spatial) / count)
@@ -118,7 +132,19 @@ public enum BatchNorm {
         runningMean: UnsafePointer<Float>, runningVariance: UnsafePointer<Float>,
         channels: Int, spatial: Int, epsilon: Float = defaultEpsilon, context: KernelContext
     ) {
-        context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial)) { channel in
+        context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial),
+                         ForwardInferenceChannel(output: output, input: input, gamma: gamma, beta: beta, runningMean: runningMean,
+                                                 runningVariance: runningVariance, spatial: spatial, epsilon: epsilon))
+    }
+
+    /// `forwardInference` of one channel.
+    struct ForwardInferenceChannel: ParallelTask {
+        let output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>
+        let runningMean: UnsafePointer<Float>, runningVariance: UnsafePointer<Float>
+        let spatial: Int
+        let epsilon: Float
+
+        func run(task channel: Int) {
             let invStd = 1 / (runningVariance[channel] + epsilon).squareRoot()
             normalise(output + channel * spatial, input + channel * spatial, mean: runningMean[channel],
                       scale: gamma[channel] * invStd, shift: beta[channel], count: spatial)
@@ -165,9 +191,22 @@ public enum BatchNorm {
         input: UnsafePointer<Float>, gamma: UnsafePointer<Float>, channels: Int, spatial: Int,
         context: KernelContext
     ) {
-        let width = FloatVector.scalarCount
         let inverseCount = 1 / Double(spatial)
-        context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial)) { channel in
+        context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial),
+                         BackwardChannel(dInput: dInput, dGamma: dGamma, dBeta: dBeta, dOutput: dOutput, savedMean: savedMean,
+                                         savedInvStd: savedInvStd, input: input, gamma: gamma, spatial: spatial,
+                                         inverseCount: inverseCount))
+    }
+
+    /// `backward` of one channel.
+    struct BackwardChannel: ParallelTask {
+        let dInput: UnsafeMutablePointer<Float>, dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>
+        let dOutput: UnsafePointer<Float>, savedMean: UnsafePointer<Float>, savedInvStd: UnsafePointer<Float>
+        let input: UnsafePointer<Float>, gamma: UnsafePointer<Float>
+        let spatial: Int, inverseCount: Double
+        var width: Int { FloatVector.scalarCount }
+
+        func run(task channel: Int) {
             let x = input + channel * spatial
             let dy = dOutput + channel * spatial
             let dx = dInput + channel * spatial
@@ -355,8 +394,22 @@ extension BatchNorm {
         epsilon: Float = defaultEpsilon, context: KernelContext
     ) {
         precondition(dGamma == nil || input != nil, "dGamma needs the input")
-        let width = FloatVector.scalarCount
-        context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial)) { channel in
+        context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial),
+                         BackwardFrozenChannel(dInput: dInput, dGamma: dGamma, dBeta: dBeta, dOutput: dOutput, input: input, gamma: gamma,
+                                               runningMean: runningMean, runningVariance: runningVariance, spatial: spatial,
+                                               epsilon: epsilon))
+    }
+
+    /// `backwardFrozen` of one channel.
+    struct BackwardFrozenChannel: ParallelTask {
+        let dInput: UnsafeMutablePointer<Float>?, dGamma: UnsafeMutablePointer<Float>?, dBeta: UnsafeMutablePointer<Float>?
+        let dOutput: UnsafePointer<Float>, input: UnsafePointer<Float>?, gamma: UnsafePointer<Float>
+        let runningMean: UnsafePointer<Float>, runningVariance: UnsafePointer<Float>
+        let spatial: Int
+        let epsilon: Float
+        var width: Int { FloatVector.scalarCount }
+
+        func run(task channel: Int) {
             let dy = dOutput + channel * spatial
             let invStd = 1 / (runningVariance[channel] + epsilon).squareRoot()
             if let dBeta { dBeta[channel] += Float(blockedSum(dy, count: spatial)) }

@@ -1,3 +1,5 @@
+import Platform
+
 // MARK: - The column path: im2col chunks in scratch and the packed GEMM
 
 extension Conv2D {
@@ -110,7 +112,18 @@ extension Conv2D {
                        firstRow: Int, rows: Int, context: KernelContext) {
         let patchRows = shape.patchSize
         let threads = rows * shape.outWidth * patchRows >= parallelThresholdFloats ? min(context.threads, patchRows) : 1
-        context.pool.run(tasks: threads, threads: threads) { task in
+        context.pool.run(tasks: threads, threads: threads,
+                         Im2col(col: col, input: input, shape: shape, firstRow: firstRow, rows: rows, patchRows: patchRows,
+                                threads: threads))
+    }
+
+    /// `im2col` for task `task` of `threads`: a contiguous range of patch rows.
+    struct Im2col: ParallelTask {
+        let col: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
+        let shape: Conv2DShape
+        let firstRow: Int, rows: Int, patchRows: Int, threads: Int
+
+        func run(task: Int) {
             let begin = patchRows * task / threads
             let end = patchRows * (task + 1) / threads
             // Constant kernel sizes let the compiler unroll the tap loops for the common kernels.
@@ -140,7 +153,18 @@ extension Conv2D {
         let work = rows * shape.outWidth * shape.patchSize
         let threads = work >= parallelThresholdFloats ? min(context.threads, channels) : 1
         let mutableCol = UnsafeMutablePointer(mutating: col)
-        context.pool.run(tasks: threads, threads: threads) { task in
+        context.pool.run(tasks: threads, threads: threads,
+                         Col2im(dInput: dInput, mutableCol: mutableCol, shape: shape, firstRow: firstRow, rows: rows,
+                                channels: channels, taps: taps, threads: threads))
+    }
+
+    /// `col2im` for task `task` of `threads`: a contiguous range of input channels.
+    struct Col2im: ParallelTask {
+        let dInput: UnsafeMutablePointer<Float>, mutableCol: UnsafeMutablePointer<Float>
+        let shape: Conv2DShape
+        let firstRow: Int, rows: Int, channels: Int, taps: Int, threads: Int
+
+        func run(task: Int) {
             let range = (channels * task / threads * taps)..<(channels * (task + 1) / threads * taps)
             if shape.kernelHeight == 3 && shape.kernelWidth == 3 {
                 transferColumns(col: mutableCol, image: dInput, shape: shape, kernelHeight: 3, kernelWidth: 3,

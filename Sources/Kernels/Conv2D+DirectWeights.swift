@@ -98,49 +98,78 @@ extension Conv2D {
             // split over the threads.
             let sequences = cin * phases + cout
             let copyThreads = min(context.threads, sequences)
-            context.pool.run(tasks: copyThreads, threads: copyThreads) { task in
-                for sequence in (sequences * task / copyThreads)..<(sequences * (task + 1) / copyThreads) {
-                    let target = scratch + sequence * sequenceFloats
-                    if sequence < cin * phases {
-                        padInputPhase(target: target, input: input, shape: shape, sequence: sequence, firstImage: n0,
-                                      images: images, total: sequenceFloats)
-                    } else {
-                        let c = sequence - cin * phases
-                        let source = dOut + c * outPlane + n0 * outHeight * outWidth
-                        padImages(target: target, source: source, images: images, rows: outHeight, columns: outWidth,
-                                  rowStep: outWidth, columnStep: 1, imageStep: outHeight * outWidth,
-                                  bordered: false, total: sequenceFloats)
-                    }
-                }
-            }
+            context.pool.run(tasks: copyThreads, threads: copyThreads,
+                             DirectWeightsCopy(scratch: scratch, input: input, dOut: dOut, shape: shape, sequences: sequences,
+                                               copyThreads: copyThreads, sequenceFloats: sequenceFloats, cin: cin, phases: phases,
+                                               n0: n0, images: images, outPlane: outPlane, outHeight: outHeight, outWidth: outWidth))
             // Tiles: (output-channel pair, input channel), split over the threads.
             let tiles = pairs * cin
             let tileThreads = min(context.threads, tiles)
-            context.pool.run(tasks: tileThreads, threads: tileThreads) { task in
-                for tile in (tiles * task / tileThreads)..<(tiles * (task + 1) / tileThreads) {
-                    let pair = tile / cin, ci = tile % cin
-                    let co = pair * rows
-                    let dOutRows = UnsafePointer(paddedDOut + co * sequenceFloats)
-                    let source = UnsafePointer(paddedInput + ci * channelFloats)
-                    let sums = dWeights + (co * cin + ci) * 9
-                    let rowsHere = min(rows, cout - co)
-                    #if arch(x86_64)
-                    if context.wideKernels {
-                        wideCorrelateTile(rows: rowsHere, dOut: dOutRows, dOutStride: sequenceFloats, input: source,
-                                          offsets: offsets, count: count, sums: sums, sumStride: cin * 9)
-                        continue
-                    }
-                    #endif
-                    if rowsHere == 2 {
-                        correlateTile(FloatVector.self, rows: 2, dOut: dOutRows, dOutStride: sequenceFloats, input: source,
-                                      offsets: offsets, count: count, sums: sums, sumStride: cin * 9)
-                    } else {
-                        correlateTile(FloatVector.self, rows: 1, dOut: dOutRows, dOutStride: sequenceFloats, input: source,
-                                      offsets: offsets, count: count, sums: sums, sumStride: cin * 9)
-                    }
+            context.pool.run(tasks: tileThreads, threads: tileThreads,
+                             DirectWeightsTiles(dWeights: dWeights, paddedDOut: paddedDOut, paddedInput: paddedInput, context: context,
+                                                offsets: offsets, tiles: tiles, tileThreads: tileThreads, cin: cin, cout: cout, rows: rows,
+                                                sequenceFloats: sequenceFloats, channelFloats: channelFloats, count: count))
+            n0 += images
+        }
+    }
+
+    /// `backwardWeightsDirect`'s padded copies for task `task` of `copyThreads`: a contiguous range
+    /// of sequences.
+    struct DirectWeightsCopy: ParallelTask {
+        let scratch: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, dOut: UnsafePointer<Float>
+        let shape: Conv2DShape
+        let sequences: Int, copyThreads: Int, sequenceFloats: Int, cin: Int, phases: Int, n0: Int, images: Int
+        let outPlane: Int, outHeight: Int, outWidth: Int
+
+        func run(task: Int) {
+            for sequence in (sequences * task / copyThreads)..<(sequences * (task + 1) / copyThreads) {
+                let target = scratch + sequence * sequenceFloats
+                if sequence < cin * phases {
+                    padInputPhase(target: target, input: input, shape: shape, sequence: sequence, firstImage: n0,
+                                  images: images, total: sequenceFloats)
+                } else {
+                    let c = sequence - cin * phases
+                    let source = dOut + c * outPlane + n0 * outHeight * outWidth
+                    padImages(target: target, source: source, images: images, rows: outHeight, columns: outWidth,
+                              rowStep: outWidth, columnStep: 1, imageStep: outHeight * outWidth,
+                              bordered: false, total: sequenceFloats)
                 }
             }
-            n0 += images
+        }
+    }
+
+    /// `backwardWeightsDirect`'s tiles for task `task` of `tileThreads`: a contiguous range of
+    /// (output-channel pair, input channel) tiles.
+    struct DirectWeightsTiles: ParallelTask {
+        let dWeights: UnsafeMutablePointer<Float>, paddedDOut: UnsafeMutablePointer<Float>, paddedInput: UnsafeMutablePointer<Float>
+        let context: KernelContext
+        let offsets: TapOffsets
+        let tiles: Int, tileThreads: Int, cin: Int, cout: Int, rows: Int
+        let sequenceFloats: Int, channelFloats: Int, count: Int
+
+        func run(task: Int) {
+            for tile in (tiles * task / tileThreads)..<(tiles * (task + 1) / tileThreads) {
+                let pair = tile / cin, ci = tile % cin
+                let co = pair * rows
+                let dOutRows = UnsafePointer(paddedDOut + co * sequenceFloats)
+                let source = UnsafePointer(paddedInput + ci * channelFloats)
+                let sums = dWeights + (co * cin + ci) * 9
+                let rowsHere = min(rows, cout - co)
+                #if arch(x86_64)
+                if context.wideKernels {
+                    wideCorrelateTile(rows: rowsHere, dOut: dOutRows, dOutStride: sequenceFloats, input: source,
+                                      offsets: offsets, count: count, sums: sums, sumStride: cin * 9)
+                    continue
+                }
+                #endif
+                if rowsHere == 2 {
+                    correlateTile(FloatVector.self, rows: 2, dOut: dOutRows, dOutStride: sequenceFloats, input: source,
+                                  offsets: offsets, count: count, sums: sums, sumStride: cin * 9)
+                } else {
+                    correlateTile(FloatVector.self, rows: 1, dOut: dOutRows, dOutStride: sequenceFloats, input: source,
+                                  offsets: offsets, count: count, sums: sums, sumStride: cin * 9)
+                }
+            }
         }
     }
 

@@ -1,3 +1,5 @@
+import Platform
+
 // MARK: - Nine-tap path (Cin * KH * KW == 9: a first-layer 3x3 on one channel)
 
 /// With a reduced dimension of 9 a packed GEMM spends more time packing and storing C tiles than
@@ -9,13 +11,21 @@ extension Conv2D {
 
     /// Threads take contiguous ranges of whole vectors of columns (the last one takes the tail).
     @inline(__always)
-    static func forEachColumnRange(columns: Int, work: Int, context: KernelContext, _ body: (Int, Int) -> Void) {
+    static func forEachColumnRange<Body: RangeTask>(columns: Int, work: Int, context: KernelContext, _ body: Body) {
         let vectors = (columns + floatVectorWidth - 1) / floatVectorWidth
         let threads = work >= parallelThresholdFloats ? min(context.threads, vectors) : 1
-        context.pool.run(tasks: threads, threads: threads) { task in
+        context.pool.run(tasks: threads, threads: threads, ColumnSplit(body: body, columns: columns, vectors: vectors, threads: threads))
+    }
+
+    /// `forEachColumnRange`'s split: task t of `threads` takes whole vectors of columns.
+    struct ColumnSplit<Body: RangeTask>: ParallelTask {
+        let body: Body
+        let columns: Int, vectors: Int, threads: Int
+
+        func run(task: Int) {
             let begin = vectors * task / threads * floatVectorWidth
             let end = min(vectors * (task + 1) / threads * floatVectorWidth, columns)
-            body(begin, end)
+            body.run(start: begin, count: end - begin)
         }
     }
 
@@ -23,7 +33,18 @@ extension Conv2D {
     /// Register budget (AVX2): 9 col vectors + 1 accumulator + 1 broadcast weight = 11 of 16.
     static func nineTapForward(out: UnsafeMutablePointer<Float>, ldc: Int, col: UnsafeMutablePointer<Float>,
                                columns: Int, weights: UnsafePointer<Float>, outChannels: Int, context: KernelContext) {
-        forEachColumnRange(columns: columns, work: columns * outChannels * 9, context: context) { begin, end in
+        forEachColumnRange(columns: columns, work: columns * outChannels * 9, context: context,
+                           NineTapForward(out: out, ldc: ldc, col: col, columns: columns, weights: weights, outChannels: outChannels))
+    }
+
+    /// `nineTapForward` on the columns begin ..< begin + count.
+    struct NineTapForward: RangeTask {
+        let out: UnsafeMutablePointer<Float>, ldc: Int
+        let col: UnsafeMutablePointer<Float>, columns: Int
+        let weights: UnsafePointer<Float>, outChannels: Int
+
+        func run(start begin: Int, count: Int) {
+            let end = begin + count
             var j = begin
             while j + floatVectorWidth <= end {
                 let c0 = col.loadVector(at: j), c1 = col.loadVector(at: columns + j)
@@ -62,7 +83,19 @@ extension Conv2D {
     static func nineTapBackwardData(col: UnsafeMutablePointer<Float>, columns: Int, dOut: UnsafePointer<Float>, ldb: Int,
                                     weights: UnsafePointer<Float>, outChannels: Int, context: KernelContext) {
         let gradient = UnsafeMutablePointer(mutating: dOut)
-        forEachColumnRange(columns: columns, work: columns * outChannels * 9, context: context) { begin, end in
+        forEachColumnRange(columns: columns, work: columns * outChannels * 9, context: context,
+                           NineTapBackwardData(col: col, columns: columns, gradient: gradient, ldb: ldb, weights: weights,
+                                               outChannels: outChannels))
+    }
+
+    /// `nineTapBackwardData` on the columns begin ..< begin + count.
+    struct NineTapBackwardData: RangeTask {
+        let col: UnsafeMutablePointer<Float>, columns: Int
+        let gradient: UnsafeMutablePointer<Float>, ldb: Int
+        let weights: UnsafePointer<Float>, outChannels: Int
+
+        func run(start begin: Int, count: Int) {
+            let end = begin + count
             var j = begin
             while j + floatVectorWidth <= end {
                 var a0 = FloatVector(repeating: 0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0
@@ -104,7 +137,19 @@ extension Conv2D {
                                        context: KernelContext) {
         let gradient = UnsafeMutablePointer(mutating: dOut)
         let threads = columns * outChannels * 9 >= parallelThresholdFloats ? min(context.threads, outChannels) : 1
-        context.pool.run(tasks: threads, threads: threads) { task in
+        context.pool.run(tasks: threads, threads: threads,
+                         NineTapBackwardWeights(dWeights: dWeights, gradient: gradient, lda: lda, col: col, columns: columns,
+                                                outChannels: outChannels, threads: threads))
+    }
+
+    /// `nineTapBackwardWeights` for task `task` of `threads`: a contiguous range of output channels.
+    struct NineTapBackwardWeights: ParallelTask {
+        let dWeights: UnsafeMutablePointer<Float>
+        let gradient: UnsafeMutablePointer<Float>, lda: Int
+        let col: UnsafeMutablePointer<Float>, columns: Int
+        let outChannels: Int, threads: Int
+
+        func run(task: Int) {
             for co in (outChannels * task / threads)..<(outChannels * (task + 1) / threads) {
                 let row = gradient + co * lda
                 var a0 = FloatVector(repeating: 0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0

@@ -58,30 +58,54 @@ extension Conv2D {
             // Phase planes, sequences split over the threads.
             let sequences = 4 * cin
             let copyThreads = min(context.threads, sequences)
-            context.pool.run(tasks: copyThreads, threads: copyThreads) { task in
-                for sequence in (sequences * task / copyThreads)..<(sequences * (task + 1) / copyThreads) {
-                    padInputPhase(target: scratch + sequence * sequenceFloats, input: input, shape: shape, sequence: sequence,
-                                  firstImage: n0, images: images, total: sequenceFloats)
-                }
-            }
+            context.pool.run(tasks: copyThreads, threads: copyThreads,
+                             PhasedCopy(scratch: scratch, input: input, shape: shape, sequences: sequences, copyThreads: copyThreads,
+                                        sequenceFloats: sequenceFloats, n0: n0, images: images))
             // The GEMM over the padded positions.
             GEMM.panelGEMM(m: cout, columns: count, k: k, a: weights, c: paddedOut, accumulate: false, context: context,
                            packer: PhasePanelPacker(planes: UnsafePointer(paddedInput), channelFloats: channelFloats,
                                                     offsets: offsets))
             // The valid positions into the CNHW output, output channels split over the threads.
             let unpadThreads = min(context.threads, cout)
-            context.pool.run(tasks: unpadThreads, threads: unpadThreads) { task in
-                for co in (cout * task / unpadThreads)..<(cout * (task + 1) / unpadThreads) {
-                    for image in 0..<images {
-                        for oh in 0..<outHeight {
-                            let source = paddedOut + co * count + (image * (outHeight + 1) + oh) * rowStride
-                            let target = out + co * outPlane + ((n0 + image) * outHeight + oh) * outWidth
-                            target.update(from: source, count: outWidth)
-                        }
+            context.pool.run(tasks: unpadThreads, threads: unpadThreads,
+                             PhasedUnpad(out: out, paddedOut: paddedOut, cout: cout, unpadThreads: unpadThreads, images: images,
+                                         outHeight: outHeight, outWidth: outWidth, rowStride: rowStride, count: count,
+                                         outPlane: outPlane, n0: n0))
+            n0 += images
+        }
+    }
+
+    /// `forwardPhased`'s phase planes for task `task` of `copyThreads`: a contiguous range of sequences.
+    struct PhasedCopy: ParallelTask {
+        let scratch: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
+        let shape: Conv2DShape
+        let sequences: Int, copyThreads: Int, sequenceFloats: Int, n0: Int, images: Int
+
+        func run(task: Int) {
+            for sequence in (sequences * task / copyThreads)..<(sequences * (task + 1) / copyThreads) {
+                padInputPhase(target: scratch + sequence * sequenceFloats, input: input, shape: shape, sequence: sequence,
+                              firstImage: n0, images: images, total: sequenceFloats)
+            }
+        }
+    }
+
+    /// `forwardPhased`'s valid positions for task `task` of `unpadThreads`: a contiguous range of
+    /// output channels.
+    struct PhasedUnpad: ParallelTask {
+        let out: UnsafeMutablePointer<Float>, paddedOut: UnsafeMutablePointer<Float>
+        let cout: Int, unpadThreads: Int, images: Int
+        let outHeight: Int, outWidth: Int, rowStride: Int, count: Int, outPlane: Int, n0: Int
+
+        func run(task: Int) {
+            for co in (cout * task / unpadThreads)..<(cout * (task + 1) / unpadThreads) {
+                for image in 0..<images {
+                    for oh in 0..<outHeight {
+                        let source = paddedOut + co * count + (image * (outHeight + 1) + oh) * rowStride
+                        let target = out + co * outPlane + ((n0 + image) * outHeight + oh) * outWidth
+                        target.update(from: source, count: outWidth)
                     }
                 }
             }
-            n0 += images
         }
     }
 }

@@ -15,7 +15,17 @@ public enum DepthwiseConv2D {
         check(shape)
         let s = shape
         let outHeight = s.outHeight, outWidth = s.outWidth, taps = s.kernelHeight * s.kernelWidth
-        forEachChannel(shape, context) { channel in
+        forEachChannel(shape, context, ForwardChannel(out: out, input: input, weights: weights, s: s, outHeight: outHeight,
+                                                      outWidth: outWidth, taps: taps))
+    }
+
+    /// `forward` of one channel.
+    struct ForwardChannel: ParallelTask {
+        let out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>
+        let s: Conv2DShape
+        let outHeight: Int, outWidth: Int, taps: Int
+
+        func run(task channel: Int) {
             for n in 0..<s.batch {
                 for oh in 0..<outHeight {
                     let outRow = out + ((channel * s.batch + n) * outHeight + oh) * outWidth
@@ -49,7 +59,17 @@ public enum DepthwiseConv2D {
         check(shape)
         let s = shape
         let outHeight = s.outHeight, outWidth = s.outWidth, taps = s.kernelHeight * s.kernelWidth
-        forEachChannel(shape, context) { channel in
+        forEachChannel(shape, context, BackwardDataChannel(dInput: dInput, dOut: dOut, weights: weights, s: s, outHeight: outHeight,
+                                                           outWidth: outWidth, taps: taps))
+    }
+
+    /// `backwardData` of one channel.
+    struct BackwardDataChannel: ParallelTask {
+        let dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, weights: UnsafePointer<Float>
+        let s: Conv2DShape
+        let outHeight: Int, outWidth: Int, taps: Int
+
+        func run(task channel: Int) {
             for n in 0..<s.batch {
                 for oh in 0..<outHeight {
                     let dOutRow = UnsafeMutablePointer(mutating: dOut) + ((channel * s.batch + n) * outHeight + oh) * outWidth
@@ -83,7 +103,17 @@ public enum DepthwiseConv2D {
         check(shape)
         let s = shape
         let outHeight = s.outHeight, outWidth = s.outWidth, taps = s.kernelHeight * s.kernelWidth
-        forEachChannel(shape, context) { channel in
+        forEachChannel(shape, context, BackwardWeightsChannel(dWeights: dWeights, dOut: dOut, input: input, s: s,
+                                                              outHeight: outHeight, outWidth: outWidth, taps: taps))
+    }
+
+    /// `backwardWeights` of one channel.
+    struct BackwardWeightsChannel: ParallelTask {
+        let dWeights: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>
+        let s: Conv2DShape
+        let outHeight: Int, outWidth: Int, taps: Int
+
+        func run(task channel: Int) {
             for ky in 0..<s.kernelHeight {
                 for kx in 0..<s.kernelWidth {
                     let (begin, end) = validOutputColumns(kx: kx, shape: s)
@@ -216,12 +246,20 @@ public enum DepthwiseConv2D {
     /// Channels are independent, so threads take contiguous blocks of them and never share an
     /// output element; tiny layers stay on the calling thread.
     @inline(__always)
-    static func forEachChannel(_ shape: Conv2DShape, _ context: KernelContext, _ body: (Int) -> Void) {
+    static func forEachChannel<Body: ParallelTask>(_ shape: Conv2DShape, _ context: KernelContext, _ body: Body) {
         let channels = shape.inChannels
         let work = shape.outputCount * shape.kernelHeight * shape.kernelWidth
         let threads = work >= 64 * 1024 ? min(context.threads, channels) : 1
-        context.pool.run(tasks: threads, threads: threads) { task in
-            for channel in (channels * task / threads)..<(channels * (task + 1) / threads) { body(channel) }
+        context.pool.run(tasks: threads, threads: threads, ChannelBlocks(body: body, channels: channels, threads: threads))
+    }
+
+    /// `forEachChannel`'s split: task t of `threads` runs a contiguous block of channels.
+    struct ChannelBlocks<Body: ParallelTask>: ParallelTask {
+        let body: Body
+        let channels: Int, threads: Int
+
+        func run(task: Int) {
+            for channel in (channels * task / threads)..<(channels * (task + 1) / threads) { body.run(task: channel) }
         }
     }
 

@@ -71,7 +71,22 @@ extension GEMM {
         let shape = Shape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
                           a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, kc: kc, mc: mc, nc: nc,
                           wide: context.wideKernels)
-        context.pool.run(tasks: participants, threads: participants) { participant in
+        context.pool.run(tasks: participants, threads: participants,
+                         SIMDShare(shape: shape, context: context, m: m, n: n, rowPanels: rowPanels,
+                                   columnPanels: columnPanels, participants: participants, splitColumns: splitColumns))
+    }
+
+    /// One participant's part of `simd`: a contiguous range of column panels (or row panels).
+    struct SIMDShare: ParallelTask {
+        let shape: Shape
+        let context: KernelContext
+        let m: Int, n: Int
+        let rowPanels: Int, columnPanels: Int, participants: Int
+        let splitColumns: Bool
+        var mr: Int { microRows }
+        var nr: Int { microColumns }
+
+        func run(task participant: Int) {
             let panels = splitColumns ? columnPanels : rowPanels
             let first = panels * participant / participants
             let last = panels * (participant + 1) / participants
@@ -100,7 +115,23 @@ extension GEMM {
         // b is unused: the packer stands for it.
         let shape = Shape(transA: .none, transB: .none, m: m, n: columns, k: k, alpha: 1, a: a, lda: k, b: a, ldb: 0,
                           beta: 0, c: c, ldc: columns, kc: kc, mc: m, nc: nr, wide: context.wideKernels)
-        context.pool.run(tasks: participants, threads: participants) { participant in
+        context.pool.run(tasks: participants, threads: participants,
+                         PanelShare(shape: shape, context: context, packer: packer, m: m, columns: columns, k: k, kc: kc,
+                                    panels: panels, participants: participants, accumulate: accumulate))
+    }
+
+    /// One participant's part of `panelGEMM`: a contiguous range of column panels, each packed
+    /// by its own copy of the packer.
+    struct PanelShare<Packer: BPanelPacker>: ParallelTask {
+        let shape: Shape
+        let context: KernelContext
+        let packer: Packer
+        let m: Int, columns: Int, k: Int, kc: Int
+        let panels: Int, participants: Int
+        let accumulate: Bool
+        var nr: Int { microColumns }
+
+        func run(task participant: Int) {
             let (packA, packB, edge) = packParts(context.packBuffer(participant))
             let firstPanel = panels * participant / participants
             let lastPanel = panels * (participant + 1) / participants

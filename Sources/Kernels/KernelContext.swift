@@ -30,19 +30,41 @@ public final class KernelContext {
         gemmPack + index * GEMM.packFloatsPerThread
     }
 
-    /// Runs `body(start, count)` over 0 ..< total split into one range per thread, each start a
-    /// multiple of 64 (so bit masks split on word boundaries), when total is at least 64 Ki
-    /// elements; else once over everything on the caller. For per-element kernels (ReLU,
+    /// Runs `body.run(start:count:)` over 0 ..< total split into one range per thread, each
+    /// start a multiple of 64 (so bit masks split on word boundaries), when total is at least
+    /// 64 Ki elements; else once over everything on the caller. For per-element kernels (ReLU,
     /// elementwise add): the result does not depend on the split.
-    @inline(__always)
-    public func forEachRange(_ total: Int, _ body: (Int, Int) -> Void) {
+    @inlinable @inline(__always)
+    public func forEachRange<Body: RangeTask>(_ total: Int, _ body: Body) {
         let parts = total >= 64 * 1024 ? threads : 1
-        if parts == 1 { body(0, total); return }
-        let blocks = (total + 63) / 64
-        pool.run(tasks: parts, threads: parts) { part in
-            let start = min(total, blocks * part / parts * 64)
-            let end = min(total, blocks * (part + 1) / parts * 64)
-            if end > start { body(start, end - start) }
-        }
+        if parts == 1 { body.run(start: 0, count: total); return }
+        pool.run(tasks: parts, threads: parts, RangeSplit(body: body, total: total, blocks: (total + 63) / 64, parts: parts))
+    }
+}
+
+/// The body of `KernelContext.forEachRange`: processes elements start ..< start + count.
+public protocol RangeTask {
+    func run(start: Int, count: Int)
+}
+
+/// `forEachRange`'s split: part p of `parts` takes whole 64-element blocks.
+@usableFromInline
+struct RangeSplit<Body: RangeTask>: ParallelTask {
+    @usableFromInline let body: Body
+    @usableFromInline let total: Int, blocks: Int, parts: Int
+
+    @inlinable
+    init(body: Body, total: Int, blocks: Int, parts: Int) {
+        self.body = body
+        self.total = total
+        self.blocks = blocks
+        self.parts = parts
+    }
+
+    @inlinable
+    func run(task part: Int) {
+        let start = min(total, blocks * part / parts * 64)
+        let end = min(total, blocks * (part + 1) / parts * 64)
+        if end > start { body.run(start: start, count: end - start) }
     }
 }

@@ -65,10 +65,18 @@ public struct Pool2DShape: Equatable {
 
 /// Splits `planes` into one contiguous block per thread; small jobs stay on the caller.
 @inline(__always)
-func forEachPlane(_ planes: Int, work: Int, _ context: KernelContext, _ body: (Int) -> Void) {
+func forEachPlane<Body: ParallelTask>(_ planes: Int, work: Int, _ context: KernelContext, _ body: Body) {
     let threads = work >= 64 * 1024 ? min(context.threads, planes) : 1
-    context.pool.run(tasks: threads, threads: threads) { task in
-        for plane in (planes * task / threads)..<(planes * (task + 1) / threads) { body(plane) }
+    context.pool.run(tasks: threads, threads: threads, PlaneBlocks(body: body, planes: planes, threads: threads))
+}
+
+/// `forEachPlane`'s split: task t of `threads` runs a contiguous block of planes.
+struct PlaneBlocks<Body: ParallelTask>: ParallelTask {
+    let body: Body
+    let planes: Int, threads: Int
+
+    func run(task: Int) {
+        for plane in (planes * task / threads)..<(planes * (task + 1) / threads) { body.run(task: plane) }
     }
 }
 
@@ -87,7 +95,19 @@ public enum MaxPool2D {
         let outHeight = s.outHeight, outWidth = s.outWidth
         let pairPath = s.kernelHeight == 2 && s.kernelWidth == 2 && s.strideH == 2 && s.strideW == 2
             && s.padH == 0 && s.padW == 0
-        forEachPlane(s.planes, work: s.inputCount, context) { plane in
+        forEachPlane(s.planes, work: s.inputCount, context,
+                     ForwardPlane(out: out, indices: indices, input: input, s: s, outHeight: outHeight, outWidth: outWidth,
+                                  pairPath: pairPath))
+    }
+
+    /// `forward` of one plane.
+    struct ForwardPlane: ParallelTask {
+        let out: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int32>, input: UnsafePointer<Float>
+        let s: Pool2DShape
+        let outHeight: Int, outWidth: Int
+        let pairPath: Bool
+
+        func run(task plane: Int) {
             let planeIn = plane * s.inHeight * s.inWidth
             let planeOut = plane * outHeight * outWidth
             for oh in 0..<outHeight {
@@ -197,7 +217,16 @@ public enum MaxPool2D {
     ) {
         check(shape)
         let perPlane = shape.outHeight * shape.outWidth
-        forEachPlane(shape.planes, work: shape.outputCount * 4, context) { plane in
+        forEachPlane(shape.planes, work: shape.outputCount * 4, context,
+                     BackwardPlane(dInput: dInput, dOut: dOut, indices: indices, perPlane: perPlane))
+    }
+
+    /// `backward` of one plane.
+    struct BackwardPlane: ParallelTask {
+        let dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, indices: UnsafePointer<Int32>
+        let perPlane: Int
+
+        func run(task plane: Int) {
             for index in (plane * perPlane)..<((plane + 1) * perPlane) {
                 dInput[Int(indices[index])] += dOut[index]
             }
@@ -263,7 +292,18 @@ public enum AvgPool2D {
         let s = shape
         let outHeight = s.outHeight, outWidth = s.outWidth
         let scale = 1 / Float(s.kernelHeight * s.kernelWidth)
-        forEachPlane(s.planes, work: s.outputCount * s.kernelHeight * s.kernelWidth, context) { plane in
+        forEachPlane(s.planes, work: s.outputCount * s.kernelHeight * s.kernelWidth, context,
+                     ForwardPlane(out: out, input: input, s: s, outHeight: outHeight, outWidth: outWidth, scale: scale))
+    }
+
+    /// `forward` of one plane.
+    struct ForwardPlane: ParallelTask {
+        let out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
+        let s: Pool2DShape
+        let outHeight: Int, outWidth: Int
+        let scale: Float
+
+        func run(task plane: Int) {
             for oh in 0..<outHeight {
                 let outRow = out + (plane * outHeight + oh) * outWidth
                 for ow in 0..<outWidth { outRow[ow] = 0 }
@@ -294,7 +334,18 @@ public enum AvgPool2D {
         let s = shape
         let outHeight = s.outHeight, outWidth = s.outWidth
         let scale = 1 / Float(s.kernelHeight * s.kernelWidth)
-        forEachPlane(s.planes, work: s.outputCount * s.kernelHeight * s.kernelWidth, context) { plane in
+        forEachPlane(s.planes, work: s.outputCount * s.kernelHeight * s.kernelWidth, context,
+                     BackwardPlane(dInput: dInput, dOut: dOut, s: s, outHeight: outHeight, outWidth: outWidth, scale: scale))
+    }
+
+    /// `backward` of one plane.
+    struct BackwardPlane: ParallelTask {
+        let dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>
+        let s: Pool2DShape
+        let outHeight: Int, outWidth: Int
+        let scale: Float
+
+        func run(task plane: Int) {
             for oh in 0..<outHeight {
                 let dOutRow = UnsafeMutablePointer(mutating: dOut) + (plane * outHeight + oh) * outWidth
                 let (rowBegin, rowEnd) = s.rows(of: oh)
@@ -395,7 +446,17 @@ public enum GlobalAvgPool {
         let pixels = height * width
         precondition(channels > 0 && batch > 0 && pixels > 0, "GlobalAvgPool: empty shape")
         let scale = 1 / Float(pixels)
-        forEachPlane(channels * batch, work: channels * batch * pixels, context) { plane in
+        forEachPlane(channels * batch, work: channels * batch * pixels, context,
+                     ForwardPlane(out: out, input: input, channels: channels, batch: batch, pixels: pixels, scale: scale))
+    }
+
+    /// `forward` of one plane.
+    struct ForwardPlane: ParallelTask {
+        let out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
+        let channels: Int, batch: Int, pixels: Int
+        let scale: Float
+
+        func run(task plane: Int) {
             let source = UnsafeMutablePointer(mutating: input) + plane * pixels
             var vectorSum = FloatVector(repeating: 0)
             var index = 0
@@ -419,7 +480,17 @@ public enum GlobalAvgPool {
         let pixels = height * width
         precondition(channels > 0 && batch > 0 && pixels > 0, "GlobalAvgPool: empty shape")
         let scale = 1 / Float(pixels)
-        forEachPlane(channels * batch, work: channels * batch * pixels, context) { plane in
+        forEachPlane(channels * batch, work: channels * batch * pixels, context,
+                     BackwardPlane(dInput: dInput, dOut: dOut, channels: channels, batch: batch, pixels: pixels, scale: scale))
+    }
+
+    /// `backward` of one plane.
+    struct BackwardPlane: ParallelTask {
+        let dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>
+        let channels: Int, batch: Int, pixels: Int
+        let scale: Float
+
+        func run(task plane: Int) {
             let destination = dInput + plane * pixels
             let channel = plane / batch, n = plane % batch
             let share = dOut[n * channels + channel] * scale

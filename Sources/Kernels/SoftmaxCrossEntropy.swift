@@ -130,7 +130,17 @@ public enum SoftmaxCrossEntropy {
         logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int, classes: Int,
         context: KernelContext? = nil
     ) {
-        run(batch: batch, classes: classes, context: context) { sample in
+        run(batch: batch, classes: classes, context: context,
+            ForwardSample(losses: losses, correct: correct, logits: logits, labels: labels, classes: classes))
+    }
+
+    /// `forward` of one sample.
+    private struct ForwardSample: ParallelTask {
+        let losses: UnsafeMutablePointer<Float>, correct: UnsafeMutablePointer<UInt8>
+        let logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>
+        let classes: Int
+
+        func run(task sample: Int) {
             fastSample(losses: losses, correct: correct, dLogits: nil, logits: logits, labels: labels,
                        weight: 1, scale: 1, sample: sample, classes: classes)
         }
@@ -144,22 +154,43 @@ public enum SoftmaxCrossEntropy {
         logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, weights: UnsafePointer<Float>?,
         batch: Int, classes: Int, scale: Float, context: KernelContext? = nil
     ) {
-        run(batch: batch, classes: classes, context: context) { sample in
+        run(batch: batch, classes: classes, context: context,
+            ForwardBackwardSample(losses: losses, correct: correct, dLogits: dLogits, logits: logits, labels: labels,
+                                  weights: weights, classes: classes, scale: scale))
+    }
+
+    /// `forwardBackward` of one sample.
+    private struct ForwardBackwardSample: ParallelTask {
+        let losses: UnsafeMutablePointer<Float>, correct: UnsafeMutablePointer<UInt8>, dLogits: UnsafeMutablePointer<Float>
+        let logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, weights: UnsafePointer<Float>?
+        let classes: Int, scale: Float
+
+        func run(task sample: Int) {
             fastSample(losses: losses, correct: correct, dLogits: dLogits, logits: logits, labels: labels,
                        weight: weights?[sample] ?? 1, scale: scale, sample: sample, classes: classes)
         }
     }
 
+    /// Runs `body` for every sample, in tasks of `samplesPerTask` samples over the pool when the
+    /// batch is large enough.
     @inline(__always)
-    private static func run(batch: Int, classes: Int, context: KernelContext?, _ body: (Int) -> Void) {
+    private static func run<Body: ParallelTask>(batch: Int, classes: Int, context: KernelContext?, _ body: Body) {
         guard let context, batch * classes >= parallelThreshold else {
-            for sample in 0..<batch { body(sample) }
+            for sample in 0..<batch { body.run(task: sample) }
             return
         }
         let tasks = (batch + samplesPerTask - 1) / samplesPerTask
-        context.pool.run(tasks: tasks, threads: context.threads) { task in
+        context.pool.run(tasks: tasks, threads: context.threads, SampleBlocks(body: body, batch: batch))
+    }
+
+    /// `run`'s split: task t runs samples t * samplesPerTask ..< (t + 1) * samplesPerTask.
+    private struct SampleBlocks<Body: ParallelTask>: ParallelTask {
+        let body: Body
+        let batch: Int
+
+        func run(task: Int) {
             let end = min(batch, (task + 1) * samplesPerTask)
-            for sample in task * samplesPerTask..<end { body(sample) }
+            for sample in task * samplesPerTask..<end { body.run(task: sample) }
         }
     }
 

@@ -49,13 +49,9 @@ extension Model {
             }
         case .relu:
             if training, let mask = node.mask {
-                context.forEachRange(batch * outShape.count) { start, count in
-                    ReLU.forwardMasked(output: node.output + start, mask: mask + start / 32, input: from + start, count: count)
-                }
+                context.forEachRange(batch * outShape.count, ElementwisePass.reluForwardMasked(output: node.output, mask: mask, input: from))
             } else {
-                context.forEachRange(batch * outShape.count) { start, count in
-                    ReLU.forward(output: node.output + start, input: from + start, count: count)
-                }
+                context.forEachRange(batch * outShape.count, ElementwisePass.reluForward(output: node.output, input: from))
             }
         case .maxPool:
             MaxPool2D.forward(out: node.output, indices: node.indices!, input: from, shape: poolShape(index, batch: batch), context: context)
@@ -83,7 +79,7 @@ extension Model {
             if host >= 0 {
                 // In place over one input's buffer: add the other.
                 let other = source(host == layer.inputs[0] ? layer.inputs[1] : layer.inputs[0])
-                context.forEachRange(count) { start, part in Elementwise.add(node.output + start, other + start, count: part) }
+                context.forEachRange(count, ElementwisePass.add(target: node.output, source: other))
             } else {
                 Elementwise.copy(node.output, from, count: count)
                 Elementwise.add(node.output, source(layer.inputs[1]), count: count)
@@ -148,23 +144,15 @@ extension Model {
         case .relu:
             if let dFrom, let mask = node.mask {
                 if layout.gradientSharedWith[fromIndex] == index {
-                    context.forEachRange(batch * outShape.count) { start, count in
-                        ReLU.backwardMaskedInPlace(gradient: node.dOutput + start, mask: mask + start / 32, count: count)
-                    }
+                    context.forEachRange(batch * outShape.count, ElementwisePass.reluBackwardMaskedInPlace(gradient: node.dOutput, mask: mask))
                 } else {
-                    context.forEachRange(batch * outShape.count) { start, count in
-                        ReLU.backwardMasked(dInput: dFrom + start, dOutput: node.dOutput + start, mask: mask + start / 32, count: count)
-                    }
+                    context.forEachRange(batch * outShape.count, ElementwisePass.reluBackwardMasked(dInput: dFrom, dOutput: node.dOutput, mask: mask))
                 }
             } else if let dFrom {
                 if layout.gradientSharedWith[fromIndex] == index {
-                    context.forEachRange(batch * outShape.count) { start, count in
-                        ReLU.backwardInPlace(gradient: node.dOutput + start, output: node.output + start, count: count)
-                    }
+                    context.forEachRange(batch * outShape.count, ElementwisePass.reluBackwardInPlace(gradient: node.dOutput, output: node.output))
                 } else {
-                    context.forEachRange(batch * outShape.count) { start, count in
-                        ReLU.backward(dInput: dFrom + start, dOutput: node.dOutput + start, output: node.output + start, count: count)
-                    }
+                    context.forEachRange(batch * outShape.count, ElementwisePass.reluBackward(dInput: dFrom, dOutput: node.dOutput, output: node.output))
                 }
             }
         case .maxPool:
@@ -204,8 +192,40 @@ extension Model {
             let count = batch * outShape.count
             for input in layer.inputs where input != -1 && trainable.requiresGradient[input] && layout.gradientSharedWith[input] != index {
                 let target = nodes[input].dOutput
-                context.forEachRange(count) { start, part in Elementwise.add(target + start, node.dOutput + start, count: part) }
+                context.forEachRange(count, ElementwisePass.add(target: target, source: node.dOutput))
             }
+        }
+    }
+}
+
+/// The per-element passes of ReLU and add nodes, run by `KernelContext.forEachRange` on one
+/// range of elements each (the pointers are the whole tensors; a mask holds 32 elements a word).
+enum ElementwisePass: RangeTask {
+    case reluForward(output: UnsafeMutablePointer<Float>, input: UnsafeMutablePointer<Float>)
+    case reluForwardMasked(output: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<UInt32>, input: UnsafeMutablePointer<Float>)
+    case reluBackward(dInput: UnsafeMutablePointer<Float>, dOutput: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>)
+    case reluBackwardInPlace(gradient: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>)
+    case reluBackwardMasked(dInput: UnsafeMutablePointer<Float>, dOutput: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<UInt32>)
+    case reluBackwardMaskedInPlace(gradient: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<UInt32>)
+    /// target += source.
+    case add(target: UnsafeMutablePointer<Float>, source: UnsafeMutablePointer<Float>)
+
+    func run(start: Int, count: Int) {
+        switch self {
+        case let .reluForward(output, input):
+            ReLU.forward(output: output + start, input: input + start, count: count)
+        case let .reluForwardMasked(output, mask, input):
+            ReLU.forwardMasked(output: output + start, mask: mask + start / 32, input: input + start, count: count)
+        case let .reluBackward(dInput, dOutput, output):
+            ReLU.backward(dInput: dInput + start, dOutput: dOutput + start, output: output + start, count: count)
+        case let .reluBackwardInPlace(gradient, output):
+            ReLU.backwardInPlace(gradient: gradient + start, output: output + start, count: count)
+        case let .reluBackwardMasked(dInput, dOutput, mask):
+            ReLU.backwardMasked(dInput: dInput + start, dOutput: dOutput + start, mask: mask + start / 32, count: count)
+        case let .reluBackwardMaskedInPlace(gradient, mask):
+            ReLU.backwardMaskedInPlace(gradient: gradient + start, mask: mask + start / 32, count: count)
+        case let .add(target, source):
+            Elementwise.add(target + start, source + start, count: count)
         }
     }
 }

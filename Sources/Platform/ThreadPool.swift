@@ -43,7 +43,7 @@ public final class ThreadPool {
     private var jobTasks = 0
     private var jobParticipants = 0
     private var shuttingDown = false
-    /// Calls of the closure-taking `run` handed to the workers (more than one participant).
+    /// Calls of `run` handed to the workers (more than one participant).
     public private(set) var parallelRuns = 0
     /// The closure of the closure-taking `run`'s current job.
     private var closureJob: ((Int) -> Void)? = nil
@@ -155,14 +155,13 @@ public final class ThreadPool {
     /// caller's non-escaping closure becomes escaping through `withoutActuallyEscaping`, whose
     /// thunk context (32 bytes) is heap-allocated because the job is stored for the workers, and
     /// is freed when the job ends: one malloc and one free per call that reaches the workers
-    /// (counted by `parallelRuns`).
+    /// (see `parallelRuns`).
     public func run(tasks: Int, threads requested: Int, _ body: (Int) -> Void) {
         let participants = min(max(requested, 1), threadCount, tasks)
         if participants <= 1 {
             for task in 0..<tasks { body(task) }
             return
         }
-        parallelRuns &+= 1
         withoutActuallyEscaping(body) { escapable in
             closureJob = escapable
             dispatch(tasks: tasks, participants: participants, body: UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())) { pool, task in
@@ -184,6 +183,7 @@ public final class ThreadPool {
     /// allocates nothing).
     @usableFromInline
     func dispatch(tasks: Int, participants: Int, body: UnsafeRawPointer, invoke: @escaping (UnsafeRawPointer, Int) -> Void) {
+        parallelRuns &+= 1
         pthread_mutex_lock(mutex)
         // One caller at a time: a second concurrent caller would overwrite the job.
         precondition(jobInvoke == nil, "ThreadPool.run called while the pool is busy with another caller's job; give each concurrent caller its own KernelContext")

@@ -122,9 +122,8 @@ func directionalDerivatives(_ model: Model, batch: Int, over ranges: [(offset: I
     /// A training step allocates nothing: zero calls to the allocator (malloc, free and the
     /// rest, counted by Tests/CAllocCounter on the caller and the pool's worker) over 100 steps
     /// (forward, per-sample loss, backward, SGD update) after warm-up; also for a partial
-    /// update (frozen statistics, masked ReLUs, per-range optimizer steps). With two threads
-    /// the one known exception is ThreadPool.run's closure thunk (one malloc and one free per
-    /// call that reaches the worker), counted exactly and recorded as a known issue.
+    /// update (frozen statistics, masked ReLUs, per-range optimizer steps); on one thread and on
+    /// two (the kernels' pool runs handed to the worker allocate nothing either).
     @Test(arguments: ["all", "bn+bias"], [1, 2])
     func trainingStepPerformsNoHeapAllocation(update: String, threads: Int) throws {
         // Created first: the pool's worker, created by this thread below, is tracked too.
@@ -142,20 +141,11 @@ func directionalDerivatives(_ model: Model, batch: Int, over ranges: [(offset: I
             optimizer.step(learningRate: 0.01)
         }
         for _ in 0..<3 { step() }
-        if threads > 1 { tracker.ignoreCallSites { context.pool.run(tasks: 2, threads: 2) { _ in } } }
         let runsBefore = context.pool.parallelRuns
         let (_, calls) = tracker.counting { for _ in 0..<100 { step() } }
         let runs = context.pool.parallelRuns - runsBefore
         #expect(AllocationTracker.isInterposing, "malloc is not the counting interposer")
-        let other = calls - AllocationCalls.poolThunks(runs: runs)
-        #expect(other.isZero, "100 training steps (update \(update), \(threads) threads) made \(calls), \(other.total) besides the \(runs) pool runs' thunks; callers:\n\(AllocationTracker.callSites().joined(separator: "\n"))")
-        if runs > 0 {
-            withKnownIssue("ThreadPool.run allocates its job's closure thunk (one malloc + one free per call that reaches the workers)") {
-                #expect(calls.isZero, "\(update), \(threads) threads: \(calls) in 100 steps, \(runs) pool runs")
-            }
-        } else {
-            #expect(calls.isZero, "100 training steps (update \(update), \(threads) threads) made \(calls)")
-        }
+        #expect(calls.isZero, "100 training steps (update \(update), \(threads) threads, \(runs) pool runs) made \(calls); callers:\n\(AllocationTracker.callSites().joined(separator: "\n"))")
         #expect(threads == 1 || update != "all" || runs > 0, "two threads but no kernel used the worker: the pool is not exercised")
         // The steps did real work: the loss is finite and the model learned the fixed batch.
         var sum: Float = 0
