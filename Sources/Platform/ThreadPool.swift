@@ -16,8 +16,8 @@ public protocol ParallelTask {
 /// A fixed pool of pthreads created once. `run` hands out task indices with a static
 /// round-robin assignment (participant p runs tasks p, p + threads, ...), so which thread
 /// computes which task never depends on timing: results are deterministic for a given
-/// thread count. The caller is participant 0. `run` with a `ParallelTask` allocates nothing:
-/// the body stays on the caller's stack and the workers call it through a pointer.
+/// thread count. The caller is participant 0. `run` allocates nothing: the body stays on the
+/// caller's stack and the workers call it through a pointer.
 /// A pool serves one caller at a time (`run` is not reentrant across threads); a concurrent
 /// second caller stops the process with a message rather than corrupting the first job.
 public final class ThreadPool {
@@ -45,8 +45,6 @@ public final class ThreadPool {
     private var shuttingDown = false
     /// Calls of `run` handed to the workers (more than one participant).
     public private(set) var parallelRuns = 0
-    /// The closure of the closure-taking `run`'s current job.
-    private var closureJob: ((Int) -> Void)? = nil
 
     /// How long a worker waiting for a job, or the caller waiting for the workers, polls before
     /// it sleeps on its condition variable. Kernels call `run` hundreds of times per training
@@ -149,33 +147,6 @@ public final class ThreadPool {
                 body.assumingMemoryBound(to: Body.self).pointee.run(task: task)
             }
         }
-    }
-
-    /// Runs `body(task)` like `run(tasks:threads:_:)` with a `ParallelTask`, but allocates: the
-    /// caller's non-escaping closure becomes escaping through `withoutActuallyEscaping`, whose
-    /// thunk context (32 bytes) is heap-allocated because the job is stored for the workers, and
-    /// is freed when the job ends: one malloc and one free per call that reaches the workers
-    /// (see `parallelRuns`).
-    public func run(tasks: Int, threads requested: Int, _ body: (Int) -> Void) {
-        let participants = min(max(requested, 1), threadCount, tasks)
-        if participants <= 1 {
-            for task in 0..<tasks { body(task) }
-            return
-        }
-        withoutActuallyEscaping(body) { escapable in
-            closureJob = escapable
-            dispatch(tasks: tasks, participants: participants, body: UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())) { pool, task in
-                Unmanaged<ThreadPool>.fromOpaque(pool).takeUnretainedValue().runClosureJob(task: task)
-            }
-            closureJob = nil
-        }
-    }
-
-    /// Kept out of line so the reference to the closure ends before the task is done
-    /// (`withoutActuallyEscaping` checks that none is left).
-    @inline(never)
-    private func runClosureJob(task: Int) {
-        closureJob?(task)
     }
 
     /// Hands the job to the workers, runs participant 0's tasks, and waits for the workers.

@@ -32,17 +32,6 @@ public struct AllocationCalls: Equatable, CustomStringConvertible {
     /// True when no entry point was called (every count zero, not merely a zero sum).
     public var isZero: Bool { malloc == 0 && calloc == 0 && realloc == 0 && free == 0 && aligned == 0 }
 
-    /// What `runs` calls of `ThreadPool.run` that reach the workers make: one malloc and one
-    /// free each (the `withoutActuallyEscaping` thunk context the job is stored as; see
-    /// `ThreadPool.parallelRuns`). The one allocation a training step is known to make.
-    public static func poolThunks(runs: Int) -> AllocationCalls {
-        var calls = AllocationCalls()
-        calls.malloc = runs
-        calls.free = runs
-        calls.bytes = 32 * runs
-        return calls
-    }
-
     public static func + (left: AllocationCalls, right: AllocationCalls) -> AllocationCalls {
         left - (AllocationCalls() - right)
     }

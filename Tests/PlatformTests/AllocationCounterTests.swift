@@ -76,10 +76,19 @@ import Testing
         #expect(all.total >= tracked.total + 10, "all threads \(all), tracked \(tracked)")
     }
 
+    /// Allocates and frees an array of 32 Ints per task.
+    struct AllocatingTask: ParallelTask {
+        func run(task: Int) { _ = AllocationCounterTests.keep([Int](repeating: 0, count: AllocationCounterTests.keep(32))) }
+    }
+
+    /// Does nothing: what the pool itself costs.
+    struct EmptyTask: ParallelTask {
+        func run(task: Int) {}
+    }
+
     /// A pool created after the tracker has tracked workers (the trainer's case); one created
-    /// before does not. The pool's static assignment puts odd tasks on the worker. Each `run`
-    /// that reaches the workers also makes the caller allocate the job's closure thunk (one
-    /// malloc, one free: `ThreadPool.parallelRuns`), which this counts exactly.
+    /// before does not. The pool's static assignment puts odd tasks on the worker. Handing work to
+    /// the workers allocates nothing itself: a run's calls are exactly its tasks' calls.
     @Test func poolWorkersAreTrackedWhenThePoolIsCreatedAfterTheTracker() throws {
         let tasks = 8
         let early = try ThreadPool(threads: 2)
@@ -87,27 +96,23 @@ import Testing
         defer { tracker.end() }
         let pool = try ThreadPool(threads: 2)
         func job(_ pool: ThreadPool) -> AllocationCalls {
-            pool.run(tasks: tasks, threads: 2) { _ in _ = Self.keep([Int](repeating: 0, count: Self.keep(32))) }
+            pool.run(tasks: tasks, threads: 2, AllocatingTask())
             let runs = pool.parallelRuns
-            tracker.start()
-            pool.run(tasks: tasks, threads: 2) { _ in _ = Self.keep([Int](repeating: 0, count: Self.keep(32))) }
-            tracker.stop()
+            let (_, calls) = tracker.counting { pool.run(tasks: tasks, threads: 2, AllocatingTask()) }
             #expect(pool.parallelRuns == runs + 1)
-            return tracker.calls - AllocationCalls.poolThunks(runs: 1)
+            return calls
         }
         let untrackedPool = job(early), trackedPool = job(pool)
         #expect(trackedPool.malloc == tasks && trackedPool.free == tasks && trackedPool.total == 2 * tasks,
-                "pool created after the tracker, thunk excluded: \(trackedPool); callers:\n\(AllocationTracker.callSites().joined(separator: "\n"))")
+                "pool created after the tracker: \(trackedPool); callers:\n\(AllocationTracker.callSites().joined(separator: "\n"))")
         #expect(untrackedPool.malloc == tasks / 2 && untrackedPool.total == tasks,
-                "pool created before the tracker (only the caller's half), thunk excluded: \(untrackedPool)")
-        // The thunk's caller can be left out of the recorded callers (still counted).
-        let ignored = tracker.ignoreCallSites { pool.run(tasks: 2, threads: 2) { _ in } }
-        #expect(ignored?.contains("ThreadPool.run") == true, "\(ignored ?? "nil")")
-        let (_, thunkOnly) = tracker.counting { pool.run(tasks: 2, threads: 2) { _ in } }
-        #expect(thunkOnly == AllocationCalls.poolThunks(runs: 1) && AllocationTracker.callSites().isEmpty,
-                "\(thunkOnly), \(AllocationTracker.callSites())")
-        // One participant: the pool hands nothing to the workers and allocates nothing.
-        let (_, single) = tracker.counting { pool.run(tasks: tasks, threads: 1) { _ in } }
+                "pool created before the tracker (only the caller's half): \(untrackedPool)")
+        // The pool's own part: nothing, on two participants as on one.
+        let runs = pool.parallelRuns
+        let (_, parallel) = tracker.counting { for _ in 0..<100 { pool.run(tasks: 2, threads: 2, EmptyTask()) } }
+        #expect(pool.parallelRuns == runs + 100)
+        #expect(parallel.isZero, "100 runs handed to the worker: \(parallel); callers:\n\(AllocationTracker.callSites().joined(separator: "\n"))")
+        let (_, single) = tracker.counting { pool.run(tasks: tasks, threads: 1, EmptyTask()) }
         #expect(single.isZero, "run on one participant: \(single)")
     }
 }

@@ -34,5 +34,6 @@ import Testing
         let pool = try ThreadPool(threads: 2)
         for _ in 0..<50 { pool.run(tasks: 4, threads: 2, StatelessTask()) }
         #expect(StatelessTask.runs.load(ordering: .relaxed) == 200)
+        #expect(pool.parallelRuns == 50)
     }
 }
