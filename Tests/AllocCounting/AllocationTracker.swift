@@ -75,26 +75,9 @@ public final class AllocationTracker {
         alloc_counter_set_thread_tag(tag)
     }
 
-    /// Gives the calling (creating) thread its previous tag back and forgets ignored callers.
+    /// Gives the calling (creating) thread its previous tag back.
     public func end() {
         alloc_counter_set_thread_tag(previousTag)
-        alloc_counter_ignore_sites_in_function_at(nil)
-    }
-
-    /// Runs `body` counting, and from then on no longer records (still counts) the calls made by
-    /// the program function that made its first call: e.g. `ThreadPool.run` and its known
-    /// closure thunk, so that the callers a failure lists are the unexpected ones. Returns that
-    /// function's description, or nil when `body` made no call from the program.
-    @discardableResult
-    public func ignoreCallSites(ofFirstCallIn body: () -> Void) -> String? {
-        start()
-        body()
-        stop()
-        guard alloc_counter_site_count() > 0, let frame = alloc_counter_site_program_frame(0),
-              alloc_counter_ignore_sites_in_function_at(frame) != 0 else { return nil }
-        var text = [CChar](repeating: 0, count: 512)
-        text.withUnsafeMutableBufferPointer { alloc_counter_describe(frame, $0.baseAddress!, Int32($0.count)) }
-        return Self.demangled(String(cString: text))
     }
 
     /// Zeroes the counters and counts from now on.

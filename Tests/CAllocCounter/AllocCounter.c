@@ -19,7 +19,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
-#include <link.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -128,57 +127,20 @@ void alloc_counter_describe(void *address, char *buffer, int capacity) {
     }
 }
 
-/// A function whose calls are counted but not recorded as sites ([start, end); empty: none).
-static uintptr_t ignored_start, ignored_end;
-
-/// Keeps the callers of one tagged call (the first ALLOC_COUNTER_SITES of a window that were
-/// not made from the ignored function).
+/// Keeps the callers of one tagged call (the first ALLOC_COUNTER_SITES of a window).
 __attribute__((noinline)) static void record_site(const char *call) {
-    if (recording_site || __atomic_load_n(&sites_taken, __ATOMIC_SEQ_CST) >= ALLOC_COUNTER_SITES) return;
+    if (recording_site) return;
+    uint32_t site = __atomic_fetch_add(&sites_taken, 1, __ATOMIC_SEQ_CST);
+    if (site >= ALLOC_COUNTER_SITES) return;
     recording_site = 1;
     void *frames[ALLOC_COUNTER_FRAMES + 2];
     int depth = backtrace(frames, ALLOC_COUNTER_FRAMES + 2);
-    uintptr_t start = __atomic_load_n(&ignored_start, __ATOMIC_SEQ_CST), end = __atomic_load_n(&ignored_end, __ATOMIC_SEQ_CST);
-    // Frames 0 and 1 are this function and the allocator entry; the ignored function, when it
-    // allocates, sits a few frames up (behind swift_allocObject and swift_slowAlloc).
-    for (int frame = 2; frame < depth && frame < 8; frame++) {
-        if ((uintptr_t)frames[frame] >= start && (uintptr_t)frames[frame] < end) {
-            recording_site = 0;
-            return;
-        }
-    }
-    uint32_t site = __atomic_fetch_add(&sites_taken, 1, __ATOMIC_SEQ_CST);
-    if (site < ALLOC_COUNTER_SITES) {
-        int kept = depth > 2 ? depth - 2 : 0;
-        for (int frame = 0; frame < kept; frame++) site_frames[site][frame] = frames[frame + 2];
-        site_call[site] = call;
-        __atomic_store_n(&site_depth[site], kept, __ATOMIC_SEQ_CST);
-    }
+    // Frames 0 and 1 are this function and the allocator entry.
+    int kept = depth > 2 ? depth - 2 : 0;
+    for (int frame = 0; frame < kept; frame++) site_frames[site][frame] = frames[frame + 2];
+    site_call[site] = call;
+    __atomic_store_n(&site_depth[site], kept, __ATOMIC_SEQ_CST);
     recording_site = 0;
-}
-
-int alloc_counter_ignore_sites_in_function_at(void *address) {
-    __atomic_store_n(&ignored_end, 0, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&ignored_start, 0, __ATOMIC_SEQ_CST);
-    if (!address) return 0;
-    Dl_info info;
-    const ElfW(Sym) *symbol = NULL;
-    if (!dladdr1(address, &info, (void **)&symbol, RTLD_DL_SYMENT) || !symbol || !info.dli_saddr || symbol->st_size == 0) return 0;
-    __atomic_store_n(&ignored_start, (uintptr_t)info.dli_saddr, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&ignored_end, (uintptr_t)info.dli_saddr + symbol->st_size, __ATOMIC_SEQ_CST);
-    return 1;
-}
-
-void *alloc_counter_site_program_frame(int site) {
-    Dl_info self;
-    if (!dladdr((void *)&alloc_counter_site_program_frame, &self)) return NULL;
-    void *frames[ALLOC_COUNTER_FRAMES];
-    int depth = alloc_counter_site_frames(site, frames);
-    for (int frame = 0; frame < depth; frame++) {
-        Dl_info info;
-        if (dladdr(frames[frame], &info) && info.dli_fbase == self.dli_fbase) return frames[frame];
-    }
-    return NULL;
 }
 
 __attribute__((always_inline)) static inline void count(int field, size_t bytes, const char *call) {

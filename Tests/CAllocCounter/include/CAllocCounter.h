@@ -49,11 +49,6 @@ int alloc_counter_site_count(void);
 int alloc_counter_site_frames(int site, void **frames);
 /// The entry point a site called ("malloc", "free", ...).
 const char *alloc_counter_site_call(int site);
-/// The first frame of site `site` in the main program (not in a library), or NULL.
-void *alloc_counter_site_program_frame(int site);
-/// Calls made from the function containing `address` (a few frames up) are still counted but
-/// no longer recorded as sites; NULL forgets it. Returns 0 when the function is not known.
-int alloc_counter_ignore_sites_in_function_at(void *address);
 /// "symbol+0xoffset (object)" for a code address, written into `buffer` (NUL-terminated).
 void alloc_counter_describe(void *address, char *buffer, int capacity);
 
