@@ -65,6 +65,10 @@ public struct AllocationCalls: Equatable, CustomStringConvertible {
 public final class AllocationTracker {
     public let tag: UInt32
     private let previousTag: UInt32
+    /// The totals of this tracker's last window, kept by `stop()`: once it stops, another
+    /// tracker's window may start and zero the shared counters.
+    private var stoppedCalls = alloc_counter_counts()
+    private var stoppedAllThreads = alloc_counter_counts()
 
     /// True when the test binary's malloc is the counting interposer.
     public static var isInterposing: Bool { alloc_counter_is_interposing() != 0 }
@@ -85,15 +89,21 @@ public final class AllocationTracker {
         while alloc_counter_start(tag) == 0 { usleep(1000) }
     }
 
-    /// Stops counting; `calls` keeps the window's totals.
+    /// Stops counting; `calls` keeps the window's totals. Does nothing when this tracker's
+    /// window is not the one counting (stopped already), so a second `stop()` cannot end
+    /// another tracker's window.
     public func stop() {
-        alloc_counter_stop()
+        alloc_counter_stop(tag, &stoppedCalls, &stoppedAllThreads)
     }
 
-    /// Calls from tracked threads since `start()`. Reading allocates nothing.
-    @inline(__always) public var calls: AllocationCalls { AllocationCalls(alloc_counter_read_tagged()) }
+    private var isCounting: Bool { alloc_counter_counted_tag() == tag }
+
+    /// Calls from tracked threads since `start()` (until `stop()`). Reading allocates nothing.
+    @inline(__always) public var calls: AllocationCalls {
+        AllocationCalls(isCounting ? alloc_counter_read_tagged() : stoppedCalls)
+    }
     /// Calls from every thread of the process since `start()` (the test runner's included).
-    public var allThreads: AllocationCalls { AllocationCalls(alloc_counter_read_all()) }
+    public var allThreads: AllocationCalls { AllocationCalls(isCounting ? alloc_counter_read_all() : stoppedAllThreads) }
 
     /// Counts the calls `body` makes (and the tracked threads make meanwhile).
     public func counting<Result>(_ body: () throws -> Result) rethrows -> (result: Result, calls: AllocationCalls) {

@@ -92,7 +92,17 @@ int alloc_counter_start(uint32_t tag) {
     return 1;
 }
 
-void alloc_counter_stop(void) { __atomic_store_n(&counted_tag, 0, __ATOMIC_SEQ_CST); }
+int alloc_counter_stop(uint32_t tag, alloc_counter_counts *tagged, alloc_counter_counts *all) {
+    // UINT32_MAX while copying: no thread counts as tagged, and no other window can start.
+    uint32_t expected = tag;
+    if (tag == 0 || !__atomic_compare_exchange_n(&counted_tag, &expected, UINT32_MAX, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return 0;
+    if (tagged) *tagged = read_counts(tagged_counts);
+    if (all) *all = read_counts(all_counts);
+    __atomic_store_n(&counted_tag, 0, __ATOMIC_SEQ_CST);
+    return 1;
+}
+
+uint32_t alloc_counter_counted_tag(void) { return __atomic_load_n(&counted_tag, __ATOMIC_SEQ_CST); }
 
 int alloc_counter_site_count(void) {
     uint32_t taken = __atomic_load_n(&sites_taken, __ATOMIC_SEQ_CST);

@@ -31,8 +31,12 @@ uint32_t alloc_counter_thread_tag(void);
 /// Zeroes the counters and counts from now on; calls from threads tagged `tag` go to the
 /// tagged set. Returns 0 when another tag is being counted (one counting window at a time).
 int alloc_counter_start(uint32_t tag);
-/// Stops counting (the counters keep their values).
-void alloc_counter_stop(void);
+/// Stops the window of `tag` and copies its final counters into `tagged` and `all` (either may
+/// be NULL); returns 0, changing nothing, when `tag` is not the tag being counted (never started,
+/// stopped already: a second stop must not end a window another tracker started meanwhile).
+int alloc_counter_stop(uint32_t tag, alloc_counter_counts *tagged, alloc_counter_counts *all);
+/// The tag being counted (0: none).
+uint32_t alloc_counter_counted_tag(void);
 /// The counters so far: `tagged` = calls from threads with the counted tag, `all` = every thread.
 alloc_counter_counts alloc_counter_read_tagged(void);
 alloc_counter_counts alloc_counter_read_all(void);
