@@ -142,7 +142,9 @@ extension Conv2D {
     /// (output-channel pair, input channel) tiles.
     struct DirectWeightsTiles: ParallelTask {
         let dWeights: UnsafeMutablePointer<Float>, paddedDOut: UnsafeMutablePointer<Float>, paddedInput: UnsafeMutablePointer<Float>
-        let context: KernelContext
+        // Not retained: the caller holds the context for the run, and a retain and release per
+        // task from every thread would contend on one reference count.
+        unowned(unsafe) let context: KernelContext
         let offsets: TapOffsets
         let tiles: Int, tileThreads: Int, cin: Int, cout: Int, rows: Int
         let sequenceFloats: Int, channelFloats: Int, count: Int

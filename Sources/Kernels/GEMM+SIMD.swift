@@ -79,7 +79,9 @@ extension GEMM {
     /// One participant's part of `simd`: a contiguous range of column panels (or row panels).
     struct SIMDShare: ParallelTask {
         let shape: Shape
-        let context: KernelContext
+        // Not retained: the caller holds the context for the run, and a retain and release per
+        // task from every thread would contend on one reference count.
+        unowned(unsafe) let context: KernelContext
         let m: Int, n: Int
         let rowPanels: Int, columnPanels: Int, participants: Int
         let splitColumns: Bool
@@ -124,7 +126,9 @@ extension GEMM {
     /// by its own copy of the packer.
     struct PanelShare<Packer: BPanelPacker>: ParallelTask {
         let shape: Shape
-        let context: KernelContext
+        // Not retained: the caller holds the context for the run, and a retain and release per
+        // task from every thread would contend on one reference count.
+        unowned(unsafe) let context: KernelContext
         let packer: Packer
         let m: Int, columns: Int, k: Int, kc: Int
         let panels: Int, participants: Int
