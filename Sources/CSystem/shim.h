@@ -59,6 +59,13 @@ static inline int leitner_install_stop_handlers(void) {
     action.sa_handler = leitner_on_stop_signal;
     sigemptyset(&action.sa_mask);
     if (sigaction(SIGINT, &action, 0) != 0 || sigaction(SIGTERM, &action, 0) != 0) return -1;
+    /* A parent may have started us with these blocked (the mask is inherited): unblock them,
+       or a SIGTERM would stay pending forever. Threads started later inherit this mask. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    if (pthread_sigmask(SIG_UNBLOCK, &stops, 0) != 0) return -1;
     struct sigaction ignore;
     memset(&ignore, 0, sizeof ignore);
     ignore.sa_handler = SIG_IGN;
@@ -114,6 +121,13 @@ static inline int leitner_install_stop_handlers(void) {
     action.sa_handler = leitner_on_stop_signal;
     sigemptyset(&action.sa_mask);
     if (sigaction(SIGINT, &action, 0) != 0 || sigaction(SIGTERM, &action, 0) != 0) return -1;
+    /* A parent may have started us with these blocked (the mask is inherited): unblock them,
+       or a SIGTERM would stay pending forever. Threads started later inherit this mask. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    if (pthread_sigmask(SIG_UNBLOCK, &stops, 0) != 0) return -1;
     struct sigaction ignore;
     memset(&ignore, 0, sizeof ignore);
     ignore.sa_handler = SIG_IGN;
@@ -252,6 +266,13 @@ static inline int leitner_install_stop_handlers(void) {
     action.sa_handler = leitner_on_stop_signal;
     sigemptyset(&action.sa_mask);
     if (sigaction(SIGINT, &action, 0) != 0 || sigaction(SIGTERM, &action, 0) != 0) return -1;
+    /* A parent may have started us with these blocked (the mask is inherited): unblock them,
+       or a SIGTERM would stay pending forever. Threads started later inherit this mask. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    if (pthread_sigmask(SIG_UNBLOCK, &stops, 0) != 0) return -1;
     struct sigaction ignore;
     memset(&ignore, 0, sizeof ignore);
     ignore.sa_handler = SIG_IGN;
@@ -341,6 +362,13 @@ static inline int leitner_install_stop_handlers(void) {
     action.sa_handler = leitner_on_stop_signal;
     sigemptyset(&action.sa_mask);
     if (sigaction(SIGINT, &action, 0) != 0 || sigaction(SIGTERM, &action, 0) != 0) return -1;
+    /* A parent may have started us with these blocked (the mask is inherited): unblock them,
+       or a SIGTERM would stay pending forever. Threads started later inherit this mask. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    if (pthread_sigmask(SIG_UNBLOCK, &stops, 0) != 0) return -1;
     struct sigaction ignore;
     memset(&ignore, 0, sizeof ignore);
     ignore.sa_handler = SIG_IGN;

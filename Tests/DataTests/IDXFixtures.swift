@@ -77,6 +77,6 @@ final class IDXFixtures {
     func gzipped(_ bytes: [UInt8]) -> [UInt8] {
         counter += 1
         let temporary = write("gzipped-\(counter)", bytes, gzip: true)
-        return try! FileSystem.readAll(temporary)
+        return try! FileSystem.readAll(temporary, limit: 1 << 30)
     }
 }

@@ -135,7 +135,7 @@ enum PackFixture {
         defer { fixtures.remove() }
         let path = fixtures.path("flip.pack")
         _ = try PackFixture.write(path, count: 60, blockBytes: 200)
-        let original = try FileSystem.readAll(path)
+        let original = try FileSystem.readAll(path, limit: 1 << 30)
         let expected = PackFixture.records(count: 60)
         let corrupt = fixtures.path("flipped.pack")
         var caught = 0, harmless = 0
@@ -176,7 +176,7 @@ enum PackFixture {
         defer { fixtures.remove() }
         let path = fixtures.path("cut.pack")
         _ = try PackFixture.write(path, count: 60, blockBytes: 200)
-        let original = try FileSystem.readAll(path)
+        let original = try FileSystem.readAll(path, limit: 1 << 30)
         let cut = fixtures.path("cut-short.pack")
         for length in 0..<original.count {
             PackFixture.overwrite(cut, Array(original[0..<length]))
@@ -194,7 +194,7 @@ enum PackFixture {
         defer { fixtures.remove() }
         let path = fixtures.path("good.pack")
         _ = try PackFixture.write(path, count: 100, blockBytes: 200)
-        let original = try FileSystem.readAll(path)
+        let original = try FileSystem.readAll(path, limit: 1 << 30)
         let bad = fixtures.path("bad.pack")
         func expectError(_ bytes: [UInt8], _ fragment: String, _ comment: String) {
             PackFixture.overwrite(bad, bytes)
@@ -251,7 +251,7 @@ enum PackFixture {
         let path = fixtures.path("blocks.pack")
         _ = try PackFixture.write(path, count: 100, blockBytes: 200)
         let pack = try PackFile.open(path)
-        var bytes = try FileSystem.readAll(path)
+        var bytes = try FileSystem.readAll(path, limit: 1 << 30)
         let block = pack.blocks[4]
         bytes[block.offset + block.compressedBytes / 2] ^= 0xff
         PackFixture.overwrite(path, bytes)
@@ -351,7 +351,7 @@ enum PackFixture {
         let path = fixtures.path("bad-stream.pack")
         _ = try PackFixture.write(path, count: 300, blockBytes: 400)
         let pack = try PackFile.open(path)
-        var bytes = try FileSystem.readAll(path)
+        var bytes = try FileSystem.readAll(path, limit: 1 << 30)
         bytes[pack.blocks[7].offset + 20] ^= 0x55
         PackFixture.overwrite(path, bytes)
         let stream = try PackStream(pack: try PackFile.open(path), budgetBytes: 64 << 10, shuffleBufferSamples: 0)
@@ -374,7 +374,7 @@ enum PackFixture {
         let path = fixtures.path("bad-batches.pack")
         _ = try PackFixture.write(path, count: 300, blockBytes: 400)
         let pack = try PackFile.open(path)
-        var bytes = try FileSystem.readAll(path)
+        var bytes = try FileSystem.readAll(path, limit: 1 << 30)
         bytes[pack.blocks[7].offset + 20] ^= 0x55
         PackFixture.overwrite(path, bytes)
         let firstBad = pack.blocks[7].firstSample

@@ -20,7 +20,7 @@ func removeTestDirectory(_ path: String) {
 }
 
 func fileBytes(_ path: String) -> [UInt8] {
-    (try? FileSystem.readAll(path)) ?? []
+    (try? FileSystem.readAll(path, limit: 1 << 30)) ?? []
 }
 
 func writeBytes(_ bytes: [UInt8], to path: String) {
