@@ -1,4 +1,3 @@
-import Kernels
 import Select
 import Testing
 
