@@ -62,9 +62,46 @@ public enum FaultInjection {
     /// The optimizer step whose loss is replaced by NaN (0: none).
     public static var nanStep: Int { current().nanStep }
 
+    // Test seam: the order of the file layer's calls under a directory, so a test can see that
+    // a save fsyncs the directory after its rename. Off in production: one Int check per write,
+    // fsync, rename or open call, none of which is on the training hot path. Tests running in
+    // parallel each trace their own directory; the traces are kept under a lock.
+    private static var activeTraces = 0
+    private static let traceLock = Condition()
+    private static var traces: [(path: String, calls: [String])] = []
+
+    /// Starts recording "CALL PATH" (rename: its source path) for each write, fsync, rename
+    /// and open for writing whose path contains `path`, in call order (a directory's own
+    /// fsync has the directory's path).
+    public static func startTrace(path: String) {
+        traceLock.withLock {
+            traces.append((path: path, calls: []))
+            activeTraces = traces.count
+        }
+    }
+
+    /// Stops the trace of `path` and returns the calls recorded since `startTrace(path:)`.
+    public static func stopTrace(path: String) -> [String] {
+        traceLock.withLock {
+            guard let position = traces.firstIndex(where: { $0.path == path }) else { return [] }
+            let calls = traces.remove(at: position).calls
+            activeTraces = traces.count
+            return calls
+        }
+    }
+
+    static func record(_ call: Call, path: String) {
+        traceLock.withLock {
+            for position in traces.indices where matches(path, traces[position].path) {
+                traces[position].calls.append(call.rawValue + " " + path)
+            }
+        }
+    }
+
     /// Called by the file layer before `call` on `path`: pauses and announces it when asked,
     /// and returns the errno to fail with when a fault is due (0: go ahead).
     static func before(_ call: Call, path: String) -> Int32 {
+        if activeTraces > 0 { record(call, path: path) }
         var state = current()
         if state.faultCall == nil && state.pauseNanoseconds == 0 { return 0 }
         if state.pauseNanoseconds > 0 && call != .open && matches(path, state.pausePath) {
