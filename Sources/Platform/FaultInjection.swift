@@ -63,19 +63,29 @@ public enum FaultInjection {
     public static var nanStep: Int { current().nanStep }
 
     // Test seam: the order of the file layer's calls under a directory, so a test can see that
-    // a save fsyncs the directory after its rename. Off in production: one Int check per write,
-    // fsync, rename or open call, none of which is on the training hot path. Tests running in
-    // parallel each trace their own directory; the traces are kept under a lock.
+    // a save fsyncs the directory after its rename, and a failure of one call there. Off in
+    // production: one Int check per write, fsync, rename or open call, none of which is on the
+    // training hot path. Unlike LEITNER_FAULT (one per process), each test traces its own
+    // directory, so tests running in parallel do not disturb each other; kept under a lock.
+    private struct Trace {
+        var path: String
+        var calls: [String] = []
+        var failing: Call?
+        var code: Int32
+        var after: Int
+        var matched = 0
+    }
     private static var activeTraces = 0
     private static let traceLock = Condition()
-    private static var traces: [(path: String, calls: [String])] = []
+    private static var traces: [Trace] = []
 
     /// Starts recording "CALL PATH" (rename: its source path) for each write, fsync, rename
     /// and open for writing whose path contains `path`, in call order (a directory's own
-    /// fsync has the directory's path).
-    public static func startTrace(path: String) {
+    /// fsync has the directory's path). With `failing`, that call fails with `errno` there
+    /// once `after` such calls have succeeded, as LEITNER_FAULT would make it.
+    public static func startTrace(path: String, failing: Call? = nil, errno code: Int32 = Errno.ioError, after: Int = 0) {
         traceLock.withLock {
-            traces.append((path: path, calls: []))
+            traces.append(Trace(path: path, failing: failing, code: code, after: after))
             activeTraces = traces.count
         }
     }
@@ -90,18 +100,28 @@ public enum FaultInjection {
         }
     }
 
-    static func record(_ call: Call, path: String) {
+    /// Records `call` in every trace whose path `path` contains; the errno to fail with (0: none).
+    static func trace(_ call: Call, path: String) -> Int32 {
         traceLock.withLock {
+            var code: Int32 = 0
             for position in traces.indices where matches(path, traces[position].path) {
                 traces[position].calls.append(call.rawValue + " " + path)
+                if traces[position].failing == call {
+                    traces[position].matched += 1
+                    if traces[position].matched > traces[position].after { code = traces[position].code }
+                }
             }
+            return code
         }
     }
 
     /// Called by the file layer before `call` on `path`: pauses and announces it when asked,
     /// and returns the errno to fail with when a fault is due (0: go ahead).
     static func before(_ call: Call, path: String) -> Int32 {
-        if activeTraces > 0 { record(call, path: path) }
+        if activeTraces > 0 {
+            let traced = trace(call, path: path)
+            if traced != 0 { return traced }
+        }
         var state = current()
         if state.faultCall == nil && state.pauseNanoseconds == 0 { return 0 }
         if state.pauseNanoseconds > 0 && call != .open && matches(path, state.pausePath) {

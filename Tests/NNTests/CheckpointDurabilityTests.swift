@@ -1,4 +1,3 @@
-import CSystem
 import Testing
 import Kernels
 import NN
@@ -6,18 +5,23 @@ import Platform
 
 /// A checkpoint replaces the previous one by rename, and the rename is durable only once the
 /// directory entry is on the device: the save must fsync the directory, after the rename.
-/// Observed through the file layer's call trace (`FaultInjection.startTrace`) and through an
-/// injected failure of that fsync. In `CheckpointFaultTests` (serialized) because the fault is
-/// set through the process environment.
-extension CheckpointFaultTests {
-    @Test func checkpointSaveFsyncsItsDirectoryAfterTheRename() throws {
-        let directory = checkpointTestDirectory("ckpt-dirsync")
-        defer { removeTestDirectory(directory) }
-        let path = directory + "/checkpoint.safetensors", temporary = path + ".tmp"
+/// Observed through the file layer's call trace of the run directory
+/// (`FaultInjection.startTrace`), and through a failure of that fsync injected there.
+@Suite struct CheckpointDurabilityTests {
+    /// A model with a saved checkpoint in a new directory, as every epoch after the first finds it.
+    static func saved(_ label: String) throws -> (directory: String, path: String, model: Model) {
+        let directory = checkpointTestDirectory(label)
+        let path = directory + "/checkpoint.safetensors"
         let model = try Model(smallModel(), batch: 2, context: try KernelContext(threads: 1))
         model.initialize(seed: 1)
         try Checkpoint.save(model: model, metadata: [("epoch", "1")], path: path)
-        // The second save replaces a checkpoint, as every epoch after the first does.
+        return (directory, path, model)
+    }
+
+    @Test func checkpointSaveFsyncsItsDirectoryAfterTheRename() throws {
+        let (directory, path, model) = try Self.saved("ckpt-dirsync")
+        defer { removeTestDirectory(directory) }
+        let temporary = path + ".tmp"
         FaultInjection.startTrace(path: directory)
         var failure: Error? = nil
         do { try Checkpoint.save(model: model, metadata: [("epoch", "2")], path: path) } catch { failure = error }
@@ -31,28 +35,20 @@ extension CheckpointFaultTests {
     /// file's): failing it fails the save with an error naming fsync and the directory. The
     /// rename has happened by then, so the new checkpoint is in place and no temporary is left.
     @Test func aFailingDirectoryFsyncFailsTheSave() throws {
-        let directory = checkpointTestDirectory("ckpt-dirsync-fault")
+        let (directory, path, model) = try Self.saved("ckpt-dirsync-fault")
         defer { removeTestDirectory(directory) }
-        let path = directory + "/checkpoint.safetensors"
-        let model = try Model(smallModel(), batch: 2, context: try KernelContext(threads: 1))
-        model.initialize(seed: 1)
-        try Checkpoint.save(model: model, metadata: [("epoch", "1")], path: path)
-        setenv("LEITNER_FAULT", "fsync:EIO:after=1:path=" + directory, 1)
-        FaultInjection.reload()
-        defer {
-            unsetenv("LEITNER_FAULT")
-            FaultInjection.reload()
-        }
-        do throws(SafeTensorsError) {
-            try Checkpoint.save(model: model, metadata: [("epoch", "2")], path: path)
+        FaultInjection.startTrace(path: directory, failing: .fsync, errno: Errno.ioError, after: 1)
+        var failure: SafeTensorsError? = nil
+        do throws(SafeTensorsError) { try Checkpoint.save(model: model, metadata: [("epoch", "2")], path: path) } catch { failure = error }
+        let calls = FaultInjection.stopTrace(path: directory).filter { !$0.hasPrefix("write ") }
+        #expect(calls.last == "fsync \(directory)" && calls.dropLast().last == "rename \(path).tmp", "\(calls)")
+        guard let failure else {
             Issue.record("the save succeeded although the directory fsync failed")
-        } catch {
-            #expect(error.kind == .io)
-            #expect(error.system.map { "\($0.call)" } == "fsync" && error.system?.subject == directory, "\(error)")
-            #expect(error.description.contains("Input/output error"), "\(error)")
+            return
         }
-        unsetenv("LEITNER_FAULT")
-        FaultInjection.reload()
+        #expect(failure.kind == .io)
+        #expect(failure.system.map { "\($0.call)" } == "fsync" && failure.system?.subject == directory, "\(failure)")
+        #expect(failure.description.contains("Input/output error"), "\(failure)")
         #expect(Checkpoint.value("epoch", in: try Checkpoint.readMetadata(path: path)) == "2")
         #expect(!FileSystem.exists(path + ".tmp"))
     }

@@ -6,7 +6,7 @@ import Testing
 /// The state save's file calls in order, from the file layer's trace: the temporary file is
 /// fsynced before the renames, and the directory is fsynced after both (the injected
 /// `.failedDirectorySync` fault throws before that fsync, so only the trace sees the real call).
-extension StateStoreSystemFaultTests {
+@Suite struct StateStoreDurabilityTests {
     @Test func stateSaveFsyncsItsDirectoryAfterBothRenames() throws {
         let count = 64
         let directory = NSTemporaryDirectory() + "leitner-state-dirsync-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
