@@ -159,6 +159,11 @@ public enum FaultInjection {
     /// Forgets the parsed variables, so a test that changed them takes effect.
     public static func reload() { settings = nil }
 
+    /// LEITNER_FAULT is one variable per process: a test that sets it in-process holds this
+    /// lock from `setenv` until it has unset it and called `reload`, so tests running in
+    /// parallel take turns instead of replacing each other's fault.
+    public static let environmentLock = Condition()
+
     static func errnoValue(_ name: String) -> Int32? {
         switch name {
         case "ENOSPC": return ENOSPC
