@@ -27,8 +27,8 @@ public final class TrainingSession {
     var backoffs = 0
     /// The settings that decide this run's numbers, stored with every checkpoint.
     let identity: RunIdentity
-    /// The output directory's lock, held while this session lives.
-    let lock: FileLock
+    /// The output directory's lock, held from the start until `run` ends (or the session goes).
+    var lock: FileLock?
     /// The energy recorder. Set one (started) before `run` to share it, as `energy-run` does
     /// to measure idle power first; otherwise `run` opens `config.energy`'s meter and stops it
     /// at the end.
@@ -46,7 +46,7 @@ public final class TrainingSession {
         if config.resume { try resume() }
     }
 
-    deinit { lock.release() }
+    deinit { lock?.release() }
 
     /// The run's own files: a directory holding any of them holds a run.
     static let runFiles = ["checkpoint.safetensors", "metrics.jsonl", StateStore.fileName, StateStore.fileName + ".prev"]
@@ -205,6 +205,10 @@ public final class TrainingSession {
 
     /// Runs the remaining epochs with `policy` planning each epoch.
     public func run<Policy: SelectionPolicy>(policy: inout Policy) throws(TrainError) {
+        defer {
+            lock?.release()
+            lock = nil
+        }
         reporter.sessionStarting(trainer)
         if let epoch = resumedEpoch, policy.stateStride > 0 {
             do {
