@@ -86,6 +86,10 @@ enum CompareCommand {
         guard let data = DataOptions.load(options, reporter: reporter) else { return 1 }
         do throws(TrainError) {
             _ = try Comparison.run(runs, config: config, settings: settings, train: data.train, test: data.test, reporter: reporter)
+            if !reporter.failedOutputs.isEmpty {
+                Console.error("leitner compare: not written: " + reporter.failedOutputs.joined(separator: ", "))
+                return 1
+            }
             return 0
         } catch {
             Console.error("leitner compare: " + error.message)

@@ -180,6 +180,28 @@ struct HardeningCLITests {
         #expect(info.status == 2 && info.error.contains("does nothing"), "\(info.error)")
     }
 
+    /// Exit 0 after an output that was not written: a loss-dump path that is a file, an
+    /// unwritable compare.csv, an external energy log that is garbage or missing.
+    @Test func failedOutputsFailTheCommand() throws {
+        let directory = temporaryDirectory("harden-outputs")
+        let file = directory + "/a-file"
+        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        let dump = try run(quickTrain(directory + "/dump", ["--dump-losses", file]))
+        #expect(dump.status == 1 && dump.error.contains("Not a directory"), "\(dump.error)")
+        try FileManager.default.createDirectory(atPath: directory + "/cmp/compare.csv", withIntermediateDirectories: true)
+        let compare = try run(["compare", "--data", Self.subset, "--model", "mlp", "--epochs", "1", "--train-subset", "200",
+                               "--meter", "none", "--no-progress", "--policies", "full", "--out", directory + "/cmp"])
+        #expect(compare.status == 1 && compare.error.contains("not written"), "\(compare.error)")
+        try "garbage\nmore\n".write(toFile: directory + "/g.csv", atomically: true, encoding: .utf8)
+        let energy = ["energy-run", "--data", Self.subset, "--model", "mlp", "--epochs", "1", "--train-subset", "200",
+                      "--idle-seconds", "0.5", "--meter", "model", "--no-progress"]
+        let garbage = try run(energy + ["--external-log", directory + "/g.csv", "--out", directory + "/e1"])
+        #expect(garbage.status == 2 && garbage.error.contains("--external-log"), "\(garbage.error)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/e1/checkpoint.safetensors"), "refused before training")
+        let missing = try run(energy + ["--external-log", directory + "/missing.csv", "--out", directory + "/e2"])
+        #expect(missing.status == 1 && missing.error.contains("external log was not read"), "\(missing.error)")
+    }
+
     /// `--out ''` wrote into the working directory's root; `leitner help train` printed the
     /// general help.
     @Test func emptyValuesAndHelpTopics() throws {
