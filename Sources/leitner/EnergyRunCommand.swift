@@ -50,8 +50,9 @@ enum EnergyRunCommand {
         }
         let policy = try options.value(PolicyOptions.policy)
         let settings = try PolicyOptions.settings(options)
+        try PolicyOptions.checkRead(options, by: [policy], command: "energy-run")
         let reporter = Reporter()
-        guard let data = DataOptions.load(options, reporter: reporter) else { return 1 }
+        guard let data = try DataOptions.load(options, reporter: reporter) else { return 1 }
         do throws(TrainError) {
             _ = try EnergyCampaign.run(config, policy: policy, settings: settings, campaign: campaign, train: data.train, test: data.test,
                                        reporter: reporter)

@@ -202,6 +202,31 @@ struct HardeningCLITests {
         #expect(missing.status == 1 && missing.error.contains("external log was not read"), "\(missing.error)")
     }
 
+    /// Options accepted and ignored, or misreported (a one-class "100%", a renumbered eval at
+    /// 0.20%): each is refused before any data is read, exit 2, with the reason.
+    @Test(arguments: [
+        (["--classes", "3"], "keeps one class"), (["--classes", "9-5"], "ascending"), (["--per-class", "0"], "--per-class"),
+        (["--data-memory-mb", "0"], "--data-memory-mb"), (["--optimizer", "adamw", "--momentum", "0.5"], "does nothing"),
+        (["--optimizer", "adamw", "--no-nesterov"], "does nothing"), (["--crop-padding", "3"], "does nothing"),
+        (["--data-throttle", "20:2"], "does nothing"), (["--meter", "none", "--sample-hz", "5"], "does nothing"),
+        (["--ies-threshold", "0.1"], "does nothing"), (["--policy", "ies", "--sb-beta", "2"], "does nothing"),
+    ])
+    func optionsThatWouldDoNothingAreRefused(extra: [String], reason: String) throws {
+        var arguments = quickTrain(temporaryDirectory("harden-options") + "/run")
+        if let meter = arguments.firstIndex(of: "--meter"), extra.contains("--meter") { arguments.removeSubrange(meter...meter + 1) }
+        let result = try run(arguments + extra)
+        #expect(result.status == 2 && result.error.contains(reason), "\(extra): \(result.status) \(result.error)")
+    }
+
+    @Test func evalRefusesAHeadOfAnotherWidth() throws {
+        let out = temporaryDirectory("harden-eval") + "/run"
+        try #require(try run(quickTrain(out)).status == 0)
+        let narrowed = try run(["eval", out + "/checkpoint.safetensors", "--data", Self.subset, "--classes", "5-9"])
+        #expect(narrowed.status == 2 && narrowed.error.contains("has 10 classes"), "\(narrowed.error)")
+        let perClass = try run(["eval", out + "/checkpoint.safetensors", "--data", Self.subset, "--per-class", "3"])
+        #expect(perClass.status == 2, "\(perClass.error)")
+    }
+
     /// `--out ''` wrote into the working directory's root; `leitner help train` printed the
     /// general help.
     @Test func emptyValuesAndHelpTopics() throws {
