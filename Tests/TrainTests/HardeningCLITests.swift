@@ -227,6 +227,13 @@ struct HardeningCLITests {
         #expect(perClass.status == 2, "\(perClass.error)")
     }
 
+    /// `doctor` on packed data read-tested the (absent) IDX files: "read : open: No such file".
+    @Test func doctorReadTestsThePacks() throws {
+        let result = try run(["doctor", "--data", Self.subset])
+        #expect(result.status == 0 && result.output.contains("read " + Self.subset + "/train.pack: "), "\(result.output)")
+        #expect(!result.output.contains("read : "), "\(result.output)")
+    }
+
     /// `--out ''` wrote into the working directory's root; `leitner help train` printed the
     /// general help.
     @Test func emptyValuesAndHelpTopics() throws {
