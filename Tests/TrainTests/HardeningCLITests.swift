@@ -234,6 +234,15 @@ struct HardeningCLITests {
         #expect(!result.output.contains("read : "), "\(result.output)")
     }
 
+    /// `--meter pmic --pmic-command "sleep 1000"` hung training: a meter command is bounded.
+    @Test func aHungMeterCommandTimesOut() throws {
+        let started = Date()
+        let result = try run(quickTrain(temporaryDirectory("harden-pmic") + "/run").filter { $0 != "none" && $0 != "--meter" }
+                             + ["--meter", "pmic", "--pmic-command", "sleep 1000"], timeout: 120)
+        #expect(result.error.contains("timed out") || result.output.contains("timed out"), "\(result.output)\n\(result.error)")
+        #expect(Date().timeIntervalSince(started) < 100, "the run waited for the meter command")
+    }
+
     /// `--out ''` wrote into the working directory's root; `leitner help train` printed the
     /// general help.
     @Test func emptyValuesAndHelpTopics() throws {
