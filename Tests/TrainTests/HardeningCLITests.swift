@@ -227,6 +227,16 @@ struct HardeningCLITests {
         #expect(perClass.status == 2, "\(perClass.error)")
     }
 
+    /// `finetune --update last:100` on a 3-layer model silently trained everything.
+    @Test func updateLastBeyondTheModelIsRefused() throws {
+        let out = temporaryDirectory("harden-last") + "/run"
+        try #require(try run(quickTrain(out)).status == 0)
+        let result = try run(["finetune", "--from", out + "/checkpoint.safetensors", "--model", "mlp", "--data", Self.subset,
+                              "--update", "last:100", "--epochs", "1", "--train-subset", "300", "--meter", "none", "--no-progress",
+                              "--out", temporaryDirectory("harden-last-ft") + "/run"])
+        #expect(result.status != 0 && result.error.contains("layers with parameters"), "\(result.error)")
+    }
+
     /// `doctor` on packed data read-tested the (absent) IDX files: "read : open: No such file".
     @Test func doctorReadTestsThePacks() throws {
         let result = try run(["doctor", "--data", Self.subset])
