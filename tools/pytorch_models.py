@@ -43,14 +43,16 @@ class MLP(nn.Module):
 
 class CNNS(nn.Module):
     """conv1 3x3 1->32 p1, ReLU, maxpool 2; conv2 3x3 32->64 p1, ReLU, maxpool 2; flatten;
-    fc1 3136->128, ReLU; fc2 128->10."""
+    fc1 3136->128, ReLU; fc2 128->10. `widths` (conv1, conv2, fc1) and the input `size` give
+    the same topology smaller (tools/make-torch-fixture)."""
 
-    def __init__(self):
+    def __init__(self, widths=(32, 64, 128), size=28):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.fc1 = nn.Linear(64 * 7 * 7, 128)
-        self.fc2 = nn.Linear(128, 10)
+        first, second, hidden = widths
+        self.conv1 = nn.Conv2d(1, first, 3, padding=1)
+        self.conv2 = nn.Conv2d(first, second, 3, padding=1)
+        self.fc1 = nn.Linear(second * (size // 4) * (size // 4), hidden)
+        self.fc2 = nn.Linear(hidden, 10)
 
     def forward(self, x):
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
@@ -83,16 +85,18 @@ class BasicBlock(nn.Module):
 
 class ResNet8(nn.Module):
     """conv1 3x3 1->16 (no bias), bn1, ReLU; layer1 16->16, layer2 16->32 stride 2,
-    layer3 32->64 stride 2; global average pool; fc 64->10."""
+    layer3 32->64 stride 2; global average pool; fc 64->10. `widths` (the three stages) gives
+    the same topology narrower (tools/make-torch-fixture); the input size is free."""
 
-    def __init__(self):
+    def __init__(self, widths=(16, 32, 64)):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.layer1 = BasicBlock(16, 16, 1)
-        self.layer2 = BasicBlock(16, 32, 2)
-        self.layer3 = BasicBlock(32, 64, 2)
-        self.fc = nn.Linear(64, 10)
+        first, second, third = widths
+        self.conv1 = nn.Conv2d(1, first, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(first)
+        self.layer1 = BasicBlock(first, first, 1)
+        self.layer2 = BasicBlock(first, second, 2)
+        self.layer3 = BasicBlock(second, third, 2)
+        self.fc = nn.Linear(third, 10)
 
     def forward(self, x):
         x = F.relu(self.bn1(self.conv1(x)))

@@ -34,48 +34,6 @@ static inline int leitner_cpu_has_avx2_fma(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
     return 0;
-/// An advisory exclusive lock on an open file, without waiting: 0, or -1 with errno
-/// (EWOULDBLOCK when another process holds it). Released when the process ends.
-static inline int leitner_try_lock(int fd) { return flock(fd, LOCK_EX | LOCK_NB); }
-
-/// SIGINT/SIGTERM set a flag the training loop reads between steps (and count, so a second
-/// signal can end the process the default way); SIGPIPE is ignored so that a closed pipe on
-/// standard output makes writes fail instead of killing a run.
-static volatile sig_atomic_t leitner_stop_signal = 0;
-static void leitner_on_stop_signal(int signal) {
-    if (leitner_stop_signal != 0) {  /* the second one: stop now, the default way */
-        struct sigaction deflt;
-        memset(&deflt, 0, sizeof deflt);
-        deflt.sa_handler = SIG_DFL;
-        sigaction(signal, &deflt, 0);
-        raise(signal);
-        return;
-    }
-    leitner_stop_signal = signal;
-}
-static inline int leitner_install_stop_handlers(void) {
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = leitner_on_stop_signal;
-    sigemptyset(&action.sa_mask);
-    if (sigaction(SIGINT, &action, 0) != 0 || sigaction(SIGTERM, &action, 0) != 0) return -1;
-    struct sigaction ignore;
-    memset(&ignore, 0, sizeof ignore);
-    ignore.sa_handler = SIG_IGN;
-    return sigaction(SIGPIPE, &ignore, 0);
-}
-static inline int leitner_stop_signal_received(void) { return leitner_stop_signal; }
-static inline void leitner_clear_stop_signal(void) { leitner_stop_signal = 0; }
-
-/// The device and inode of `path` (following links): 0, or -1 with errno.
-static inline int leitner_file_id(const char *path, uint64_t *device_out, uint64_t *inode_out) {
-    struct stat info;
-    if (stat(path, &info) != 0) return -1;
-    *device_out = (uint64_t)info.st_dev;
-    *inode_out = (uint64_t)info.st_ino;
-    return 0;
-}
-
 #endif
 }
 
@@ -89,48 +47,6 @@ static inline int leitner_cpu_has_avx512(void) {
         && __builtin_cpu_supports("avx512vl");
 #else
     return 0;
-/// An advisory exclusive lock on an open file, without waiting: 0, or -1 with errno
-/// (EWOULDBLOCK when another process holds it). Released when the process ends.
-static inline int leitner_try_lock(int fd) { return flock(fd, LOCK_EX | LOCK_NB); }
-
-/// SIGINT/SIGTERM set a flag the training loop reads between steps (and count, so a second
-/// signal can end the process the default way); SIGPIPE is ignored so that a closed pipe on
-/// standard output makes writes fail instead of killing a run.
-static volatile sig_atomic_t leitner_stop_signal = 0;
-static void leitner_on_stop_signal(int signal) {
-    if (leitner_stop_signal != 0) {  /* the second one: stop now, the default way */
-        struct sigaction deflt;
-        memset(&deflt, 0, sizeof deflt);
-        deflt.sa_handler = SIG_DFL;
-        sigaction(signal, &deflt, 0);
-        raise(signal);
-        return;
-    }
-    leitner_stop_signal = signal;
-}
-static inline int leitner_install_stop_handlers(void) {
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = leitner_on_stop_signal;
-    sigemptyset(&action.sa_mask);
-    if (sigaction(SIGINT, &action, 0) != 0 || sigaction(SIGTERM, &action, 0) != 0) return -1;
-    struct sigaction ignore;
-    memset(&ignore, 0, sizeof ignore);
-    ignore.sa_handler = SIG_IGN;
-    return sigaction(SIGPIPE, &ignore, 0);
-}
-static inline int leitner_stop_signal_received(void) { return leitner_stop_signal; }
-static inline void leitner_clear_stop_signal(void) { leitner_stop_signal = 0; }
-
-/// The device and inode of `path` (following links): 0, or -1 with errno.
-static inline int leitner_file_id(const char *path, uint64_t *device_out, uint64_t *inode_out) {
-    struct stat info;
-    if (stat(path, &info) != 0) return -1;
-    *device_out = (uint64_t)info.st_dev;
-    *inode_out = (uint64_t)info.st_ino;
-    return 0;
-}
-
 #endif
 }
 
@@ -227,48 +143,6 @@ static inline void leitner_cpu_relax(void) {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield" ::: "memory");
-/// An advisory exclusive lock on an open file, without waiting: 0, or -1 with errno
-/// (EWOULDBLOCK when another process holds it). Released when the process ends.
-static inline int leitner_try_lock(int fd) { return flock(fd, LOCK_EX | LOCK_NB); }
-
-/// SIGINT/SIGTERM set a flag the training loop reads between steps (and count, so a second
-/// signal can end the process the default way); SIGPIPE is ignored so that a closed pipe on
-/// standard output makes writes fail instead of killing a run.
-static volatile sig_atomic_t leitner_stop_signal = 0;
-static void leitner_on_stop_signal(int signal) {
-    if (leitner_stop_signal != 0) {  /* the second one: stop now, the default way */
-        struct sigaction deflt;
-        memset(&deflt, 0, sizeof deflt);
-        deflt.sa_handler = SIG_DFL;
-        sigaction(signal, &deflt, 0);
-        raise(signal);
-        return;
-    }
-    leitner_stop_signal = signal;
-}
-static inline int leitner_install_stop_handlers(void) {
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = leitner_on_stop_signal;
-    sigemptyset(&action.sa_mask);
-    if (sigaction(SIGINT, &action, 0) != 0 || sigaction(SIGTERM, &action, 0) != 0) return -1;
-    struct sigaction ignore;
-    memset(&ignore, 0, sizeof ignore);
-    ignore.sa_handler = SIG_IGN;
-    return sigaction(SIGPIPE, &ignore, 0);
-}
-static inline int leitner_stop_signal_received(void) { return leitner_stop_signal; }
-static inline void leitner_clear_stop_signal(void) { leitner_stop_signal = 0; }
-
-/// The device and inode of `path` (following links): 0, or -1 with errno.
-static inline int leitner_file_id(const char *path, uint64_t *device_out, uint64_t *inode_out) {
-    struct stat info;
-    if (stat(path, &info) != 0) return -1;
-    *device_out = (uint64_t)info.st_dev;
-    *inode_out = (uint64_t)info.st_ino;
-    return 0;
-}
-
 #endif
 }
 
@@ -341,6 +215,13 @@ static inline int leitner_install_stop_handlers(void) {
     action.sa_handler = leitner_on_stop_signal;
     sigemptyset(&action.sa_mask);
     if (sigaction(SIGINT, &action, 0) != 0 || sigaction(SIGTERM, &action, 0) != 0) return -1;
+    /* A parent may have started us with these blocked (the mask is inherited): unblock them,
+       or a SIGTERM would stay pending forever. Threads started later inherit this mask. */
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    if (pthread_sigmask(SIG_UNBLOCK, &stops, 0) != 0) return -1;
     struct sigaction ignore;
     memset(&ignore, 0, sizeof ignore);
     ignore.sa_handler = SIG_IGN;

@@ -325,7 +325,9 @@ public final class PackStream {
             while produced <= taken && failure == nil { monitor.wait() }
             stallNanoseconds += Clock.nanoseconds() - started
         }
-        if let failure {
+        // The blocks read before a failure are handed out first: the error surfaces when the
+        // consumer reaches the block that failed, however far ahead the prefetch thread ran.
+        if produced <= taken, let failure {
             monitor.unlock()
             throw failure
         }
@@ -366,9 +368,12 @@ public final class PackStream {
             let decoded = decodeStarted > 0 ? Clock.threadCPUNanoseconds() - decodeStarted : 0
             monitor.lock()
             decodeNanoseconds += decoded
-            if let problem { failure = problem }
-            slotBlock[slot] = Int32(block)
-            produced += 1
+            if let problem {
+                failure = problem  // the failed block is not produced; nothing after it is read
+            } else {
+                slotBlock[slot] = Int32(block)
+                produced += 1
+            }
             monitor.broadcast()
         }
         monitor.unlock()

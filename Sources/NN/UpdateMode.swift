@@ -68,6 +68,10 @@ public struct Trainability: Equatable {
         case .all:
             for index in withParameters { weight[index] = true; bias[index] = true }
         case .last(let count):
+            // More layers than the model has would silently mean "all" (with frozen statistics).
+            guard count <= withParameters.count else {
+                throw ModelError(message: "--update last:\(count): model \(description.name) has \(withParameters.count) layers with parameters (use --update all to train them all)")
+            }
             for index in withParameters.suffix(count) { weight[index] = true; bias[index] = true }
         case .head:
             guard let head else { throw ModelError(message: "--update head: model \(description.name) has no linear layer") }

@@ -62,9 +62,66 @@ public enum FaultInjection {
     /// The optimizer step whose loss is replaced by NaN (0: none).
     public static var nanStep: Int { current().nanStep }
 
+    // Test seam: the order of the file layer's calls under a directory, so a test can see that
+    // a save fsyncs the directory after its rename, and a failure of one call there. Off in
+    // production: one Int check per write, fsync, rename or open call, none of which is on the
+    // training hot path. Unlike LEITNER_FAULT (one per process), each test traces its own
+    // directory, so tests running in parallel do not disturb each other; kept under a lock.
+    private struct Trace {
+        var path: String
+        var calls: [String] = []
+        var failing: Call?
+        var code: Int32
+        var after: Int
+        var matched = 0
+    }
+    private static var activeTraces = 0
+    private static let traceLock = Condition()
+    private static var traces: [Trace] = []
+
+    /// Starts recording "CALL PATH" (rename: its source path) for each write, fsync, rename
+    /// and open for writing whose path contains `path`, in call order (a directory's own
+    /// fsync has the directory's path). With `failing`, that call fails with `errno` there
+    /// once `after` such calls have succeeded, as LEITNER_FAULT would make it.
+    public static func startTrace(path: String, failing: Call? = nil, errno code: Int32 = Errno.ioError, after: Int = 0) {
+        traceLock.withLock {
+            traces.append(Trace(path: path, failing: failing, code: code, after: after))
+            activeTraces = traces.count
+        }
+    }
+
+    /// Stops the trace of `path` and returns the calls recorded since `startTrace(path:)`.
+    public static func stopTrace(path: String) -> [String] {
+        traceLock.withLock {
+            guard let position = traces.firstIndex(where: { $0.path == path }) else { return [] }
+            let calls = traces.remove(at: position).calls
+            activeTraces = traces.count
+            return calls
+        }
+    }
+
+    /// Records `call` in every trace whose path `path` contains; the errno to fail with (0: none).
+    static func trace(_ call: Call, path: String) -> Int32 {
+        traceLock.withLock {
+            var code: Int32 = 0
+            for position in traces.indices where matches(path, traces[position].path) {
+                traces[position].calls.append(call.rawValue + " " + path)
+                if traces[position].failing == call {
+                    traces[position].matched += 1
+                    if traces[position].matched > traces[position].after { code = traces[position].code }
+                }
+            }
+            return code
+        }
+    }
+
     /// Called by the file layer before `call` on `path`: pauses and announces it when asked,
     /// and returns the errno to fail with when a fault is due (0: go ahead).
     static func before(_ call: Call, path: String) -> Int32 {
+        if activeTraces > 0 {
+            let traced = trace(call, path: path)
+            if traced != 0 { return traced }
+        }
         var state = current()
         if state.faultCall == nil && state.pauseNanoseconds == 0 { return 0 }
         if state.pauseNanoseconds > 0 && call != .open && matches(path, state.pausePath) {
@@ -101,6 +158,11 @@ public enum FaultInjection {
 
     /// Forgets the parsed variables, so a test that changed them takes effect.
     public static func reload() { settings = nil }
+
+    /// LEITNER_FAULT is one variable per process: a test that sets it in-process holds this
+    /// lock from `setenv` until it has unset it and called `reload`, so tests running in
+    /// parallel take turns instead of replacing each other's fault.
+    public static let environmentLock = Condition()
 
     static func errnoValue(_ name: String) -> Int32? {
         switch name {

@@ -112,11 +112,19 @@ public final class CommandCapture {
     private let buffer: UnsafeMutablePointer<CChar>
     private let capacity: Int
 
+    /// At most this many seconds per run (`timeoutSeconds`); a command still running then is
+    /// killed (SIGTERM, SIGKILL a second later) and the run fails with "timed out".
+    public let timeoutSeconds: Int
+
     /// Prepares to run `command` through /bin/sh, keeping up to `capacity` bytes of its output;
-    /// its standard error is discarded unless `keepErrors`.
-    public init(_ command: String, capacity: Int = 8192, keepErrors: Bool = false) {
+    /// its standard error is discarded unless `keepErrors`. Each run is bounded by
+    /// `timeoutSeconds` through coreutils' `timeout` (a hung meter command cannot hang a run).
+    public init(_ command: String, capacity: Int = 8192, keepErrors: Bool = false, timeoutSeconds: Int = 5) {
         self.command = command
-        shellCommand = keepErrors ? command : command + " 2>/dev/null"
+        self.timeoutSeconds = max(timeoutSeconds, 1)
+        let quoted = "'" + command.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+        let bounded = "timeout -k 1 \(self.timeoutSeconds) /bin/sh -c " + quoted
+        shellCommand = keepErrors ? bounded : bounded + " 2>/dev/null"
         self.capacity = max(capacity, 16)
         buffer = .allocate(capacity: self.capacity)
     }
@@ -130,6 +138,9 @@ public final class CommandCapture {
         if count < 0 { throw SystemError.fromErrno("popen", command) }
         if status != 0 {
             let exit = status >> 8
+            if exit == 124 || exit == 137 {
+                throw SystemError(call: "popen", subject: "`\(command)` timed out after \(timeoutSeconds) s", code: 0)
+            }
             throw SystemError(call: "popen", subject: "`\(command)` exited with status \(exit)" + (exit == 127 ? " (command not found)" : ""), code: 0)
         }
         return UnsafeBufferPointer(start: UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: count)

@@ -129,6 +129,15 @@ public enum FileSystem {
             try makeDirectory(prefix)
             prefix += "/"
         }
+        // mkdir's EEXIST also covers a file of that name: a directory is what was asked for.
+        guard isDirectory(path) else { throw SystemError(call: "mkdir", subject: path, code: ENOTDIR) }
+    }
+
+    /// True when `path` is a directory (links followed).
+    public static func isDirectory(_ path: String) -> Bool {
+        var size: Int64 = 0
+        var directory: Int32 = 0
+        return leitner_file_size(path, &size, &directory) == 0 && directory != 0
     }
 
     /// Removes a file; succeeds when it does not exist.

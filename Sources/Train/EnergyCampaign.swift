@@ -87,6 +87,7 @@ public enum EnergyCampaign {
             },
             idle: [Idle(source: trace.label, estimate: trace.isEstimate, figures: idle)], idleStart: idleStart, idleEnd: idleEnd,
             trace: trace, external: nil, history: history, origin: recorder.startTime, overheadLine: recorder.overheadLine)
+        var externalLogFailure: String? = nil
         if let path = campaign.externalLog {
             do throws(EnergyError) {
                 let log = try ExternalLog.load(path)
@@ -105,9 +106,13 @@ public enum EnergyCampaign {
                 result.external = aligned
             } catch {
                 reporter.warning("leitner energy-run: " + error.message)
+                externalLogFailure = error.message
             }
         }
         reporter.energyCampaignFinished(result, directory: config.outputDirectory)
+        // The reports with the meter's own source are written; a missing or unreadable external
+        // log still fails the command (it was asked for).
+        if let externalLogFailure { throw TrainError("the external log was not read: " + externalLogFailure) }
         return result
     }
 }

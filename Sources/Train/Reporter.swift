@@ -13,6 +13,9 @@ public final class Reporter {
     public var quiet: Bool
     /// The open metrics log of the running session.
     var metricsLog: FileHandle? = nil
+    /// The reports that could not be written (each also a warning): a command that wrote
+    /// fewer files than it promised exits non-zero.
+    public private(set) var failedOutputs: [String] = []
 
     public init(quiet: Bool = false) {
         self.quiet = quiet
@@ -32,11 +35,10 @@ public final class Reporter {
     func writeReport(_ text: String, directory: String, name: String, command: String) {
         let path = directory + "/" + name
         do throws(SystemError) {
-            let file = try FileHandle.create(path)
-            try file.write(text)
-            try file.close()
+            try FileSystem.replace(path, with: text)  // written whole or not at all
             note("wrote \(path)")
         } catch {
+            failedOutputs.append(path)
             warning("leitner \(command): " + error.description)
         }
     }

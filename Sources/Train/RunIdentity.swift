@@ -4,7 +4,8 @@ import Select
 /// What decides a run's numbers, as (option, value) pairs named after the options that set
 /// them. Every checkpoint stores them as metadata "run.OPTION"; `--resume` compares them with
 /// the options it was given and refuses a changed one by name (threads, output, meters,
-/// progress and loss dumps are not among them: they move no number).
+/// progress and loss dumps are not among them: they move no number; nor is `--epochs`, so that
+/// a finished run can be extended, its schedule then spanning the new total).
 public struct RunIdentity {
     public var facts: [(String, String)] = []
 
@@ -14,7 +15,6 @@ public struct RunIdentity {
 
     /// The training settings of `config` (model and seed are checked on their own).
     public init(config: TrainConfig) {
-        add("epochs", "\(config.epochs)")
         add("batch", "\(config.batch)")
         add("lr", "\(config.learningRate)")
         switch config.optimizer {

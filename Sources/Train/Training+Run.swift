@@ -20,6 +20,9 @@ extension Training {
                                             reporter: reporter)
         if let directory = config.lossDumpDirectory { reporter.note("loss dump: \(directory)/losses-EEEE.bin after each epoch") }
         try session.run(policy: &wrapped)
+        if wrapped.failures > 0 {
+            throw TrainError("the loss dump of \(wrapped.failures) epoch(s) was not written to \(config.lossDumpDirectory ?? "")")
+        }
         return session.history
     }
 }

@@ -27,8 +27,8 @@ public final class TrainingSession {
     var backoffs = 0
     /// The settings that decide this run's numbers, stored with every checkpoint.
     let identity: RunIdentity
-    /// The output directory's lock, held while this session lives.
-    let lock: FileLock
+    /// The output directory's lock, held from the start until `run` ends (or the session goes).
+    var lock: FileLock?
     /// The energy recorder. Set one (started) before `run` to share it, as `energy-run` does
     /// to measure idle power first; otherwise `run` opens `config.energy`'s meter and stops it
     /// at the end.
@@ -46,9 +46,9 @@ public final class TrainingSession {
         if config.resume { try resume() }
     }
 
-    deinit { lock.release() }
+    deinit { lock?.release() }
 
-    /// The run's own files: a directory holding any of them holds a run.
+    /// The run's own files, the checkpoint first (a directory holding it holds a run).
     static let runFiles = ["checkpoint.safetensors", "metrics.jsonl", StateStore.fileName, StateStore.fileName + ".prev"]
 
     /// Makes `directory` this run's own: creates it, locks it for the life of the process (a
@@ -64,12 +64,17 @@ public final class TrainingSession {
         guard let lock = try system({ () throws(SystemError) in try FileLock.acquire(lockPath) }) else {
             throw TrainError("\(directory) is in use by another leitner run (its process id is in \(lockPath)); use another --out")
         }
-        // An empty metrics log is a run stopped before its first epoch ended: nothing to keep.
-        let holdsRun = runFiles.contains { name in
-            let path = directory + "/" + name
-            return FileSystem.exists(path) && ((try? FileSystem.size(of: path)) ?? 1) > 0
+        // A run is there once it has a checkpoint. A log or selection state without one is
+        // what a run killed before its first checkpoint leaves: nothing to resume or keep,
+        // so a fresh run clears it (as a fresh log must start empty).
+        let holdsRun = FileSystem.exists(directory + "/" + runFiles[0])
+        if resume { return lock }
+        if !holdsRun {
+            for name in runFiles.dropFirst() {
+                try system { () throws(SystemError) in try FileSystem.remove(directory + "/" + name) }
+            }
+            return lock
         }
-        if resume || !holdsRun { return lock }
         guard replace else {
             lock.release()
             throw TrainError("\(directory) holds another run (its checkpoint or metrics log); continue it with --resume, use another --out, or --force to move it aside")
@@ -92,14 +97,15 @@ public final class TrainingSession {
     /// its checkpoint would otherwise leave that epoch twice, or a torn last line).
     func resume() throws(TrainError) {
         guard FileSystem.exists(checkpointPath) else {
-            // Stopped before the first checkpoint (an empty log, no state): start at epoch 1.
-            // (The log exists from a run's start; without it nothing ever ran in this directory.)
-            let emptyLog = FileSystem.exists(metricsPath) && ((try? FileSystem.size(of: metricsPath)) ?? 1) == 0
-            if emptyLog && !FileSystem.exists(StateStore.currentPath(directory: config.outputDirectory)) {
-                reporter.note("--resume: \(config.outputDirectory) has no checkpoint yet (stopped during epoch 1): starting at epoch 1")
-                return
+            // Stopped before its first checkpoint (a log or state, no checkpoint): nothing to
+            // continue, so it starts at epoch 1. With neither, --out names no run: refused.
+            let leftovers = Self.runFiles.dropFirst().map { config.outputDirectory + "/" + $0 }.filter { FileSystem.exists($0) }
+            guard !leftovers.isEmpty else { throw TrainError("--resume: no checkpoint at \(checkpointPath)") }
+            for path in leftovers {
+                do { try FileSystem.remove(path) } catch { throw TrainError(error) }
             }
-            throw TrainError("--resume: no checkpoint at \(checkpointPath)")
+            reporter.note("--resume: \(config.outputDirectory) has no checkpoint yet (stopped during epoch 1): starting at epoch 1")
+            return
         }
         try restoreCheckpoint(context: "--resume")
         resumedEpoch = trainer.epoch
@@ -205,6 +211,10 @@ public final class TrainingSession {
 
     /// Runs the remaining epochs with `policy` planning each epoch.
     public func run<Policy: SelectionPolicy>(policy: inout Policy) throws(TrainError) {
+        defer {
+            lock?.release()
+            lock = nil
+        }
         reporter.sessionStarting(trainer)
         if let epoch = resumedEpoch, policy.stateStride > 0 {
             do {

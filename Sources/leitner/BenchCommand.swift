@@ -17,7 +17,7 @@ enum BenchCommand {
         positionals: "[SECTION...]",
         options: [seconds.spec, threads.spec, rounds.spec, pack.spec])
 
-    static let seconds = Option<Double>("seconds", "S", default: 0.4, range: 0.01...60, help: "time spent per measurement")
+    static let seconds = Option<Double>("seconds", "S", default: 0.4, range: 0.1...60, help: "time spent per measurement (at least 0.1: shorter ones time noise, not the kernel)")
     static let threads = Option<Int>("threads", "N", default: 2, range: 1...256, help: "threads for the multi-threaded columns")
     static let rounds = Option<Int>("rounds", "R", default: 5, range: 1...100, help: "stream: alternating rounds (in memory, then streamed)")
     static let pack = Option<String?>("pack", "FILE", shown: "data/fashion-mnist-subset/train.pack", help: "data, stream: the pack to read")

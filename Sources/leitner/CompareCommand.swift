@@ -82,10 +82,15 @@ enum CompareCommand {
         let runs = try plan(options)
         let config = try TrainCommand.config(options)
         let settings = try PolicyOptions.settings(options)
+        try PolicyOptions.checkRead(options, by: try options.value(Self.policies), command: "compare")
         let reporter = Reporter()
-        guard let data = DataOptions.load(options, reporter: reporter) else { return 1 }
+        guard let data = try DataOptions.load(options, reporter: reporter) else { return 1 }
         do throws(TrainError) {
             _ = try Comparison.run(runs, config: config, settings: settings, train: data.train, test: data.test, reporter: reporter)
+            if !reporter.failedOutputs.isEmpty {
+                Console.error("leitner compare: not written: " + reporter.failedOutputs.joined(separator: ", "))
+                return 1
+            }
             return 0
         } catch {
             Console.error("leitner compare: " + error.message)

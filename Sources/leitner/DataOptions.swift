@@ -36,21 +36,34 @@ enum DataOptions {
         source.memoryBudgetBytes = try options.value(memoryMB).map { $0 << 20 }
         source.throttle = try options.value(throttle)
         source.classes = try options.value(classes)
+        if let text = source.classes {
+            // The list's form is checked here (exit 2); whether its classes exist, once loaded.
+            var kept = 0
+            for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+                let ends = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+                let valid = (ends.count == 1 || ends.count == 2) && ends.allSatisfy { $0 != nil && $0! >= 0 }
+                    && (ends.count == 1 || ends[0]! <= ends[1]!)
+                if !valid {
+                    throw UsageError(message: "leitner: --classes takes classes as ascending ranges or commas (e.g. 5-9 or 0,2,4), got '\(text)'")
+                }
+                kept += ends.count == 2 ? ends[1]! - ends[0]! + 1 : 1
+            }
+            // One class is no classification: every prediction would be right.
+            if kept < 2 { throw UsageError(message: "leitner: --classes '\(text)' keeps one class; training and evaluation need at least 2") }
+        }
         source.perClass = try options.value(perClass) ?? 0
         return source
     }
 
-    /// Loads the data the options name (default: Fashion-MNIST); nil after a message (a bad
-    /// data option included: exit 1 as for data that cannot be read).
-    static func load(_ options: ParsedOptions, reporter: Reporter) -> (train: Dataset, test: Dataset)? {
-        let source: DataSource
-        do throws(UsageError) { source = try self.source(options) } catch {
-            Console.error(error.message)
-            return nil
-        }
-        do throws(TrainError) { return try source.load(reporter: reporter) } catch {
+    /// Loads the data the options name (default: Fashion-MNIST); nil after a message when the
+    /// data cannot be read (exit 1); a bad data option is a UsageError (exit 2).
+    static func load(_ options: ParsedOptions, reporter: Reporter) throws(UsageError) -> (train: Dataset, test: Dataset)? {
+        let source = try self.source(options)
+        let data: (train: Dataset, test: Dataset)
+        do throws(TrainError) { data = try source.load(reporter: reporter) } catch {
             Console.error("leitner: " + error.message)
             return nil
         }
+        return data
     }
 }

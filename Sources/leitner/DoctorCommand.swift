@@ -40,7 +40,9 @@ enum DoctorCommand {
         do throws(DataError) {
             let files = try DatasetLocator.fashionMNIST(dataDirectory: directory)
             print("data: " + files.description)
-            for path in [files.trainImages, files.testImages] {
+            // Packed data has no IDX image files: the packs are what training reads.
+            let paths = files.trainPack.map { [$0] + (files.testPack.map { [$0] } ?? []) } ?? [files.trainImages, files.testImages]
+            for path in paths where !path.isEmpty {
                 do {
                     let test = try ReadTest.run(path: path, limitBytes: readLimit)
                     let rate = test.megabytesPerSecond

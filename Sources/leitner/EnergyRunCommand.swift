@@ -42,13 +42,24 @@ enum EnergyRunCommand {
         campaign.idleSeconds = try options.value(idleSeconds)
         campaign.externalLogOffset = try options.value(externalLogOffset)
         campaign.externalLog = try options.value(externalLog)
+        // An external log that is there already must be readable now, not after the run; one
+        // that an external meter has not created yet is read (and checked) after the run.
+        if let log = campaign.externalLog, FileSystem.exists(log), ((try? FileSystem.size(of: log)) ?? 1) > 0 {
+            do throws(EnergyError) { _ = try ExternalLog.load(log) }
+            catch { throw UsageError(message: "leitner energy-run: --external-log: " + error.message) }
+        }
         let policy = try options.value(PolicyOptions.policy)
         let settings = try PolicyOptions.settings(options)
+        try PolicyOptions.checkRead(options, by: [policy], command: "energy-run")
         let reporter = Reporter()
-        guard let data = DataOptions.load(options, reporter: reporter) else { return 1 }
+        guard let data = try DataOptions.load(options, reporter: reporter) else { return 1 }
         do throws(TrainError) {
             _ = try EnergyCampaign.run(config, policy: policy, settings: settings, campaign: campaign, train: data.train, test: data.test,
                                        reporter: reporter)
+            if !reporter.failedOutputs.isEmpty {
+                Console.error("leitner energy-run: not written: " + reporter.failedOutputs.joined(separator: ", "))
+                return 1
+            }
             return 0
         } catch {
             Console.error("leitner energy-run: " + error.message)

@@ -14,7 +14,7 @@ enum EvalCommand {
         head sized to the data's classes.
         """,
         positionals: "[CHECKPOINT]",
-        options: [from.spec, model.spec, DataOptions.data.spec, batch.spec, threads.spec] + DataOptions.selectionSpecs)
+        options: [from.spec, model.spec, DataOptions.data.spec, batch.spec, threads.spec, DataOptions.classes.spec])
 
     static let from = Option<String?>("from", "FILE", help: "the weights (instead of the CHECKPOINT argument)")
     static let model = Option<String>("model", "NAME", default: "cnn-s",
@@ -45,7 +45,11 @@ enum EvalCommand {
             do { description = try ModelZoo.description(named: modelName) }
             catch { throw UsageError(message: "leitner eval: \(error.message)") }
         }
-        guard let data = DataOptions.load(options, reporter: Reporter()) else { return 1 }
+        guard let data = try DataOptions.load(options, reporter: Reporter()) else { return 1 }
+        // A head of another width would score renumbered labels against the wrong outputs.
+        if checkpoint.model != nil && data.test.classCount != description.classes {
+            throw UsageError(message: "leitner eval: the checkpoint's model has \(description.classes) classes but the test data has \(data.test.classCount)\(options.givenNames.contains(DataOptions.classes.spec.name) ? " after --classes" : ""): evaluate on the classes it was trained on")
+        }
         do throws(TrainError) {
             let result = try Evaluation.run(path, model: description, fitHead: checkpoint.model == nil, test: data.test,
                                             batch: batch, threads: threads)

@@ -54,8 +54,9 @@ enum FinetuneCommand {
         config.update = update
         let policy = try options.value(PolicyOptions.policy)
         let settings = try PolicyOptions.settings(options)
+        try PolicyOptions.checkRead(options, by: [policy], command: "finetune")
         let reporter = Reporter()
-        guard let data = DataOptions.load(options, reporter: reporter) else { return 1 }
+        guard let data = try DataOptions.load(options, reporter: reporter) else { return 1 }
         do throws(TrainError) {
             print("pretrained: \(path) (model \(config.modelName)\(fileModel != nil ? ", description from the file" : ""))")
             print(try FineTune.fitHead(&config, classes: data.train.classCount))

@@ -31,7 +31,7 @@ enum ParityCommand {
         config.augment = AugmentConfig()
         config.threads = try options.value(threads)
         let steps = try options.value(Self.steps)
-        guard let data = DataOptions.load(options, reporter: Reporter()) else { return 1 }
+        guard let data = try DataOptions.load(options, reporter: Reporter()) else { return 1 }
         do throws(TrainError) {
             try ParityRun.run(config: config, train: data.train, steps: steps, output: config.outputDirectory)
             print("parity: \(steps) steps written to \(config.outputDirectory)")

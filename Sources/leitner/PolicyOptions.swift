@@ -63,6 +63,24 @@ enum PolicyOptions {
     ]
     static let specs = [policy.spec] + settingSpecs
 
+    /// The policy that reads each policy option.
+    static let reader: [(option: String, kind: PolicyKind)] = [
+        (removeFraction.spec.name, .randomRemove), (iesOrder.spec.name, .ies), (iesThreshold.spec.name, .ies),
+        (iesRescoreEvery.spec.name, .ies), (fullDataLast.spec.name, .ies), (dihMetric.spec.name, .dihcl),
+        (dihUpdate.spec.name, .dihcl), (dihSelect.spec.name, .dihcl), (dihDiversity.spec.name, .dihcl),
+        (dihSchedule.spec.name, .dihcl), (dihShrink.spec.name, .dihcl), (dihFloor.spec.name, .dihcl),
+        (infoBatchRatio.spec.name, .infoBatch), (infoBatchAnneal.spec.name, .infoBatch),
+        (selectiveBackpropBeta.spec.name, .selectiveBackprop), (patience.spec.name, .earlyStop),
+        (validationFraction.spec.name, .earlyStop),
+    ]
+
+    /// Refuses a policy option that none of `running` reads: it would do nothing.
+    static func checkRead(_ options: ParsedOptions, by running: [PolicyKind], command: String) throws(UsageError) {
+        for (option, kind) in reader where options.givenNames.contains(option) && !running.contains(kind) {
+            throw UsageError(message: "leitner \(command): --\(option) is a \(kind.name) option and does nothing with --policy \(running.map { $0.name }.joined(separator: ","))")
+        }
+    }
+
     /// Every policy's settings from the options (each checked whether or not its policy runs).
     static func settings(_ options: ParsedOptions) throws(UsageError) -> PolicySettings {
         var settings = PolicySettings()

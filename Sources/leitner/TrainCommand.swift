@@ -94,6 +94,29 @@ enum TrainCommand {
             config.energy.powerModel = PowerModel(idleWatts: board.idleWatts, activeWattsPerCore: board.activeWattsPerCore,
                                                   name: "board " + board.name)
         }
+        // Options that would do nothing in this combination are refused with the reason.
+        let given = options.givenNames
+        func refuse(_ option: String, _ reason: String) throws(UsageError) {
+            if given.contains(option) { throw UsageError(message: "leitner: --\(option) does nothing \(reason)") }
+        }
+        if case .adamw = config.optimizer {
+            try refuse(O.momentum.spec.name, "with --optimizer adamw (its betas are fixed at 0.9, 0.999)")
+            try refuse(O.noNesterov.spec.name, "with --optimizer adamw")
+        } else if try options.value(O.momentum) == 0 {
+            try refuse(O.noNesterov.spec.name, "with --momentum 0")
+        }
+        if config.augment.cropPadding == 0 { try refuse(O.cropPadding.spec.name, "without crop in --augment") }
+        if try options.value(DataOptions.memoryMB) == nil {
+            try refuse(DataOptions.throttle.spec.name, "without --data-memory-mb (only a streamed pack is read while training)")
+        }
+        if config.energy.choice == .none {
+            for spec in EnergyOptions.specs where spec.name != EnergyOptions.meter.spec.name {
+                try refuse(spec.name, "with --meter none")
+            }
+        }
+        if config.threads > SystemInfo.onlineCores() {
+            Console.error("leitner: warning: --threads \(config.threads) is more than the \(SystemInfo.onlineCores()) cores online; expect it to be slower than \(SystemInfo.onlineCores())")
+        }
         // The data half of what `--resume` must find unchanged (RunIdentity).
         config.runFacts.add("data", try options.value(DataOptions.data) ?? "default")
         config.runFacts.add("classes", try options.value(DataOptions.classes) ?? "all")
@@ -136,8 +159,9 @@ enum TrainCommand {
         let config = try config(options)
         let policy = try options.value(PolicyOptions.policy)
         let settings = try PolicyOptions.settings(options)
+        try PolicyOptions.checkRead(options, by: [policy], command: "train")
         let reporter = Reporter()
-        guard let data = DataOptions.load(options, reporter: reporter) else { return 1 }
+        guard let data = try DataOptions.load(options, reporter: reporter) else { return 1 }
         return train(config: config, policy: policy, settings: settings, data: data, reporter: reporter, command: "train")
     }
 

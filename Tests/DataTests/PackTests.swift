@@ -400,6 +400,30 @@ enum PackFixture {
         #expect(!input[0..<(firstBad * 36)].contains(-99))
     }
 
+    /// The prefetch thread may reach a corrupt block long before the consumer does (a loaded
+    /// machine, a slow step): the blocks before it are still delivered, and the error comes
+    /// only with the first sample of the bad block. (Failed under CI load before the fix.)
+    @Test func aPrefetchedFailureWaitsForItsBlock() throws {
+        let fixtures = IDXFixtures()
+        defer { fixtures.remove() }
+        let path = fixtures.path("bad-ahead.pack")
+        _ = try PackFixture.write(path, count: 300, blockBytes: 400)
+        let pack = try PackFile.open(path)
+        var bytes = try FileSystem.readAll(path, limit: 1 << 30)
+        bytes[pack.blocks[5].offset + 20] ^= 0x55
+        PackFixture.overwrite(path, bytes)
+        let stream = try PackStream(pack: try PackFile.open(path), budgetBytes: 64 << 10, shuffleBufferSamples: 0)
+        let order = (0..<300).map { Int32($0) }
+        try order.withUnsafeBufferPointer { (indices) throws(DataError) in try stream.beginPass(indices) }
+        usleep(300_000)  // the prefetch thread runs ahead to the bad block and stops there
+        let firstBad = pack.blocks[5].firstSample
+        for sample in 0..<firstBad {
+            let record = try stream.record(sample)
+            #expect(Int(record[0]) == IDXFixtures.label(sample: sample, classes: 10), "sample \(sample)")
+        }
+        #expect(throws: DataError.self) { _ = try stream.record(firstBad) }
+    }
+
     /// A streamed dataset assembles the same batches as the same pack loaded into memory.
     @Test func streamedBatchesEqualInMemoryBatches() throws {
         let fixtures = IDXFixtures()

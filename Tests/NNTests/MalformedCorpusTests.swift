@@ -67,6 +67,8 @@ func malformedCorpus(_ parser: String, file: String = #filePath) -> [String] {
         try Checkpoint.save(model: model, metadata: [("epoch", "1")], path: path)
         let before = fileBytes(path)
         model.initialize(seed: 2)
+        FaultInjection.environmentLock.lock()
+        defer { FaultInjection.environmentLock.unlock() }
         setenv("LEITNER_FAULT", fault + ":path=" + directory, 1)
         FaultInjection.reload()
         defer {

@@ -67,20 +67,11 @@ func directionalDerivatives(_ model: Model, batch: Int, over ranges: [(offset: I
         }
     }
 
-    /// Whole-model gradient check along one random direction d: (L(p + h d) - L(p - h d)) / 2h
-    /// must equal <dL/dp, d>.
-    @Test func wholeModelGradientAlongRandomDirection() throws {
-        let context = try KernelContext(threads: 2)
-        let batch = 6
-        let model = try Model(smallModel(), batch: batch, context: context)
-        model.initialize(seed: 3)
-        fillBatch(model, batch: batch, seed: 11)
-        model.forwardBackward(batch: batch)
-        let (numeric, analytic) = directionalDerivatives(model, batch: batch, over: [(0, model.parameterCount)])
-        let error = abs(numeric - analytic) / max(1e-3, abs(numeric), abs(analytic))
-        #expect(error < 2e-2, "directional derivative: numeric \(numeric), analytic \(analytic), relative error \(error)")
-        #expect(abs(analytic) > 1e-4, "the check is vacuous: the directional derivative is \(analytic)")
-    }
+    // The whole-model gradient test is TorchFixtureTests: every tensor's gradient against
+    // PyTorch float64 at 1e-5 of its own scale. The directional derivative it replaced (2e-2
+    // on one projection) passed with a head-bias gradient 0.01% off or a batch-norm beta 0.1%
+    // off; it remains in `leitner selftest` (boards) and, for the partial-update paths, in
+    // PartialUpdateTests.
 
     /// The shared activation layout (in-place ReLU and add, gradients zeroed as they come
     /// alive, blocks reused across lifetimes) gives bit-identical losses and parameter

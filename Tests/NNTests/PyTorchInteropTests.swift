@@ -3,7 +3,7 @@ import Testing
 import Kernels
 import NN
 
-/// A state_dict written by PyTorch itself (tools/make-torch-fixture: safetensors.torch.save_file,
+/// A state_dict written by PyTorch itself (`tools/make-torch-fixture interop`: safetensors.torch.save_file,
 /// so no Leitner metadata and an I64 num_batches_tracked) loads by name, and the model then
 /// gives PyTorch's eval-mode logits.
 @Suite struct PyTorchInteropTests {

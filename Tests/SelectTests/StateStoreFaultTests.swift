@@ -22,6 +22,8 @@ import Testing
         }
         let current = StateStore.currentPath(directory: directory), previous = StateStore.previousPath(directory: directory)
         let before = (try Data(contentsOf: URL(fileURLWithPath: current)), try Data(contentsOf: URL(fileURLWithPath: previous)))
+        FaultInjection.environmentLock.lock()
+        defer { FaultInjection.environmentLock.unlock() }
         setenv("LEITNER_FAULT", fault + ":path=" + directory, 1)
         FaultInjection.reload()
         do {

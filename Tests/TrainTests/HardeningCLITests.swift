@@ -1,0 +1,266 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The release binary under misuse (issue "no crash, no hang, no lost run"): each case failed on
+/// the binary before the fix (a trap, a lost run, exit 0 after a failure) and must now end with
+/// a message and the right status. Runs the built `.build/release/leitner` in a fresh working
+/// directory; skipped with the reason when it is not built (a failure under CI=true).
+@Suite(.serialized, .enabled(if: Requirement.runs(Requirement.hasBinary), Requirement.binaryReason))
+struct HardeningCLITests {
+    static let subset = Requirement.root + "/data/fashion-mnist-subset"
+
+    struct Result {
+        var status: Int32
+        var signalled: Bool
+        var output: String
+        var error: String
+    }
+
+    /// Runs the binary with `arguments` in `directory` (a fresh one by default).
+    @discardableResult
+    func run(_ arguments: [String], in directory: String? = nil, timeout: Double = 300) throws -> Result {
+        let binary = try #require(Requirement.binary, Requirement.binaryReason)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory ?? temporaryDirectory("cli"))
+        let outputFile = temporaryDirectory("cli-out") + "/out.txt", errorFile = temporaryDirectory("cli-err") + "/err.txt"
+        FileManager.default.createFile(atPath: outputFile, contents: nil)
+        FileManager.default.createFile(atPath: errorFile, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: outputFile)
+        process.standardError = FileHandle(forWritingAtPath: errorFile)
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            process.terminate()
+            Issue.record("leitner \(arguments.joined(separator: " ")) still running after \(timeout) s")
+        }
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal,
+                      output: (try? String(contentsOfFile: outputFile, encoding: .utf8)) ?? "",
+                      error: (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? "")
+    }
+
+    func quickTrain(_ out: String, _ extra: [String] = []) -> [String] {
+        ["train", "--data", Self.subset, "--train-subset", "300", "--test-limit", "100", "--model", "mlp", "--epochs", "2",
+         "--meter", "none", "--no-progress", "--out", out] + extra
+    }
+
+    /// Streaming with any subset smaller than the pack built an inverted range (SIGILL).
+    @Test func streamingASubsetTrains() throws {
+        let out = temporaryDirectory("harden-stream")
+        let result = try run(["train", "--data", Self.subset, "--train-subset", "500", "--data-memory-mb", "8", "--model", "mlp",
+                              "--epochs", "1", "--meter", "none", "--no-progress", "--out", out])
+        #expect(!result.signalled && result.status == 0, "\(result.status): \(result.error)")
+        #expect(FileManager.default.fileExists(atPath: out + "/checkpoint.safetensors"))
+    }
+
+    /// Rewrites one metadata value of a safetensors checkpoint (header length adjusted).
+    func editMetadata(_ path: String, _ key: String, to value: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let length = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        var header = String(decoding: data[8..<8 + length], as: UTF8.self)
+        let pattern = try Regex("\"\(key)\":\"[^\"]*\"")
+        #expect(header.contains(pattern), "no \(key) in the checkpoint's metadata")
+        header = header.replacing(pattern, with: "\"\(key)\":\"\(value)\"")
+        var bytes = Data()
+        var newLength = UInt64(header.utf8.count).littleEndian
+        bytes.append(Data(bytes: &newLength, count: 8))
+        bytes.append(header.data(using: .utf8)!)
+        bytes.append(data[(8 + length)...])
+        try bytes.write(to: URL(fileURLWithPath: path))
+    }
+
+    /// A checkpoint whose epoch or step no run reaches trapped or misreported on --resume.
+    @Test(arguments: [("epoch", "-1"), ("step", "9223372036854775807"), ("step", "-5"), ("epoch", "99999999999")])
+    func absurdCheckpointCountersAreRefused(key: String, value: String) throws {
+        let out = temporaryDirectory("harden-counter")
+        let first = try run(quickTrain(out, ["--stop-after-epoch", "1"]))
+        try #require(first.status == 0, "\(first.error)")
+        try editMetadata(out + "/checkpoint.safetensors", key, to: value)
+        let result = try run(quickTrain(out, ["--resume"]))
+        #expect(!result.signalled && result.status == 1, "\(key) \(value): status \(result.status), \(result.error)")
+        #expect(result.error.contains("no run reaches"), "\(key) \(value): \(result.error)")
+    }
+
+    /// --resume accepted a different lr, batch, subset, policy...: it must refuse and name it.
+    @Test(arguments: [(["--lr", "0.2"], "--lr"), (["--batch", "32"], "--batch"), (["--policy", "ies"], "--policy"),
+                      (["--train-subset", "200"], "--train-subset"), (["--augment", "flip"], "--augment"),
+                      (["--weight-decay", "0"], "--weight-decay"), (["--classes", "0-4"], "--classes"),
+                      (["--schedule", "constant"], "--schedule"), (["--momentum", "0.5"], "--momentum")])
+    func resumeRefusesChangedSettings(change: [String], named: String) throws {
+        let out = temporaryDirectory("harden-resume")
+        try #require(try run(quickTrain(out, ["--stop-after-epoch", "1"])).status == 0)
+        var arguments = quickTrain(out, ["--resume"])
+        if change[0] == "--train-subset" { arguments[arguments.firstIndex(of: "--train-subset")! + 1] = change[1] } else { arguments += change }
+        let result = try run(arguments)
+        #expect(result.status == 1 && result.error.contains(named) && result.error.contains("other settings"), "\(change): \(result.error)")
+        // Unchanged options resume.
+        let same = try run(quickTrain(out, ["--resume"]))
+        #expect(same.status == 0, "\(same.error)")
+    }
+
+    /// A fresh run over a finished one truncated its log and kept its checkpoint: now it is
+    /// refused, and --force moves the old run aside whole.
+    @Test func aFreshRunDoesNotMixWithAnOldOne() throws {
+        let out = temporaryDirectory("harden-fresh") + "/run"
+        try #require(try run(quickTrain(out)).status == 0)
+        let log = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
+        let refused = try run(quickTrain(out, ["--lr", "0.01"]))
+        #expect(refused.status == 1 && refused.error.contains("holds another run"), "\(refused.error)")
+        #expect(try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8) == log, "the old run's log changed")
+        let forced = try run(quickTrain(out, ["--lr", "0.01", "--force"]))
+        #expect(forced.status == 0, "\(forced.error)")
+        #expect(try String(contentsOfFile: out + ".previous-1/metrics.jsonl", encoding: .utf8) == log)
+        #expect(FileManager.default.fileExists(atPath: out + ".previous-1/checkpoint.safetensors"))
+        #expect(try run(quickTrain(out, ["--resume", "--force"])).status == 2)
+    }
+
+    /// Two runs into one --out both reported success; the second is refused while the first
+    /// lives. SIGTERM stops the first at a step with valid files and the --resume command.
+    @Test func oneRunPerDirectoryAndSIGTERMSaysHowToResume() throws {
+        let out = temporaryDirectory("harden-lock") + "/run"
+        let binary = try #require(Requirement.binary)
+        let first = Process()
+        first.executableURL = URL(fileURLWithPath: binary)
+        first.arguments = ["train", "--data", Self.subset, "--model", "cnn-s", "--epochs", "50", "--meter", "none", "--no-progress", "--out", out]
+        let errorPipe = Pipe()
+        first.standardError = errorPipe
+        first.standardOutput = FileHandle.nullDevice
+        try first.run()
+        // Wait until the first run owns the directory (its lock file holds its pid).
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, (try? String(contentsOfFile: out + "/.leitner.lock", encoding: .utf8))?.contains("\(first.processIdentifier)") != true {
+            usleep(50_000)
+        }
+        let second = try run(quickTrain(out))
+        #expect(second.status == 1 && second.error.contains("in use by another leitner run"), "\(second.error)")
+        first.terminate()  // SIGTERM
+        let stopDeadline = Date().addingTimeInterval(60)
+        while first.isRunning && Date() < stopDeadline { usleep(20_000) }
+        if first.isRunning {
+            kill(first.processIdentifier, SIGKILL)
+            Issue.record("SIGTERM did not stop the run within 60 s")
+        }
+        first.waitUntilExit()
+        let message = String(decoding: errorPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(first.terminationReason == .exit && first.terminationStatus == 143, "\(first.terminationReason) \(first.terminationStatus): \(message)")
+        #expect(message.contains("stopped by SIGTERM") && message.contains("--resume"), "\(message)")
+    }
+
+    /// Whole-file reads had no size cap: /dev/zero exhausted memory and aborted.
+    @Test(arguments: [["train", "--model-file", "/dev/zero", "--epochs", "1"], ["boards", "/dev/zero"],
+                      ["pack", "csv", "/dev/zero", "--out", "x.pack"], ["train", "--board", "/dev/zero"]])
+    func devZeroIsRefusedWithTheLimit(arguments: [String]) throws {
+        let result = try run(arguments, timeout: 120)
+        #expect(!result.signalled && result.status != 0, "\(arguments): \(result.status)")
+        #expect(result.error.contains("File too large") && result.error.contains("may hold"), "\(arguments): \(result.error)")
+    }
+
+    /// A failed pack over an existing good one left an invalid file; --out equal to the input
+    /// overwrote the input.
+    @Test func aFailedPackLeavesTheOldFileAndNoPartial() throws {
+        let directory = temporaryDirectory("harden-pack")
+        let good = directory + "/good.pack"
+        try FileManager.default.copyItem(atPath: Self.subset + "/test.pack", toPath: good)
+        let before = try Data(contentsOf: URL(fileURLWithPath: good))
+        try "1,2,3\n1,2,3\n1,2,3\n1,2,3\n1,2,3\n1,2\n".write(toFile: directory + "/bad.csv", atomically: true, encoding: .utf8)
+        let failed = try run(["pack", "csv", directory + "/bad.csv", "--out", good])
+        #expect(failed.status == 1 && failed.error.contains("line 6"), "\(failed.error)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: good)) == before, "the good pack changed")
+        #expect(!FileManager.default.fileExists(atPath: good + ".partial"))
+        let csv = directory + "/in.csv"
+        try "1,2\n0,3\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        let same = try run(["pack", "csv", csv, "--out", csv])
+        #expect(same.status == 2 && same.error.contains("is an input"), "\(same.error)")
+        #expect(try String(contentsOfFile: csv, encoding: .utf8) == "1,2\n0,3\n")
+        let info = try run(["pack", "info", good, "--out", directory + "/x"])
+        #expect(info.status == 2 && info.error.contains("does nothing"), "\(info.error)")
+    }
+
+    /// Exit 0 after an output that was not written: a loss-dump path that is a file, an
+    /// unwritable compare.csv, an external energy log that is garbage or missing.
+    @Test func failedOutputsFailTheCommand() throws {
+        let directory = temporaryDirectory("harden-outputs")
+        let file = directory + "/a-file"
+        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        let dump = try run(quickTrain(directory + "/dump", ["--dump-losses", file]))
+        #expect(dump.status == 1 && dump.error.contains("Not a directory"), "\(dump.error)")
+        try FileManager.default.createDirectory(atPath: directory + "/cmp/compare.csv", withIntermediateDirectories: true)
+        let compare = try run(["compare", "--data", Self.subset, "--model", "mlp", "--epochs", "1", "--train-subset", "200",
+                               "--meter", "none", "--no-progress", "--policies", "full", "--out", directory + "/cmp"])
+        #expect(compare.status == 1 && compare.error.contains("not written"), "\(compare.error)")
+        try "garbage\nmore\n".write(toFile: directory + "/g.csv", atomically: true, encoding: .utf8)
+        let energy = ["energy-run", "--data", Self.subset, "--model", "mlp", "--epochs", "1", "--train-subset", "200",
+                      "--idle-seconds", "0.5", "--meter", "model", "--no-progress"]
+        let garbage = try run(energy + ["--external-log", directory + "/g.csv", "--out", directory + "/e1"])
+        #expect(garbage.status == 2 && garbage.error.contains("--external-log"), "\(garbage.error)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/e1/checkpoint.safetensors"), "refused before training")
+        let missing = try run(energy + ["--external-log", directory + "/missing.csv", "--out", directory + "/e2"])
+        #expect(missing.status == 1 && missing.error.contains("external log was not read"), "\(missing.error)")
+    }
+
+    /// Options accepted and ignored, or misreported (a one-class "100%", a renumbered eval at
+    /// 0.20%): each is refused before any data is read, exit 2, with the reason.
+    @Test(arguments: [
+        (["--classes", "3"], "keeps one class"), (["--classes", "9-5"], "ascending"), (["--per-class", "0"], "--per-class"),
+        (["--data-memory-mb", "0"], "--data-memory-mb"), (["--optimizer", "adamw", "--momentum", "0.5"], "does nothing"),
+        (["--optimizer", "adamw", "--no-nesterov"], "does nothing"), (["--crop-padding", "3"], "does nothing"),
+        (["--data-throttle", "20:2"], "does nothing"), (["--meter", "none", "--sample-hz", "5"], "does nothing"),
+        (["--ies-threshold", "0.1"], "does nothing"), (["--policy", "ies", "--sb-beta", "2"], "does nothing"),
+    ])
+    func optionsThatWouldDoNothingAreRefused(extra: [String], reason: String) throws {
+        var arguments = quickTrain(temporaryDirectory("harden-options") + "/run")
+        if let meter = arguments.firstIndex(of: "--meter"), extra.contains("--meter") { arguments.removeSubrange(meter...meter + 1) }
+        let result = try run(arguments + extra)
+        #expect(result.status == 2 && result.error.contains(reason), "\(extra): \(result.status) \(result.error)")
+    }
+
+    @Test func evalRefusesAHeadOfAnotherWidth() throws {
+        let out = temporaryDirectory("harden-eval") + "/run"
+        try #require(try run(quickTrain(out)).status == 0)
+        let narrowed = try run(["eval", out + "/checkpoint.safetensors", "--data", Self.subset, "--classes", "5-9"])
+        #expect(narrowed.status == 2 && narrowed.error.contains("has 10 classes"), "\(narrowed.error)")
+        let perClass = try run(["eval", out + "/checkpoint.safetensors", "--data", Self.subset, "--per-class", "3"])
+        #expect(perClass.status == 2, "\(perClass.error)")
+    }
+
+    /// `finetune --update last:100` on a 3-layer model silently trained everything.
+    @Test func updateLastBeyondTheModelIsRefused() throws {
+        let out = temporaryDirectory("harden-last") + "/run"
+        try #require(try run(quickTrain(out)).status == 0)
+        let result = try run(["finetune", "--from", out + "/checkpoint.safetensors", "--model", "mlp", "--data", Self.subset,
+                              "--update", "last:100", "--epochs", "1", "--train-subset", "300", "--meter", "none", "--no-progress",
+                              "--out", temporaryDirectory("harden-last-ft") + "/run"])
+        #expect(result.status != 0 && result.error.contains("layers with parameters"), "\(result.error)")
+    }
+
+    /// `doctor` on packed data read-tested the (absent) IDX files: "read : open: No such file".
+    @Test func doctorReadTestsThePacks() throws {
+        let result = try run(["doctor", "--data", Self.subset])
+        #expect(result.status == 0 && result.output.contains("read " + Self.subset + "/train.pack: "), "\(result.output)")
+        #expect(!result.output.contains("read : "), "\(result.output)")
+    }
+
+    /// `--meter pmic --pmic-command "sleep 1000"` hung training: a meter command is bounded.
+    @Test func aHungMeterCommandTimesOut() throws {
+        let started = Date()
+        let result = try run(quickTrain(temporaryDirectory("harden-pmic") + "/run").filter { $0 != "none" && $0 != "--meter" }
+                             + ["--meter", "pmic", "--pmic-command", "sleep 1000"], timeout: 120)
+        #expect(result.error.contains("timed out") || result.output.contains("timed out"), "\(result.output)\n\(result.error)")
+        #expect(Date().timeIntervalSince(started) < 100, "the run waited for the meter command")
+    }
+
+    /// `--out ''` wrote into the working directory's root; `leitner help train` printed the
+    /// general help.
+    @Test func emptyValuesAndHelpTopics() throws {
+        for command in [["train", "--out", ""], ["finetune", "--out", ""], ["compare", "--policies", ""], ["train", "--dump-losses", ""]] {
+            let result = try run(command)
+            #expect(result.status == 2 && result.error.contains("empty text"), "\(command): \(result.error)")
+        }
+        let help = try run(["help", "train"])
+        #expect(help.status == 0 && help.output.hasPrefix("usage: leitner train"), "\(help.output.prefix(80))")
+    }
+}
