@@ -50,6 +50,11 @@ public enum DatasetLocator {
         systemDirectory: String = DatasetLocator.systemDirectory()
     ) throws(DataError) -> DatasetFiles {
         if let dataDirectory {
+            // A directory that cannot be looked at says why (a symbolic-link loop, no permission)
+            // instead of "not found".
+            if let problem = FileSystem.statError(dataDirectory), !problem.isNotFound {
+                throw DataError(path: dataDirectory, kind: .system(problem))
+            }
             guard let files = try files(in: dataDirectory, kind: .explicit) else {
                 throw DataError(path: dataDirectory, kind: .missing(
                     "the directory must hold \(packNames.train) and \(packNames.test), or \(fileStems.trainImages), \(fileStems.trainLabels), \(fileStems.testImages) and \(fileStems.testLabels) (.gz or plain)"))

@@ -29,7 +29,7 @@ public struct ExternalLog {
     /// Parses CSV text (comma, semicolon or tab separated; first two columns used).
     public static func parse(_ text: String) -> ExternalLog {
         var log = ExternalLog(path: "")
-        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+        for line in TextLines.split(text, omittingEmptyLines: true) {
             let fields = line.split(whereSeparator: { $0 == "," || $0 == ";" || $0 == "\t" })
             guard fields.count >= 2, let time = timestamp(trimmed(fields[0])),
                   let value = Double(trimmed(fields[1])), value.isFinite else {

@@ -1,3 +1,5 @@
+import Platform
+
 /// The text form of a model description: one node per line, so a user can define a model in a
 /// file without writing Swift. Each node reads the previous node unless `from=NAME` says
 /// otherwise; `as=NAME` names it (the name prefixes its tensors in checkpoints).
@@ -20,7 +22,7 @@ extension ModelDescription {
         var builder: ModelBuilder? = nil
         var names: [String: Int] = ["input": -1]
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for rawLine in TextLines.split(text) {
             lineNumber += 1
             var line = Substring(rawLine)
             if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
@@ -28,6 +30,10 @@ extension ModelDescription {
             guard let kind = words.first else { continue }
             func fail(_ message: String) -> ModelError {
                 ModelError(message: "model \(name) line \(lineNumber): \(message)")
+            }
+            if kind == "input" || kind == "classes" {
+                if builder != nil { throw fail("'\(kind)' must come before the first layer") }
+                if kind == "input" && input != nil || kind == "classes" && classes != nil { throw fail("'\(kind)' appears twice") }
             }
             if kind == "input" {
                 let dims = words.count == 2 ? words[1].split(separator: "x").compactMap { Int($0) } : []
@@ -44,6 +50,8 @@ extension ModelDescription {
                 guard let input, let classes else { throw fail("'input CxHxW' and 'classes N' must come before the first layer") }
                 builder = ModelBuilder(name: name, input: input, classes: classes)
             }
+            let kinds = ["conv", "dwconv", "bn", "relu", "maxpool", "avgpool", "gap", "flatten", "linear", "add"]
+            guard kinds.contains(kind) else { throw fail("unknown layer kind '\(kind)' (kinds: \(kinds.joined(separator: ", ")))") }
             var numbers: [Int] = []
             var kernel: Int? = nil
             var stride: Int? = nil
@@ -52,26 +60,45 @@ extension ModelDescription {
             var from = builder!.last
             var alias: String? = nil
             var addTarget: Int? = nil
+            // What each kind reads: a word it does not read is refused rather than ignored.
+            let takesCount = ["conv", "maxpool", "avgpool", "linear"].contains(kind)
+            let windowOptions: [Character] = kind == "conv" || kind == "dwconv" ? ["k", "s", "p"] : kind == "maxpool" || kind == "avgpool" ? ["s", "p"] : []
+            let takesBias = ["conv", "dwconv", "linear"].contains(kind)
+            var seenOptions: [Character] = []
+            var seenBias = false
             for word in words.dropFirst() {
+                if word.hasPrefix("from=") || word.hasPrefix("as=") {
+                    guard !seenOptions.contains(word.first!) else { throw fail("'\(word.prefix(while: { $0 != "=" }))=' given twice") }
+                    seenOptions.append(word.first!)
+                }
                 if word.hasPrefix("from=") {
                     guard let index = names[String(word.dropFirst(5))] else { throw fail("unknown node '\(word.dropFirst(5))'") }
                     from = index
                 } else if word.hasPrefix("as=") {
                     alias = String(word.dropFirst(3))
-                } else if word == "nobias" {
-                    bias = false
-                } else if word == "bias" {
-                    bias = true
+                } else if word == "nobias" || word == "bias" {
+                    guard takesBias else { throw fail("\(kind) has no bias ('\(word)')") }
+                    guard !seenBias else { throw fail("bias or nobias given twice") }
+                    seenBias = true
+                    bias = word == "bias"
                 } else if let value = Int(word) {
+                    guard takesCount else { throw fail("\(kind) takes no number ('\(word)')") }
                     numbers.append(value)
                 } else if word.count > 1, let value = Int(word.dropFirst()), value >= 0 {
-                    switch word.first! {
+                    let option = word.first!
+                    guard windowOptions.contains(option) else {
+                        throw fail(["k", "s", "p"].contains(option) ? "\(kind) takes no option '\(word)'" : "unknown option '\(word)'")
+                    }
+                    guard !seenOptions.contains(option) else { throw fail("'\(option)' given twice ('\(word)')") }
+                    seenOptions.append(option)
+                    switch option {
                     case "k": kernel = value
                     case "s": stride = value
                     case "p": padding = value
                     default: throw fail("unknown option '\(word)'")
                     }
                 } else if kind == "add", let index = names[word] {
+                    guard addTarget == nil else { throw fail("add takes one node to add ('\(word)')") }
                     addTarget = index
                 } else {
                     throw fail("unknown option or node '\(word)'")

@@ -49,7 +49,7 @@ public struct BoardProfile {
         var profile = BoardProfile()
         var seen: [String] = []
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for rawLine in TextLines.split(text) {
             lineNumber += 1
             let line = trimmed(rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
             if line.isEmpty { continue }

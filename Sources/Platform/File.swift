@@ -129,8 +129,18 @@ public enum FileSystem {
             try makeDirectory(prefix)
             prefix += "/"
         }
-        // mkdir's EEXIST also covers a file of that name: a directory is what was asked for.
+        // mkdir's EEXIST also covers a file of that name or a symbolic-link loop: a directory is
+        // what was asked for, and stat's own reason (ELOOP, EACCES) says best why it is not one.
+        if let problem = statError(path) { throw problem }
         guard isDirectory(path) else { throw SystemError(call: "mkdir", subject: path, code: ENOTDIR) }
+    }
+
+    /// Why `path` cannot be looked at (stat's error: ENOENT, ELOOP for a symbolic-link loop,
+    /// EACCES), or nil when it can.
+    public static func statError(_ path: String) -> SystemError? {
+        var size: Int64 = 0
+        var directory: Int32 = 0
+        return leitner_file_size(path, &size, &directory) == 0 ? nil : SystemError.fromErrno("stat", path)
     }
 
     /// True when `path` is a directory (links followed).

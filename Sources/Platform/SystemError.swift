@@ -16,6 +16,9 @@ public struct SystemError: Error, CustomStringConvertible {
         self.code = code
     }
 
+    /// True when the path does not exist (ENOENT).
+    public var isNotFound: Bool { code == ENOENT }
+
     /// Captures errno right after a failed call.
     public static func fromErrno(_ call: StaticString, _ subject: String = "") -> SystemError {
         SystemError(call: call, subject: subject, code: leitner_errno())

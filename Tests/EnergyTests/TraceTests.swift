@@ -27,6 +27,10 @@ import Platform
         """
         let log = ExternalLog.parse(csv)
         #expect(log.unixTimes.count == 4 && log.skipped == 2, "\(log.unixTimes) \(log.skipped)")
+        // A meter's Windows software writes CRLF ("\r\n" is one Swift Character: splitting on
+        // "\n" or "\r" alone saw one line and refused the log).
+        let crlf = ExternalLog.parse(csv.split(separator: "\n").joined(separator: "\r\n") + "\r\n")
+        #expect(crlf.unixTimes == log.unixTimes && crlf.watts == log.watts && crlf.skipped == 2, "\(crlf.unixTimes) \(crlf.skipped)")
         #expect(ExternalLog.timestamp("1970-01-02 00:00:00") == 86400)
         #expect(ExternalLog.timestamp("2000-03-01T00:00:00Z") == 951868800)
         #expect(ExternalLog.timestamp("2026-11-23 09:15:00") == 1795425300)

@@ -63,6 +63,25 @@ import Testing
         }
     }
 
+    /// CRLF and CR line ends read like LF ("\r\n" is one Swift Character, so splitting on
+    /// "\n" used to leave the whole file as one line and report "expected 'key: value'").
+    @Test func crlfAndCRProfilesParseLikeLF() throws {
+        let lf = try BoardProfile.parse(Self.valid, source: "lf.board")
+        let lines = Self.valid.split(separator: "\n", omittingEmptySubsequences: false)
+        let crlf = try BoardProfile.parse(lines.joined(separator: "\r\n"), source: "crlf.board")
+        let cr = try BoardProfile.parse(lines.joined(separator: "\r"), source: "cr.board")
+        for profile in [crlf, cr] {
+            #expect(profile.name == lf.name && profile.threads == lf.threads && profile.cpuParts == lf.cpuParts
+                    && profile.energySensors == lf.energySensors && profile.idleWatts == lf.idleWatts)
+        }
+        do {
+            _ = try BoardProfile.parse(lines.joined(separator: "\r\n") + "\r\ncolour: blue\r\n", source: "crlf.board")
+            Issue.record("accepted an unknown key")
+        } catch {
+            #expect(error.line == lines.count + 1 && error.message == "unknown key 'colour'", "\(error.description)")
+        }
+    }
+
     @Test func refusesAMissingKey() {
         let text = Self.valid.split(separator: "\n").filter { !$0.hasPrefix("idle-watts") }.joined(separator: "\n")
         #expect(throws: BoardError.self) { _ = try BoardProfile.parse(text, source: "x") }

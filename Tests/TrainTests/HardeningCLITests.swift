@@ -263,4 +263,19 @@ struct HardeningCLITests {
         let help = try run(["help", "train"])
         #expect(help.status == 0 && help.output.hasPrefix("usage: leitner train"), "\(help.output.prefix(80))")
     }
+
+    /// A symbolic-link loop was reported as "not found" (--data) or "Not a directory" (--out):
+    /// every path option now passes stat's own reason on.
+    @Test func symbolicLinkLoopsAreNamedAsLoops() throws {
+        let directory = temporaryDirectory("harden-loop")
+        try FileManager.default.createSymbolicLink(atPath: directory + "/a", withDestinationPath: "b")
+        try FileManager.default.createSymbolicLink(atPath: directory + "/b", withDestinationPath: "a")
+        for command in [["train", "--data", "a", "--out", "o"], ["train", "--model-file", "a", "--out", "o"],
+                        ["train", "--data", Self.subset, "--train-subset", "100", "--epochs", "1", "--meter", "none", "--out", "a"],
+                        ["eval", "a"], ["pack", "info", "a"], ["pack", "images", "a", "--out", "x.pack"], ["boards", "a/x.board"]] {
+            let result = try run(command, in: directory)
+            #expect(result.status != 0 && !result.signalled, "\(command): status \(result.status)")
+            #expect(result.error.contains("Too many levels of symbolic links"), "\(command): \(result.error)")
+        }
+    }
 }
