@@ -227,6 +227,16 @@ static inline int leitner_install_stop_handlers(void) {
     ignore.sa_handler = SIG_IGN;
     return sigaction(SIGPIPE, &ignore, 0);
 }
+/* SIGINT and SIGTERM back to their default action (end the process), for commands that never
+   read the stop flag: with the handler installed they would swallow the first Ctrl-C. */
+static inline int leitner_default_stop_handlers(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = SIG_DFL;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGINT, &action, 0) != 0 || sigaction(SIGTERM, &action, 0) != 0) return -1;
+    return 0;
+}
 static inline int leitner_stop_signal_received(void) { return leitner_stop_signal; }
 static inline void leitner_clear_stop_signal(void) { leitner_stop_signal = 0; }
 

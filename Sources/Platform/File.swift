@@ -155,8 +155,9 @@ public enum FileSystem {
         if unlink(path) != 0 && leitner_errno() != ENOENT { throw SystemError.fromErrno("unlink", path) }
     }
 
-    /// Replaces the file at `path` with `text` atomically: written to "<path>.tmp", fsynced and
-    /// renamed over `path`, so a crash leaves the old or the new content, never a mix.
+    /// Replaces the file at `path` with `text` atomically: written to "<path>.tmp", fsynced,
+    /// renamed over `path` and the directory fsynced, so a crash leaves the old or the new
+    /// content, never a mix, and a finished replace survives a power cut.
     public static func replace(_ path: String, with text: String) throws(SystemError) {
         let temporary = path + ".tmp"
         let file = try FileHandle.create(temporary)
@@ -169,6 +170,17 @@ public enum FileSystem {
         }
         try file.close()
         try rename(temporary, to: path)
+        try syncDirectory(containing: path)
+    }
+
+    /// fsyncs the directory holding `path`: a rename is durable only once the directory entry
+    /// is on the device (without it a power cut can bring back the old file or none).
+    public static func syncDirectory(containing path: String) throws(SystemError) {
+        var directory = String(path.reversed().drop(while: { $0 != "/" }).dropFirst().reversed())
+        if directory.isEmpty { directory = path.hasPrefix("/") ? "/" : "." }
+        let handle = try FileHandle.openForReading(directory)
+        defer { try? handle.close() }
+        try handle.sync()
     }
 
     /// Whether `a` and `b` name the same existing file (same device and inode, links followed).

@@ -9,6 +9,12 @@ public enum StopRequest {
     @discardableResult
     public static func install() -> Bool { leitner_install_stop_handlers() == 0 }
 
+    /// SIGINT and SIGTERM end the process again (the default action), for a command that never
+    /// reads the flag (bench, eval, doctor, ...): otherwise its first Ctrl-C would be swallowed.
+    /// SIGPIPE stays ignored.
+    @discardableResult
+    public static func uninstall() -> Bool { leitner_default_stop_handlers() == 0 }
+
     /// The signal that asked to stop (SIGINT 2, SIGTERM 15), or 0. One load of a flag.
     @inline(__always)
     public static var signal: Int32 { leitner_stop_signal_received() }

@@ -65,7 +65,14 @@ public enum EnergyCampaign {
         reporter.energySource(recorder.meter)
         reporter.note("idle baseline: \(Format.fixed(campaign.idleSeconds, 1)) s, keep the board otherwise idle")
         let idleStart = Clock.seconds()
-        Thread.sleep(seconds: campaign.idleSeconds)
+        // In slices, so SIGINT/SIGTERM end the baseline at once (the handlers only set a flag).
+        while Clock.seconds() - idleStart < campaign.idleSeconds {
+            if StopRequest.requested {
+                recorder.stop()
+                throw TrainError("stopped by \(StopRequest.signalName) during the idle baseline; no epoch was trained")
+            }
+            Thread.sleep(seconds: min(0.1, max(0, campaign.idleSeconds - (Clock.seconds() - idleStart))))
+        }
         let idleEnd = Clock.seconds()
         let idle = recorder.energy(from: idleStart, to: idleEnd)
         reporter.note("idle: \(Format.fixed(idle.joules, 2)) J over \(Format.fixed(idle.seconds, 2)) s = \(Format.fixed(idle.meanWatts, 3)) W")

@@ -68,6 +68,7 @@ enum PackCommand {
                 throw UsageError(message: "leitner pack \(kind): --out \(output) is an input; write the pack to another file")
             }
         }
+        if kind == "info" || kind == "verify" { StopRequest.uninstall() }   // they write nothing: Ctrl-C ends them
         do throws(DataError) {
             switch kind {
             case "info":

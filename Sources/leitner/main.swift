@@ -48,6 +48,9 @@ let commands = ["bench", "train", "finetune", "pack", "compare", "energy-run", "
 
 /// Runs one command: its exit code (2 for a usage error, after the message).
 func runCommand(_ command: String, _ rest: ArraySlice<String>) -> Int32 {
+    // Only commands that read the stop flag between steps keep the SIGINT/SIGTERM handlers
+    // (pack info and verify give them up in PackCommand); the others end at the first Ctrl-C.
+    if !["train", "finetune", "compare", "energy-run", "parity", "pack"].contains(command) { StopRequest.uninstall() }
     do throws(UsageError) {
         switch command {
         case "bench": return try BenchCommand.run(rest)

@@ -5,6 +5,26 @@ import Testing
 /// The C wrappers that moved into Platform: CRC-32 against the standard check value, a gzip
 /// round trip and the inflate failures, libm bit for bit, the environment and readlink.
 @Suite struct WrapperTests {
+    /// Reports, logs and CSVs are replaced atomically, and the replace is durable: the temporary
+    /// file is fsynced, renamed, then the directory fsynced (without the last step a power cut
+    /// can bring the old file back after the run said it wrote the new one).
+    @Test func replaceFsyncsTheFileThenTheDirectory() throws {
+        let directory = NSTemporaryDirectory() + "leitner-replace-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/report.csv"
+        try FileSystem.replace(path, with: "old\n")
+        FaultInjection.startTrace(path: directory)
+        var failure: Error? = nil
+        do { try FileSystem.replace(path, with: "new\n") } catch { failure = error }
+        let calls = FaultInjection.stopTrace(path: directory).filter { !$0.hasPrefix("write ") }
+        if let failure { throw failure }
+        #expect(calls == ["open \(path).tmp", "fsync \(path).tmp", "rename \(path).tmp", "fsync \(directory)"], "\(calls)")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "new\n")
+        // A relative path's directory is the working directory.
+        #expect(throws: Never.self) { try FileSystem.syncDirectory(containing: "relative-name") }
+    }
+
     @Test func crc32MatchesTheCheckValue() {
         #expect(Checksum.crc32(Array("123456789".utf8)) == 0xCBF4_3926)
         #expect(Checksum.crc32([]) == 0)

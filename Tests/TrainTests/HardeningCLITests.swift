@@ -278,4 +278,40 @@ struct HardeningCLITests {
             #expect(result.error.contains("Too many levels of symbolic links"), "\(command): \(result.error)")
         }
     }
+
+    /// Runs `arguments`, sends SIGINT after `after` seconds, and returns the result and how long
+    /// the process took to end after the signal.
+    func interrupt(_ arguments: [String], after: Double) throws -> (Result, Double) {
+        let binary = try #require(Requirement.binary, Requirement.binaryReason)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: temporaryDirectory("cli-int"))
+        let errorFile = temporaryDirectory("cli-int-err") + "/err.txt"
+        FileManager.default.createFile(atPath: errorFile, contents: nil)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: errorFile)
+        try process.run()
+        usleep(useconds_t(after * 1e6))
+        process.interrupt()  // SIGINT
+        let sent = Date()
+        while process.isRunning && Date().timeIntervalSince(sent) < 30 { usleep(20_000) }
+        let took = Date().timeIntervalSince(sent)
+        if process.isRunning { process.terminate(); kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return (Result(status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal, output: "",
+                       error: (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""), took)
+    }
+
+    /// The stop handlers swallowed the first Ctrl-C in commands that never read the flag
+    /// (bench ran on for its whole length; found by tools/fuzz-all's argv target); the idle
+    /// baseline of energy-run slept through it.
+    @Test func ctrlCEndsEveryCommandPromptly() throws {
+        let (bench, benchTook) = try interrupt(["bench", "gemm", "--seconds", "5"], after: 1)
+        #expect(bench.signalled && bench.status == SIGINT && benchTook < 5, "bench: \(bench.status), \(benchTook) s")
+        let (energy, energyTook) = try interrupt(["energy-run", "--data", Self.subset, "--train-subset", "200", "--epochs", "1",
+                                                  "--meter", "model", "--idle-seconds", "60", "--out", "e"], after: 1)
+        #expect(!energy.signalled && energy.status != 0 && energyTook < 5, "energy-run: \(energy.status), \(energyTook) s")
+        #expect(energy.error.contains("stopped by SIGINT during the idle baseline"), "\(energy.error)")
+    }
 }
