@@ -9,6 +9,8 @@ public enum Evaluation {
     public struct Checkpointed {
         public var model: ModelDescription?
         public var epoch: String?
+        /// The classes the run trained on (`--classes`, relabelled 0..k-1), nil when all.
+        public var classes: String?
     }
 
     public struct Result {
@@ -23,7 +25,9 @@ public enum Evaluation {
     public static func inspect(_ path: String) throws(TrainError) -> Checkpointed {
         let metadata: [(String, String)]
         do { metadata = try Checkpoint.readMetadata(path: path) } catch { throw TrainError(error.description) }
-        var result = Checkpointed(model: nil, epoch: Checkpoint.value("epoch", in: metadata))
+        let classes = Checkpoint.value("run.classes", in: metadata)
+        var result = Checkpointed(model: nil, epoch: Checkpoint.value("epoch", in: metadata),
+                                  classes: classes == nil || classes == "all" ? nil : classes)
         if let text = Checkpoint.value("model_description", in: metadata) {
             do { result.model = try ModelDescription.parse(text, name: Checkpoint.value("model", in: metadata) ?? "model") }
             catch { throw TrainError("\(path): " + error.message) }

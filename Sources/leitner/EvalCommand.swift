@@ -45,15 +45,34 @@ enum EvalCommand {
             do { description = try ModelZoo.description(named: modelName) }
             catch { throw UsageError(message: "leitner eval: \(error.message)") }
         }
-        guard let data = try DataOptions.load(options, reporter: Reporter()) else { return 1 }
+        // A run trained on some classes (train --classes 0-4 keeps the head's width and
+        // renumbers the labels) is evaluated on those classes, numbered as in training: by
+        // default, or when --classes names the same list. Another list would score renumbered
+        // labels against outputs trained for other classes.
+        let givenClasses = try options.value(DataOptions.classes)
+        var source = try DataOptions.source(options)
+        if let trained = checkpoint.classes {
+            if let givenClasses, givenClasses != trained {
+                throw UsageError(message: "leitner eval: the checkpoint was trained on classes \(trained) (labels 0..k-1 in that order); --classes \(givenClasses) would score other classes against its outputs: give --classes \(trained) or leave it out")
+            }
+            source.classes = trained
+        }
+        let data: (train: Dataset, test: Dataset)
+        do throws(TrainError) { data = try source.load(reporter: Reporter()) } catch {
+            Console.error("leitner: " + error.message)
+            return 1
+        }
         // A head of another width would score renumbered labels against the wrong outputs.
-        if checkpoint.model != nil && data.test.classCount != description.classes {
-            throw UsageError(message: "leitner eval: the checkpoint's model has \(description.classes) classes but the test data has \(data.test.classCount)\(options.givenNames.contains(DataOptions.classes.spec.name) ? " after --classes" : ""): evaluate on the classes it was trained on")
+        if checkpoint.model != nil && checkpoint.classes == nil && data.test.classCount != description.classes {
+            throw UsageError(message: "leitner eval: the checkpoint's model has \(description.classes) classes but the test data has \(data.test.classCount)\(givenClasses != nil ? " after --classes" : ""): evaluate on the classes it was trained on")
+        }
+        if let trained = checkpoint.classes, description.classes < data.test.classCount {
+            throw UsageError(message: "leitner eval: the checkpoint's head has \(description.classes) outputs but it was trained on \(data.test.classCount) classes (\(trained))")
         }
         do throws(TrainError) {
             let result = try Evaluation.run(path, model: description, fitHead: checkpoint.model == nil, test: data.test,
                                             batch: batch, threads: threads)
-            print("checkpoint: \(path) (model \(description.name), epoch \(checkpoint.epoch ?? "?"))")
+            print("checkpoint: \(path) (model \(description.name), epoch \(checkpoint.epoch ?? "?")\(checkpoint.classes.map { ", trained on classes \($0)" } ?? ""))")
             print("test: \(result.samples) samples, loss \(Format.fixed(result.loss, 4)), accuracy \(Format.fixed(100 * result.accuracy, 2))% (\(Format.fixed(result.samplesPerSecond, 0)) samples/s)")
             return 0
         } catch {

@@ -314,4 +314,25 @@ struct HardeningCLITests {
         #expect(!energy.signalled && energy.status != 0 && energyTook < 5, "energy-run: \(energy.status), \(energyTook) s")
         #expect(energy.error.contains("stopped by SIGINT during the idle baseline"), "\(energy.error)")
     }
+
+    /// A run trained with --classes 0-4 keeps a 10-wide head: `eval` refused --classes 0-4
+    /// ("10 classes but 5") and without it scored all ten classes (28.9% for a run whose own
+    /// test accuracy was 46%). It now evaluates on the trained classes and refuses others.
+    @Test func evalUsesTheClassesTheRunTrainedOn() throws {
+        let out = temporaryDirectory("harden-evalclasses") + "/run"
+        let trained = try run(quickTrain(out, ["--classes", "0-4", "--epochs", "1"]))
+        #expect(trained.status == 0, "\(trained.error)")
+        let log = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
+        let accuracy = try #require(log.firstMatch(of: try Regex("\"test_accuracy\":([0-9.]+)"))?.output[1].substring)
+        for extra in [[], ["--classes", "0-4"]] {
+            let result = try run(["eval", out + "/checkpoint.safetensors", "--data", Self.subset] + extra)
+            #expect(result.status == 0 && result.output.contains("trained on classes 0-4"), "\(extra): \(result.error)")
+            let reported = try #require(result.output.firstMatch(of: try Regex("accuracy ([0-9.]+)%"))?.output[1].substring)
+            // The run's test set was limited to 100 samples; eval scores all 500 of classes 0-4.
+            #expect(abs(Double(reported)! - 100 * Double(accuracy)!) < 15, "eval \(reported)% vs the run's \(accuracy)")
+            #expect(result.output.contains("test: 500 samples"), "\(result.output)")
+        }
+        let other = try run(["eval", out + "/checkpoint.safetensors", "--data", Self.subset, "--classes", "5-9"])
+        #expect(other.status == 2 && other.error.contains("trained on classes 0-4"), "\(other.error)")
+    }
 }
