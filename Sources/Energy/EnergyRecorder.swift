@@ -70,10 +70,11 @@ public final class EnergyRecorder {
         catch { running = false; throw EnergyError(error) }
     }
 
-    /// Stops and joins the thread (a final reading is taken first).
+    /// Stops and joins the thread (a final reading is asked for first, waited for at most
+    /// 0.5 s; the join then waits for a reading in progress, which the meter's own timeout bounds).
     public func stop() {
         guard running else { return }
-        sampleNow()
+        sampleNow(waitingAtMost: 0.5)
         condition.withLock {
             stopping = true
             condition.broadcast()
@@ -83,16 +84,34 @@ public final class EnergyRecorder {
         running = false
     }
 
-    /// Returns once a reading taken after this call has been stored (epoch boundaries).
-    public func sampleNow() {
+    /// Asks for a reading now and returns once one taken after this call has been stored
+    /// (true), or after `seconds` (false; the reading still lands in the trace when it comes).
+    /// Epoch boundaries wait a bounded time, so a slow meter (a PMIC command taking seconds)
+    /// never holds the training thread longer than that.
+    @discardableResult
+    public func sampleNow(waitingAtMost seconds: Double = .infinity) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        guard running, !stopping else { return }
+        guard running, !stopping else { return false }
         requests += 1
         let mine = requests
         condition.broadcast()
-        while served < mine && !stopping { condition.wait() }
+        let deadline = Clock.seconds() + seconds
+        while served < mine && !stopping {
+            if seconds.isInfinite {
+                condition.wait()
+            } else {
+                let remaining = deadline - Clock.seconds()
+                if remaining <= 0 { break }
+                _ = condition.wait(seconds: remaining)
+            }
+        }
+        if served < mine { lateBoundaries += 1 }
+        return served >= mine
     }
+
+    /// Boundaries at which `sampleNow(waitingAtMost:)` gave up waiting for the meter.
+    public private(set) var lateBoundaries = 0
 
     func loop() {
         let cpuStart = Thread.cpuSeconds()

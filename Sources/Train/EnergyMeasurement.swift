@@ -17,10 +17,15 @@ public enum EnergyMeasurement {
         return recorder
     }
 
+    /// How long an epoch boundary waits for a fresh reading: a meter slower than this (a PMIC
+    /// command of seconds) no longer holds training; the epoch's last stretch then uses the
+    /// latest reading's power, and the run's summary counts such boundaries.
+    public static let boundaryWaitSeconds = 0.5
+
     /// Fills the training loop's and the evaluation's joules and the source.
     public static func fill(_ metrics: inout EpochMetrics, recorder: EnergyRecorder) {
         let evaluationEnded = Clock.seconds()
-        recorder.sampleNow()
+        recorder.sampleNow(waitingAtMost: boundaryWaitSeconds)
         let trace = recorder.trace()
         metrics.energyJoules = trace.energy(from: metrics.trainStarted, to: metrics.trainEnded).joules
         metrics.evalEnergyJoules = trace.energy(from: metrics.trainEnded, to: evaluationEnded).joules

@@ -116,14 +116,19 @@ extension Reporter {
     /// Totals over the epochs: joules, mean watts and joules per trained sample of the training
     /// loops, the source, and the sampler's own cost.
     func energySummary(_ history: [EpochMetrics], recorder: EnergyRecorder) -> String {
-        var joules = 0.0, seconds = 0.0, trained = 0
+        var joules = 0.0, seconds = 0.0, trained = 0, covered = 0
         for metrics in history where metrics.energyJoules.isFinite {
             joules += metrics.energyJoules
             seconds += metrics.wallSeconds
             trained += metrics.samplesTrained
+            covered += 1
         }
+        if covered == 0 {
+            return "energy (training loops): no figure: the meter's readings covered no epoch; source: \(recorder.meter.label)\n" + recorder.overheadLine
+        }
+        let partial = covered < history.count ? " (\(covered) of \(history.count) epochs; the others had no reading at their end)" : ""
         return "energy (training loops): \(Format.fixed(joules, 1)) J over \(Format.fixed(seconds, 1)) s, mean \(Format.fixed(joules / max(seconds, 1e-9), 2)) W, "
-            + "\(Format.fixed(1000 * joules / Double(max(trained, 1)), 3)) mJ per trained sample; source: \(recorder.meter.label)"
+            + "\(Format.fixed(1000 * joules / Double(max(trained, 1)), 3)) mJ per trained sample\(partial); source: \(recorder.meter.label)"
             + (recorder.meter.isEstimate ? " (estimate)" : "") + "\n" + recorder.overheadLine
     }
 }

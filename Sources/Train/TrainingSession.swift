@@ -252,6 +252,9 @@ public final class TrainingSession {
         } faulted: { (fault: NumericFault, policy: inout Policy) throws(TrainError) in
             try handleFault(fault, policy: &policy)
         }
+        if let late = recorder?.lateBoundaries, late > 0 {
+            reporter.note("energy: the meter answered later than \(Format.fixed(EnergyMeasurement.boundaryWaitSeconds, 1)) s at \(late) epoch end(s); training did not wait; an epoch whose end no reading covers has no energy figure")
+        }
         reporter.sessionFinished(self, seconds: Clock.seconds() - started, recorder: recorder)
     }
 }
