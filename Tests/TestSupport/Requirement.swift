@@ -25,6 +25,11 @@ public enum Requirement {
 
     /// The built `leitner` executable (.build/release, then .build/debug), if any.
     public static var binary: String? {
+        // LEITNER_BINARY runs the CLI tests against another build (e.g. an older commit's, to
+        // show that a hardening test fails there).
+        if let other = ProcessInfo.processInfo.environment["LEITNER_BINARY"], !other.isEmpty {
+            return FileManager.default.isExecutableFile(atPath: other) ? other : nil
+        }
         for configuration in ["release", "debug"] {
             let path = root + "/.build/\(configuration)/leitner"
             if FileManager.default.isExecutableFile(atPath: path) { return path }
