@@ -62,7 +62,7 @@ import Testing
         }
         let labels = fixtures.write("labels.csv", Array(csv.utf8), gzip: false)
         let output = fixtures.path("images.pack")
-        let header = try PackImport.images(directory: fixtures.directory, labelsCSV: labels, output: output, options: PackImport.Options())
+        let header = try PackImport.images(directory: fixtures.directory, labelsCSV: labels, output: output, options: PackImport.Options()).header
         #expect(header.channels == 3 && header.height == 3 && header.width == 4 && header.classNames == ["cat", "dog"])
         let set = try PackFile.open(output).loadDataset()
         #expect(set.labels == [0, 1, 0])
