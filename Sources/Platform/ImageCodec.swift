@@ -41,16 +41,27 @@ public struct ImageHeader: Equatable {
     public let format: ImagePixelFormat
 }
 
-/// libjpeg-turbo's TurboJPEG decompressor. One handle reused for every file.
+/// libjpeg-turbo's TurboJPEG decompressor. One handle reused for every file, replaced after a
+/// failure (TurboJPEG 2.1 can leave a handle that failed mid-header unusable: the next header
+/// read then "succeeds" with a 0x0 image).
 public final class JPEGDecoder {
-    let handle: tjhandle
+    var handle: tjhandle
 
-    public init() {
-        guard let handle = tjInitDecompress() else { fatalError("tjInitDecompress failed: out of memory") }
-        self.handle = handle
-    }
+    public init() { handle = JPEGDecoder.newHandle() }
 
     deinit { tjDestroy(handle) }
+
+    static func newHandle() -> tjhandle {
+        guard let handle = tjInitDecompress() else { fatalError("tjInitDecompress failed: out of memory") }
+        return handle
+    }
+
+    /// The error TurboJPEG reported, after which the handle is replaced.
+    func failure(_ call: StaticString, _ message: [CChar]) -> ImageCodecError {
+        tjDestroy(handle)
+        handle = JPEGDecoder.newHandle()
+        return ImageCodecError(call: call, message: Self.text(message))
+    }
 
     /// The image's size and colour space (tjDecompressHeader3).
     public func header(_ bytes: [UInt8]) throws(ImageCodecError) -> ImageHeader {
@@ -61,7 +72,8 @@ public final class JPEGDecoder {
                 leitner_jpeg_header(handle, data.baseAddress, UInt(data.count), &width, &height, &space, text.baseAddress, text.count)
             }
         }
-        if status != 0 { throw ImageCodecError(call: "tjDecompressHeader3", message: Self.text(message)) }
+        if status != 0 { throw failure("tjDecompressHeader3", message) }
+        if width < 1 || height < 1 { throw ImageCodecError(call: "tjDecompressHeader3", message: "no image size (\(width)x\(height))") }
         return ImageHeader(width: Int(width), height: Int(height), format: space == 0 ? .grey : space == 2 ? .cmyk : .rgb)
     }
 
@@ -79,7 +91,7 @@ public final class JPEGDecoder {
                 }
             }
         }
-        if status != 0 { throw ImageCodecError(call: "tjDecompress2", message: Self.text(message)) }
+        if status != 0 { throw failure("tjDecompress2", message) }
         return pixels
     }
 

@@ -349,22 +349,30 @@ final class PhotoFixtures {
 
     /// A tree with good images and bad ones: a cut JPEG, a PNG with garbage after the
     /// signature, an empty file, a text file named .jpg.
-    func treeWithBadFiles(_ fixtures: PhotoFixtures) -> (good: Int, bad: [String]) {
+    func treeWithBadFiles(_ fixtures: PhotoFixtures, onlyTheCutJPEG: Bool = false) -> (good: Int, bad: [String]) {
         let jpeg = PhotoFixtures.jpeg(width: 16, height: 16, channels: 3, pixels: PhotoFixtures.solid(width: 16, height: 16, [10, 200, 30]))
         fixtures.write("t/a/good1.jpg", jpeg)
+        // Noise, so that the file cut 100 bytes short ends inside the scan data (past the header).
+        var generator = SeededGenerator(seed: 5)
+        let noisy = PhotoFixtures.jpeg(width: 16, height: 16, channels: 3, pixels: (0..<16 * 16 * 3).map { _ in UInt8(truncatingIfNeeded: generator.next()) })
         fixtures.write("t/a/good2.png", PhotoFixtures.png(width: 16, height: 16, channels: 3, pixels: PhotoFixtures.solid(width: 16, height: 16, [9, 9, 9])))
+        fixtures.write("t/a/good4.png", PhotoFixtures.png(width: 16, height: 16, channels: 3, pixels: PhotoFixtures.solid(width: 16, height: 16, [9, 9, 9])))
         fixtures.write("t/b/good3.jpg", jpeg)
-        let bad = [fixtures.write("t/a/cut.jpg", Array(jpeg[0..<jpeg.count / 2])),
+        let cut = fixtures.write("t/a/cut.jpg", Array(noisy[0..<noisy.count - 100]))
+        if onlyTheCutJPEG { return (4, [cut]) }
+        let bad = [cut,
                    fixtures.write("t/b/broken.png", [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + [UInt8](repeating: 7, count: 40)),
                    fixtures.write("t/b/empty.jpg", []),
                    fixtures.write("t/b/text.jpg", Array("hello".utf8))]
-        return (3, bad)
+        return (4, bad)
     }
 
     @Test func aBadFileStopsThePackLeavingNoOutput() throws {
         let fixtures = PhotoFixtures()
         defer { fixtures.remove() }
-        _ = treeWithBadFiles(fixtures)
+        // The cut JPEG's header reads (the header pass accepts it and the pack is begun); its
+        // scan data ends early, which the decode finds.
+        _ = treeWithBadFiles(fixtures, onlyTheCutJPEG: true)
         let output = fixtures.path("t.pack")
         for side in [nil, 8] as [Int?] {
             var options = PackImport.Options()
@@ -413,7 +421,9 @@ final class PhotoFixtures {
         var ihdr: [UInt8] = [0, 0, 0, 13] + Array("IHDR".utf8) + [0, 0, 0x4E, 0x20, 0, 0, 0x4E, 0x20, 8, 2, 0, 0, 0]
         let crc = ihdr[4...].withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, UInt32($0.count))) }
         ihdr += [UInt8(crc >> 24), UInt8((crc >> 16) & 0xFF), UInt8((crc >> 8) & 0xFF), UInt8(crc & 0xFF)]
-        let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + ihdr
+        // begin_read reads up to the first IDAT: an empty one and IEND follow.
+        let tail: [UInt8] = [0, 0, 0, 0] + Array("IDAT".utf8) + [0x35, 0xAF, 0x06, 0x1E] + [0, 0, 0, 0] + Array("IEND".utf8) + [0xAE, 0x42, 0x60, 0x82]
+        let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + ihdr + tail
         do {
             _ = try ImageFile.decode(png, path: "big.png", jpeg: jpeg)
             Issue.record("a 400 Mpx PNG was decoded")
