@@ -74,36 +74,37 @@ public enum ImageFile {
     }
 
     /// The header of the image in `bytes` (read from `path`, named in errors).
-    public static func probe(_ bytes: [UInt8], path: String, jpeg: JPEGDecoder) throws(DataError) -> Probe {
+    public static func probe(_ bytes: [UInt8], path: String, jpeg: JPEGDecoder, maximumPixels: Int = maximumPixels) throws(DataError) -> Probe {
         guard let format = format(of: bytes) else { throw unsupported(bytes, path: path) }
         switch format {
         case .jpeg:
             let header: ImageHeader
             do { header = try jpeg.header(bytes) } catch { throw DataError(path: path, kind: .image("JPEG: " + error.description)) }
-            try checkSize(header.width, header.height, path: path)
+            try checkSize(header.width, header.height, path: path, maximumPixels: maximumPixels)
             let swaps = JPEGMarkers.scan(bytes).orientation >= 5
             return Probe(format: .jpeg, width: swaps ? header.height : header.width, height: swaps ? header.width : header.height,
                          grey: header.format == .grey)
         case .png:
             let header: ImageHeader
             do { header = try PNGDecoder.header(bytes) } catch { throw DataError(path: path, kind: .image("PNG: " + error.description)) }
-            try checkSize(header.width, header.height, path: path)
+            try checkSize(header.width, header.height, path: path, maximumPixels: maximumPixels)
             return Probe(format: .png, width: header.width, height: header.height, grey: header.format == .grey)
         case .netpbm:
-            let image = try NetPBM.parse(bytes, path: path)
+            let image = try NetPBM.parse(bytes, path: path, maximumPixels: maximumPixels)
             return Probe(format: .netpbm, width: image.width, height: image.height, grey: image.channels == 1)
         }
     }
 
     /// Decodes the image in `bytes`: grey or RGB, EXIF orientation applied (JPEG), CMYK
     /// converted to RGB (Adobe's inverted CMYK recognised by its APP14 marker).
-    public static func decode(_ bytes: [UInt8], path: String, jpeg: JPEGDecoder) throws(DataError) -> DecodedImage {
+    /// `maximumPixels` is lowered only by the fuzzer (to keep its executions fast).
+    public static func decode(_ bytes: [UInt8], path: String, jpeg: JPEGDecoder, maximumPixels: Int = maximumPixels) throws(DataError) -> DecodedImage {
         guard let format = format(of: bytes) else { throw unsupported(bytes, path: path) }
         switch format {
         case .jpeg:
             let header: ImageHeader
             do { header = try jpeg.header(bytes) } catch { throw DataError(path: path, kind: .image("JPEG: " + error.description)) }
-            try checkSize(header.width, header.height, path: path)
+            try checkSize(header.width, header.height, path: path, maximumPixels: maximumPixels)
             let markers = JPEGMarkers.scan(bytes)
             let pixels: [UInt8]
             do { pixels = try jpeg.decode(bytes, header: header, as: header.format) } catch {
@@ -121,7 +122,7 @@ public enum ImageFile {
         case .png:
             let header: ImageHeader
             do { header = try PNGDecoder.header(bytes) } catch { throw DataError(path: path, kind: .image("PNG: " + error.description)) }
-            try checkSize(header.width, header.height, path: path)
+            try checkSize(header.width, header.height, path: path, maximumPixels: maximumPixels)
             let decoded: (header: ImageHeader, pixels: [UInt8])
             do { decoded = try PNGDecoder.decode(bytes, as: header.format, maximumPixels: maximumPixels) } catch {
                 throw DataError(path: path, kind: .image("PNG: " + error.description))
@@ -129,11 +130,11 @@ public enum ImageFile {
             return DecodedImage(width: decoded.header.width, height: decoded.header.height, channels: decoded.header.format.channels,
                          pixels: decoded.pixels)
         case .netpbm:
-            return try NetPBM.parse(bytes, path: path)
+            return try NetPBM.parse(bytes, path: path, maximumPixels: maximumPixels)
         }
     }
 
-    static func checkSize(_ width: Int, _ height: Int, path: String) throws(DataError) {
+    static func checkSize(_ width: Int, _ height: Int, path: String, maximumPixels: Int) throws(DataError) {
         if width < 1 || height < 1 || width > Pack.maximumSide || height > Pack.maximumSide || width * height > maximumPixels {
             throw DataError(path: path, kind: .absurdDimensions(
                 "\(width)x\(height) pixels (each side 1...\(Pack.maximumSide), at most \(maximumPixels >> 20) Mpx)"))
@@ -262,7 +263,7 @@ public enum NetPBM {
         try parse(try ImageFile.read(path), path: path)
     }
 
-    public static func parse(_ bytes: [UInt8], path: String) throws(DataError) -> DecodedImage {
+    public static func parse(_ bytes: [UInt8], path: String, maximumPixels: Int = ImageFile.maximumPixels) throws(DataError) -> DecodedImage {
         func fail(_ detail: String) -> DataError { DataError(path: path, kind: .invalidArgument("not a binary PGM/PPM image: " + detail)) }
         guard bytes.count >= 2, bytes[0] == UInt8(ascii: "P"), bytes[1] == UInt8(ascii: "5") || bytes[1] == UInt8(ascii: "6") else {
             throw fail("the file does not start with P5 or P6")
@@ -290,7 +291,7 @@ public enum NetPBM {
         }
         position += 1  // the single whitespace byte before the raster
         let width = numbers[0], height = numbers[1], maxval = numbers[2]
-        if width < 1 || height < 1 || width > Pack.maximumSide || height > Pack.maximumSide || width * height > ImageFile.maximumPixels {
+        if width < 1 || height < 1 || width > Pack.maximumSide || height > Pack.maximumSide || width * height > maximumPixels {
             throw fail("absurd size \(width)x\(height)")
         }
         if maxval < 1 || maxval > 255 { throw fail("maxval \(maxval) (only 8-bit images)") }
