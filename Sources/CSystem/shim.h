@@ -249,4 +249,83 @@ static inline int leitner_file_id(const char *path, uint64_t *device_out, uint64
     return 0;
 }
 
+/// Image decoders (pack images): libjpeg-turbo's TurboJPEG API and libpng's simplified API.
+/// The helpers below keep both libraries' structs and enums out of Swift: plain ints in and
+/// out, and each library's error text copied into a caller buffer.
+#include <turbojpeg.h>
+#include <png.h>
+
+/// TurboJPEG pixel formats the helpers accept, as plain ints for Swift.
+enum { LEITNER_JPEG_GRAY = 0, LEITNER_JPEG_RGB = 1, LEITNER_JPEG_CMYK = 2 };
+
+/// Copies TurboJPEG's last error text for `handle` into `message` (NUL-terminated).
+static inline void leitner_jpeg_error(tjhandle handle, char *message, size_t capacity) {
+    const char *text = tjGetErrorStr2(handle);
+    snprintf(message, capacity, "%s", text ? text : "unknown TurboJPEG error");
+}
+
+/// Reads a JPEG's header: size and colour space (0 grey, 1 colour (RGB or YCbCr), 2 CMYK or
+/// YCCK). 0, or -1 with the error text in `message`.
+static inline int leitner_jpeg_header(tjhandle handle, const unsigned char *data, unsigned long size,
+                                      int *width, int *height, int *space, char *message, size_t capacity) {
+    int subsampling = 0, colorspace = 0;
+    if (tjDecompressHeader3(handle, data, size, width, height, &subsampling, &colorspace) != 0) {
+        leitner_jpeg_error(handle, message, capacity);
+        return -1;
+    }
+    *space = colorspace == TJCS_GRAY ? 0 : (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) ? 2 : 1;
+    return 0;
+}
+
+/// Decodes a JPEG into `out` (width x height x 1, 3 or 4 bytes for LEITNER_JPEG_GRAY/RGB/CMYK,
+/// rows packed). Accurate DCT (as PIL and libjpeg's default); at most 500 progressive scans
+/// (TJFLAG_LIMITSCANS: a crafted file cannot make the decoder loop for minutes); a warning
+/// (such as a truncated file) stops the decode and is reported like an error.
+/// 0, or -1 with the error text in `message`.
+static inline int leitner_jpeg_decode(tjhandle handle, const unsigned char *data, unsigned long size,
+                                      unsigned char *out, int width, int height, int format,
+                                      char *message, size_t capacity) {
+    int pixel = format == LEITNER_JPEG_GRAY ? TJPF_GRAY : format == LEITNER_JPEG_CMYK ? TJPF_CMYK : TJPF_RGB;
+    int flags = TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS;
+    if (tjDecompress2(handle, data, size, out, width, 0, height, pixel, flags) != 0) {
+        leitner_jpeg_error(handle, message, capacity);
+        return -1;
+    }
+    return 0;
+}
+
+/// Reads a PNG's header from memory: size and whether it has colour (palette images count as
+/// colour) or alpha. The png_image stays in `*image` for leitner_png_decode (or must be freed
+/// with png_image_free). 0, or -1 with libpng's message.
+static inline int leitner_png_header(png_image *image, const void *data, size_t size,
+                                     uint32_t *width, uint32_t *height, int *color, int *alpha,
+                                     char *message, size_t capacity) {
+    memset(image, 0, sizeof *image);
+    image->version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_memory(image, data, size)) {
+        snprintf(message, capacity, "%s", image->message);
+        png_image_free(image);
+        return -1;
+    }
+    *width = image->width;
+    *height = image->height;
+    *color = (image->format & PNG_FORMAT_FLAG_COLOR) ? 1 : 0;
+    *alpha = (image->format & PNG_FORMAT_FLAG_ALPHA) ? 1 : 0;
+    return 0;
+}
+
+/// Finishes reading the PNG begun by leitner_png_header into `out` as 8-bit grey (`color` 0)
+/// or RGB (`color` 1), rows packed: palette, 16-bit and alpha are converted by libpng; 16-bit
+/// samples without gAMA/sRGB are taken as sRGB (value / 257, as most tools read them), alpha
+/// is composited on black. Frees the png_image. 0, or -1 with libpng's message.
+static inline int leitner_png_decode(png_image *image, unsigned char *out, int color, char *message, size_t capacity) {
+    image->format = color ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+    image->flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
+    png_color black = { 0, 0, 0 };
+    int ok = png_image_finish_read(image, &black, out, 0, NULL);
+    if (!ok) snprintf(message, capacity, "%s", image->message);
+    png_image_free(image);
+    return ok ? 0 : -1;
+}
+
 #endif

@@ -25,6 +25,8 @@ public struct DataError: Error, CustomStringConvertible {
         case missing(String)
         /// An argument describing the dataset is inconsistent (class names, normalisation).
         case invalidArgument(String)
+        /// An image file could not be decoded (corrupt, truncated, unsupported); the decoder's words.
+        case image(String)
         /// A pack file is malformed; `block` names the block when the fault is in one.
         case pack(block: Int?, String)
     }
@@ -73,7 +75,7 @@ public struct DataError: Error, CustomStringConvertible {
             return "\(path): label \(label) of sample \(sample) is out of range for \(classes) classes"
         case .missing(let detail):
             return "\(path): not found: \(detail)"
-        case .invalidArgument(let detail):
+        case .invalidArgument(let detail), .image(let detail):
             return "\(path): \(detail)"
         case .pack(let block, let detail):
             if let block { return "\(path): block \(block): \(detail)" }

@@ -14,6 +14,12 @@ public enum PackImport {
         /// 1 x s x s when n = s*s).
         public var elementType = Pack.ElementType.uint8
         public var shape: (channels: Int, height: Int, width: Int)? = nil
+        /// Images only: resize the shorter side to this and keep the centre square (RGB records).
+        public var imageSide: Int? = nil
+        /// Images only: RGB records even when every image is grey.
+        public var forceRGB = false
+        /// Images only: skip (and list) files that cannot be decoded instead of stopping.
+        public var skipBadImages = false
         public init() {}
     }
 
@@ -87,10 +93,146 @@ public enum PackImport {
         return try writer.finish()
     }
 
-    /// A folder of binary PGM (P5, grey) or PPM (P6, RGB) images, maxval at most 255, all of one
-    /// size, listed with their labels in a CSV of `file,label` lines (a header line is skipped;
-    /// labels are integers, or class names numbered in sorted order).
-    public static func images(directory: String, labelsCSV: String, output: String, options: Options) throws(DataError) -> PackHeader {
+    /// What `images` did: the pack's header, where the labels came from, and the files it
+    /// skipped (with --skip-bad) or ignored (other extensions in class folders).
+    public struct ImagesReport {
+        public let header: PackHeader
+        /// "class folders" or the labels CSV's path.
+        public let layout: String
+        public let skipped: [(file: String, reason: String)]
+        public let ignoredFiles: Int
+    }
+
+    /// File name endings the class-folder layout takes (case-insensitive); others are ignored.
+    public static let imageExtensions = ["jpg", "jpeg", "jpe", "png", "pgm", "ppm", "pnm"]
+
+    /// Images as pack records, from one of two layouts: class folders (DIR/<class>/<image>,
+    /// torchvision's ImageFolder: classes are the sorted folder names, label = index, files in
+    /// name order, subfolders after files, to depth 8) or, when `labelsCSV` is given, a CSV of
+    /// `file,label` lines with files relative to DIR (a header line is skipped; labels are
+    /// integers, or class names numbered in sorted order). JPEG, PNG, binary PGM/PPM, told
+    /// apart by content. Records are [C, H, W] uint8: RGB (grey replicated), or grey when every
+    /// image is grey and neither `imageSide` nor `forceRGB` is set. Without `imageSide` all
+    /// images must have one size (after EXIF rotation).
+    public static func images(directory: String, labelsCSV: String?, output: String, options: Options) throws(DataError) -> ImagesReport {
+        var entries: [(path: String, label: Int)]
+        let names: [String]
+        var ignored = 0
+        let layout: String
+        if let labelsCSV {
+            (entries, names) = try csvImageList(directory: directory, labelsCSV: labelsCSV, options: options)
+            layout = labelsCSV
+        } else {
+            if !options.classNames.isEmpty || options.classCount != nil {
+                throw DataError(path: directory, kind: .invalidArgument("class folders name the classes: --class-names and --classes apply to a labels CSV"))
+            }
+            let folders = try imageFolders(directory)
+            (entries, names, ignored) = (folders.entries, folders.classNames, folders.ignored)
+            layout = "class folders"
+        }
+        let jpeg = JPEGDecoder()
+        var skipped: [(file: String, reason: String)] = []
+        // The record shape: fixed by --size, else by a header pass over every file (so a size
+        // mismatch is found before anything is written, and grey-only sets stay grey).
+        var channels = 3, height = options.imageSide ?? 0, width = options.imageSide ?? 0
+        if options.imageSide == nil {
+            var allGrey = true
+            var first: (path: String, width: Int, height: Int)? = nil
+            var kept: [(path: String, label: Int)] = []
+            for entry in entries {
+                let probe: ImageFile.Probe
+                do throws(DataError) { probe = try ImageFile.probe(try ImageFile.read(entry.path), path: entry.path, jpeg: jpeg) } catch {
+                    if !options.skipBadImages { throw error }
+                    skipped.append((entry.path, reason(error)))
+                    continue
+                }
+                if let first, first.width != probe.width || first.height != probe.height {
+                    throw DataError(path: entry.path, kind: .dimensionMismatch(
+                        "\(probe.width)x\(probe.height) pixels, but \(first.path) is \(first.width)x\(first.height) (give --size S to resize every image to SxS)"))
+                }
+                if first == nil { first = (entry.path, probe.width, probe.height) }
+                allGrey = allGrey && probe.grey
+                kept.append(entry)
+            }
+            guard let first else { throw noImages(directory, skipped: skipped.count) }
+            entries = kept
+            (width, height) = (first.width, first.height)
+            channels = allGrey && !options.forceRGB ? 1 : 3
+        }
+        let writer = try PackWriter(path: output, channels: channels, height: height, width: width, elementType: .uint8,
+                                    classNames: names, blockBytes: options.blockBytes, level: options.level)
+        var written = 0
+        for entry in entries {
+            var image: DecodedImage
+            do throws(DataError) { image = try ImageFile.decode(try ImageFile.read(entry.path), path: entry.path, jpeg: jpeg) } catch {
+                if !options.skipBadImages { throw error }
+                skipped.append((entry.path, reason(error)))
+                continue
+            }
+            if let side = options.imageSide { image = ImageResize.resizeAndCrop(image, side: side) }
+            if image.width != width || image.height != height {
+                throw DataError(path: entry.path, kind: .dimensionMismatch("decoded \(image.width)x\(image.height), its header said \(width)x\(height)"))
+            }
+            try writer.append(label: entry.label, pixels: image.withChannels(channels).planes()[...])
+            written += 1
+        }
+        if written == 0 { throw noImages(directory, skipped: skipped.count) }
+        return ImagesReport(header: try writer.finish(), layout: layout, skipped: skipped, ignoredFiles: ignored)
+    }
+
+    /// An error's text without the path it starts with (the listing names the file already).
+    static func reason(_ error: DataError) -> String {
+        let text = error.description
+        return text.hasPrefix(error.path + ": ") ? String(text.dropFirst(error.path.count + 2)) : text
+    }
+
+    static func noImages(_ directory: String, skipped: Int) -> DataError {
+        DataError(path: directory, kind: .invalidArgument(skipped > 0 ? "none of the images could be read (\(skipped) skipped)" : "no images"))
+    }
+
+    /// The class-folder layout: sorted subfolder names are the classes; each one's image files
+    /// (by extension, hidden files skipped) in name order, then its subfolders' likewise.
+    public static func imageFolders(_ directory: String) throws(DataError) -> (classNames: [String], entries: [(path: String, label: Int)], ignored: Int) {
+        let base = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        if let problem = FileSystem.statError(base) { throw DataError(path: directory, kind: .system(problem)) }   // ENOENT, ELOOP, EACCES
+        if !FileSystem.isDirectory(base) { throw DataError(path: directory, kind: .missing("not a directory")) }
+        let names: [String]
+        do { names = try FileSystem.list(base).filter { !$0.hasPrefix(".") && FileSystem.isDirectory(base + "/" + $0) }.sorted() } catch { throw DataError(error) }
+        if names.isEmpty {
+            throw DataError(path: directory, kind: .missing("no class folders (DIR/<class>/<image>) and no labels.csv (--labels CSV)"))
+        }
+        if names.count > Pack.maximumClasses {
+            throw DataError(path: directory, kind: .invalidArgument("\(names.count) class folders, more than \(Pack.maximumClasses) classes"))
+        }
+        var entries: [(path: String, label: Int)] = []
+        var ignored = 0
+        for (label, name) in names.enumerated() {
+            let before = entries.count
+            try collectImages(base + "/" + name, label: label, depth: 0, into: &entries, ignored: &ignored)
+            if entries.count == before {
+                throw DataError(path: base + "/" + name, kind: .missing("no image files in class folder '\(name)' (" + imageExtensions.joined(separator: ", ") + ")"))
+            }
+        }
+        return (names, entries, ignored)
+    }
+
+    static func collectImages(_ folder: String, label: Int, depth: Int, into entries: inout [(path: String, label: Int)], ignored: inout Int) throws(DataError) {
+        let names: [String]
+        do { names = try FileSystem.list(folder).filter { !$0.hasPrefix(".") }.sorted() } catch { throw DataError(error) }
+        var folders: [String] = []
+        for name in names {
+            let path = folder + "/" + name
+            if FileSystem.isDirectory(path) { folders.append(path); continue }
+            let ending = name.split(separator: ".").last.map { $0.lowercased() } ?? ""
+            if name.contains(".") && imageExtensions.contains(ending) { entries.append((path, label)) } else { ignored += 1 }
+        }
+        if depth < 8 {
+            for path in folders { try collectImages(path, label: label, depth: depth + 1, into: &entries, ignored: &ignored) }
+        }
+    }
+
+    /// The CSV layout: `file,label` lines, files relative to `directory`.
+    static func csvImageList(directory: String, labelsCSV: String, options: Options) throws(DataError) -> (entries: [(path: String, label: Int)], classNames: [String]) {
         let rows = try csvRows(labelsCSV)
         var entries: [(file: String, label: String)] = []
         for (line, row) in rows {
@@ -121,22 +263,10 @@ public enum PackImport {
         var optionsWithNames = options
         optionsWithNames.classNames = names
         let classNames = try classNames(optionsWithNames, largestLabel: labels.max() ?? 0, path: labelsCSV)
-        var writer: PackWriter? = nil
-        var shape = (channels: 0, height: 0, width: 0)
-        for (position, entry) in entries.enumerated() {
-            let path = directory.hasSuffix("/") ? directory + entry.file : directory + "/" + entry.file
-            let image = try NetPBM.read(path)
-            if writer == nil {
-                shape = (image.channels, image.height, image.width)
-                writer = try PackWriter(path: output, channels: image.channels, height: image.height, width: image.width,
-                                        elementType: .uint8, classNames: classNames, blockBytes: options.blockBytes, level: options.level)
-            } else if shape != (image.channels, image.height, image.width) {
-                throw DataError(path: path, kind: .dimensionMismatch(
-                    "\(image.channels)x\(image.height)x\(image.width), the first image is \(shape.channels)x\(shape.height)x\(shape.width)"))
-            }
-            try writer!.append(label: labels[position], pixels: image.pixels[...])
-        }
-        return try writer!.finish()
+        let base = directory.hasSuffix("/") ? directory : directory + "/"
+        var list: [(path: String, label: Int)] = []
+        for (position, entry) in entries.enumerated() { list.append((base + entry.file, labels[position])) }
+        return (list, classNames)
     }
 
     /// CSV lines `label,v1,...,vn` (a header line is skipped). uint8 values must be integers
@@ -217,62 +347,5 @@ public enum PackImport {
             rows.append((line, fields))
         }
         return rows
-    }
-}
-
-/// Binary PGM (P5) and PPM (P6) images with maxval at most 255.
-public enum NetPBM {
-    public struct Image {
-        public let channels: Int
-        public let height: Int
-        public let width: Int
-        /// [C, H, W] (PPM's interleaved RGB is split into planes).
-        public let pixels: [UInt8]
-    }
-
-    public static func read(_ path: String) throws(DataError) -> Image {
-        let bytes: [UInt8]
-        do { bytes = try FileSystem.readAll(path, limit: PackImport.maximumImageFileBytes) } catch { throw DataError(error) }
-        func fail(_ detail: String) -> DataError { DataError(path: path, kind: .invalidArgument("not a binary PGM/PPM image: " + detail)) }
-        guard bytes.count >= 2, bytes[0] == UInt8(ascii: "P"), bytes[1] == UInt8(ascii: "5") || bytes[1] == UInt8(ascii: "6") else {
-            throw fail("the file does not start with P5 or P6")
-        }
-        let channels = bytes[1] == UInt8(ascii: "5") ? 1 : 3
-        var position = 2
-        var numbers: [Int] = []
-        while numbers.count < 3 {
-            while position < bytes.count {
-                let byte = bytes[position]
-                if byte == UInt8(ascii: "#") {
-                    while position < bytes.count && bytes[position] != UInt8(ascii: "\n") { position += 1 }
-                } else if byte == 0x20 || byte == 0x09 || byte == 0x0a || byte == 0x0d {
-                    position += 1
-                } else { break }
-            }
-            var value = 0, digits = 0
-            while position < bytes.count, bytes[position] >= 0x30, bytes[position] <= 0x39, digits < 9 {
-                value = value * 10 + Int(bytes[position] - 0x30)
-                position += 1
-                digits += 1
-            }
-            if digits == 0 { throw fail("a header number is missing") }
-            numbers.append(value)
-        }
-        position += 1  // the single whitespace byte before the raster
-        let width = numbers[0], height = numbers[1], maxval = numbers[2]
-        if width < 1 || height < 1 || width > Pack.maximumSide || height > Pack.maximumSide { throw fail("absurd size \(width)x\(height)") }
-        if maxval < 1 || maxval > 255 { throw fail("maxval \(maxval) (only 8-bit images)") }
-        let plane = width * height
-        if bytes.count - position < plane * channels {
-            throw DataError(path: path, kind: .truncated(expectedBytes: position + plane * channels, gotBytes: bytes.count))
-        }
-        var pixels = [UInt8](repeating: 0, count: plane * channels)
-        for pixel in 0..<plane {
-            for channel in 0..<channels {
-                let value = Int(bytes[position + pixel * channels + channel])
-                pixels[channel * plane + pixel] = UInt8(maxval == 255 ? value : min(255, value * 255 / maxval))
-            }
-        }
-        return Image(channels: channels, height: height, width: width, pixels: pixels)
     }
 }

@@ -12,13 +12,15 @@ enum PackCommand {
           leitner pack idx IMAGES LABELS --out FILE      IDX pair, gzipped or plain (MNIST family)
           leitner pack cifar10 BATCH... --out FILE       CIFAR-10 binary batches
           leitner pack cifar100 BATCH... --out FILE      CIFAR-100 binary batches (fine labels; --coarse)
-          leitner pack images DIR [--labels CSV] --out FILE   PGM/PPM files listed in CSV (file,label)
+          leitner pack images DIR --out FILE             JPEG/PNG/PGM/PPM in class folders DIR/<class>/*
+                                                         (or listed in --labels CSV / DIR/labels.csv)
           leitner pack csv FILE --out FILE               CSV lines: label, values...
           leitner pack info FILE                         header, blocks, sizes
           leitner pack verify FILE                       reads every block and checks its CRC-32
         """,
         positionals: "KIND INPUT...",
-        options: [out.spec, blockKB.spec, level.spec, classNames.spec, classes.spec, labels.spec, coarse.spec, element.spec, shape.spec])
+        options: [out.spec, blockKB.spec, level.spec, classNames.spec, classes.spec, labels.spec, size.spec, rgb.spec, skipBad.spec,
+                  coarse.spec, element.spec, shape.spec])
 
     static let standard = PackImport.Options()
     static let out = Option<String?>("out", "FILE", help: "the pack to write")
@@ -27,7 +29,12 @@ enum PackCommand {
     static let level = Option<Int>("level", "N", default: standard.level, range: 1...9, help: "gzip level 1...9")
     static let classNames = Option<String?>("class-names", "A,B,...", shown: "none", help: "class names (fashion-mnist: its ten names)")
     static let classes = Option<Int?>("classes", "N", range: 1...65536, shown: "largest label + 1", help: "class count")
-    static let labels = Option<String?>("labels", "CSV", shown: "DIR/labels.csv", help: "images: the file,label list")
+    static let labels = Option<String?>("labels", "CSV", shown: "DIR/labels.csv if present, else class folders",
+                                        help: "images: a file,label list (files relative to DIR)")
+    static let size = Option<Int?>("size", "S", range: 1...4096, shown: "none: all images one size",
+                                   help: "images: shorter side resized to S (antialiased), centre S x S kept; RGB")
+    static let rgb = Flag("rgb", help: "images: RGB records even when every image is grey")
+    static let skipBad = Flag("skip-bad", help: "images: skip files that cannot be decoded, list them at the end")
     static let coarse = Flag("coarse", help: "cifar100: pack the 20 coarse labels")
     static let element = Choice<Pack.ElementType>(
         "element", "TYPE", names: ["uint8", "float16", "float32"], values: [Pack.ElementType.uint8, .float16, .float32],
@@ -54,7 +61,7 @@ enum PackCommand {
         case "info", "verify": allowed = []
         case "idx", "cifar10": allowed = writer
         case "cifar100": allowed = writer + [coarse.spec.name]
-        case "images": allowed = writer + [labels.spec.name]
+        case "images": allowed = writer + [labels.spec.name, size.spec.name, rgb.spec.name, skipBad.spec.name]
         case "csv": allowed = writer + [element.spec.name, shape.spec.name]
         default: allowed = spec.options.map { $0.name }
         }
@@ -104,9 +111,18 @@ enum PackCommand {
                                                   output: output, options: packOptions)
                 case "images":
                     guard inputs.count == 1 else { return usage("leitner pack images: give one directory") }
-                    header = try PackImport.images(directory: inputs[0], labelsCSV: labelsPath ?? inputs[0] + "/labels.csv",
-                                                   output: output, options: packOptions)
+                    let listed = inputs[0] + "/labels.csv"
+                    let report = try PackImport.images(directory: inputs[0], labelsCSV: labelsPath ?? (FileSystem.exists(listed) ? listed : nil),
+                                                       output: output, options: packOptions)
+                    header = report.header
                     inputBytes = -1
+                    var note = "labels from \(report.layout)"
+                    if report.ignoredFiles > 0 { note += "; \(report.ignoredFiles) files without an image extension ignored" }
+                    print(note)
+                    if !report.skipped.isEmpty {
+                        print("skipped \(report.skipped.count) files that could not be read (--skip-bad):")
+                        for entry in report.skipped { print("  \(entry.file): \(entry.reason)") }
+                    }
                 default:
                     guard inputs.count == 1 else { return usage("leitner pack csv: give one CSV file") }
                     header = try PackImport.csv(inputs[0], output: output, options: packOptions)
@@ -135,7 +151,7 @@ enum PackCommand {
     static func kindsUsing(_ name: String) -> String {
         switch name {
         case coarse.spec.name: return "cifar100"
-        case labels.spec.name: return "images"
+        case labels.spec.name, size.spec.name, rgb.spec.name, skipBad.spec.name: return "images"
         case element.spec.name, shape.spec.name: return "csv"
         default: return "idx, cifar10, cifar100, images and csv"
         }
@@ -156,6 +172,9 @@ enum PackCommand {
         if let count = try options.value(classes) { result.classCount = count }
         result.elementType = try options.value(element)
         if let parts = try options.value(shape) { result.shape = (parts[0], parts[1], parts[2]) }
+        result.imageSide = try options.value(size)
+        result.forceRGB = options.isSet(rgb)
+        result.skipBadImages = options.isSet(skipBad)
         return result
     }
 

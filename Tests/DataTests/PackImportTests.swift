@@ -62,7 +62,7 @@ import Testing
         }
         let labels = fixtures.write("labels.csv", Array(csv.utf8), gzip: false)
         let output = fixtures.path("images.pack")
-        let header = try PackImport.images(directory: fixtures.directory, labelsCSV: labels, output: output, options: PackImport.Options())
+        let header = try PackImport.images(directory: fixtures.directory, labelsCSV: labels, output: output, options: PackImport.Options()).header
         #expect(header.channels == 3 && header.height == 3 && header.width == 4 && header.classNames == ["cat", "dog"])
         let set = try PackFile.open(output).loadDataset()
         #expect(set.labels == [0, 1, 0])
@@ -70,14 +70,11 @@ import Testing
         for sample in 0..<3 { for channel in 0..<3 { for pixel in 0..<12 {
             #expect(set.pixels[sample * 36 + channel * 12 + pixel] == UInt8(sample * 50 + channel * 10 + pixel))
         } } }
-        // A grey image among colour ones is refused, naming it.
+        // A grey image among colour ones is replicated into R, G and B (docs/datasets.md).
         fixtures.write("img1.ppm", Array("P5 4 3 255\n".utf8) + [UInt8](repeating: 9, count: 12), gzip: false)
-        do {
-            _ = try PackImport.images(directory: fixtures.directory, labelsCSV: labels, output: output, options: PackImport.Options())
-            Issue.record("mixed shapes accepted")
-        } catch {
-            #expect(error.description.contains("img1.ppm"), "\(error)")
-        }
+        let mixed = try PackImport.images(directory: fixtures.directory, labelsCSV: labels, output: output, options: PackImport.Options()).header
+        #expect(mixed.channels == 3)
+        #expect(Array(try PackFile.open(output).loadDataset().sample(1)) == [UInt8](repeating: 9, count: 36))
     }
 
     @Test func csvRowsWithIntegerAndFloatValues() throws {

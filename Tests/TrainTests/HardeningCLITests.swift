@@ -357,4 +357,28 @@ struct HardeningCLITests {
         #expect(result.output.contains("no figure: the meter's readings covered no epoch"), "\(result.output)")
         #expect(took < 15, "5 epochs with a 2 s meter took \(took) s")
     }
+
+    /// `pack images` on class folders of real-format photos (the checked-in fixtures): a cut
+    /// JPEG stops it with the file's name and exit 1, leaving no pack; `--skip-bad` packs the
+    /// rest and lists the skipped file.
+    @Test func packImagesStopsOnABadPhotoOrSkipsAndListsIt() throws {
+        let fixtures = Requirement.root + "/Tests/Fixtures/images/"
+        let tree = temporaryDirectory("photos")
+        let manager = FileManager.default
+        for (folder, name) in [("cats", "progressive.jpg"), ("cats", "cmyk.jpg"), ("dogs", "palette.png"), ("dogs", "exif6.jpg")] {
+            try manager.createDirectory(atPath: tree + "/" + folder, withIntermediateDirectories: true)
+            try manager.copyItem(atPath: fixtures + name, toPath: tree + "/" + folder + "/" + name)
+        }
+        let jpeg = try Data(contentsOf: URL(fileURLWithPath: fixtures + "progressive.jpg"))
+        try jpeg.prefix(jpeg.count - 80).write(to: URL(fileURLWithPath: tree + "/dogs/cut.jpg"))
+        let pack = temporaryDirectory("photos-out") + "/photos.pack"
+        let stopped = try run(["pack", "images", tree, "--size", "8", "--out", pack])
+        #expect(stopped.status == 1 && stopped.error.contains("dogs/cut.jpg") && stopped.error.contains("JPEG"), "\(stopped.status): \(stopped.error)")
+        #expect(!manager.fileExists(atPath: pack) && !manager.fileExists(atPath: pack + ".partial"))
+        let skipped = try run(["pack", "images", tree, "--size", "8", "--skip-bad", "--out", pack])
+        #expect(skipped.status == 0, "\(skipped.error)")
+        #expect(skipped.output.contains("skipped 1 files") && skipped.output.contains("dogs/cut.jpg"), "\(skipped.output)")
+        let info = try run(["pack", "info", pack])
+        #expect(info.output.contains("samples 4, shape 3x8x8") && info.output.contains("class names: cats, dogs"), "\(info.output)")
+    }
 }
