@@ -43,6 +43,11 @@ extension Model {
         return z ^ (z >> 31)
     }
 
+    /// Node `index`'s output of the last forward (CNHW or [N, F] rows). Only the last node's
+    /// stays valid under the shared layout, where later nodes reuse memory; with
+    /// `sharedActivations` false every node's does (tests).
+    public func output(ofNode index: Int) -> UnsafePointer<Float> { UnsafePointer(nodes[index].output) }
+
     /// The logits of the last forward, [N, classes].
     public var logits: UnsafePointer<Float> { UnsafePointer(nodes[nodes.count - 1].output) }
 
