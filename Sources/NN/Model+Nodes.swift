@@ -48,12 +48,12 @@ extension Model {
                     output: node.output, savedMean: node.savedMean!, savedInvStd: node.savedInverseStd!,
                     runningMean: node.runningMean!, runningVariance: node.runningVariance!,
                     input: from, gamma: node.weight!, beta: node.bias!, channels: outShape.channels, spatial: outSpatial,
-                    context: context)
+                    epsilon: Float(layer.epsilon), momentum: Float(layer.momentum), context: context)
             } else {
                 BatchNorm.forwardInference(
                     output: node.output, input: from, gamma: node.weight!, beta: node.bias!,
                     runningMean: node.runningMean!, runningVariance: node.runningVariance!,
-                    channels: outShape.channels, spatial: outSpatial, context: context)
+                    channels: outShape.channels, spatial: outSpatial, epsilon: Float(layer.epsilon), context: context)
             }
         case .relu:
             if training, let mask = node.mask {
@@ -152,7 +152,7 @@ extension Model {
                 BatchNorm.backwardFrozen(
                     dInput: dFrom, dGamma: dWeight, dBeta: dBias, dOutput: node.dOutput, input: dWeight == nil ? nil : from,
                     gamma: node.weight!, runningMean: node.runningMean!, runningVariance: node.runningVariance!,
-                    channels: outShape.channels, spatial: outSpatial, context: context)
+                    channels: outShape.channels, spatial: outSpatial, epsilon: Float(layer.epsilon), context: context)
                 break
             }
             // Batch norm's dInput is needed even for the model input's consumer chain; when the

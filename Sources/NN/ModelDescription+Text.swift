@@ -68,6 +68,7 @@ extension ModelDescription {
             var alias: String? = nil
             var addTarget: Int? = nil
             var probability: Double? = nil
+            var epsilon: Double? = nil, momentum: Double? = nil
             // What each kind reads: a word it does not read is refused rather than ignored.
             let takesCount = ["conv", "maxpool", "avgpool", "linear"].contains(kind)
             let windowOptions: [Character] = kind == "conv" || kind == "dwconv" ? ["k", "s", "p"] : kind == "maxpool" || kind == "avgpool" ? ["s", "p"] : []
@@ -79,7 +80,16 @@ extension ModelDescription {
                     guard !seenOptions.contains(word.first!) else { throw fail("'\(word.prefix(while: { $0 != "=" }))=' given twice") }
                     seenOptions.append(word.first!)
                 }
-                if word.hasPrefix("from=") {
+                if kind == "bn" && (word.hasPrefix("eps=") || word.hasPrefix("momentum=")) {
+                    let isEpsilon = word.hasPrefix("eps=")
+                    let text = word.drop(while: { $0 != "=" }).dropFirst()
+                    guard (isEpsilon ? epsilon : momentum) == nil else { throw fail("'\(isEpsilon ? "eps" : "momentum")=' given twice") }
+                    guard text.allSatisfy({ $0.isASCII && ($0.isNumber || ".-+eE".contains($0)) }), let value = Double(String(text)),
+                          value > 0, isEpsilon ? value < 1 : value <= 1 else {
+                        throw fail(isEpsilon ? "bn eps needs 0 < eps < 1 ('\(word)')" : "bn momentum needs 0 < momentum <= 1 ('\(word)')")
+                    }
+                    if isEpsilon { epsilon = value } else { momentum = value }
+                } else if word.hasPrefix("from=") {
                     guard let index = names[String(word.dropFirst(5))] else { throw fail("unknown node '\(word.dropFirst(5))'") }
                     from = index
                 } else if word.hasPrefix("as=") {
@@ -130,7 +140,7 @@ extension ModelDescription {
                 index = builder!.conv(from, out: try number("output channels"), kernel: kernel ?? 3, stride: stride ?? 1, padding: padding, bias: bias)
             case "dwconv":
                 index = builder!.depthwise(from, kernel: kernel ?? 3, stride: stride ?? 1, padding: padding, bias: bias)
-            case "bn": index = builder!.batchNorm(from)
+            case "bn": index = builder!.batchNorm(from, epsilon: epsilon ?? 1e-5, momentum: momentum ?? 0.1)
             case "relu": index = builder!.relu(from)
             case "maxpool":
                 let size = try number("kernel")
@@ -176,7 +186,11 @@ extension ModelDescription {
             switch layer.kind {
             case .conv2d: words = ["conv", "\(layer.outChannels)", "k\(layer.kernel)", "s\(layer.stride)", "p\(layer.padding)", layer.bias ? "bias" : "nobias"]
             case .depthwiseConv2d: words = ["dwconv", "k\(layer.kernel)", "s\(layer.stride)", "p\(layer.padding)", layer.bias ? "bias" : "nobias"]
-            case .batchNorm: words = ["bn"]
+            case .batchNorm:
+                words = ["bn"]
+                // Written only when not PyTorch's defaults, so existing descriptions read as before.
+                if layer.epsilon != 1e-5 { words.append("eps=\(layer.epsilon)") }
+                if layer.momentum != 0.1 { words.append("momentum=\(layer.momentum)") }
             case .relu: words = ["relu"]
             case .maxPool: words = ["maxpool", "\(layer.kernel)", "s\(layer.stride)", "p\(layer.padding)"]
             case .avgPool: words = ["avgpool", "\(layer.kernel)", "s\(layer.stride)", "p\(layer.padding)"]

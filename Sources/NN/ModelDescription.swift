@@ -50,6 +50,10 @@ public struct LayerSpec {
     public var bias = false
     /// Dropout's probability of zeroing an element, in [0, 1).
     public var probability = 0.0
+    /// Batch norm's epsilon and running-statistics momentum (PyTorch's defaults; torchvision's
+    /// mobilenet_v3 uses 0.001 and 0.01).
+    public var epsilon = 1e-5
+    public var momentum = 0.1
 }
 
 /// A model as data: input shape, class count and a list of nodes in execution order, each
@@ -108,7 +112,12 @@ public struct ModelBuilder {
         add(.depthwiseConv2d, "dwconv", [from]) { $0.kernel = kernel; $0.stride = stride; $0.padding = padding; $0.bias = bias }
     }
     @discardableResult
-    public mutating func batchNorm(_ from: Int) -> Int { add(.batchNorm, "bn", [from]) }
+    public mutating func batchNorm(_ from: Int, epsilon: Double = 1e-5, momentum: Double = 0.1) -> Int {
+        add(.batchNorm, "bn", [from]) {
+            $0.epsilon = epsilon
+            $0.momentum = momentum
+        }
+    }
     @discardableResult
     public mutating func relu(_ from: Int) -> Int { add(.relu, "relu", [from]) }
     @discardableResult
@@ -176,7 +185,12 @@ extension ModelDescription {
                 result.append(try spatialOut(channels: layer.outChannels))
             case .depthwiseConv2d, .maxPool, .avgPool:
                 result.append(try spatialOut(channels: source.channels))
-            case .batchNorm, .relu, .relu6, .hardSwish, .hardSigmoid:
+            case .batchNorm:
+                guard layer.epsilon > 0 && layer.epsilon < 1 && layer.momentum > 0 && layer.momentum <= 1 else {
+                    throw ModelError(message: "model \(name): \(layer.name) needs 0 < eps < 1 and 0 < momentum <= 1, got eps \(layer.epsilon), momentum \(layer.momentum)")
+                }
+                result.append(source)
+            case .relu, .relu6, .hardSwish, .hardSigmoid:
                 result.append(source)
             case .dropout:
                 guard layer.probability >= 0 && layer.probability < 1 else {
