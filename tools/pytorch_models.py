@@ -105,6 +105,85 @@ class ResNet8(nn.Module):
         return self.fc(x)
 
 
+# ---- backbone blocks (tools/make-torch-fixture blocks) --------------------------------------
+# Tiny blocks of torchvision's mobilenet_v2, mobilenet_v3_small and resnet18, written as the
+# Leitner texts in make-torch-fixture (module names = Leitner's `as=` names). `dropout` is the
+# dropout function to use (the fixture passes one that draws Leitner's masks).
+
+
+class MobileNetV2Block(nn.Module):
+    """Inverted residual: expand 1x1 + BN + ReLU6, depthwise 3x3 + BN + ReLU6, project 1x1 +
+    BN, + input; global average pool, dropout, classifier."""
+
+    def __init__(self, channels=4, expansion=3, classes=5, dropout=None):
+        super().__init__()
+        hidden = channels * expansion
+        self.expand = nn.Conv2d(channels, hidden, 1, bias=False)
+        self.expand_bn = nn.BatchNorm2d(hidden)
+        self.dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False)
+        self.dw_bn = nn.BatchNorm2d(hidden)
+        self.project = nn.Conv2d(hidden, channels, 1, bias=False)
+        self.project_bn = nn.BatchNorm2d(channels)
+        self.classifier = nn.Linear(channels, classes)
+        self.dropout = dropout
+
+    def forward(self, x):
+        y = F.relu6(self.expand_bn(self.expand(x)))
+        y = F.relu6(self.dw_bn(self.dw(y)))
+        y = self.project_bn(self.project(y)) + x
+        y = torch.flatten(F.adaptive_avg_pool2d(y, 1), 1)
+        return self.classifier(self.dropout(y))
+
+
+class MobileNetV3Block(nn.Module):
+    """Expand 1x1 + BN + hardswish, depthwise 3x3 + BN + hardswish, squeeze-excitation as
+    torchvision's (pool, fc1 conv 1x1 with bias + ReLU, fc2 conv 1x1 with bias + hardsigmoid,
+    scale), project 1x1 + BN, + input; pool, head linear + hardswish + dropout, classifier."""
+
+    def __init__(self, channels=4, hidden=8, squeeze=4, head=6, classes=5, dropout=None):
+        super().__init__()
+        self.expand = nn.Conv2d(channels, hidden, 1, bias=False)
+        self.expand_bn = nn.BatchNorm2d(hidden)
+        self.dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False)
+        self.dw_bn = nn.BatchNorm2d(hidden)
+        self.se_fc1 = nn.Conv2d(hidden, squeeze, 1)
+        self.se_fc2 = nn.Conv2d(squeeze, hidden, 1)
+        self.project = nn.Conv2d(hidden, channels, 1, bias=False)
+        self.project_bn = nn.BatchNorm2d(channels)
+        self.head = nn.Linear(channels, head)
+        self.classifier = nn.Linear(head, classes)
+        self.dropout = dropout
+
+    def forward(self, x):
+        y = F.hardswish(self.expand_bn(self.expand(x)))
+        y = F.hardswish(self.dw_bn(self.dw(y)))
+        scale = F.hardsigmoid(self.se_fc2(F.relu(self.se_fc1(F.adaptive_avg_pool2d(y, 1)))))
+        y = self.project_bn(self.project(y * scale)) + x
+        y = torch.flatten(F.adaptive_avg_pool2d(y, 1), 1)
+        return self.classifier(self.dropout(F.hardswish(self.head(y))))
+
+
+class ResNet18Block(nn.Module):
+    """torchvision's BasicBlock with a downsample: conv 3x3 s2 + BN + ReLU, conv 3x3 + BN,
+    shortcut conv 1x1 s2 + BN, add, ReLU; global average pool, fc."""
+
+    def __init__(self, inputs=3, outputs=6, classes=5, dropout=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inputs, outputs, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(outputs)
+        self.conv2 = nn.Conv2d(outputs, outputs, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(outputs)
+        self.downsample = nn.Conv2d(inputs, outputs, 1, stride=2, bias=False)
+        self.downsample_bn = nn.BatchNorm2d(outputs)
+        self.fc = nn.Linear(outputs, classes)
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        y = F.relu(y + self.downsample_bn(self.downsample(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
+
+
 def build_model(name):
     """A fresh PyTorch model for one of MODEL_NAMES."""
     models = {"mlp": MLP, "cnn-s": CNNS, "resnet8": ResNet8}

@@ -19,6 +19,9 @@ public struct DatasetFiles: Equatable {
     /// paths are then empty.
     public var trainPack: String? = nil
     public var testPack: String? = nil
+    /// False for packs of other data (photos: another shape or class count): they are loaded
+    /// with the training pack's own per-channel statistics, not Fashion-MNIST's.
+    public var isFashionMNIST = true
     /// For logs and reports: which copy, where, how many samples.
     public let description: String
 }
@@ -79,14 +82,24 @@ public enum DatasetLocator {
     static func files(in directory: String, kind: Kind) throws(DataError) -> DatasetFiles? {
         let trainPack = join(directory, packNames.train), testPack = join(directory, packNames.test)
         if FileSystem.exists(trainPack) && FileSystem.exists(testPack) {
-            let trainCount = try PackFile.open(trainPack).header.sampleCount
-            let testCount = try PackFile.open(testPack).header.sampleCount
+            let train = try PackFile.open(trainPack).header
+            let test = try PackFile.open(testPack).header
+            let trainCount = train.sampleCount, testCount = test.sampleCount
+            let fashion = train.channels == 1 && train.height == 28 && train.width == 28 && train.classCount == FashionMNIST.classCount
+            if !fashion && (test.channels != train.channels || test.height != train.height || test.width != train.width
+                            || test.classCount != train.classCount) {
+                throw DataError(path: testPack, kind: .dimensionMismatch(
+                    "\(test.channels)x\(test.height)x\(test.width) with \(test.classCount) classes, but \(trainPack) holds \(train.channels)x\(train.height)x\(train.width) with \(train.classCount)"))
+            }
+            let counts = "(\(trainCount) train / \(testCount) test, packed)"
             var files = DatasetFiles(
                 directory: directory, trainImages: "", trainLabels: "", testImages: "", testLabels: "",
                 trainCount: trainCount, testCount: testCount, isFullSet: kind == .system,
-                description: describe(directory, kind: kind, counts: "(\(trainCount) train / \(testCount) test, packed)"))
+                description: fashion ? describe(directory, kind: kind, counts: counts)
+                    : "packs in \(directory): \(train.channels)x\(train.height)x\(train.width), \(train.classCount) classes \(counts)")
             files.trainPack = trainPack
             files.testPack = testPack
+            files.isFashionMNIST = fashion
             return files
         }
         guard let trainImages = find(directory, fileStems.trainImages),

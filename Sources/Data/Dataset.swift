@@ -239,6 +239,7 @@ public struct Dataset {
 /// Both sets streamed from packs within `budgetBytes` of data memory: the test set (read in
 /// order, no shuffle buffer) is cached when that takes at most a quarter of the budget, else
 /// streamed in the least memory; the training set gets the rest and is cached when it fits.
+/// `normalization` nil: the training pack's per-channel statistics, for both sets.
 public func streamPacks(train trainPath: String, test testPath: String, budgetBytes: Int,
                         normalization: Normalization?, throttle: PackSource.Throttle = .none) throws(DataError) -> (train: Dataset, test: Dataset) {
     let testPack = try PackFile.open(testPath, throttle: throttle)
@@ -246,7 +247,9 @@ public func streamPacks(train trainPath: String, test testPath: String, budgetBy
     let testBudget = testNeeds.cached <= budgetBytes / 4 ? testNeeds.cached : testNeeds.streaming
     let testStream = try PackStream(pack: testPack, budgetBytes: testBudget, shuffleBufferSamples: 0)
     let trainStream = try PackStream(pack: try PackFile.open(trainPath, throttle: throttle), budgetBytes: budgetBytes - testStream.plannedBytes)
-    return (try Dataset(streaming: trainStream, normalization: normalization), try Dataset(streaming: testStream, normalization: normalization))
+    // nil: both sets with the training pack's own statistics.
+    let used = normalization ?? Normalization(mean: trainStream.pack.header.mean, std: trainStream.pack.header.std)
+    return (try Dataset(streaming: trainStream, normalization: used), try Dataset(streaming: testStream, normalization: used))
 }
 
 /// Fashion-MNIST's fixed facts: ten classes, their names, its normalisation.
@@ -260,6 +263,12 @@ public enum FashionMNIST {
 
     /// Loads the training and test sets from located files, with the full set's normalisation.
     public static func load(_ files: DatasetFiles) throws(DataError) -> (train: Dataset, test: Dataset) {
+        if let trainPack = files.trainPack, let testPack = files.testPack, !files.isFashionMNIST {
+            // Other data (photos): both sets normalised with the training pack's statistics.
+            let trainFile = try PackFile.open(trainPack)
+            let own = Normalization(mean: trainFile.header.mean, std: trainFile.header.std)
+            return (try trainFile.loadDataset(normalization: own), try PackFile.open(testPack).loadDataset(normalization: own))
+        }
         if let trainPack = files.trainPack, let testPack = files.testPack {
             let train = try PackFile.open(trainPack).loadDataset(normalization: normalization)
             let test = try PackFile.open(testPack).loadDataset(normalization: normalization)

@@ -2,8 +2,11 @@
 /// AVX2 has 16 registers of 8 floats; NEON has 32 registers of 4 floats.
 #if arch(x86_64)
 public typealias FloatVector = SIMD8<Float>
+/// 32-bit integer lanes of the same count (dropout's counter-based generator).
+public typealias WordVector = SIMD8<UInt32>
 #else
 public typealias FloatVector = SIMD4<Float>
+public typealias WordVector = SIMD4<UInt32>
 #endif
 
 /// Lanes in `FloatVector`.

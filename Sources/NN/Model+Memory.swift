@@ -8,11 +8,14 @@ import Kernels
 /// - an output lives from its forward until its last reader: a consumer's forward, the
 ///   backward of a consumer that reads its input (conv, linear, batch norm), its own backward
 ///   for ReLU (the mask), the loss for the logits;
-/// - a ReLU or add whose input's buffer has no later reader writes over it (in place);
+/// - a ReLU, ReLU6, dropout or add whose input's buffer has no later reader writes over it (in
+///   place); hardswish and hardsigmoid do not (their backward reads x);
 /// - an output gradient lives from the backward of its last consumer (the first writer) to
-///   its own backward, and is zeroed when it comes alive; the input of a ReLU or add that has
-///   no other consumer shares its consumer's gradient buffer (ReLU masks it in place, add
-///   passes it through untouched);
+///   its own backward, and is zeroed when it comes alive; the input of an elementwise node
+///   (ReLU, ReLU6, hardswish, hardsigmoid, dropout) or an add that has no other consumer shares
+///   its consumer's gradient buffer (the elementwise node scales it in place, add passes it
+///   through untouched);
+/// - a dropout node keeps its mask as bits in the Int32 region from its forward to its backward;
 /// - blocks are placed largest first at the lowest offset free over their lifetime;
 /// - under a partial update (`Trainability`) a node that requires no gradient has no gradient
 ///   buffer and no backward, a frozen weight's input is not kept for dW, and a ReLU keeps its
@@ -38,8 +41,9 @@ struct ActivationLayout {
     var floatElements: Int
     /// Int32 elements of the argmax region (kept apart so no memory changes type).
     var indexElements: Int
-    /// Element offset of each ReLU's bit mask in the Int32 region (partial updates), else -1.
-    var reluMask: [Int]
+    /// Element offset of each ReLU's bit mask (partial updates) or dropout's mask in the Int32
+    /// region, else -1.
+    var bitMask: [Int]
 
     private struct Block {
         var size: Int
@@ -80,7 +84,10 @@ struct ActivationLayout {
                 end = max(end, consumer)
                 if trainable.backwardReadsInput(consumer, layers[consumer].kind) { end = max(end, backwardTime(consumer)) }
             }
-            if layers[index].kind == .relu && requires[index] && !masked[index] { end = max(end, backwardTime(index)) }
+            // ReLU and ReLU6 backward read their own output.
+            if (layers[index].kind == .relu || layers[index].kind == .relu6) && requires[index] && !masked[index] {
+                end = max(end, backwardTime(index))
+            }
             if index == count - 1 { end = max(end, lossTime) }
             ownEnd[index] = end
         }
@@ -90,7 +97,7 @@ struct ActivationLayout {
         for index in 0..<count {
             let layer = layers[index]
             var host = -1
-            if sharing && (layer.kind == .relu || layer.kind == .add) {
+            if sharing && [LayerKind.relu, .relu6, .dropout, .add].contains(layer.kind) {
                 // The first input whose buffer nothing reads after this forward, and (for add)
                 // not read twice by it.
                 for input in layer.inputs where input >= 0 && host < 0 {
@@ -116,9 +123,10 @@ struct ActivationLayout {
                                 end: requires[index] ? backwardTime(index) : index))
         }
         var maskBlock = [Int](repeating: -1, count: count)
-        for index in 0..<count where masked[index] {
+        for index in 0..<count where masked[index] || layers[index].kind == .dropout {
             maskBlock[index] = blocks.count
-            blocks.append(Block(size: Self.aligned(ReLU.maskWords(batch * shapes[index].count)), start: index, end: backwardTime(index)))
+            blocks.append(Block(size: Self.aligned(ReLU.maskWords(batch * shapes[index].count)), start: index,
+                                end: requires[index] ? backwardTime(index) : index))
         }
 
         // Gradients, from the logits backwards so a consumer's block exists before its input's.
@@ -131,7 +139,7 @@ struct ActivationLayout {
         while index >= 0 {
             guard requires[index] else { index -= 1; continue }
             let users = consumers[index]
-            if sharing, users.count == 1, layers[users[0]].kind == .relu
+            if sharing, users.count == 1, Self.scalesGradientInPlace(layers[users[0]].kind)
                 || (layers[users[0]].kind == .add && !addPassedThrough[users[0]]
                     && layers[users[0]].inputs.filter({ $0 == index }).count == 1) {
                 let consumer = users[0]
@@ -162,7 +170,7 @@ struct ActivationLayout {
 
         output = outputBlock.map { blocks[$0].offset }
         gradient = gradientBlock.map { $0 < 0 ? 0 : blocks[$0].offset }
-        reluMask = maskBlock.map { $0 < 0 ? -1 : blocks[$0].offset }
+        bitMask = maskBlock.map { $0 < 0 ? -1 : blocks[$0].offset }
         indices = indexBlock.map { $0 < 0 ? -1 : blocks[$0].offset }
         outputInPlaceOf = inPlaceOf
         gradientSharedWith = sharedWith
@@ -170,6 +178,12 @@ struct ActivationLayout {
         zeroBeforeLoss = zeroLoss
         floatElements = floatTotal
         indexElements = indexTotal
+    }
+
+    /// Elementwise kinds whose backward can overwrite the output gradient with the input's
+    /// (dx = dy * f'(x), nothing accumulated when the input has no other consumer).
+    static func scalesGradientInPlace(_ kind: LayerKind) -> Bool {
+        [LayerKind.relu, .relu6, .hardSwish, .hardSigmoid, .dropout].contains(kind)
     }
 
     /// Places `members` largest first, each at the lowest offset that no placed block alive at

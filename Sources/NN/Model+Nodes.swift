@@ -18,6 +18,14 @@ extension Model {
                            kernel: layer.kernel, stride: layer.stride, padding: layer.padding)
     }
 
+    /// Where element (n, c) of a channel-scale node's scale lives: flat [N, C] rows or a
+    /// C x 1 x 1 tensor stored CNHW ([C, N]).
+    @inline(__always)
+    func scaleStrides(_ scale: Int, batch: Int) -> ChannelScale.Strides {
+        let shape = shapeAt(scale)
+        return shape.isFlat ? ChannelScale.Strides(sample: shape.channels, channel: 1) : ChannelScale.Strides(sample: 1, channel: batch)
+    }
+
     /// Forward of one node. Activations are CNHW, so `batch * H * W` is a channel's run.
     func forwardNode(_ index: Int, batch: Int, training: Bool) {
         let layer = description.layers[index]
@@ -40,12 +48,12 @@ extension Model {
                     output: node.output, savedMean: node.savedMean!, savedInvStd: node.savedInverseStd!,
                     runningMean: node.runningMean!, runningVariance: node.runningVariance!,
                     input: from, gamma: node.weight!, beta: node.bias!, channels: outShape.channels, spatial: outSpatial,
-                    context: context)
+                    epsilon: Float(layer.epsilon), momentum: Float(layer.momentum), context: context)
             } else {
                 BatchNorm.forwardInference(
                     output: node.output, input: from, gamma: node.weight!, beta: node.bias!,
                     runningMean: node.runningMean!, runningVariance: node.runningVariance!,
-                    channels: outShape.channels, spatial: outSpatial, context: context)
+                    channels: outShape.channels, spatial: outSpatial, epsilon: Float(layer.epsilon), context: context)
             }
         case .relu:
             if training, let mask = node.mask {
@@ -53,6 +61,25 @@ extension Model {
             } else {
                 context.forEachRange(batch * outShape.count, ElementwisePass.reluForward(output: node.output, input: from))
             }
+        case .relu6:
+            context.forEachRange(batch * outShape.count, ElementwisePass.relu6Forward(output: node.output, input: from))
+        case .hardSwish:
+            context.forEachRange(batch * outShape.count, ElementwisePass.hardSwishForward(output: node.output, input: from))
+        case .hardSigmoid:
+            context.forEachRange(batch * outShape.count, ElementwisePass.hardSigmoidForward(output: node.output, input: from))
+        case .dropout:
+            if training {
+                let drop = DropoutPass(output: node.output, mask: node.mask!, input: from, key: Model.dropoutKey(dropoutSeed, node: index),
+                                       threshold: Dropout.threshold(probability: layer.probability),
+                                       scale: Dropout.scale(probability: layer.probability))
+                context.forEachRange(batch * outShape.count, drop)
+            } else if node.output != from {
+                Elementwise.copy(node.output, from, count: batch * outShape.count)
+            }
+        case .channelMul:
+            let scale = layer.inputs[1]
+            ChannelScale.forward(output: node.output, input: from, scale: source(scale), channels: outShape.channels, batch: batch,
+                                 plane: outShape.height * outShape.width, strides: scaleStrides(scale, batch: batch), context: context)
         case .maxPool:
             MaxPool2D.forward(out: node.output, indices: node.indices!, input: from, shape: poolShape(index, batch: batch), context: context)
         case .avgPool:
@@ -125,7 +152,7 @@ extension Model {
                 BatchNorm.backwardFrozen(
                     dInput: dFrom, dGamma: dWeight, dBeta: dBias, dOutput: node.dOutput, input: dWeight == nil ? nil : from,
                     gamma: node.weight!, runningMean: node.runningMean!, runningVariance: node.runningVariance!,
-                    channels: outShape.channels, spatial: outSpatial, context: context)
+                    channels: outShape.channels, spatial: outSpatial, epsilon: Float(layer.epsilon), context: context)
                 break
             }
             // Batch norm's dInput is needed even for the model input's consumer chain; when the
@@ -154,6 +181,47 @@ extension Model {
                 } else {
                     context.forEachRange(batch * outShape.count, ElementwisePass.reluBackward(dInput: dFrom, dOutput: node.dOutput, output: node.output))
                 }
+            }
+        case .relu6:
+            if let dFrom {
+                if layout.gradientSharedWith[fromIndex] == index {
+                    context.forEachRange(batch * outShape.count, ElementwisePass.relu6BackwardInPlace(gradient: node.dOutput, output: node.output))
+                } else {
+                    context.forEachRange(batch * outShape.count, ElementwisePass.relu6Backward(dInput: dFrom, dOutput: node.dOutput, output: node.output))
+                }
+            }
+        case .hardSwish:
+            if let dFrom {
+                if layout.gradientSharedWith[fromIndex] == index {
+                    context.forEachRange(batch * outShape.count, ElementwisePass.hardSwishBackwardInPlace(gradient: node.dOutput, input: from))
+                } else {
+                    context.forEachRange(batch * outShape.count, ElementwisePass.hardSwishBackward(dInput: dFrom, dOutput: node.dOutput, input: from))
+                }
+            }
+        case .hardSigmoid:
+            if let dFrom {
+                if layout.gradientSharedWith[fromIndex] == index {
+                    context.forEachRange(batch * outShape.count, ElementwisePass.hardSigmoidBackwardInPlace(gradient: node.dOutput, input: from))
+                } else {
+                    context.forEachRange(batch * outShape.count, ElementwisePass.hardSigmoidBackward(dInput: dFrom, dOutput: node.dOutput, input: from))
+                }
+            }
+        case .dropout:
+            if let dFrom {
+                let scale = Dropout.scale(probability: layer.probability)
+                if layout.gradientSharedWith[fromIndex] == index {
+                    context.forEachRange(batch * outShape.count, ElementwisePass.dropoutBackwardInPlace(gradient: node.dOutput, mask: node.mask!, scale: scale))
+                } else {
+                    context.forEachRange(batch * outShape.count, ElementwisePass.dropoutBackward(dInput: dFrom, dOutput: node.dOutput, mask: node.mask!, scale: scale))
+                }
+            }
+        case .channelMul:
+            let scale = layer.inputs[1]
+            let dScale: UnsafeMutablePointer<Float>? = scale == -1 || !trainable.requiresGradient[scale] ? nil : nodes[scale].dOutput
+            if dFrom != nil || dScale != nil {
+                ChannelScale.backward(dInput: dFrom, dScale: dScale, dOutput: node.dOutput, input: from, scale: source(scale),
+                                      channels: outShape.channels, batch: batch, plane: outShape.height * outShape.width,
+                                      strides: scaleStrides(scale, batch: batch), context: context)
             }
         case .maxPool:
             if let dFrom { MaxPool2D.backward(dInput: dFrom, dOut: node.dOutput, indices: node.indices!, shape: poolShape(index, batch: batch), context: context) }
@@ -209,6 +277,17 @@ enum ElementwisePass: RangeTask {
     case reluBackwardMaskedInPlace(gradient: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<UInt32>)
     /// target += source.
     case add(target: UnsafeMutablePointer<Float>, source: UnsafeMutablePointer<Float>)
+    case relu6Forward(output: UnsafeMutablePointer<Float>, input: UnsafeMutablePointer<Float>)
+    case relu6Backward(dInput: UnsafeMutablePointer<Float>, dOutput: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>)
+    case relu6BackwardInPlace(gradient: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>)
+    case hardSwishForward(output: UnsafeMutablePointer<Float>, input: UnsafeMutablePointer<Float>)
+    case hardSwishBackward(dInput: UnsafeMutablePointer<Float>, dOutput: UnsafeMutablePointer<Float>, input: UnsafeMutablePointer<Float>)
+    case hardSwishBackwardInPlace(gradient: UnsafeMutablePointer<Float>, input: UnsafeMutablePointer<Float>)
+    case hardSigmoidForward(output: UnsafeMutablePointer<Float>, input: UnsafeMutablePointer<Float>)
+    case hardSigmoidBackward(dInput: UnsafeMutablePointer<Float>, dOutput: UnsafeMutablePointer<Float>, input: UnsafeMutablePointer<Float>)
+    case hardSigmoidBackwardInPlace(gradient: UnsafeMutablePointer<Float>, input: UnsafeMutablePointer<Float>)
+    case dropoutBackward(dInput: UnsafeMutablePointer<Float>, dOutput: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<UInt32>, scale: Float)
+    case dropoutBackwardInPlace(gradient: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<UInt32>, scale: Float)
 
     func run(start: Int, count: Int) {
         switch self {
@@ -226,6 +305,44 @@ enum ElementwisePass: RangeTask {
             ReLU.backwardMaskedInPlace(gradient: gradient + start, mask: mask + start / 32, count: count)
         case let .add(target, source):
             Elementwise.add(target + start, source + start, count: count)
+        case let .relu6Forward(output, input):
+            ReLU6.forward(output: output + start, input: input + start, count: count)
+        case let .relu6Backward(dInput, dOutput, output):
+            ReLU6.backward(dInput: dInput + start, dOutput: dOutput + start, output: output + start, count: count)
+        case let .relu6BackwardInPlace(gradient, output):
+            ReLU6.backwardInPlace(gradient: gradient + start, output: output + start, count: count)
+        case let .hardSwishForward(output, input):
+            HardSwish.forward(output: output + start, input: input + start, count: count)
+        case let .hardSwishBackward(dInput, dOutput, input):
+            HardSwish.backward(dInput: dInput + start, dOutput: dOutput + start, input: input + start, count: count)
+        case let .hardSwishBackwardInPlace(gradient, input):
+            HardSwish.backwardInPlace(gradient: gradient + start, input: input + start, count: count)
+        case let .hardSigmoidForward(output, input):
+            HardSigmoid.forward(output: output + start, input: input + start, count: count)
+        case let .hardSigmoidBackward(dInput, dOutput, input):
+            HardSigmoid.backward(dInput: dInput + start, dOutput: dOutput + start, input: input + start, count: count)
+        case let .hardSigmoidBackwardInPlace(gradient, input):
+            HardSigmoid.backwardInPlace(gradient: gradient + start, input: input + start, count: count)
+        case let .dropoutBackward(dInput, dOutput, mask, scale):
+            Dropout.backward(dInput: dInput + start, dOutput: dOutput + start, mask: mask + start / 32, count: count, scale: scale)
+        case let .dropoutBackwardInPlace(gradient, mask, scale):
+            Dropout.backwardInPlace(gradient: gradient + start, mask: mask + start / 32, count: count, scale: scale)
         }
+    }
+}
+
+/// Dropout's training forward over one range of elements (the range's first element index
+/// feeds the counter-based draws, so the mask does not depend on the split).
+struct DropoutPass: RangeTask {
+    let output: UnsafeMutablePointer<Float>
+    let mask: UnsafeMutablePointer<UInt32>
+    let input: UnsafeMutablePointer<Float>
+    let key: UInt64
+    let threshold: UInt32
+    let scale: Float
+
+    func run(start: Int, count: Int) {
+        Dropout.forward(output: output + start, mask: mask + start / 32, input: input + start, count: count, first: start,
+                        key: key, threshold: threshold, scale: scale)
     }
 }

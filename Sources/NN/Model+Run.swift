@@ -34,6 +34,20 @@ extension Model {
         }
     }
 
+    /// The key of node `node`'s dropout draws for a forward under `seed` (SplitMix64's
+    /// finaliser of the pair, so neighbouring seeds and nodes give unrelated masks).
+    public static func dropoutKey(_ seed: UInt64, node: Int) -> UInt64 {
+        var z = seed &+ (UInt64(node) &+ 1) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Node `index`'s output of the last forward (CNHW or [N, F] rows). Only the last node's
+    /// stays valid under the shared layout, where later nodes reuse memory; with
+    /// `sharedActivations` false every node's does (tests).
+    public func output(ofNode index: Int) -> UnsafePointer<Float> { UnsafePointer(nodes[index].output) }
+
     /// The logits of the last forward, [N, classes].
     public var logits: UnsafePointer<Float> { UnsafePointer(nodes[nodes.count - 1].output) }
 

@@ -20,7 +20,7 @@ struct NodeStorage {
     var savedInverseStd: UnsafeMutablePointer<Float>? = nil
     // Max pool: the argmax of every output element.
     var indices: UnsafeMutablePointer<Int32>? = nil
-    // ReLU in a partial update: the backward mask as bits.
+    // ReLU in a partial update, dropout: the backward mask as bits.
     var mask: UnsafeMutablePointer<UInt32>? = nil
 }
 
@@ -58,6 +58,11 @@ public final class Model {
     public let correct: UnsafeMutablePointer<UInt8>
     /// Optional per-sample loss weights (InfoBatch); 1 unless the caller writes them.
     public let sampleWeights: UnsafeMutablePointer<Float>
+    /// The key of the next training forward's dropout masks (node i draws with
+    /// `Model.dropoutKey(dropoutSeed, node: i)`). The trainer sets it before every step from its
+    /// seed and the optimizer step, so a run with the same seed, and a resumed run, draw the
+    /// same masks; nothing else changes it.
+    public var dropoutSeed: UInt64 = 0
 
     var nodes: [NodeStorage]
     let scratch: UnsafeMutablePointer<Float>
@@ -228,9 +233,9 @@ public final class Model {
                     node.savedInverseStd = try activationArena.floats(shape.channels, label: "\(layer.name) batch inverse std")
                 case .maxPool:
                     node.indices = indexRegion + layout.indices[index]
-                case .relu where layout.reluMask[index] >= 0:
+                case .relu where layout.bitMask[index] >= 0, .dropout:
                     // Int32 and UInt32 may alias (signed and unsigned variants of one width).
-                    node.mask = UnsafeMutableRawPointer(indexRegion + layout.reluMask[index]).assumingMemoryBound(to: UInt32.self)
+                    node.mask = UnsafeMutableRawPointer(indexRegion + layout.bitMask[index]).assumingMemoryBound(to: UInt32.self)
                 default:
                     break
                 }

@@ -13,8 +13,14 @@ import Platform
 ///     flatten
 ///     linear 10
 ///     add NAME                 # previous node + node NAME (a residual connection)
+///     relu6                    # min(max(x, 0), 6)
+///     hardswish                # x * relu6(x + 3) / 6
+///     hardsigmoid              # relu6(x + 3) / 6
+///     mul NAME                 # previous node [N, C, H, W] times node NAME's [N, C] per channel
+///     dropout 0.2              # zero with probability p in training (kept values / (1 - p))
 ///
-/// Kinds: conv, dwconv, bn, relu, maxpool, avgpool, gap, flatten, linear, add.
+/// Kinds: conv, dwconv, bn, relu, relu6, hardswish, hardsigmoid, maxpool, avgpool, gap, flatten,
+/// linear, add, mul, dropout.
 extension ModelDescription {
     public static func parse(_ text: String, name: String) throws(ModelError) -> ModelDescription {
         var input: TensorShape? = nil
@@ -50,7 +56,8 @@ extension ModelDescription {
                 guard let input, let classes else { throw fail("'input CxHxW' and 'classes N' must come before the first layer") }
                 builder = ModelBuilder(name: name, input: input, classes: classes)
             }
-            let kinds = ["conv", "dwconv", "bn", "relu", "maxpool", "avgpool", "gap", "flatten", "linear", "add"]
+            let kinds = ["conv", "dwconv", "bn", "relu", "relu6", "hardswish", "hardsigmoid", "maxpool", "avgpool", "gap",
+                         "flatten", "linear", "add", "mul", "dropout"]
             guard kinds.contains(kind) else { throw fail("unknown layer kind '\(kind)' (kinds: \(kinds.joined(separator: ", ")))") }
             var numbers: [Int] = []
             var kernel: Int? = nil
@@ -60,6 +67,8 @@ extension ModelDescription {
             var from = builder!.last
             var alias: String? = nil
             var addTarget: Int? = nil
+            var probability: Double? = nil
+            var epsilon: Double? = nil, momentum: Double? = nil
             // What each kind reads: a word it does not read is refused rather than ignored.
             let takesCount = ["conv", "maxpool", "avgpool", "linear"].contains(kind)
             let windowOptions: [Character] = kind == "conv" || kind == "dwconv" ? ["k", "s", "p"] : kind == "maxpool" || kind == "avgpool" ? ["s", "p"] : []
@@ -71,7 +80,16 @@ extension ModelDescription {
                     guard !seenOptions.contains(word.first!) else { throw fail("'\(word.prefix(while: { $0 != "=" }))=' given twice") }
                     seenOptions.append(word.first!)
                 }
-                if word.hasPrefix("from=") {
+                if kind == "bn" && (word.hasPrefix("eps=") || word.hasPrefix("momentum=")) {
+                    let isEpsilon = word.hasPrefix("eps=")
+                    let text = word.drop(while: { $0 != "=" }).dropFirst()
+                    guard (isEpsilon ? epsilon : momentum) == nil else { throw fail("'\(isEpsilon ? "eps" : "momentum")=' given twice") }
+                    guard text.allSatisfy({ $0.isASCII && ($0.isNumber || ".-+eE".contains($0)) }), let value = Double(String(text)),
+                          value > 0, isEpsilon ? value < 1 : value <= 1 else {
+                        throw fail(isEpsilon ? "bn eps needs 0 < eps < 1 ('\(word)')" : "bn momentum needs 0 < momentum <= 1 ('\(word)')")
+                    }
+                    if isEpsilon { epsilon = value } else { momentum = value }
+                } else if word.hasPrefix("from=") {
                     guard let index = names[String(word.dropFirst(5))] else { throw fail("unknown node '\(word.dropFirst(5))'") }
                     from = index
                 } else if word.hasPrefix("as=") {
@@ -81,6 +99,14 @@ extension ModelDescription {
                     guard !seenBias else { throw fail("bias or nobias given twice") }
                     seenBias = true
                     bias = word == "bias"
+                } else if kind == "dropout", word.first.map({ $0.isNumber || $0 == "." || $0 == "-" }) == true {
+                    // A decimal (an exponent allowed, as the text form prints 1e-05; no inf or nan).
+                    guard probability == nil else { throw fail("dropout takes one probability ('\(word)')") }
+                    guard word.allSatisfy({ $0.isASCII && ($0.isNumber || ".-+eE".contains($0)) }),
+                          let value = Double(word), value >= 0, value < 1 else {
+                        throw fail("dropout needs a probability p with 0 <= p < 1, e.g. dropout 0.2 ('\(word)')")
+                    }
+                    probability = value
                 } else if let value = Int(word) {
                     guard takesCount else { throw fail("\(kind) takes no number ('\(word)')") }
                     numbers.append(value)
@@ -97,8 +123,8 @@ extension ModelDescription {
                     case "p": padding = value
                     default: throw fail("unknown option '\(word)'")
                     }
-                } else if kind == "add", let index = names[word] {
-                    guard addTarget == nil else { throw fail("add takes one node to add ('\(word)')") }
+                } else if kind == "add" || kind == "mul", let index = names[word] {
+                    guard addTarget == nil else { throw fail("\(kind) takes one node ('\(word)')") }
                     addTarget = index
                 } else {
                     throw fail("unknown option or node '\(word)'")
@@ -114,7 +140,7 @@ extension ModelDescription {
                 index = builder!.conv(from, out: try number("output channels"), kernel: kernel ?? 3, stride: stride ?? 1, padding: padding, bias: bias)
             case "dwconv":
                 index = builder!.depthwise(from, kernel: kernel ?? 3, stride: stride ?? 1, padding: padding, bias: bias)
-            case "bn": index = builder!.batchNorm(from)
+            case "bn": index = builder!.batchNorm(from, epsilon: epsilon ?? 1e-5, momentum: momentum ?? 0.1)
             case "relu": index = builder!.relu(from)
             case "maxpool":
                 let size = try number("kernel")
@@ -128,6 +154,15 @@ extension ModelDescription {
             case "add":
                 guard let target = addTarget else { throw fail("add needs the name of the node to add") }
                 index = builder!.add(from, target)
+            case "relu6": index = builder!.relu6(from)
+            case "hardswish": index = builder!.hardSwish(from)
+            case "hardsigmoid": index = builder!.hardSigmoid(from)
+            case "mul":
+                guard let target = addTarget else { throw fail("mul needs the name of the node holding the per-channel scale") }
+                index = builder!.channelMul(from, scale: target)
+            case "dropout":
+                guard let probability else { throw fail("dropout needs a probability p with 0 <= p < 1, e.g. dropout 0.2") }
+                index = builder!.dropout(from, probability: probability)
             default:
                 throw fail("unknown layer kind '\(kind)'")
             }
@@ -151,14 +186,23 @@ extension ModelDescription {
             switch layer.kind {
             case .conv2d: words = ["conv", "\(layer.outChannels)", "k\(layer.kernel)", "s\(layer.stride)", "p\(layer.padding)", layer.bias ? "bias" : "nobias"]
             case .depthwiseConv2d: words = ["dwconv", "k\(layer.kernel)", "s\(layer.stride)", "p\(layer.padding)", layer.bias ? "bias" : "nobias"]
-            case .batchNorm: words = ["bn"]
+            case .batchNorm:
+                words = ["bn"]
+                // Written only when not PyTorch's defaults, so existing descriptions read as before.
+                if layer.epsilon != 1e-5 { words.append("eps=\(layer.epsilon)") }
+                if layer.momentum != 0.1 { words.append("momentum=\(layer.momentum)") }
             case .relu: words = ["relu"]
             case .maxPool: words = ["maxpool", "\(layer.kernel)", "s\(layer.stride)", "p\(layer.padding)"]
             case .avgPool: words = ["avgpool", "\(layer.kernel)", "s\(layer.stride)", "p\(layer.padding)"]
             case .globalAvgPool: words = ["gap"]
             case .flatten: words = ["flatten"]
             case .linear: words = ["linear", "\(layer.outChannels)", layer.bias ? "bias" : "nobias"]
-            case .add: words = ["add", layers[layer.inputs[1]].name]
+            case .add: words = ["add", layer.inputs[1] == -1 ? "input" : layers[layer.inputs[1]].name]
+            case .relu6: words = ["relu6"]
+            case .hardSwish: words = ["hardswish"]
+            case .hardSigmoid: words = ["hardsigmoid"]
+            case .channelMul: words = ["mul", layer.inputs[1] == -1 ? "input" : layers[layer.inputs[1]].name]
+            case .dropout: words = ["dropout", "\(layer.probability)"]
             }
             if layer.inputs[0] != index - 1 {
                 words.append("from=" + (layer.inputs[0] == -1 ? "input" : layers[layer.inputs[0]].name))

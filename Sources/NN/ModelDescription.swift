@@ -29,6 +29,12 @@ public enum LayerKind: UInt8 {
     case flatten = 8
     case linear = 9
     case add = 10
+    case relu6 = 11
+    case hardSwish = 12
+    case hardSigmoid = 13
+    /// Per-channel product: input 0 [N, C, H, W] times input 1 [N, C] (squeeze-excitation).
+    case channelMul = 14
+    case dropout = 15
 }
 
 /// One node of a model: a layer kind, its hyper-parameters and the nodes it reads.
@@ -42,6 +48,12 @@ public struct LayerSpec {
     public var stride = 1
     public var padding = 0
     public var bias = false
+    /// Dropout's probability of zeroing an element, in [0, 1).
+    public var probability = 0.0
+    /// Batch norm's epsilon and running-statistics momentum (PyTorch's defaults; torchvision's
+    /// mobilenet_v3 uses 0.001 and 0.01).
+    public var epsilon = 1e-5
+    public var momentum = 0.1
 }
 
 /// A model as data: input shape, class count and a list of nodes in execution order, each
@@ -100,7 +112,12 @@ public struct ModelBuilder {
         add(.depthwiseConv2d, "dwconv", [from]) { $0.kernel = kernel; $0.stride = stride; $0.padding = padding; $0.bias = bias }
     }
     @discardableResult
-    public mutating func batchNorm(_ from: Int) -> Int { add(.batchNorm, "bn", [from]) }
+    public mutating func batchNorm(_ from: Int, epsilon: Double = 1e-5, momentum: Double = 0.1) -> Int {
+        add(.batchNorm, "bn", [from]) {
+            $0.epsilon = epsilon
+            $0.momentum = momentum
+        }
+    }
     @discardableResult
     public mutating func relu(_ from: Int) -> Int { add(.relu, "relu", [from]) }
     @discardableResult
@@ -121,6 +138,19 @@ public struct ModelBuilder {
     }
     @discardableResult
     public mutating func add(_ left: Int, _ right: Int) -> Int { add(.add, "add", [left, right]) }
+    @discardableResult
+    public mutating func relu6(_ from: Int) -> Int { add(.relu6, "relu6_", [from]) }
+    @discardableResult
+    public mutating func hardSwish(_ from: Int) -> Int { add(.hardSwish, "hardswish", [from]) }
+    @discardableResult
+    public mutating func hardSigmoid(_ from: Int) -> Int { add(.hardSigmoid, "hardsigmoid", [from]) }
+    /// `values` [N, C, H, W] times `scale` [N, C] (flat C or spatial C x 1 x 1), per channel.
+    @discardableResult
+    public mutating func channelMul(_ values: Int, scale: Int) -> Int { add(.channelMul, "mul", [values, scale]) }
+    @discardableResult
+    public mutating func dropout(_ from: Int, probability: Double) -> Int {
+        add(.dropout, "dropout", [from]) { $0.probability = probability }
+    }
 }
 
 extension ModelDescription {
@@ -155,7 +185,27 @@ extension ModelDescription {
                 result.append(try spatialOut(channels: layer.outChannels))
             case .depthwiseConv2d, .maxPool, .avgPool:
                 result.append(try spatialOut(channels: source.channels))
-            case .batchNorm, .relu:
+            case .batchNorm:
+                guard layer.epsilon > 0 && layer.epsilon < 1 && layer.momentum > 0 && layer.momentum <= 1 else {
+                    throw ModelError(message: "model \(name): \(layer.name) needs 0 < eps < 1 and 0 < momentum <= 1, got eps \(layer.epsilon), momentum \(layer.momentum)")
+                }
+                result.append(source)
+            case .relu, .relu6, .hardSwish, .hardSigmoid:
+                result.append(source)
+            case .dropout:
+                guard layer.probability >= 0 && layer.probability < 1 else {
+                    throw ModelError(message: "model \(name): \(layer.name) has dropout probability \(layer.probability), outside [0, 1)")
+                }
+                result.append(source)
+            case .channelMul:
+                guard layer.inputs.count == 2 else { throw ModelError(message: "model \(name): \(layer.name) multiplies exactly two nodes") }
+                let scale = try shapeOf(layer.inputs[1], for: layer.name)
+                guard !source.isFlat else {
+                    throw ModelError(message: "model \(name): \(layer.name) scales a spatial CxHxW node, got \(source.count) flat features")
+                }
+                guard scale.channels == source.channels && scale.height == 1 && scale.width == 1 else {
+                    throw ModelError(message: "model \(name): \(layer.name) needs a scale of \(source.channels) channels (flat or \(source.channels)x1x1), got \(scale.isFlat ? "\(scale.count) flat" : "\(scale.channels)x\(scale.height)x\(scale.width)")")
+                }
                 result.append(source)
             case .globalAvgPool:
                 guard !source.isFlat else { throw ModelError(message: "model \(name): \(layer.name) needs a spatial input") }

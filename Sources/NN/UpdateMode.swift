@@ -127,6 +127,7 @@ public struct Trainability: Equatable {
         switch kind {
         case .conv2d, .depthwiseConv2d, .linear: return weight[index]
         case .batchNorm: return frozenStatistics ? weight[index] : true
+        case .hardSwish, .hardSigmoid, .channelMul: return true
         default: return false
         }
     }

@@ -50,7 +50,7 @@ public struct DataSource {
         let data: (train: Dataset, test: Dataset)
         do {
             data = try streamPacks(train: trainPack, test: testPack, budgetBytes: budgetBytes,
-                                   normalization: FashionMNIST.normalization, throttle: throttle)
+                                   normalization: files.isFashionMNIST ? FashionMNIST.normalization : nil, throttle: throttle)
         } catch {
             throw TrainError(error)
         }

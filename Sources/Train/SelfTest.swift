@@ -4,7 +4,8 @@ import Platform
 
 /// The kernel checks compiled into the binary, so they run on a board and under emulation
 /// (`leitner selftest`): every fast path against its naive twin on odd shapes (GEMM and conv
-/// outputs guarded, C with ldc > n; see SelfTest+Kernels.swift), the naive conv
+/// outputs guarded, C with ldc > n; see SelfTest+Kernels.swift; the backbone layer kinds in
+/// SelfTest+Backbone.swift), the naive conv
 /// gradients against central differences in Double, a whole-model directional derivative, and
 /// the shared activation layout against separate buffers. A smaller mirror of the test suite.
 public enum SelfTest {
@@ -36,6 +37,7 @@ public enum SelfTest {
         record(pooling(contexts[1]))
         record(batchNorm(contexts[1]))
         record(softmax(contexts[1]))
+        record(backboneKinds(contexts[1]))
         record(convGradient())
         record(modelGradient(contexts[1]))
         record(sharedLayout(contexts[1]))

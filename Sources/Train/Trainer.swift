@@ -161,6 +161,11 @@ public final class Trainer {
         config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(epoch) &* 0xD1B5_4A32_D192_ED03 &+ stream
     }
 
+    /// The seed of the dropout masks of optimizer step `step` (0-based, counted over the run).
+    func dropoutSeed(step: Int) -> UInt64 {
+        config.seed &* 0xD6E8_FEB8_6659_FD93 &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15 &+ 0xD50F
+    }
+
     /// Trains one epoch as `policy` plans it: trained samples in shuffled, compact batches
     /// (only trained samples in a trained batch), then one forward-only pass over the samples
     /// planned `score`. A policy that selects within batches (Selective Backprop) gets every
@@ -268,6 +273,9 @@ public final class Trainer {
         if numericFault != nil { return }
         let batch = indices.count
         for slot in 0..<batch { model.sampleWeights[slot] = epochPlan.weights[Int(indices[slot])] }
+        // Dropout masks from (seed, optimizer step): the step is in the checkpoint, so a resumed
+        // run draws the masks the uninterrupted one drew.
+        model.dropoutSeed = dropoutSeed(step: step)
         model.forwardBackward(batch: batch)
         if step + 1 == injectedNaNStep {
             model.losses[0] = .nan

@@ -33,6 +33,14 @@ import Platform
             try #require(Checkpoint.value(key, in: reader.metadata), "\(name): no metadata \(key)")
         }
 
+        /// The dropout seed of each training step (blocks with dropout), else nil: the fixture
+        /// drew Leitner's masks under these seeds.
+        var dropoutSeeds: [UInt64]? {
+            Checkpoint.value("dropout_seeds", in: reader.metadata).map { text in
+                text.split(whereSeparator: { !$0.isNumber }).compactMap { UInt64($0) }
+            }
+        }
+
         /// The F64 tensor `tensor`.
         func doubles(_ tensor: String) throws -> [Double] {
             let entry = try #require(reader.header.entry(named: tensor), "\(name): no tensor \(tensor)")
@@ -112,12 +120,27 @@ import Platform
 
     /// Every trainable tensor's step-1 gradient against PyTorch float64, element by element,
     /// scaled by the tensor's largest reference gradient.
-    @Test(arguments: ["cnn-s", "resnet8"])
+    /// The presets made small, and one block of each torchvision backbone (ReLU6, depthwise,
+    /// hardswish, squeeze-excitation with hardsigmoid and the per-channel product, dropout with
+    /// Leitner's masks, a 1x1 stride-2 downsample).
+    static let fixtures = ["cnn-s", "resnet8", "mobilenet_v2-block", "mobilenet_v3-block", "resnet18-block"]
+
+    /// The blocks checked against PyTorch are the ones BackboneLayerTests runs (layout,
+    /// directional derivative, allocations).
+    @Test func blockFixturesAreTheBlocksOfTheLayerTests() throws {
+        for (fixture, block) in [("mobilenet_v2-block", "mobilenet_v2"), ("mobilenet_v3-block", "mobilenet_v3"), ("resnet18-block", "resnet18")] {
+            #expect(try Self.fixture(fixture).description.text == BackboneBlocks.description(block).text, "\(fixture) differs from BackboneBlocks.\(block)")
+        }
+        #expect(try Self.fixture("mobilenet_v2-block").dropoutSeeds == [1001, 1002, 1003])
+    }
+
+    @Test(arguments: fixtures)
     func stepOneGradientsMatchPyTorchFloat64(name: String) throws {
         let fixture = try Self.fixture(name)
         let verbose = ProcessInfo.processInfo.environment["LEITNER_FIXTURE_VERBOSE"] != nil
         for context in try Self.contexts() {
             let (model, batch) = try Self.model(fixture, context: context)
+            if let seeds = fixture.dropoutSeeds { model.dropoutSeed = seeds[0] }
             model.forwardBackward(batch: batch)
             let trainable = model.tensors().filter(\.trainable)
             let references = fixture.reader.entries.filter { $0.name.hasPrefix("gradient.") }
@@ -146,7 +169,7 @@ import Platform
 
     /// The mean loss before each of three plain SGD steps, and the batch-norm running
     /// statistics after the three training forwards (momentum 0.1, unbiased variance).
-    @Test(arguments: ["cnn-s", "resnet8"])
+    @Test(arguments: fixtures)
     func threeSGDStepsMatchPyTorchFloat64(name: String) throws {
         let fixture = try Self.fixture(name)
         let learningRate = try #require(Double(try fixture.metadata("lr")))
@@ -155,7 +178,8 @@ import Platform
         let (model, batch) = try Self.model(fixture, context: try KernelContext(threads: 1))
         let optimizer = try Optimizer(.sgd(momentum: 0, nesterov: false, weightDecay: 0), model: model)
         var losses: [Double] = []
-        for _ in references {
+        for step in references.indices {
+            if let seeds = fixture.dropoutSeeds { model.dropoutSeed = seeds[step] }
             model.forwardBackward(batch: batch)
             losses.append((0..<batch).reduce(0.0) { $0 + Double(model.losses[$1]) } / Double(batch))
             optimizer.step(learningRate: learningRate)
