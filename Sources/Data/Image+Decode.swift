@@ -73,21 +73,29 @@ public enum ImageFile {
         do { return try FileSystem.readAll(path, limit: PackImport.maximumImageFileBytes) } catch { throw DataError(error) }
     }
 
+    /// A JPEG's or PNG's header, its size checked against `maximumPixels` before anything is
+    /// decoded (shared by `probe` and `decode`).
+    static func checkedHeader(_ format: Format, _ bytes: [UInt8], path: String, jpeg: JPEGDecoder,
+                              maximumPixels: Int) throws(DataError) -> ImageHeader {
+        let header: ImageHeader
+        do { header = format == .jpeg ? try jpeg.header(bytes) : try PNGDecoder.header(bytes) } catch {
+            throw DataError(path: path, kind: .image((format == .jpeg ? "JPEG: " : "PNG: ") + error.description))
+        }
+        try checkSize(header.width, header.height, path: path, maximumPixels: maximumPixels)
+        return header
+    }
+
     /// The header of the image in `bytes` (read from `path`, named in errors).
     public static func probe(_ bytes: [UInt8], path: String, jpeg: JPEGDecoder, maximumPixels: Int = maximumPixels) throws(DataError) -> Probe {
         guard let format = format(of: bytes) else { throw unsupported(bytes, path: path) }
         switch format {
         case .jpeg:
-            let header: ImageHeader
-            do { header = try jpeg.header(bytes) } catch { throw DataError(path: path, kind: .image("JPEG: " + error.description)) }
-            try checkSize(header.width, header.height, path: path, maximumPixels: maximumPixels)
+            let header = try checkedHeader(.jpeg, bytes, path: path, jpeg: jpeg, maximumPixels: maximumPixels)
             let swaps = JPEGMarkers.scan(bytes).orientation >= 5
             return Probe(format: .jpeg, width: swaps ? header.height : header.width, height: swaps ? header.width : header.height,
                          grey: header.format == .grey)
         case .png:
-            let header: ImageHeader
-            do { header = try PNGDecoder.header(bytes) } catch { throw DataError(path: path, kind: .image("PNG: " + error.description)) }
-            try checkSize(header.width, header.height, path: path, maximumPixels: maximumPixels)
+            let header = try checkedHeader(.png, bytes, path: path, jpeg: jpeg, maximumPixels: maximumPixels)
             return Probe(format: .png, width: header.width, height: header.height, grey: header.format == .grey)
         case .netpbm:
             let image = try NetPBM.parse(bytes, path: path, maximumPixels: maximumPixels)
@@ -102,9 +110,7 @@ public enum ImageFile {
         guard let format = format(of: bytes) else { throw unsupported(bytes, path: path) }
         switch format {
         case .jpeg:
-            let header: ImageHeader
-            do { header = try jpeg.header(bytes) } catch { throw DataError(path: path, kind: .image("JPEG: " + error.description)) }
-            try checkSize(header.width, header.height, path: path, maximumPixels: maximumPixels)
+            let header = try checkedHeader(.jpeg, bytes, path: path, jpeg: jpeg, maximumPixels: maximumPixels)
             let markers = JPEGMarkers.scan(bytes)
             let pixels: [UInt8]
             do { pixels = try jpeg.decode(bytes, header: header, as: header.format) } catch {
@@ -120,9 +126,7 @@ public enum ImageFile {
             if markers.orientation > 1 { image = oriented(image, exif: markers.orientation) }
             return image
         case .png:
-            let header: ImageHeader
-            do { header = try PNGDecoder.header(bytes) } catch { throw DataError(path: path, kind: .image("PNG: " + error.description)) }
-            try checkSize(header.width, header.height, path: path, maximumPixels: maximumPixels)
+            let header = try checkedHeader(.png, bytes, path: path, jpeg: jpeg, maximumPixels: maximumPixels)
             let decoded: (header: ImageHeader, pixels: [UInt8])
             do { decoded = try PNGDecoder.decode(bytes, as: header.format, maximumPixels: maximumPixels) } catch {
                 throw DataError(path: path, kind: .image("PNG: " + error.description))

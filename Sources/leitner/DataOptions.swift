@@ -58,7 +58,12 @@ enum DataOptions {
     /// Loads the data the options name (default: Fashion-MNIST); nil after a message when the
     /// data cannot be read (exit 1); a bad data option is a UsageError (exit 2).
     static func load(_ options: ParsedOptions, reporter: Reporter) throws(UsageError) -> (train: Dataset, test: Dataset)? {
-        let source = try self.source(options)
+        load(try source(options), reporter: reporter)
+    }
+
+    /// Loads `source` (the options' source, possibly adjusted by the command); nil after a
+    /// message when the data cannot be read.
+    static func load(_ source: DataSource, reporter: Reporter) -> (train: Dataset, test: Dataset)? {
         let data: (train: Dataset, test: Dataset)
         do throws(TrainError) { data = try source.load(reporter: reporter) } catch {
             Console.error("leitner: " + error.message)

@@ -57,11 +57,7 @@ enum EvalCommand {
             }
             source.classes = trained
         }
-        let data: (train: Dataset, test: Dataset)
-        do throws(TrainError) { data = try source.load(reporter: Reporter()) } catch {
-            Console.error("leitner: " + error.message)
-            return 1
-        }
+        guard let data = DataOptions.load(source, reporter: Reporter()) else { return 1 }
         // A head of another width would score renumbered labels against the wrong outputs.
         if checkpoint.model != nil && checkpoint.classes == nil && data.test.classCount != description.classes {
             throw UsageError(message: "leitner eval: the checkpoint's model has \(description.classes) classes but the test data has \(data.test.classCount)\(givenClasses != nil ? " after --classes" : ""): evaluate on the classes it was trained on")
