@@ -64,13 +64,13 @@ struct BackboneImportCLITests {
         let packs = try photoPacks()
         let imported = temporaryDirectory("bb-import")
         let importing = try run("/usr/bin/env", ["python3", Requirement.root + "/tools/import-torch", "torchvision:" + constructor,
-                                                 "--input", "3x32x32", "--out", imported, "--name", "net"])
+                                                 "--input", "3x32x32", "--out", imported, "--name", "net", "--seed", "1"])
         try #require(importing.status == 0, "\(importing.output)")
         let text = try String(contentsOfFile: imported + "/net.model", encoding: .utf8)
         #expect(text.contains("as=fc") || text.contains("as=classifier."), "the head keeps its state_dict name")
         let out = temporaryDirectory("bb-run") + "/run"
         let trained = try run(binary, ["finetune", "--model-file", imported + "/net.model", "--from", imported + "/net.safetensors",
-                                       "--data", packs, "--epochs", "3", "--batch", "3", "--lr", "0.01", "--meter", "none",
+                                       "--data", packs, "--epochs", "3", "--batch", "3", "--lr", "0.001", "--meter", "none",
                                        "--no-progress", "--out", out])
         try #require(trained.status == 0, "\(trained.output)")
         #expect(trained.output.contains("packs in \(packs): 3x32x32, 2 classes"), "\(trained.output)")
