@@ -72,15 +72,18 @@ enum PredictCommand {
         if skipping && !hasImages {
             throw UsageError(message: "leitner predict: --skip-bad skips image files, and every input is a .pack: leave it out")
         }
+        let batchSize = try options.value(batch)
+        let threadCount = try options.value(threads)
         let predictor: Predictor
         do throws(TrainError) {
-            predictor = try Predictor(checkpoint: checkpoint, batch: try options.value(batch), threads: try options.value(threads))
+            predictor = try Predictor(checkpoint: checkpoint, batch: batchSize, threads: threadCount)
         } catch {
             Console.error("leitner predict: " + error.message)
             return 1
         }
         let facts = predictor.facts
-        if topK > predictor.classCount {
+        // The default shows at most every class; a K given beyond them is refused.
+        if options.isGiven(top) && topK > predictor.classCount {
             throw UsageError(message: "leitner predict: --top \(topK) but the checkpoint knows \(predictor.classCount) classes: give --top \(predictor.classCount) or less")
         }
         if hasImages && facts.height != facts.width {
@@ -135,7 +138,7 @@ enum PredictCommand {
         for (sample, name) in names.enumerated() {
             let row = Array(probabilities[sample * classes..<(sample + 1) * classes])
             // Highest first; ties by class index.
-            let ranked = (0..<classes).sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(topK)
+            let ranked = (0..<classes).sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(min(topK, classes))
             switch format {
             case "csv":
                 for (rank, index) in ranked.enumerated() {
@@ -163,7 +166,7 @@ enum PredictCommand {
                 Console.error("leitner predict: --out: " + error.description)
                 return 1
             }
-            print("wrote \(outPath) (\(names.count) inputs, top \(topK))")
+            print("wrote \(outPath) (\(names.count) inputs, top \(min(topK, classes)))")
         }
         if !skipped.isEmpty {
             print("skipped \(skipped.count) files that could not be read (--skip-bad):")

@@ -3,7 +3,7 @@ import Foundation
 import Kernels
 import NN
 import Testing
-@testable import Train
+import Train
 
 /// The data facts a checkpoint carries for `leitner predict` (data.shape, data.mean, data.std,
 /// data.classes): written with the weights, read back equal; their absence is named.
