@@ -31,13 +31,20 @@ struct PredictCLITests {
         linear 2
         """
 
-    /// Class folders blue/ and red/ of 10 images each (24x20, brightness jitter), alternately
+    /// Class folders blue/ and red/ of 10 images each (24x20, textured), alternately
     /// JPEG and PNG; a model trained 3 epochs on their pack. Returns (tree, packs, checkpoint).
     func trainedOnColours(_ fixtures: PhotoFixtures) throws -> (tree: String, pack: String, checkpoint: String) {
         for (name, colour) in [("blue", [30, 40, 210]), ("red", [215, 35, 30])] {
             for index in 0..<10 {
-                let shade = colour.map { UInt8(max(0, min(255, $0 + (index % 5) * 6 - 12))) }
-                let pixels = PhotoFixtures.solid(width: 24, height: 20, shade)
+                // A colour with a diagonal texture, so that the resize and crop show in the
+                // numbers (pack and files must agree on them, not only on the colour).
+                var pixels: [UInt8] = []
+                for y in 0..<20 {
+                    for x in 0..<24 {
+                        let texture = (x * 7 + y * 13 + index * 5) % 41 - 20
+                        pixels += colour.map { UInt8(max(0, min(255, $0 + texture))) }
+                    }
+                }
                 let file = index % 2 == 0
                     ? PhotoFixtures.jpeg(width: 24, height: 20, channels: 3, pixels: pixels)
                     : PhotoFixtures.png(width: 24, height: 20, channels: 3, pixels: pixels)
