@@ -16,11 +16,20 @@ public struct DecodedImage: Equatable {
         self.pixels = pixels
     }
 
-    /// The same picture in `count` channels: grey replicated into R, G and B (only 1 -> 3 or
-    /// the same count).
+    /// The same picture in `count` channels: grey replicated into R, G and B, or RGB made grey
+    /// by ITU-R BT.601 luma, 0.299 R + 0.587 G + 0.114 B rounded (libjpeg's and Pillow's
+    /// "L" conversion, in Pillow's 16-bit fixed point).
     public func withChannels(_ count: Int) -> DecodedImage {
         if count == channels { return self }
-        precondition(channels == 1 && count == 3, "only grey becomes RGB")
+        if channels == 3 && count == 1 {
+            var grey = [UInt8](repeating: 0, count: width * height)
+            for pixel in 0..<width * height {
+                let red = Int(pixels[pixel * 3]), green = Int(pixels[pixel * 3 + 1]), blue = Int(pixels[pixel * 3 + 2])
+                grey[pixel] = UInt8((red * 19595 + green * 38470 + blue * 7471 + 0x8000) >> 16)
+            }
+            return DecodedImage(width: width, height: height, channels: 1, pixels: grey)
+        }
+        precondition(channels == 1 && count == 3, "only grey and RGB convert")
         var out = [UInt8](repeating: 0, count: width * height * 3)
         for pixel in 0..<width * height {
             let value = pixels[pixel]

@@ -180,6 +180,26 @@ public enum PackImport {
         return ImagesReport(header: try writer.finish(), layout: layout, skipped: skipped, ignoredFiles: ignored)
     }
 
+    /// The image at `path` as `images --size side` makes its record: decoded (EXIF
+    /// orientation applied), the shorter side resized to `side` with the antialiased filter and
+    /// the centre square kept, converted to `channels` (1 grey, 3 RGB); [C, side, side] uint8.
+    public static func imageRecord(_ path: String, side: Int, channels: Int, jpeg: JPEGDecoder) throws(DataError) -> [UInt8] {
+        let image = try ImageFile.decode(try ImageFile.read(path), path: path, jpeg: jpeg)
+        return ImageResize.resizeAndCrop(image, side: side).withChannels(channels).planes()
+    }
+
+    /// Every image file below `directory` (by extension, hidden files skipped), each folder's
+    /// files in name order before its subfolders', as the class-folder layout reads a class.
+    public static func imageFiles(under directory: String) throws(DataError) -> [String] {
+        let base = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
+        if let problem = FileSystem.statError(base) { throw DataError(path: directory, kind: .system(problem)) }
+        if !FileSystem.isDirectory(base) { throw DataError(path: directory, kind: .missing("not a directory")) }
+        var entries: [(path: String, label: Int)] = []
+        var ignored = 0
+        try collectImages(base, label: 0, depth: 0, into: &entries, ignored: &ignored)
+        return entries.map { $0.path }
+    }
+
     /// An error's text without the path it starts with (the listing names the file already).
     static func reason(_ error: DataError) -> String {
         let text = error.description

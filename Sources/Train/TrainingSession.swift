@@ -204,6 +204,7 @@ public final class TrainingSession {
         ]
         if trainer.learningRateScale != 1 { metadata.append(("learning_rate_scale", "\(trainer.learningRateScale)")) }
         metadata += identity.metadata
+        metadata += DataFacts(dataset: trainer.train).metadata
         do { try Checkpoint.save(model: trainer.model, optimizer: trainer.optimizer.checkpointState, metadata: metadata, path: checkpointPath) }
         catch { throw TrainError("checkpoint not written: \(error.description)") }
         lastGoodEpoch = trainer.epoch

@@ -18,6 +18,7 @@ commands:
   compare     the same run under several selection policies: table and SVG chart
   energy-run  idle baseline, then training: gross and net joules per epoch, CSV/JSONL, SVG
   eval        test loss and accuracy of a checkpoint
+  predict     the top classes of images, image folders or pack records from a checkpoint
   parity      a fixed run for comparing with PyTorch (used by tools/compare-pytorch)
   boards      the board profiles this binary knows (train --board NAME uses one)
   doctor      this machine: CPU, cores, memory, matching board, storage read speed, energy sensors
@@ -44,7 +45,7 @@ func runMain() -> Int32 {
 }
 
 /// The commands `leitner` knows, for `leitner help COMMAND`.
-let commands = ["bench", "train", "finetune", "pack", "compare", "energy-run", "eval", "parity", "boards", "doctor", "selftest"]
+let commands = ["bench", "train", "finetune", "pack", "compare", "energy-run", "eval", "predict", "parity", "boards", "doctor", "selftest"]
 
 /// Runs one command: its exit code (2 for a usage error, after the message).
 func runCommand(_ command: String, _ rest: ArraySlice<String>) -> Int32 {
@@ -60,6 +61,7 @@ func runCommand(_ command: String, _ rest: ArraySlice<String>) -> Int32 {
         case "compare": return try CompareCommand.run(rest)
         case "energy-run": return try EnergyRunCommand.run(rest)
         case "eval": return try EvalCommand.run(rest)
+        case "predict": return try PredictCommand.run(rest)
         case "parity": return try ParityCommand.run(rest)
         case "boards": return try BoardsCommand.run(rest)
         case "doctor": return try DoctorCommand.run(rest)

@@ -239,6 +239,17 @@ final class PhotoFixtures {
         return out
     }
 
+    /// `predict` with a grey checkpoint makes colour photos grey: BT.601 luma as Pillow's
+    /// convert("L") rounds it; grey to RGB replicates.
+    @Test func rgbBecomesGreyByLumaAndGreyBecomesRGB() {
+        let colours: [[UInt8]] = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [0, 0, 0], [200, 100, 50]]
+        let image = DecodedImage(width: 3, height: 2, channels: 3, pixels: colours.flatMap { $0 })
+        let grey = image.withChannels(1)
+        #expect(grey.channels == 1 && grey.width == 3 && grey.height == 2)
+        #expect(grey.pixels == [76, 150, 29, 255, 0, 124], "\(grey.pixels)")
+        #expect(grey.withChannels(3).pixels == grey.pixels.flatMap { [$0, $0, $0] })
+    }
+
     @Test func resizeMatchesTheNaiveTwinOnOddShapes() {
         var generator = SeededGenerator(seed: 19)
         let cases: [(width: Int, height: Int, channels: Int, side: Int)] = [

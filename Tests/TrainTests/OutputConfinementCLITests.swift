@@ -94,6 +94,7 @@ struct OutputConfinementCLITests {
             ("pack info", ["pack", "info", Self.subset + "/test.pack"], nil),
             ("pack verify", ["pack", "verify", Self.subset + "/test.pack"], nil),
             ("eval", ["eval", inputs + "/pretrained.safetensors", "--data", Self.subset, "--classes", "0-4"], nil),
+            ("predict", ["predict", inputs + "/pretrained.safetensors", inputs + "/pgm", "--out", outs + "/predict.csv"], outs + "/predict.csv"),
             ("bench", ["bench", "gemm", "--seconds", "0.1"], nil),
             ("boards", ["boards"], nil),
             ("doctor", ["doctor", "--data", Self.subset, "--read-mb", "1"], nil),
