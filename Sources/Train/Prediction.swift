@@ -42,6 +42,12 @@ public final class Predictor {
     /// whatever `data` says), `batch` at a time through the model's own buffers: [N, classCount]
     /// probabilities, row-major.
     public func probabilities(_ data: Dataset) throws(TrainError) -> [Double] {
+        try outputs(data, keepingLogits: false).probabilities
+    }
+
+    /// `probabilities(data)` and, when `keepingLogits`, the head's raw outputs: [N, model.classes]
+    /// row-major, every output of the head (a --classes run's unused ones too), as computed.
+    public func outputs(_ data: Dataset, keepingLogits: Bool) throws(TrainError) -> (probabilities: [Double], logits: [Float]) {
         guard data.channels == facts.channels, data.height == facts.height, data.width == facts.width else {
             throw TrainError("\(data.name): samples are \(data.channels)x\(data.height)x\(data.width), the checkpoint's data.shape is \(facts.channels)x\(facts.height)x\(facts.width)")
         }
@@ -51,6 +57,7 @@ public final class Predictor {
         let indices = (0..<data.count).map { Int32($0) }
         var result = [Double](repeating: 0, count: data.count * classCount)
         let outputs = model.classes
+        var kept = [Float](repeating: 0, count: keepingLogits ? data.count * outputs : 0)
         var done = 0
         while done < data.count {
             let size = min(batch, data.count - done)
@@ -60,6 +67,9 @@ public final class Predictor {
             if let failure = assembler.failure { throw TrainError(failure) }
             network.forward(batch: size, training: false)
             let logits = network.logits
+            if keepingLogits {
+                for index in 0..<size * outputs { kept[done * outputs + index] = logits[index] }
+            }
             for sample in 0..<size {
                 // Softmax, shifted by the largest logit so that exp never overflows.
                 let row = logits + sample * outputs
@@ -76,6 +86,6 @@ public final class Predictor {
             }
             done += size
         }
-        return result
+        return (result, kept)
     }
 }

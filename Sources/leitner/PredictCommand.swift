@@ -17,10 +17,11 @@ enum PredictCommand {
         .jsonl file.
         """,
         positionals: "CHECKPOINT INPUT...",
-        options: [top.spec, out.spec, batch.spec, threads.spec, skipBad.spec])
+        options: [top.spec, out.spec, logitsFlag.spec, batch.spec, threads.spec, skipBad.spec])
 
     static let top = Option<Int>("top", "K", default: 3, range: 1...256, help: "classes shown per input")
     static let out = Option<String?>("out", "FILE", help: "write FILE.csv or FILE.jsonl (atomically) instead of printing")
+    static let logitsFlag = Flag("logits", help: "with --out FILE.jsonl: also write each input's raw head outputs as \"logits\" (tools/export-onnx --check compares them)")
     static let batch = Option<Int>("batch", "N", default: 64, range: 1...65_536, help: "samples per forward pass")
     static let threads = Option<Int>("threads", "N", default: 2, range: 1...256, help: "threads")
     static let skipBad = Flag("skip-bad", help: "skip image files that cannot be decoded, list them at the end")
@@ -42,11 +43,15 @@ enum PredictCommand {
         let topK = try options.value(top)
         let outPath = try options.value(out)
         let skipping = options.isSet(skipBad)
+        let writingLogits = options.isSet(logitsFlag)
         var format = "text"
         if let outPath {
             if outPath.lowercased().hasSuffix(".csv") { format = "csv" }
             else if outPath.lowercased().hasSuffix(".jsonl") { format = "jsonl" }
             else { throw UsageError(message: "leitner predict: --out \(outPath): the file name must end in .csv or .jsonl") }
+        }
+        if writingLogits && format != "jsonl" {
+            throw UsageError(message: "leitner predict: --logits writes into a JSONL file: give --out FILE.jsonl")
         }
         var sources: [Source] = []
         for input in inputs {
@@ -94,6 +99,7 @@ enum PredictCommand {
         let jpeg = JPEGDecoder()
         var names: [String] = []
         var probabilities: [Double] = []
+        var logits: [Float] = []
         var skipped: [(file: String, reason: String)] = []
         do throws(TrainError) {
             for source in sources {
@@ -123,7 +129,9 @@ enum PredictCommand {
                     catch { throw TrainError(error) }
                     for index in 0..<data.count { names.append("\(path)#\(index)") }
                 }
-                probabilities += try predictor.probabilities(data)
+                let result = try predictor.outputs(data, keepingLogits: writingLogits)
+                probabilities += result.probabilities
+                logits += result.logits
             }
         } catch {
             Console.error("leitner predict: " + error.message)
@@ -153,7 +161,19 @@ enum PredictCommand {
                     JSON.writeString(index < facts.classNames.count ? facts.classNames[index] : "", to: &line)
                     line += Array(",\"probability\":\(row[index])}".utf8)
                 }
-                line += Array("]}\n".utf8)
+                line += Array("]".utf8)
+                if writingLogits {
+                    let outputs = predictor.model.classes
+                    line += Array(",\"logits\":[".utf8)
+                    for index in 0..<outputs {
+                        // Swift's shortest form that parses back to the same Float; a non-finite
+                        // output is written as null (JSON has no NaN).
+                        let value = logits[sample * outputs + index]
+                        line += Array(((index > 0 ? "," : "") + (value.isFinite ? "\(value)" : "null")).utf8)
+                    }
+                    line += Array("]".utf8)
+                }
+                line += Array("}\n".utf8)
                 text += String(decoding: line, as: UTF8.self)
             default:
                 var line = name + ":"

@@ -127,7 +127,7 @@ struct PredictCLITests {
 
         // JSONL parses and agrees with the CSV.
         let jsonl = fixtures.path("files.jsonl")
-        try #require(try run(["predict", checkpoint, tree, "--out", jsonl, "--top", "2", "--batch", "3"]).status == 0)
+        try #require(try run(["predict", checkpoint, tree, "--out", jsonl, "--top", "2", "--batch", "3", "--logits"]).status == 0)
         let objects = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n").map { line in
             try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         }
@@ -139,6 +139,12 @@ struct PredictCLITests {
             #expect(top.first?["name"] as? String == row.top[0].1)
             let probability = try #require(top.first?["probability"] as? Double)
             #expect(abs(probability - row.top[0].2) < 1e-6, "batch 3 and batch 64 agree")
+            // --logits: every head output, whose softmax is the printed probability.
+            let logits = try #require(object["logits"] as? [Double])
+            #expect(logits.count == 2)
+            let best = try #require(top.first?["class"] as? Int)
+            let softmax = 1 / (1 + exp(logits[1 - best] - logits[best]))
+            #expect(abs(softmax - probability) < 1e-6, "\(logits) vs \(probability)")
         }
 
         // The pack's records are the files as pack images made them: the same probabilities.
@@ -181,7 +187,8 @@ struct PredictCLITests {
 
         // Options that do nothing, and impossible ones, are usage errors.
         for arguments in [["predict", checkpoint, pack, "--skip-bad"], ["predict", checkpoint, good, "--top", "3"],
-                          ["predict", checkpoint, good, "--out", fixtures.path("x.txt")], ["predict", checkpoint]] {
+                          ["predict", checkpoint, good, "--out", fixtures.path("x.txt")], ["predict", checkpoint],
+                          ["predict", checkpoint, good, "--logits"], ["predict", checkpoint, good, "--logits", "--out", fixtures.path("x.csv")]] {
             let refused = try run(arguments)
             #expect(refused.status == 2, "\(arguments): \(refused.output)")
         }
