@@ -7,11 +7,20 @@ import Platform
 ///     mastered  iff  recorded losses >= 6  and  (|D_t| + |D_{t-1}| + |D_{t-2}|) / 3 < threshold.
 /// Order 0 uses the loss itself, 1 first differences, 3 third differences (needs 6 losses).
 ///
-/// Each epoch the excluded set is recomputed from scratch over all N (so a sample re-enters
-/// as soon as its loss moves again); an empty set means everyone trains. Excluded samples are
-/// planned `score` in rescoring epochs (epoch % rescoreEvery == 0) and `skip` otherwise; a
-/// skipped sample gets no new loss, so its stale history keeps it excluded until it is scored.
-/// In the last `fullDataLast` fraction of the epochs everyone trains.
+/// Each planned epoch the excluded set is recomputed from scratch over all N (so a sample
+/// re-enters as soon as its loss moves again); an empty set means everyone trains. Excluded
+/// samples are planned `score` (one eval-mode forward after the epoch's training) so that their
+/// loss keeps being recorded. In the last `fullDataLast` fraction of the epochs everyone trains.
+///
+/// Rescoring every M epochs (`rescoreEvery`, the cadence of the paper's appendix F, made exact):
+/// the losses of epoch e enter the history only when e is a *rescoring epoch*, (e + 1) % M == 0;
+/// in such an epoch every sample is trained or scored, so every sample gets a loss. The excluded
+/// set is recomputed only when planning an epoch e with e % M == 0 (the one after a rescoring
+/// epoch) and is kept unchanged in between, its samples skipped. Every criterion is therefore a
+/// difference over losses exactly M epochs apart, for trained and excluded samples alike, and a
+/// sample excluded at the start of a block is looked at again at its end. The price: the sixth
+/// loss arrives in epoch 6M - 1, so nothing can be excluded before epoch 6M (0-based) and M > 1
+/// suits long runs. M = 1 is the released code's every-epoch scheme.
 ///
 /// Where the losses come from: `observeTrained` (the sample's own training forward) and
 /// `observeScored` (the extra eval-mode pass over excluded samples). At most one loss per
@@ -119,16 +128,29 @@ public struct IESPolicy: SelectionPolicy {
 
     // MARK: - SelectionPolicy
 
+    /// True when the losses of `epoch` enter the history (every M-th epoch, the last of each block).
+    public func isRescoringEpoch(_ epoch: Int) -> Bool { (epoch + 1) % rescoreEvery == 0 }
+
+    /// True when the plan of `epoch` recomputes the excluded set (the first epoch of each block).
+    public func decidesIn(_ epoch: Int) -> Bool { epoch % rescoreEvery == 0 }
+
     public mutating func planEpoch(_ context: EpochContext, plan: EpochPlan, generator: inout SeededGenerator) {
         let epoch = context.epoch
         let annealing = isAnnealing(epoch: epoch, epochs: context.epochs)
-        let excludedAction: SampleAction = epoch % rescoreEvery == 0 ? .score : .skip
+        let excludedAction: SampleAction = isRescoringEpoch(epoch) ? .score : .skip
+        let deciding = decidesIn(epoch)
         var reentered = 0
         var excluded = 0
         for index in 0..<sampleCount {
             plan.weights[index] = 1
             var mastered = false
-            if !annealing, let value = criterion(index) { mastered = value < threshold }
+            if annealing {
+                mastered = false
+            } else if deciding {
+                if let value = criterion(index) { mastered = value < threshold }
+            } else {
+                mastered = excludedFlag[index] != 0  // inside a block the set does not change
+            }
             if mastered {
                 excludedFlag[index] = 1
                 plan.actions[index] = excludedAction.rawValue
@@ -151,11 +173,14 @@ public struct IESPolicy: SelectionPolicy {
 
     public mutating func observeTrained(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>,
                                         correct: UnsafePointer<UInt8>, epoch: Int, learningRate: Double) {
+        // Only a rescoring epoch's losses enter the history (equally spaced, M epochs apart).
+        guard isRescoringEpoch(epoch) else { return }
         for slot in 0..<indices.count { record(Int(indices[slot]), loss: losses[slot], epoch: epoch) }
     }
 
     public mutating func observeScored(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>,
                                        correct: UnsafePointer<UInt8>, epoch: Int) {
+        guard isRescoringEpoch(epoch) else { return }
         for slot in 0..<indices.count { record(Int(indices[slot]), loss: losses[slot], epoch: epoch) }
     }
 

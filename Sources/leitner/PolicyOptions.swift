@@ -19,7 +19,7 @@ enum PolicyOptions {
     static let iesThreshold = Option<Double>("ies-threshold", "DELTA", default: standard.iesThreshold, range: 0...100,
                                              help: "ies: mastered when the windowed mean |difference| is below this (nats)")
     static let iesRescoreEvery = Option<Int>("ies-rescore-every", "M", default: standard.iesRescoreEvery, range: 1...100_000,
-                                             help: "ies: score excluded samples every M epochs")
+                                             help: "ies: losses looked at every M epochs: recorded in every M-th epoch (all samples trained or scored), exclusions decided after it (docs/selection.md)")
     static let fullDataLast = Option<Double>("full-data-last", "F", default: standard.fullDataLast, range: 0...1,
                                              help: "ies: train on all samples in the last fraction F of epochs")
     static let dihMetric = Choice<DIHCLOptions.Metric>(

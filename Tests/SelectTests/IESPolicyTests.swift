@@ -102,28 +102,49 @@ import Testing
         #expect(counts.train == 4 && counts.score == 0 && counts.skip == 0)
     }
 
-    @Test func rescoreEveryMScoresOnlyEveryMEpochsAndExcludedStayOutBetween() {
-        let count = 2
+    /// M = 3: losses enter only in epochs 2, 5, 8, ... (every sample trained or scored then),
+    /// decisions only when planning epochs 0, 3, 6, ...; so the sixth loss is epoch 17's and the
+    /// first exclusion is in epoch 18. Inside a block the excluded set does not change; a loss
+    /// that moves in a rescoring epoch brings the sample back at the next decision.
+    @Test func rescoreEveryMUsesLossesMEpochsApartAndDecidesOncePerBlock() {
+        let count = 3
         var policy = IESPolicy(sampleCount: count, rescoreEvery: 3)
         let plan = EpochPlan(sampleCount: count)
         var generator = SeededGenerator(seed: 5)
+        // Sample 0 is flat; sample 1 alternates between rescoring epochs (never mastered);
+        // sample 2 is flat but its loss jumps in epoch 23 (a rescoring epoch) and in epoch 25
+        // (not one: a trained sample's loss there is not recorded, an excluded one is skipped).
         let loss: (Int, Int) -> Float = { index, epoch in
-            index == 0 ? 0.002 : Float(epoch % 2) + 0.5
+            switch index {
+            case 0: return 0.002
+            case 1: return Float((epoch / 3) % 2) + 0.5
+            default: return epoch == 23 || epoch == 25 ? 1.5 : 0.002
+            }
         }
-        for epoch in 0..<16 {
-            let before = policy.recordedLosses(0)
-            let actions = Drive.epoch(&policy, plan: plan, epoch: epoch, epochs: 16, generator: &generator, loss: loss)
-            if epoch < 6 {
-                #expect(actions[0] == .train)
+        for epoch in 0..<33 {
+            let before = (0..<count).map { policy.recordedLosses($0) }
+            let actions = Drive.epoch(&policy, plan: plan, epoch: epoch, epochs: 33, generator: &generator, loss: loss)
+            let rescoring = (epoch + 1) % 3 == 0
+            #expect(policy.isRescoringEpoch(epoch) == rescoring && policy.decidesIn(epoch) == (epoch % 3 == 0))
+            // Losses are recorded in rescoring epochs only, for every sample, trained or excluded.
+            for index in 0..<count {
+                #expect(policy.recordedLosses(index) == before[index] + (rescoring ? 1 : 0), "epoch \(epoch) sample \(index)")
+            }
+            let excludedAction: SampleAction = rescoring ? .score : .skip
+            if epoch < 18 {
+                #expect(actions.allSatisfy { $0 == .train }, "epoch \(epoch): \(actions)")
             } else {
-                #expect(actions[0] == (epoch % 3 == 0 ? .score : .skip), "epoch \(epoch)")
-                #expect(policy.isExcluded(0))
-                // A skipped sample gets no loss.
-                #expect(policy.recordedLosses(0) == before + (epoch % 3 == 0 ? 1 : 0))
+                #expect(actions[0] == excludedAction, "epoch \(epoch)")
+                // Sample 2: excluded from 18; epoch 23's loss moves, so the decision of 24
+                // brings it back; it stays while 1.5 is in its five-loss window (the losses of
+                // epochs 23, 26, 29, 32 are the newest by the decision of 33, which still
+                // sees it). Epoch 25's jump is never seen.
+                let back = epoch >= 24
+                #expect(actions[2] == (back ? .train : excludedAction), "epoch \(epoch): \(actions)")
             }
             #expect(actions[1] == .train)
         }
-        #expect(policy.totalReentries == 0)
+        #expect(policy.reentries(epoch: 24) == 1 && policy.totalReentries == 1)
     }
 
     @Test func fullDataLastTrainsEveryoneInTheFinalFraction() {

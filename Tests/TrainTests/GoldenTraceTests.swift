@@ -42,7 +42,7 @@ import Select
         Case(name: "cnn-s-selective-backprop", model: "cnn-s", policy: "selective-backprop", epochs: 3, samples: 320, augment: false),
         // InfoBatch rescales the kept low-loss samples' loss by 2: the weights reach the loss.
         Case(name: "mlp-infobatch", model: "mlp", policy: "infobatch", epochs: 4, samples: 160, augment: true),
-        Case(name: "mlp-ies", model: "mlp", policy: "ies", epochs: 9, samples: 96, augment: true),
+        Case(name: "mlp-ies", model: "mlp", policy: "ies", epochs: 16, samples: 96, augment: true),
     ]
 
     /// Forwards every call to the wrapped policy and records each trained step's losses.
