@@ -29,7 +29,7 @@ public enum AnyPolicy: SelectionPolicy {
         case .full:
             self = .full(FullPolicy(sampleCount: sampleCount))
         case .randomRemove:
-            self = .randomRemove(RandomRemovePolicy(fraction: settings.removeFraction, sampleCount: sampleCount))
+            self = .randomRemove(RandomRemovePolicy(fraction: settings.removeFraction, sampleCount: sampleCount, removedByEpoch: settings.removeCounts))
         case .ies:
             self = .ies(IESPolicy(sampleCount: sampleCount, order: settings.iesOrder, threshold: settings.iesThreshold,
                                   rescoreEvery: settings.iesRescoreEvery, fullDataLast: settings.fullDataLast))

@@ -38,6 +38,10 @@ public enum PolicyKind: String, CaseIterable {
 public struct PolicySettings {
     /// random-remove: fraction of the samples dropped each epoch.
     public var removeFraction = 0.3
+    /// random-remove: when set, the number of samples dropped in each epoch (index = epoch), in
+    /// place of the fraction; epochs past its end drop `removeFraction` (`leitner compare`'s
+    /// count-matched control replays a selective run's own per-epoch counts).
+    public var removeCounts: [Int]? = nil
     /// ies: order of the loss difference (0-3).
     public var iesOrder = 2
     /// ies: a sample is mastered when its windowed mean |difference| is below this (nats).

@@ -16,12 +16,60 @@ public enum Comparison {
         case all
     }
 
+    /// The random-removal controls run beside each selective run (ies, dihcl, infobatch,
+    /// selective-backprop).
+    public struct Controls: Equatable {
+        /// Random removal of a fixed fraction per epoch equal to the run's compute saved
+        /// (row `RUN.ctl-compute`).
+        public var compute: Bool
+        /// Random removal of exactly the run's own per-epoch counts (row `RUN.ctl-counts`):
+        /// same epochs, same numbers, random samples: it isolates the criterion.
+        public var counts: Bool
+        public init(compute: Bool, counts: Bool) {
+            self.compute = compute
+            self.counts = counts
+        }
+        public static let none = Controls(compute: false, counts: false)
+        public static let both = Controls(compute: true, counts: true)
+    }
+
+    /// What a control run matches.
+    public enum Control: Equatable {
+        /// Compute saved of the run with this label.
+        case compute(String)
+        /// Per-epoch trained counts of the run with this label.
+        case counts(String)
+    }
+
     /// One run: its row label, its policy, and for a sweep the IES threshold it uses (ies) or
-    /// whose run's budget it matches (random-remove), as given (the label keeps its spelling).
+    /// whose run's budget it matches (random-remove), as given (the label keeps its spelling);
+    /// for a control, the run it matches.
     public struct Run {
         public var label: String
         public var policy: PolicyKind
         public var threshold: String? = nil
+        public var control: Control? = nil
+    }
+
+    /// The policies that choose samples by their own criterion (and so get controls).
+    public static func isSelective(_ policy: PolicyKind) -> Bool {
+        policy == .ies || policy == .dihcl || policy == .infoBatch || policy == .selectiveBackprop
+    }
+
+    /// `runs` with the controls `controls` asks for inserted right after each selective run.
+    public static func withControls(_ runs: [Run], _ controls: Controls) -> [Run] {
+        var result: [Run] = []
+        for run in runs {
+            result.append(run)
+            guard isSelective(run.policy) && run.control == nil else { continue }
+            if controls.compute {
+                result.append(Run(label: run.label + ".ctl-compute", policy: .randomRemove, control: .compute(run.label)))
+            }
+            if controls.counts {
+                result.append(Run(label: run.label + ".ctl-counts", policy: .randomRemove, control: .counts(run.label)))
+            }
+        }
+        return result
     }
 
     /// A finished run: its epochs and wall time.
@@ -68,6 +116,29 @@ public enum Comparison {
     /// Trains every run of `runs` from `config` (each in its own subdirectory of
     /// `config.outputDirectory`) with `settings`, the ies runs at their threshold and
     /// random-remove at its ies run's realised budget; reports the rows when all are done.
+    /// `run` once per seed, each seed's runs in `config.outputDirectory`/seed-S with its own
+    /// table; then the table over seeds (mean and standard deviation per row). One seed is
+    /// `run` as it always was, in `config.outputDirectory` itself.
+    public static func run(_ runs: [Run], seeds: [UInt64], config base: TrainConfig, settings: PolicySettings,
+                           train: Dataset, test: Dataset, reporter: Reporter) throws(TrainError) -> [[Row]] {
+        guard seeds.count > 1 else {
+            var config = base
+            if let seed = seeds.first { config.seed = seed }
+            return [try run(runs, config: config, settings: settings, train: train, test: test, reporter: reporter)]
+        }
+        var all: [[Row]] = []
+        for seed in seeds {
+            var config = base
+            config.seed = seed
+            config.outputDirectory = base.outputDirectory + "/seed-\(seed)"
+            if let dump = base.lossDumpDirectory { config.lossDumpDirectory = dump + "/seed-\(seed)" }
+            reporter.note("=== seed \(seed)")
+            all.append(try run(runs, config: config, settings: settings, train: train, test: test, reporter: reporter))
+        }
+        reporter.seedsFinished(all, seeds: seeds, directory: base.outputDirectory)
+        return all
+    }
+
     public static func run(_ runs: [Run], config base: TrainConfig, settings baseSettings: PolicySettings,
                            train: Dataset, test: Dataset, reporter: Reporter) throws(TrainError) -> [Row] {
         var rows: [Row] = []
@@ -82,7 +153,20 @@ public enum Comparison {
                 guard let value = Double(threshold) else { throw TrainError("\(run.label): the threshold is not a number") }
                 settings.iesThreshold = value
             }
-            if run.policy == .randomRemove {
+            if let control = run.control {
+                switch control {
+                case .compute(let label):
+                    guard let matched = rows.first(where: { $0.label == label }) else { throw TrainError("\(run.label): \(label) has not run") }
+                    let saved = matched.accounting.computeSaved
+                    settings.removeFraction = budget(saved)
+                    reporter.note("\(run.label): random removal of \(Format.fixed(100 * settings.removeFraction, 2))% of samples per epoch, \(label)'s compute saved")
+                case .counts(let label):
+                    guard let matched = rows.first(where: { $0.label == label }) else { throw TrainError("\(run.label): \(label) has not run") }
+                    settings.removeCounts = matched.history.map { max(0, $0.population - $0.samplesTrained) }
+                    reporter.note("\(run.label): random removal of \(label)'s own per-epoch counts (trained " +
+                                  matched.history.map { "\($0.samplesTrained)" }.joined(separator: ",") + ")")
+                }
+            } else if run.policy == .randomRemove {
                 let iesLabel = run.threshold.map { "ies@" + $0 } ?? "ies"
                 if let ies = rows.first(where: { $0.label == iesLabel }) {
                     let saved = 1 - ies.accounting.trainedFraction

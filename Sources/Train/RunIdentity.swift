@@ -46,7 +46,13 @@ public struct RunIdentity {
         add("policy", kind.name)
         switch kind {
         case .full: break
-        case .randomRemove: add("remove-fraction", "\(settings.removeFraction)")
+        case .randomRemove:
+            add("remove-fraction", "\(settings.removeFraction)")
+            if let counts = settings.removeCounts {
+                var text = ""
+                for (index, count) in counts.enumerated() { text += (index > 0 ? "," : "") + "\(count)" }
+                add("remove-counts", text)
+            }
         case .ies:
             add("ies-order", "\(settings.iesOrder)")
             add("ies-threshold", "\(settings.iesThreshold)")

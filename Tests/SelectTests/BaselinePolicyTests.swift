@@ -286,4 +286,23 @@ import Testing
         #expect(abs(selective.computeSaved - (1 - 175.0 / 300.0)) < 1e-12)
         #expect(RunAccounting().computeSaved == 0)
     }
+
+    /// The count-matched control: epoch e removes exactly removedByEpoch[e] random samples
+    /// (clamped to 0...N), epochs past the list use the fraction.
+    @Test func randomRemoveReplaysPerEpochCounts() {
+        let count = 50
+        let counts = [0, 7, 50, 60, -3, 20]
+        var policy = RandomRemovePolicy(fraction: 0.1, sampleCount: count, removedByEpoch: counts)
+        let plan = EpochPlan(sampleCount: count)
+        var generator = SeededGenerator(seed: 11)
+        var previous: [UInt8] = []
+        for epoch in 0..<8 {
+            policy.planEpoch(EpochContext(epoch: epoch, epochs: 8, learningRate: 0.1), plan: plan, generator: &generator)
+            let expected = epoch < counts.count ? min(max(counts[epoch], 0), count) : 5
+            #expect(plan.counts().skip == expected && plan.counts().train == count - expected, "epoch \(epoch)")
+            let actions = (0..<count).map { plan.actions[$0] }
+            if epoch == 5 { #expect(actions != previous) }  // random samples, not a fixed set
+            previous = actions
+        }
+    }
 }

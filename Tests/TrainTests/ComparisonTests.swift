@@ -37,4 +37,26 @@ import Train
             #expect(Comparison.budget(saved).bitPattern == Double(text)!.bitPattern, "\(saved): \(Comparison.budget(saved)) vs \(text)")
         }
     }
+
+    @Test func controlsFollowEverySelectiveRunAndNothingElse() {
+        let runs = Comparison.plan(policies: [.full, .ies, .dihcl, .earlyStop, .infoBatch, .selectiveBackprop], thresholds: [], match: .first)
+        let both = Comparison.withControls(runs, .both)
+        #expect(labels(both) == ["full", "ies", "ies.ctl-compute", "ies.ctl-counts", "dihcl", "dihcl.ctl-compute", "dihcl.ctl-counts",
+                                 "early-stop", "infobatch", "infobatch.ctl-compute", "infobatch.ctl-counts",
+                                 "selective-backprop", "selective-backprop.ctl-compute", "selective-backprop.ctl-counts"])
+        #expect(both[2].control == .compute("ies") && both[3].control == .counts("ies") && both[3].policy == .randomRemove)
+        #expect(labels(Comparison.withControls(runs, .none)) == labels(runs))
+        let counts = Comparison.withControls(Comparison.plan(policies: [.ies], thresholds: ["1e-3", "0.01"], match: .first),
+                                             Comparison.Controls(compute: false, counts: true))
+        #expect(labels(counts) == ["ies@1e-3", "ies@1e-3.ctl-counts", "ies@0.01", "ies@0.01.ctl-counts"])
+    }
+
+    @Test func seedStatisticsAndSignificance() {
+        let three = SeedStatistics([0.90, 0.92, 0.94])
+        #expect(abs(three.mean - 0.92) < 1e-12 && abs(three.deviation - 0.02) < 1e-12)
+        #expect(abs(three.standardError - 0.02 / 3.0.squareRoot()) < 1e-12)
+        #expect(three.isSignificant)  // 0.92 is far more than two standard errors from 0
+        #expect(!SeedStatistics([0.001, -0.002, 0.003]).isSignificant)
+        #expect(!SeedStatistics([0.5]).isSignificant && SeedStatistics([0.5]).deviation.isNaN)
+    }
 }

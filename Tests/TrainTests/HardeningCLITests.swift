@@ -182,6 +182,39 @@ struct HardeningCLITests {
 
     /// Exit 0 after an output that was not written: a loss-dump path that is a file, an
     /// unwritable compare.csv, an external energy log that is garbage or missing.
+    /// compare --seeds: one run per policy and seed, the controls beside the selective run
+    /// (the count-matched one trains exactly the selective run's per-epoch numbers), and the
+    /// table over seeds in compare-seeds.csv; --seed with --seeds and an unknown --controls
+    /// are usage errors.
+    @Test func compareOverSeedsWithControls() throws {
+        let directory = temporaryDirectory("compare-seeds")
+        let base = ["compare", "--data", Self.subset, "--model", "mlp", "--epochs", "9", "--train-subset", "200", "--test-limit", "100",
+                    "--meter", "none", "--no-progress", "--policies", "full,ies", "--ies-threshold", "0.1"]
+        let result = try run(base + ["--seeds", "1,2", "--out", directory + "/cmp"])
+        try #require(result.status == 0, "\(result.error)")
+        func trained(_ path: String) throws -> [Int] {
+            try String(contentsOfFile: path + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                return try #require(object["samples_trained"] as? Int)
+            }
+        }
+        for seed in [1, 2] {
+            let ies = try trained(directory + "/cmp/seed-\(seed)/ies")
+            #expect(ies.count == 9 && ies.reduce(0, +) < 9 * 200, "seed \(seed): IES must exclude something: \(ies)")
+            #expect(try trained(directory + "/cmp/seed-\(seed)/ies.ctl-counts") == ies)
+            let compute = try trained(directory + "/cmp/seed-\(seed)/ies.ctl-compute")
+            #expect(Set(compute).count == 1, "a fixed fraction every epoch: \(compute)")
+        }
+        let csv = try String(contentsOfFile: directory + "/cmp/compare-seeds.csv", encoding: .utf8).split(separator: "\n")
+        #expect(csv.count == 5 && csv[1].hasPrefix("full,2,") && csv[2].hasPrefix("ies,2,") && csv[4].hasPrefix("ies.ctl-counts,2,"), "\(csv)")
+        #expect(csv[4].contains(",ies,"), "the control names its run: \(csv[4])")
+        #expect(result.output.contains("over 2 seeds (1,2)"), "\(result.output)")
+        for extra in [["--seeds", "1,2", "--seed", "3"], ["--controls", "some"], ["--seeds", "1,1"]] {
+            let refused = try run(base + extra + ["--out", directory + "/refused"])
+            #expect(refused.status == 2, "\(extra): \(refused.error)")
+        }
+    }
+
     @Test func failedOutputsFailTheCommand() throws {
         let directory = temporaryDirectory("harden-outputs")
         let file = directory + "/a-file"
