@@ -16,6 +16,10 @@ public struct LearningRateSchedule {
         case cosine(minimum: Double)
         /// Cosine restarted every `period` epochs (SGDR without period growth).
         case cyclicCosine(period: Double, minimum: Double)
+        /// Cosine from base to `minimum` within each episode, restarted at every boundary
+        /// (epochs, ascending; the last is the run's end): DIHCL's learning rate per episode.
+        /// Empty boundaries mean "DIHCL's episodes of this run", filled in by the trainer.
+        case perEpisode(boundaries: [Int], minimum: Double)
     }
 
     public var base: Double
@@ -48,6 +52,14 @@ public struct LearningRateSchedule {
         case let .cyclicCosine(period, minimum):
             let phase = progress - (progress / period).rounded(.down) * period
             rate = minimum + (base - minimum) * (1 + FloatMath.cos(Double.pi * phase / period)) / 2
+        case let .perEpisode(boundaries, minimum):
+            var start = 0.0, end = max(totalEpochs, 1e-9)
+            for boundary in boundaries {
+                let value = Double(boundary)
+                if value <= progress { start = value } else { end = value; break }
+            }
+            let fraction = min(max((progress - start) / max(end - start, 1e-9), 0), 1)
+            rate = minimum + (base - minimum) * (1 + FloatMath.cos(Double.pi * fraction)) / 2
         }
         if warmupEpochs > 0 && progress < warmupEpochs {
             rate *= max(progress / warmupEpochs, 0.1 / max(warmupEpochs, 1))
@@ -55,7 +67,8 @@ public struct LearningRateSchedule {
         return rate
     }
 
-    /// Parses "constant", "step:EVERY:GAMMA", "exp:GAMMA", "cosine[:MIN]", "cyclic:PERIOD[:MIN]".
+    /// Parses "constant", "step:EVERY:GAMMA", "exp:GAMMA", "cosine[:MIN]", "cyclic:PERIOD[:MIN]",
+    /// "episodes[:MIN]".
     public static func parseKind(_ text: String) -> Kind? {
         let parts = text.split(separator: ":").map(String.init)
         guard let name = parts.first else { return nil }
@@ -69,10 +82,12 @@ public struct LearningRateSchedule {
         case ("cosine", 1): return .cosine(minimum: numbers[0])
         case ("cyclic", 1) where numbers[0] > 0: return .cyclicCosine(period: numbers[0], minimum: 0)
         case ("cyclic", 2) where numbers[0] > 0: return .cyclicCosine(period: numbers[0], minimum: numbers[1])
+        case ("episodes", 0): return .perEpisode(boundaries: [], minimum: 0)
+        case ("episodes", 1): return .perEpisode(boundaries: [], minimum: numbers[0])
         default: return nil
         }
     }
 
     /// Help text for the schedule option.
-    public static let syntax = "constant | step:EVERY:GAMMA | exp:GAMMA | cosine[:MIN] | cyclic:PERIOD[:MIN]"
+    public static let syntax = "constant | step:EVERY:GAMMA | exp:GAMMA | cosine[:MIN] | cyclic:PERIOD[:MIN] | episodes[:MIN] (cosine within each DIHCL episode)"
 }

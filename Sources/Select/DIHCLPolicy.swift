@@ -111,6 +111,27 @@ public struct DIHCLOptions {
         subsetShrink = 0.85
         subsetFloor = 0.2
     }
+
+    /// The paper's method (Algorithm 1, equations 1-3): r <- 0.95 a + 0.05 r from r = 1
+    /// (paper-ema), the subset x0.85 per episode to 0.2 n, DIHCL-Exp sampling (exp3). The
+    /// learning rate restarts a cosine in every episode: the caller sets that schedule.
+    public mutating func usePaperPreset() {
+        update = .exponentialAverage
+        selection = .exp3
+        usePaperSchedule()
+    }
+
+    /// The authors' released code as Leitner reproduces it (the defaults): observations summed
+    /// and all history x0.9 per episode (episode-sum), the subset x0.9 per episode to 0.3 n,
+    /// exp3 sampling with importance-weighted observations.
+    public mutating func useCodePreset() {
+        self = DIHCLOptions()
+    }
+
+    /// The episode boundaries of a run of `epochs` (warm start first, the run's end last).
+    public func boundaries(epochs: Int) -> [Int] {
+        DIHCLPolicy.scaleBoundaries(referenceBoundaries, warmStart: warmStartEpochs, epochs: epochs)
+    }
 }
 
 /// DIHCL: keep a running hardness per sample, updated only from the training forward of the

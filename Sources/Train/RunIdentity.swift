@@ -33,6 +33,10 @@ public struct RunIdentity {
         case let .exponential(gamma): add("schedule", "exp:\(gamma)")
         case let .cosine(minimum): add("schedule", "cosine:\(minimum)")
         case let .cyclicCosine(period, minimum): add("schedule", "cyclic-cosine:\(period):\(minimum)")
+        case let .perEpisode(boundaries, minimum):
+            var text = "episodes:\(minimum):"
+            for (index, boundary) in boundaries.enumerated() { text += (index > 0 ? "," : "") + "\(boundary)" }
+            add("schedule", text)
         }
         add("warmup", "\(config.warmupEpochs)")
         add("augment", "crop \(config.augment.cropPadding) flip \(config.augment.flip ? "yes" : "no")")

@@ -11,6 +11,10 @@ extension Training {
         let sampleCount = config.trainLimit > 0 ? min(config.trainLimit, train.count) : train.count
         let policy = AnyPolicy(kind, settings: settings, sampleCount: sampleCount, epochs: config.epochs)
         var config = config
+        // --schedule episodes: a cosine within each of DIHCL's episodes of this run.
+        if case let .perEpisode(boundaries, minimum) = config.schedule, boundaries.isEmpty {
+            config.schedule = .perEpisode(boundaries: settings.dihcl.boundaries(epochs: config.epochs), minimum: minimum)
+        }
         config.runFacts.add(policy: kind, settings: settings)
         let session = try TrainingSession(config: config, train: train, test: test, validationFraction: policy.validationFraction,
                                           reporter: reporter)

@@ -286,6 +286,7 @@ struct ParsedOptions {
     /// Whether the option was given (its default may be spelt out, so the value cannot say).
     func isGiven<Value>(_ option: Option<Value>) -> Bool { values[option.spec.name] != nil }
     func isGiven<Value>(_ option: Parsed<Value>) -> Bool { values[option.spec.name] != nil }
+    func isGiven<Value>(_ option: Choice<Value>) -> Bool { values[option.spec.name] != nil }
 
     func isSet(_ flag: Flag) -> Bool { flags.contains(flag.spec.name) }
 

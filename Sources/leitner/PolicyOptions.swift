@@ -31,13 +31,10 @@ enum PolicyOptions {
     static let dihSelect = Choice<DIHCLOptions.Selection>(
         "dih-select", "KIND", names: ["greedy", "rand", "exp3", "ucb", "beta"], values: [.greedy, .proportional, .exp3, .ucb, .thompson],
         default: standard.dihcl.selection, help: "dihcl: greedy | rand | exp3 | ucb | beta")
-    static let dihDiversity = Choice<DIHCLOptions.Diversity>(
-        "dih-diversity", "KIND", names: ["none", "centrality", "facility"], values: [DIHCLOptions.Diversity.none, .centrality, .facilityLocation],
-        default: standard.dihcl.diversity, help: "dihcl: none | centrality | facility")
     /// true: the paper's schedule.
-    static let dihSchedule = Choice<Bool>(
-        "dih-schedule", "KIND", names: ["code", "paper"], values: [false, true], default: false,
-        help: "dihcl: subset per episode: code (x\(standard.dihcl.subsetShrink) to a floor of \(standard.dihcl.subsetFloor) n) | paper (x\(paperSchedule.subsetShrink) to \(paperSchedule.subsetFloor) n)")
+    static let dihPreset = Choice<Bool>(
+        "dih-preset", "NAME", names: ["code", "paper"], values: [false, true], default: false,
+        help: "dihcl: code (the authors' released code: episode-sum, exp3, subset x\(standard.dihcl.subsetShrink) to \(standard.dihcl.subsetFloor) n, the run's --schedule) | paper (Algorithm 1, eq. 1-3: paper-ema, exp3, x\(paperSchedule.subsetShrink) to \(paperSchedule.subsetFloor) n, and --schedule episodes: a cosine per episode); options given after it override")
     static let dihShrink = Option<Double?>(
         "dih-shrink", "F", range: 0.01...1, shown: "\(standard.dihcl.subsetShrink) (code), \(paperSchedule.subsetShrink) (paper)",
         help: "dihcl: subset fraction x F per episode (overrides the schedule's)")
@@ -58,7 +55,7 @@ enum PolicyOptions {
     /// Every policy option but `--policy` (compare takes `--policies` instead).
     static let settingSpecs = [
         removeFraction.spec, iesOrder.spec, iesThreshold.spec, iesRescoreEvery.spec, fullDataLast.spec, dihMetric.spec,
-        dihUpdate.spec, dihSelect.spec, dihDiversity.spec, dihSchedule.spec, dihShrink.spec, dihFloor.spec,
+        dihUpdate.spec, dihSelect.spec, dihPreset.spec, dihShrink.spec, dihFloor.spec,
         infoBatchRatio.spec, infoBatchAnneal.spec, selectiveBackpropBeta.spec, patience.spec, validationFraction.spec,
     ]
     static let specs = [policy.spec] + settingSpecs
@@ -67,8 +64,8 @@ enum PolicyOptions {
     static let reader: [(option: String, kind: PolicyKind)] = [
         (removeFraction.spec.name, .randomRemove), (iesOrder.spec.name, .ies), (iesThreshold.spec.name, .ies),
         (iesRescoreEvery.spec.name, .ies), (fullDataLast.spec.name, .ies), (dihMetric.spec.name, .dihcl),
-        (dihUpdate.spec.name, .dihcl), (dihSelect.spec.name, .dihcl), (dihDiversity.spec.name, .dihcl),
-        (dihSchedule.spec.name, .dihcl), (dihShrink.spec.name, .dihcl), (dihFloor.spec.name, .dihcl),
+        (dihUpdate.spec.name, .dihcl), (dihSelect.spec.name, .dihcl),
+        (dihPreset.spec.name, .dihcl), (dihShrink.spec.name, .dihcl), (dihFloor.spec.name, .dihcl),
         (infoBatchRatio.spec.name, .infoBatch), (infoBatchAnneal.spec.name, .infoBatch),
         (selectiveBackpropBeta.spec.name, .selectiveBackprop), (patience.spec.name, .earlyStop),
         (validationFraction.spec.name, .earlyStop),
@@ -89,11 +86,10 @@ enum PolicyOptions {
         settings.iesThreshold = try options.value(iesThreshold)
         settings.iesRescoreEvery = try options.value(iesRescoreEvery)
         settings.fullDataLast = try options.value(fullDataLast)
+        if try options.value(dihPreset) { settings.dihcl.usePaperPreset() }
         settings.dihcl.metric = try options.value(dihMetric)
-        settings.dihcl.update = try options.value(dihUpdate)
-        settings.dihcl.selection = try options.value(dihSelect)
-        settings.dihcl.diversity = try options.value(dihDiversity)
-        if try options.value(dihSchedule) { settings.dihcl.usePaperSchedule() }
+        if options.isGiven(dihUpdate) { settings.dihcl.update = try options.value(dihUpdate) }
+        if options.isGiven(dihSelect) { settings.dihcl.selection = try options.value(dihSelect) }
         if let shrink = try options.value(dihShrink) { settings.dihcl.subsetShrink = Float(shrink) }
         if let floor = try options.value(dihFloor) { settings.dihcl.subsetFloor = Float(floor) }
         settings.infoBatchRatio = try options.value(infoBatchRatio)

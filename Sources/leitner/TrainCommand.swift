@@ -62,6 +62,15 @@ enum TrainCommand {
             config.learningRate = try options.value(O.learningRate) ?? O.adamw.learningRate
         }
         config.schedule = try options.value(O.schedule)
+        // DIHCL's paper preset includes the paper's learning rate: a cosine restarted in every episode.
+        if options.isGiven(PolicyOptions.dihPreset), try options.value(PolicyOptions.dihPreset) {
+            if !options.isGiven(O.schedule) {
+                config.schedule = .perEpisode(boundaries: [], minimum: 0)
+            } else if case .perEpisode = config.schedule {
+            } else {
+                throw UsageError(message: "leitner: --dih-preset paper sets --schedule episodes (a cosine per DIHCL episode, as the paper): leave --schedule out or give episodes[:MIN]")
+            }
+        }
         config.warmupEpochs = try options.value(O.warmup)
         let padding = try options.value(O.cropPadding)
         switch try options.value(O.augment) {

@@ -38,4 +38,19 @@ import NN
         #expect(LearningRateSchedule.parseKind("cosine:x") == nil)
         #expect(LearningRateSchedule.parseKind("linear") == nil)
     }
+
+    /// episodes: a cosine from base to the minimum within each episode, restarted at every
+    /// boundary; the parse leaves the boundaries to the trainer (DIHCL's episodes of the run).
+    @Test func perEpisodeCosineRestartsAtEveryBoundary() {
+        let schedule = LearningRateSchedule(base: 0.1, kind: .perEpisode(boundaries: [5, 10, 20], minimum: 0.01), totalEpochs: 20)
+        #expect(abs(schedule.rate(at: 0) - 0.1) < 1e-15)
+        #expect(abs(schedule.rate(at: 2.5) - 0.055) < 1e-12)          // the middle of [0, 5)
+        #expect(abs(schedule.rate(at: 5) - 0.1) < 1e-15)              // restarted
+        #expect(abs(schedule.rate(at: 7.5) - 0.055) < 1e-12)
+        #expect(abs(schedule.rate(at: 15) - 0.055) < 1e-12)           // the middle of [10, 20)
+        #expect(schedule.rate(at: 19.99) < 0.0101)
+        #expect(LearningRateSchedule.parseKind("episodes") == .perEpisode(boundaries: [], minimum: 0))
+        #expect(LearningRateSchedule.parseKind("episodes:0.001") == .perEpisode(boundaries: [], minimum: 0.001))
+        #expect(LearningRateSchedule.parseKind("episodes:1:2") == nil)
+    }
 }

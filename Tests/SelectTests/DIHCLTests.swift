@@ -562,4 +562,18 @@ struct DIHCLTests {
         #expect(central.count == 36)
         #expect(central.allSatisfy { cluster($0) == 0 })
     }
+
+    /// The presets set what they name and nothing else.
+    @Test func presetsNameTheirMethods() {
+        var paper = DIHCLOptions()
+        paper.usePaperPreset()
+        #expect(paper.update == .exponentialAverage && paper.selection == .exp3)
+        #expect(paper.subsetShrink == 0.85 && paper.subsetFloor == 0.2)
+        var code = paper
+        code.useCodePreset()
+        let standard = DIHCLOptions()
+        #expect(code.update == standard.update && code.selection == standard.selection && code.update == .episodeSum)
+        #expect(code.subsetShrink == 0.9 && code.subsetFloor == 0.3)
+        #expect(standard.boundaries(epochs: 300) == [5, 10, 15, 20, 30, 40, 60, 90, 140, 210, 300])
+    }
 }

@@ -186,6 +186,26 @@ struct HardeningCLITests {
     /// (the count-matched one trains exactly the selective run's per-epoch numbers), and the
     /// table over seeds in compare-seeds.csv; --seed with --seeds and an unknown --controls
     /// are usage errors.
+    /// DIHCL's paper preset brings its per-episode learning rate; another --schedule beside it
+    /// is refused, and the diversity option that did nothing is gone.
+    @Test func dihclPresetsAndTheRemovedDiversityOption() throws {
+        let directory = temporaryDirectory("dih-preset")
+        let base = ["train", "--data", Self.subset, "--model", "mlp", "--epochs", "12", "--train-subset", "200", "--test-limit", "100",
+                    "--meter", "none", "--no-progress", "--policy", "dihcl"]
+        let paper = try run(base + ["--dih-preset", "paper", "--out", directory + "/paper"])
+        try #require(paper.status == 0, "\(paper.error)")
+        let rates = try String(contentsOfFile: directory + "/paper/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+            try #require((try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["lr"] as? Double)
+        }
+        // 12 epochs: the warm start 0..<5, then episodes from DIHCL's scaled boundaries; the rate
+        // is back at the base at the start of each episode.
+        #expect(rates[0] == 0.05 && rates[5] == 0.05 && rates[4] < 0.01, "\(rates)")
+        for extra in [["--dih-preset", "paper", "--schedule", "cosine"], ["--dih-diversity", "facility"], ["--dih-preset", "neither"]] {
+            let refused = try run(base + extra + ["--out", directory + "/refused"])
+            #expect(refused.status == 2, "\(extra): \(refused.error)")
+        }
+    }
+
     @Test func compareOverSeedsWithControls() throws {
         let directory = temporaryDirectory("compare-seeds")
         let base = ["compare", "--data", Self.subset, "--model", "mlp", "--epochs", "9", "--train-subset", "200", "--test-limit", "100",
