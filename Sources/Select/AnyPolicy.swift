@@ -104,6 +104,33 @@ public enum AnyPolicy: SelectionPolicy {
     public var validationFraction: Double { read(ValidationFraction()) }
     public var lastEpochReentries: Int { read(LastEpochReentries()) }
 
+    struct WantsFeatures: Reader { func read<Policy: SelectionPolicy>(_ policy: Policy) -> Bool { policy.wantsFeatures } }
+    public var wantsFeatures: Bool { read(WantsFeatures()) }
+
+    struct PrepareFeatures: Call {
+        let dimension: Int
+        func call<Policy: SelectionPolicy>(_ policy: inout Policy, generator: inout SeededGenerator) {
+            policy.prepareFeatures(dimension: dimension)
+        }
+    }
+
+    public mutating func prepareFeatures(dimension: Int) {
+        call(PrepareFeatures(dimension: dimension))
+    }
+
+    struct ObserveFeatures: Call {
+        let indices: UnsafeBufferPointer<Int32>
+        let rows: UnsafePointer<Float>
+        let dimension: Int
+        func call<Policy: SelectionPolicy>(_ policy: inout Policy, generator: inout SeededGenerator) {
+            policy.observeFeatures(indices: indices, rows: rows, dimension: dimension)
+        }
+    }
+
+    public mutating func observeFeatures(indices: UnsafeBufferPointer<Int32>, rows: UnsafePointer<Float>, dimension: Int) {
+        call(ObserveFeatures(indices: indices, rows: rows, dimension: dimension))
+    }
+
     struct EncodeState: Reader {
         let index: Int
         let record: UnsafeMutableRawPointer

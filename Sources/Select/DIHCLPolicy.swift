@@ -176,6 +176,8 @@ public struct DIHCLPolicy: SelectionPolicy {
     var centrality: [Float] = []
     var groundIndices: [Int32]
     var groundBest: [Float]
+    /// The features the training loop hands over (`observeFeatures`), projected and kept here.
+    public internal(set) var featureStore: FeatureStore? = nil
     /// Why a requested option could not be applied (e.g. diversity without features), or nil.
     public internal(set) var note: String? = nil
 

@@ -137,6 +137,14 @@ public protocol SelectionPolicyExtras {
     var validationFraction: Double { get }
     /// Samples that re-entered training in the last planned epoch (IES); -1 when not applicable.
     var lastEpochReentries: Int { get }
+    /// DIHCL's diversity step: true when the policy wants the penultimate features (the head's
+    /// input) of the samples it trains. False for every other policy.
+    var wantsFeatures: Bool { get }
+    /// Called once before training (not in a step) with the width of the penultimate features.
+    mutating func prepareFeatures(dimension: Int)
+    /// After a trained batch's forward (train mode, before the update): `rows` holds
+    /// indices.count rows of `dimension` Floats, row j for sample indices[j].
+    mutating func observeFeatures(indices: UnsafeBufferPointer<Int32>, rows: UnsafePointer<Float>, dimension: Int)
 }
 
 extension SelectionPolicy {
@@ -147,6 +155,9 @@ extension SelectionPolicy {
     }
     public var validationFraction: Double { 0 }
     public var lastEpochReentries: Int { -1 }
+    public var wantsFeatures: Bool { false }
+    public mutating func prepareFeatures(dimension: Int) {}
+    public mutating func observeFeatures(indices: UnsafeBufferPointer<Int32>, rows: UnsafePointer<Float>, dimension: Int) {}
     public mutating func endEpoch(epoch: Int, validationAccuracy: Double?) -> Bool { false }
     public mutating func observeScored(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>,
                                        correct: UnsafePointer<UInt8>, epoch: Int) {}

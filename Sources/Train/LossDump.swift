@@ -74,6 +74,12 @@ public struct LossDumpingPolicy<Inner: SelectionPolicy>: SelectionPolicy {
         for slot in 0..<indices.count { losses[Int(indices[slot])] = batchLosses[slot] }
     }
 
+    public var wantsFeatures: Bool { inner.wantsFeatures }
+    public mutating func prepareFeatures(dimension: Int) { inner.prepareFeatures(dimension: dimension) }
+    public mutating func observeFeatures(indices: UnsafeBufferPointer<Int32>, rows: UnsafePointer<Float>, dimension: Int) {
+        inner.observeFeatures(indices: indices, rows: rows, dimension: dimension)
+    }
+
     public mutating func selectWithinBatch(indices: UnsafeBufferPointer<Int32>, losses batchLosses: UnsafePointer<Float>,
                                            selected: UnsafeMutablePointer<UInt8>, generator: inout SeededGenerator) {
         inner.selectWithinBatch(indices: indices, losses: batchLosses, selected: selected, generator: &generator)

@@ -10,6 +10,14 @@ import Select
 public final class Trainer {
     public let config: TrainConfig
     public let model: Model
+    /// The node whose output feeds the head (a flat [N, F] tensor) and F: the penultimate
+    /// features a policy may ask for (`SelectionPolicy.wantsFeatures`); nil when the head
+    /// is not a linear layer on a flat node.
+    public var featureTap: (node: Int, dimension: Int)? {
+        guard let head = model.description.layers.last, head.kind == .linear, head.inputs[0] >= 0 else { return nil }
+        let shape = model.shapes[head.inputs[0]]
+        return shape.isFlat ? (head.inputs[0], shape.channels) : nil
+    }
     public let context: KernelContext
     public let train: Dataset
     public let test: Dataset
@@ -276,7 +284,17 @@ public final class Trainer {
         // Dropout masks from (seed, optimizer step): the step is in the checkpoint, so a resumed
         // run draws the masks the uninterrupted one drew.
         model.dropoutSeed = dropoutSeed(step: step)
-        model.forwardBackward(batch: batch)
+        if policy.wantsFeatures, let tap = featureTap {
+            // DIHCL's diversity reads the head's input rows ([N, F], intact between the forward and
+            // the backward): the policy projects them into its own store; no allocation.
+            model.zeroGradients(batch: batch)
+            model.forward(batch: batch, training: true)
+            model.loss(batch: batch, gradient: true)
+            policy.observeFeatures(indices: indices, rows: model.output(ofNode: tap.node), dimension: tap.dimension)
+            model.backward(batch: batch)
+        } else {
+            model.forwardBackward(batch: batch)
+        }
         if step + 1 == injectedNaNStep {
             model.losses[0] = .nan
             injectedNaNStep = 0

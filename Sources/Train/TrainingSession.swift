@@ -217,6 +217,16 @@ public final class TrainingSession {
             lock = nil
         }
         reporter.sessionStarting(trainer)
+        if policy.wantsFeatures {
+            guard let tap = trainer.featureTap else {
+                throw TrainError("the policy's diversity step needs penultimate features: the model's last layer must be linear on a flat input")
+            }
+            policy.prepareFeatures(dimension: tap.dimension)
+            reporter.note("diversity: penultimate features (\(tap.dimension) wide) kept projected to \(min(tap.dimension, 32)) numbers per sample")
+            if resumedEpoch != nil {
+                reporter.note("diversity: features are not in the state file; until a sample trains again after --resume its features are zero, so a resumed run differs from an uninterrupted one")
+            }
+        }
         if let epoch = resumedEpoch, policy.stateStride > 0 {
             do {
                 let generation = try stateStore.load(directory: config.outputDirectory, epoch: epoch,

@@ -32,6 +32,10 @@ enum PolicyOptions {
         "dih-select", "KIND", names: ["greedy", "rand", "exp3", "ucb", "beta"], values: [.greedy, .proportional, .exp3, .ucb, .thompson],
         default: standard.dihcl.selection, help: "dihcl: greedy | rand | exp3 | ucb | beta")
     /// true: the paper's schedule.
+    static let dihDiversity = Choice<DIHCLOptions.Diversity>(
+        "dih-diversity", "KIND", names: ["none", "centrality", "facility"], values: [DIHCLOptions.Diversity.none, .centrality, .facilityLocation],
+        default: standard.dihcl.diversity,
+        help: "dihcl: the paper's diversity step on penultimate features from the training forward: none | centrality | facility (facility location)")
     static let dihPreset = Choice<Bool>(
         "dih-preset", "NAME", names: ["code", "paper"], values: [false, true], default: false,
         help: "dihcl: code (the authors' released code: episode-sum, exp3, subset x\(standard.dihcl.subsetShrink) to \(standard.dihcl.subsetFloor) n, the run's --schedule) | paper (Algorithm 1, eq. 1-3: paper-ema, exp3, x\(paperSchedule.subsetShrink) to \(paperSchedule.subsetFloor) n, and --schedule episodes: a cosine per episode); options given after it override")
@@ -55,7 +59,7 @@ enum PolicyOptions {
     /// Every policy option but `--policy` (compare takes `--policies` instead).
     static let settingSpecs = [
         removeFraction.spec, iesOrder.spec, iesThreshold.spec, iesRescoreEvery.spec, fullDataLast.spec, dihMetric.spec,
-        dihUpdate.spec, dihSelect.spec, dihPreset.spec, dihShrink.spec, dihFloor.spec,
+        dihUpdate.spec, dihSelect.spec, dihDiversity.spec, dihPreset.spec, dihShrink.spec, dihFloor.spec,
         infoBatchRatio.spec, infoBatchAnneal.spec, selectiveBackpropBeta.spec, patience.spec, validationFraction.spec,
     ]
     static let specs = [policy.spec] + settingSpecs
@@ -64,7 +68,7 @@ enum PolicyOptions {
     static let reader: [(option: String, kind: PolicyKind)] = [
         (removeFraction.spec.name, .randomRemove), (iesOrder.spec.name, .ies), (iesThreshold.spec.name, .ies),
         (iesRescoreEvery.spec.name, .ies), (fullDataLast.spec.name, .ies), (dihMetric.spec.name, .dihcl),
-        (dihUpdate.spec.name, .dihcl), (dihSelect.spec.name, .dihcl),
+        (dihUpdate.spec.name, .dihcl), (dihSelect.spec.name, .dihcl), (dihDiversity.spec.name, .dihcl),
         (dihPreset.spec.name, .dihcl), (dihShrink.spec.name, .dihcl), (dihFloor.spec.name, .dihcl),
         (infoBatchRatio.spec.name, .infoBatch), (infoBatchAnneal.spec.name, .infoBatch),
         (selectiveBackpropBeta.spec.name, .selectiveBackprop), (patience.spec.name, .earlyStop),
@@ -90,6 +94,7 @@ enum PolicyOptions {
         settings.dihcl.metric = try options.value(dihMetric)
         if options.isGiven(dihUpdate) { settings.dihcl.update = try options.value(dihUpdate) }
         if options.isGiven(dihSelect) { settings.dihcl.selection = try options.value(dihSelect) }
+        settings.dihcl.diversity = try options.value(dihDiversity)
         if let shrink = try options.value(dihShrink) { settings.dihcl.subsetShrink = Float(shrink) }
         if let floor = try options.value(dihFloor) { settings.dihcl.subsetFloor = Float(floor) }
         settings.infoBatchRatio = try options.value(infoBatchRatio)

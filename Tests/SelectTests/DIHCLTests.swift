@@ -576,4 +576,53 @@ struct DIHCLTests {
         #expect(code.subsetShrink == 0.9 && code.subsetFloor == 0.3)
         #expect(standard.boundaries(epochs: 300) == [5, 10, 15, 20, 30, 40, 60, 90, 140, 210, 300])
     }
+
+    /// The compact feature store: rows up to 32 wide are copied; wider rows are projected to 32
+    /// numbers that keep pairwise distances within a modest relative error (Johnson-Lindenstrauss).
+    @Test func featureStoreCopiesNarrowRowsAndProjectsWideOnes() {
+        let narrow = FeatureStore(sampleCount: 3, inputDimension: 4)
+        let row: [Float] = [1, -2, 3, 0.5]
+        row.withUnsafeBufferPointer { narrow.observe(sample: 1, row: $0.baseAddress!) }
+        #expect((0..<4).map { narrow.rows[4 + $0] } == row && (0..<4).allSatisfy { narrow.rows[$0] == 0 })
+
+        let count = 40, width = 128
+        let store = FeatureStore(sampleCount: count, inputDimension: width)
+        #expect(store.dimension == 32)
+        var generator = SeededGenerator(seed: 9)
+        var data = [Float](repeating: 0, count: count * width)
+        for index in data.indices { data[index] = generator.uniform(-1, 1) }
+        data.withUnsafeBufferPointer { buffer in
+            for sample in 0..<count { store.observe(sample: sample, row: buffer.baseAddress! + sample * width) }
+        }
+        var ratios: [Double] = []
+        for a in 0..<count {
+            for b in (a + 1)..<count {
+                var original = 0.0, projected = 0.0
+                for column in 0..<width { let d = Double(data[a * width + column] - data[b * width + column]); original += d * d }
+                for column in 0..<32 { let d = Double(store.rows[a * 32 + column] - store.rows[b * 32 + column]); projected += d * d }
+                ratios.append(projected / original)
+            }
+        }
+        let mean = ratios.reduce(0, +) / Double(ratios.count)
+        #expect(abs(mean - 1) < 0.1, "squared distances are kept on average: \(mean)")
+        #expect(ratios.allSatisfy { $0 > 0.3 && $0 < 2.2 }, "\(ratios.min()!) ... \(ratios.max()!)")
+    }
+
+    /// Wired: the policy asks for features, gets a store of the right width from
+    /// prepareFeatures, and observeFeatures fills the trained samples' rows.
+    @Test func diversityAsksForFeaturesAndStoresThem() {
+        var options = DIHCLOptions()
+        #expect(!DIHCLPolicy(sampleCount: 8, epochs: 10, options: options).wantsFeatures)
+        options.diversity = .centrality
+        var policy = DIHCLPolicy(sampleCount: 8, epochs: 10, options: options)
+        #expect(policy.wantsFeatures)
+        policy.prepareFeatures(dimension: 3)
+        let rows: [Float] = [1, 2, 3, 4, 5, 6]
+        let indices: [Int32] = [5, 2]
+        indices.withUnsafeBufferPointer { indexBuffer in
+            rows.withUnsafeBufferPointer { policy.observeFeatures(indices: indexBuffer, rows: $0.baseAddress!, dimension: 3) }
+        }
+        let store = try! #require(policy.featureStore)
+        #expect((0..<3).map { store.rows[5 * 3 + $0] } == [1, 2, 3] && (0..<3).map { store.rows[2 * 3 + $0] } == [4, 5, 6])
+    }
 }

@@ -186,9 +186,9 @@ struct HardeningCLITests {
     /// (the count-matched one trains exactly the selective run's per-epoch numbers), and the
     /// table over seeds in compare-seeds.csv; --seed with --seeds and an unknown --controls
     /// are usage errors.
-    /// DIHCL's paper preset brings its per-episode learning rate; another --schedule beside it
-    /// is refused, and the diversity option that did nothing is gone.
-    @Test func dihclPresetsAndTheRemovedDiversityOption() throws {
+    /// DIHCL's paper preset brings its per-episode learning rate (another --schedule beside it
+    /// is refused); the diversity step is fed features and changes what trains.
+    @Test func dihclPresetsAndTheDiversityStep() throws {
         let directory = temporaryDirectory("dih-preset")
         let base = ["train", "--data", Self.subset, "--model", "mlp", "--epochs", "12", "--train-subset", "200", "--test-limit", "100",
                     "--meter", "none", "--no-progress", "--policy", "dihcl"]
@@ -200,7 +200,24 @@ struct HardeningCLITests {
         // 12 epochs: the warm start 0..<5, then episodes from DIHCL's scaled boundaries; the rate
         // is back at the base at the start of each episode.
         #expect(rates[0] == 0.05 && rates[5] == 0.05 && rates[4] < 0.01, "\(rates)")
-        for extra in [["--dih-preset", "paper", "--schedule", "cosine"], ["--dih-diversity", "facility"], ["--dih-preset", "neither"]] {
+        // The diversity step runs on features from the training forward: it keeps 40% of each
+        // selective epoch's subset, so fewer samples train than without it (without features it
+        // would fall back to the plain subset and train as many).
+        func trained(_ path: String) throws -> [Int] {
+            try String(contentsOfFile: path + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+                try #require((try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["samples_trained"] as? Int)
+            }
+        }
+        let plain = try run(base + ["--out", directory + "/plain"])
+        let diverse = try run(base + ["--dih-diversity", "facility", "--out", directory + "/facility"])
+        try #require(plain.status == 0 && diverse.status == 0, "\(plain.error) \(diverse.error)")
+        #expect(diverse.output.contains("diversity: penultimate features"), "\(diverse.output)")
+        let plainCounts = try trained(directory + "/plain"), diverseCounts = try trained(directory + "/facility")
+        #expect(Array(plainCounts.prefix(5)) == Array(diverseCounts.prefix(5)), "the warm start trains everyone")
+        for epoch in 5..<12 {
+            #expect(diverseCounts[epoch] < plainCounts[epoch], "epoch \(epoch + 1): \(diverseCounts) vs \(plainCounts)")
+        }
+        for extra in [["--dih-preset", "paper", "--schedule", "cosine"], ["--dih-diversity", "spread"], ["--dih-preset", "neither"]] {
             let refused = try run(base + extra + ["--out", directory + "/refused"])
             #expect(refused.status == 2, "\(extra): \(refused.error)")
         }

@@ -256,6 +256,22 @@ struct WindowMarkingPolicy<Inner: SelectionPolicy>: SelectionPolicy {
         try Self.trainTiny(kind: kind, source: .streamed, threads: 1)
     }
 
+    /// DIHCL with its diversity step fed penultimate features from the training forward: the
+    /// features are projected into the policy's store inside the step, still without allocating.
+    @Test(arguments: [DIHCLOptions.Diversity.centrality, .facilityLocation])
+    func dihclDiversityTrainsWithoutAllocating(diversity: DIHCLOptions.Diversity) throws {
+        #expect(AllocationTracker.isInterposing, "malloc is not the counting interposer: nothing would be counted")
+        let train = try Self.dataset(.memory, path: Self.tinyPack)
+        let test = try PackFile.open(Self.tinyPack).loadDataset()
+        var config = try tinyConfig(temporaryDirectory("step-allocation-dihcl-\(diversity)"), epochs: 9, threads: 1)
+        config.batch = 16
+        var settings = Self.settings()
+        settings.dihcl.diversity = diversity
+        let outcome = try Self.train(config: config, kind: .dihcl, settings: settings, train: train, test: test)
+        Self.expectNoCallsAfterWarmUp(outcome, run: "dihcl \(diversity)", threads: 1)
+        #expect(outcome.history.count == 9)
+    }
+
     static func trainTiny(kind: PolicyKind, source: Source, threads: Int) throws {
         #expect(AllocationTracker.isInterposing, "malloc is not the counting interposer: nothing would be counted")
         let train = try Self.dataset(source, path: Self.tinyPack)
