@@ -14,9 +14,85 @@ public enum DepthwiseConv2D {
     ) {
         check(shape)
         let s = shape
+        if isSamePadding(s) {
+            forEachChannel(shape, context, SameChannel(out: out, source: input, weights: weights, s: s, flipped: false, accumulate: false))
+            return
+        }
         let outHeight = s.outHeight, outWidth = s.outWidth, taps = s.kernelHeight * s.kernelWidth
         forEachChannel(shape, context, ForwardChannel(out: out, input: input, weights: weights, s: s, outHeight: outHeight,
                                                       outWidth: outWidth, taps: taps))
+    }
+
+    /// Stride 1 and "same" padding (square odd kernel K, padding K/2, so OH = H and OW = W): the
+    /// 3x3 and 5x5 depthwise layers of the mobilenets. The transposed convolution of such a
+    /// layer is the same correlation with the kernel turned by 180 degrees, so one row kernel
+    /// serves forward (`out =`) and backward-data (`dInput +=`).
+    @inline(__always)
+    public static func isSamePadding(_ s: Conv2DShape) -> Bool {
+        s.strideH == 1 && s.strideW == 1 && s.kernelHeight == s.kernelWidth && s.kernelHeight % 2 == 1
+            && s.padH == s.kernelHeight / 2 && s.padW == s.padH
+    }
+
+    /// `forward` (or `backwardData` with `flipped` and `accumulate`) of one channel for a
+    /// same-padding shape: every output element sums its K x K taps in registers and is written
+    /// once (the general path makes K*K read-modify-write passes over each output row).
+    /// - Shapes: out [C, N, H, W], source [C, N, H, W], weights [C, 1, K, K].
+    struct SameChannel: ParallelTask {
+        let out: UnsafeMutablePointer<Float>, source: UnsafePointer<Float>, weights: UnsafePointer<Float>
+        let s: Conv2DShape
+        /// Weights read turned by 180 degrees (the transposed convolution).
+        let flipped: Bool
+        /// out += (backward-data accumulates) instead of out =.
+        let accumulate: Bool
+
+        func run(task channel: Int) {
+            // Constant kernel sizes let the compiler unroll the tap loops and keep the weights in registers.
+            switch s.kernelHeight {
+            case 3: rows(channel, kernel: 3)
+            case 5: rows(channel, kernel: 5)
+            default: rows(channel, kernel: s.kernelHeight)
+            }
+        }
+
+        @inline(__always)
+        func rows(_ channel: Int, kernel: Int) {
+            let height = s.inHeight, width = s.inWidth, pad = kernel / 2, taps = kernel * kernel
+            let filter = weights + channel * taps
+            @inline(__always) func weight(_ tap: Int) -> Float { flipped ? filter[taps - 1 - tap] : filter[tap] }
+            for n in 0..<s.batch {
+                let plane = UnsafeMutablePointer(mutating: source) + (channel * s.batch + n) * height * width
+                let outPlane = out + (channel * s.batch + n) * height * width
+                for oh in 0..<height {
+                    let kyBegin = max(0, pad - oh), kyEnd = min(kernel, height - oh + pad)
+                    let outRow = outPlane + oh * width
+                    /// One output element with bounds checks on both axes (edges and narrow rows).
+                    @inline(__always) func scalar(_ ow: Int) {
+                        let kxBegin = max(0, pad - ow), kxEnd = min(kernel, width - ow + pad)
+                        var sum: Float = 0
+                        for ky in kyBegin..<kyEnd {
+                            let row = plane + (oh + ky - pad) * width + ow - pad
+                            for kx in kxBegin..<kxEnd { sum += weight(ky * kernel + kx) * row[kx] }
+                        }
+                        outRow[ow] = accumulate ? outRow[ow] + sum : sum
+                    }
+                    var ow = 0
+                    while ow < min(pad, width) { scalar(ow); ow += 1 }
+                    // Interior: every tap of every lane lies inside the row.
+                    while ow + floatVectorWidth <= width - pad {
+                        var sum = FloatVector(repeating: 0)
+                        for ky in kyBegin..<kyEnd {
+                            let row = plane + (oh + ky - pad) * width + ow - pad
+                            for kx in 0..<kernel {
+                                sum = sum.addingProduct(row.loadVector(at: kx), FloatVector(repeating: weight(ky * kernel + kx)))
+                            }
+                        }
+                        outRow.storeVector(accumulate ? outRow.loadVector(at: ow) + sum : sum, at: ow)
+                        ow += floatVectorWidth
+                    }
+                    while ow < width { scalar(ow); ow += 1 }
+                }
+            }
+        }
     }
 
     /// `forward` of one channel.
@@ -58,6 +134,10 @@ public enum DepthwiseConv2D {
     ) {
         check(shape)
         let s = shape
+        if isSamePadding(s) {
+            forEachChannel(shape, context, SameChannel(out: dInput, source: dOut, weights: weights, s: s, flipped: true, accumulate: true))
+            return
+        }
         let outHeight = s.outHeight, outWidth = s.outWidth, taps = s.kernelHeight * s.kernelWidth
         forEachChannel(shape, context, BackwardDataChannel(dInput: dInput, dOut: dOut, weights: weights, s: s, outHeight: outHeight,
                                                            outWidth: outWidth, taps: taps))
