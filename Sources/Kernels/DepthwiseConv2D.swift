@@ -182,9 +182,59 @@ public enum DepthwiseConv2D {
     ) {
         check(shape)
         let s = shape
+        if isSamePadding(s) && s.kernelHeight == 3 {
+            forEachChannel(shape, context, SameWeights3Channel(dWeights: dWeights, dOut: dOut, input: input, s: s))
+            return
+        }
         let outHeight = s.outHeight, outWidth = s.outWidth, taps = s.kernelHeight * s.kernelWidth
         forEachChannel(shape, context, BackwardWeightsChannel(dWeights: dWeights, dOut: dOut, input: input, s: s,
                                                               outHeight: outHeight, outWidth: outWidth, taps: taps))
+    }
+
+    /// `backwardWeights` of one channel for a 3x3 same-padding shape: per kernel row ky one pass
+    /// over the rows of dOut, each dOut vector feeding three accumulators (kx = 0, 1, 2) where
+    /// the general path makes one pass per tap. Registers: 3 accumulators, dOut, input.
+    struct SameWeights3Channel: ParallelTask {
+        let dWeights: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>
+        let s: Conv2DShape
+
+        func run(task channel: Int) {
+            let height = s.inHeight, width = s.inWidth
+            for ky in 0..<3 {
+                var left = FloatVector(repeating: 0), middle = FloatVector(repeating: 0), right = FloatVector(repeating: 0)
+                var leftSum: Float = 0, middleSum: Float = 0, rightSum: Float = 0
+                for n in 0..<s.batch {
+                    let base = (channel * s.batch + n) * height * width
+                    for oh in 0..<height {
+                        let ih = oh + ky - 1
+                        if ih < 0 || ih >= height { continue }
+                        let gradient = UnsafeMutablePointer(mutating: dOut) + base + oh * width
+                        // x[ow + kx - 1] is the input under tap kx of output column ow.
+                        let x = UnsafeMutablePointer(mutating: input) + base + ih * width - 1
+                        @inline(__always) func scalar(_ ow: Int) {
+                            let g = gradient[ow]
+                            if ow > 0 { leftSum += g * x[ow] }
+                            middleSum += g * x[ow + 1]
+                            if ow + 1 < width { rightSum += g * x[ow + 2] }
+                        }
+                        var ow = 0
+                        if width > 0 { scalar(0); ow = 1 }
+                        while ow + floatVectorWidth <= width - 1 {
+                            let g = gradient.loadVector(at: ow)
+                            left = left.addingProduct(g, x.loadVector(at: ow))
+                            middle = middle.addingProduct(g, x.loadVector(at: ow + 1))
+                            right = right.addingProduct(g, x.loadVector(at: ow + 2))
+                            ow += floatVectorWidth
+                        }
+                        while ow < width { scalar(ow); ow += 1 }
+                    }
+                }
+                let row = dWeights + channel * 9 + ky * 3
+                row[0] += left.sum() + leftSum
+                row[1] += middle.sum() + middleSum
+                row[2] += right.sum() + rightSum
+            }
+        }
     }
 
     /// `backwardWeights` of one channel.
