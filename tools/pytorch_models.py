@@ -12,6 +12,7 @@ IDX files read with numpy, normalised like Leitner's batch assembly
 """
 import gzip
 import os
+import re
 
 import numpy as np
 import torch
@@ -184,8 +185,64 @@ class ResNet18Block(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
 
 
+# ---- whole torchvision backbones ------------------------------------------------------------
+# Named ARCH[_WIDTH]@SIZE: ARCH a torchvision constructor (mobilenet_v2, mobilenet_v3_small,
+# resnet18), _WIDTH an optional width multiplier written without its point (_035 = 0.35,
+# mobilenet_v2 only), SIZE the square input side (input 3 x SIZE x SIZE). Always 10 classes and,
+# for the mobilenets, dropout=0.0: Leitner's dropout masks cannot equal PyTorch's, so a parity
+# run with dropout would compare different functions.
+
+BACKBONE_ARCHS = ("mobilenet_v2", "mobilenet_v3_small", "resnet18")
+BACKBONE_NAMES = ("mobilenet_v2_035@96", "mobilenet_v2@96", "mobilenet_v3_small@96", "resnet18@64")
+
+
+def parse_backbone(name):
+    """(constructor, keyword arguments, input side) for a backbone name, or None for another name."""
+    match = re.fullmatch(r"(mobilenet_v2|mobilenet_v3_small|resnet18)(?:_(\d+))?@(\d+)", name)
+    if not match:
+        return None
+    arch, width, size = match.group(1), match.group(2), int(match.group(3))
+    kwargs = {"num_classes": 10}
+    if width is not None:
+        if arch != "mobilenet_v2":
+            raise ValueError(f"{name}: a width multiplier applies to mobilenet_v2 only")
+        kwargs["width_mult"] = float("0." + width[1:]) if width.startswith("0") else float(width)
+    if arch.startswith("mobilenet"):
+        kwargs["dropout"] = 0.0
+    if size < 32:
+        raise ValueError(f"{name}: input side {size} is below 32 (the backbones downsample 32x)")
+    return arch, kwargs, size
+
+
+def backbone_spec(name):
+    """The tools/import-torch SPEC of a backbone name: torchvision:ARCH(k=v,...)."""
+    arch, kwargs, _ = parse_backbone(name)
+    return f"torchvision:{arch}(" + ",".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
+
+
+def build_backbone(name):
+    """The torchvision module of a backbone name (random weights; load Leitner's after)."""
+    import sys
+    import types
+    # torchvision's compiled ops are a CUDA build the CPU torch cannot load; its model
+    # definitions load once this module is stubbed (as tools/import-torch does).
+    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+    import torchvision
+    arch, kwargs, _ = parse_backbone(name)
+    return getattr(torchvision.models, arch)(weights=None, **kwargs)
+
+
+def is_known_model(name):
+    try:
+        return name in MODEL_NAMES or parse_backbone(name) is not None
+    except ValueError:
+        return False
+
+
 def build_model(name):
-    """A fresh PyTorch model for one of MODEL_NAMES."""
+    """A fresh PyTorch model for one of MODEL_NAMES or a backbone name."""
+    if parse_backbone(name) is not None:
+        return build_backbone(name)
     models = {"mlp": MLP, "cnn-s": CNNS, "resnet8": ResNet8}
     if name not in models:
         raise ValueError(f"unknown model {name!r} (known: {', '.join(MODEL_NAMES)})")
@@ -312,3 +369,27 @@ def load_train(directory, limit):
     x = (images.astype(np.float32) / np.float32(255) - np.float32(MEAN)) / np.float32(STD)
     x = x.reshape(len(images), 1, images.shape[1], images.shape[2])
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(labels.astype(np.int64))
+
+
+def pack_normalization(path):
+    """Per-channel (mean, std) float32 arrays from a pack's header: what Leitner normalises a
+    photo pack with (the training pack's own statistics, Sources/Data/Dataset.swift)."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        extra = handle.read(int.from_bytes(head[10:12], "little"))
+    data = extra[4:]
+    channels = int.from_bytes(data[28:32], "little")
+    mean = np.frombuffer(data[80:80 + 4 * channels], dtype="<f4").astype(np.float32)
+    std = np.frombuffer(data[80 + 4 * channels:80 + 8 * channels], dtype="<f4").astype(np.float32)
+    return mean, std
+
+
+def load_pack_train(directory, limit):
+    """The first `limit` samples of DIR/train.pack in file order, normalised as Leitner
+    normalises a photo pack: (pixel/255 - mean[c]) / std[c] in float32 with the pack's own
+    header statistics: (x float32 [N, C, H, W], y int64 [N])."""
+    path = os.path.join(directory, PACKS["train"])
+    pixels, labels = read_pack(path, limit)
+    mean, std = pack_normalization(path)
+    x = (pixels.astype(np.float32) / np.float32(255) - mean.reshape(1, -1, 1, 1)) / std.reshape(1, -1, 1, 1)
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(labels.astype(np.int64))

@@ -2,8 +2,9 @@ import Platform
 import Kernels
 
 /// `leitner bench conv`: every conv layer of the reference models (cnn-s, resnet8) at batch 64
-/// on 28x28 input: forward and both backward passes, the backward/forward ratio the trainer
-/// pays per step, and each pass against its naive twin.
+/// on 28x28 input, then the 1x1 (pointwise) and depthwise 3x3 convolutions of mobilenet_v2 at
+/// 96x96 input (x1.0 and x0.35) at batch 32: forward and both backward passes, the
+/// backward/forward ratio the trainer pays per step, and each pass against its naive twin.
 enum ConvBench {
     static let batch = 64
     /// The naive twins are slow: twins and fast paths are both timed at this batch for the ratio.
@@ -22,6 +23,38 @@ enum ConvBench {
         ("r8 1x1 32-64 s2 @14", Conv2DShape(batch: batch, inChannels: 32, outChannels: 64, height: 14, width: 14, kernel: 1, stride: 2)),
     ]
 
+    /// Batch of the mobilenet rows (the backbone fine-tuning batch of tools/compare-pytorch).
+    static let mobileBatch = 32
+
+    /// The 1x1 convolutions of mobilenet_v2 at 96x96 input (expand and project of the inverted
+    /// residuals, and x0.35's last 1x1 to 1280); they take `Conv2D` like any other conv.
+    static let pointwiseLayers: [(name: String, shape: Conv2DShape)] = [
+        ("mnv2 1x1 24-144 @24", Conv2DShape(batch: mobileBatch, inChannels: 24, outChannels: 144, height: 24, width: 24, kernel: 1)),
+        ("mnv2 1x1 144-24 @24", Conv2DShape(batch: mobileBatch, inChannels: 144, outChannels: 24, height: 24, width: 24, kernel: 1)),
+        ("mnv2 1x1 32-192 @12", Conv2DShape(batch: mobileBatch, inChannels: 32, outChannels: 192, height: 12, width: 12, kernel: 1)),
+        ("mnv2 1x1 96-576 @6", Conv2DShape(batch: mobileBatch, inChannels: 96, outChannels: 576, height: 6, width: 6, kernel: 1)),
+        ("x0.35 1x1 8-48 @24", Conv2DShape(batch: mobileBatch, inChannels: 8, outChannels: 48, height: 24, width: 24, kernel: 1)),
+        ("x0.35 1x1 48-8 @24", Conv2DShape(batch: mobileBatch, inChannels: 48, outChannels: 8, height: 24, width: 24, kernel: 1)),
+        ("x0.35 1x1 112-1280 @3", Conv2DShape(batch: mobileBatch, inChannels: 112, outChannels: 1280, height: 3, width: 3, kernel: 1)),
+    ]
+
+    /// The depthwise 3x3 convolutions of mobilenet_v2 at 96x96 input, stride 1 and 2.
+    static let depthwiseLayers: [(name: String, shape: Conv2DShape)] = [
+        ("mnv2 dw 96 s2 @48", depthwise(channels: 96, size: 48, stride: 2)),
+        ("mnv2 dw 96 @24", depthwise(channels: 96, size: 24, stride: 1)),
+        ("mnv2 dw 144 @24", depthwise(channels: 144, size: 24, stride: 1)),
+        ("mnv2 dw 144 s2 @24", depthwise(channels: 144, size: 24, stride: 2)),
+        ("mnv2 dw 144 @12", depthwise(channels: 144, size: 12, stride: 1)),
+        ("mnv2 dw 192 s2 @12", depthwise(channels: 192, size: 12, stride: 2)),
+        ("mnv2 dw 576 @6", depthwise(channels: 576, size: 6, stride: 1)),
+        ("x0.35 dw 48 @24", depthwise(channels: 48, size: 24, stride: 1)),
+    ]
+
+    static func depthwise(channels: Int, size: Int, stride: Int) -> Conv2DShape {
+        Conv2DShape(batch: mobileBatch, inChannels: channels, outChannels: channels, height: size, width: size, kernel: 3,
+                    stride: stride, padding: 1)
+    }
+
     static func run(seconds: Double, threads: Int) {
         let threads = max(threads, 1)
         guard let single = try? KernelContext(threads: 1), let multi = try? KernelContext(threads: threads) else {
@@ -30,7 +63,7 @@ enum ConvBench {
         }
         // One allocation per buffer, sized for the largest layer.
         var maxInput = 0, maxOutput = 0, maxWeights = 0, maxScratch = 0
-        for (_, shape) in layers {
+        for (_, shape) in layers + pointwiseLayers + depthwiseLayers {
             maxInput = max(maxInput, shape.inputCount)
             maxOutput = max(maxOutput, shape.outputCount)
             maxWeights = max(maxWeights, shape.weightCount)
@@ -63,7 +96,7 @@ enum ConvBench {
               + Format.pad("bwd/fwd", 8) + Format.pad("fwd xN", 8) + Format.pad("bwdD xN", 8)
               + Format.pad("bwdW xN", 8))
 
-        for (name, shape) in layers {
+        for (name, shape) in layers + pointwiseLayers {
             let scratchCount = Conv2D.scratchFloats(shape: shape, threads: threads)
             let times = timePasses(shape: shape, scratchCount: scratchCount, context: multi, seconds: seconds,
                                    input: input, dInput: dInput, output: output, dOut: dOut, weights: weights,
@@ -93,6 +126,46 @@ enum ConvBench {
                   + Format.pad(BenchSupport.format(times.weights * 1e3), 9)
                   + Format.pad(BenchSupport.format(gflops, decimals: 1), 9)
                   + Format.pad(BenchSupport.format(100 * gflops / peak, decimals: 0), 7)
+                  + Format.pad(BenchSupport.format(times.ratio), 8)
+                  + Format.pad(BenchSupport.format(naiveForward / fastSmall.forward, decimals: 0), 8)
+                  + Format.pad(BenchSupport.format(naiveData / fastSmall.data, decimals: 0), 8)
+                  + Format.pad(BenchSupport.format(naiveWeights / fastSmall.weights, decimals: 0), 8))
+        }
+
+        // Depthwise: DepthwiseConv2D's row kernels against their naive twins.
+        print("")
+        print("depthwise conv 3x3 (DepthwiseConv2D), batch \(mobileBatch), \(threads) thread(s); GF/s = 2 * out * 9 / s;"
+              + " x naive at batch \(naiveBatch), 1 thread")
+        print(Format.padRight("layer", 26) + Format.pad("fwd ms", 8) + Format.pad("bwdD ms", 9)
+              + Format.pad("bwdW ms", 9) + Format.pad("fwd GF/s", 9) + Format.pad("bwdD GF/s", 10)
+              + Format.pad("bwdW GF/s", 10) + Format.pad("bwd/fwd", 8) + Format.pad("fwd xN", 8) + Format.pad("bwdD xN", 8)
+              + Format.pad("bwdW xN", 8))
+        for (name, shape) in depthwiseLayers {
+            let times = timeDepthwise(shape: shape, context: multi, seconds: seconds, input: input, dInput: dInput,
+                                      output: output, dOut: dOut, weights: weights, dWeights: dWeights)
+            var small = shape
+            small.batch = naiveBatch
+            let fastSmall = timeDepthwise(shape: small, context: single, seconds: min(seconds, 0.2), input: input, dInput: dInput,
+                                          output: output, dOut: dOut, weights: weights, dWeights: dWeights)
+            let naiveSeconds = min(seconds, 0.2)
+            let naiveForward = BenchSupport.medianSeconds(targetSeconds: naiveSeconds, minimumRuns: 3) {
+                DepthwiseConv2D.naiveForward(out: output, input: UnsafePointer(input), weights: UnsafePointer(weights), shape: small)
+            }
+            let naiveData = BenchSupport.medianSeconds(targetSeconds: naiveSeconds, minimumRuns: 3) {
+                DepthwiseConv2D.naiveBackwardData(dInput: dInput, dOut: UnsafePointer(dOut), weights: UnsafePointer(weights), shape: small)
+            }
+            let naiveWeights = BenchSupport.medianSeconds(targetSeconds: naiveSeconds, minimumRuns: 3) {
+                DepthwiseConv2D.naiveBackwardWeights(dWeights: dWeights, dOut: UnsafePointer(dOut), input: UnsafePointer(input), shape: small)
+            }
+            // Conv2DShape.flops counts a full (Cin-deep) patch; a depthwise output reads KH*KW values.
+            let flops = Double(2 * shape.outputCount * shape.kernelHeight * shape.kernelWidth)
+            print(Format.padRight(name, 26)
+                  + Format.pad(BenchSupport.format(times.forward * 1e3), 8)
+                  + Format.pad(BenchSupport.format(times.data * 1e3), 9)
+                  + Format.pad(BenchSupport.format(times.weights * 1e3), 9)
+                  + Format.pad(BenchSupport.format(flops / times.forward / 1e9, decimals: 1), 9)
+                  + Format.pad(BenchSupport.format(flops / times.data / 1e9, decimals: 1), 10)
+                  + Format.pad(BenchSupport.format(flops / times.weights / 1e9, decimals: 1), 10)
                   + Format.pad(BenchSupport.format(times.ratio), 8)
                   + Format.pad(BenchSupport.format(naiveForward / fastSmall.forward, decimals: 0), 8)
                   + Format.pad(BenchSupport.format(naiveData / fastSmall.data, decimals: 0), 8)
@@ -143,6 +216,36 @@ enum ConvBench {
                 })
             }
         }
+    }
+
+    /// `timePasses` for DepthwiseConv2D: interleaved rounds of forward, backward-data and
+    /// backward-weights; medians and the median (bwd-data + bwd-weights) / forward.
+    static func timeDepthwise(
+        shape: Conv2DShape, context: KernelContext, seconds: Double,
+        input: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
+        dOut: UnsafeMutablePointer<Float>, weights: UnsafeMutablePointer<Float>, dWeights: UnsafeMutablePointer<Float>
+    ) -> (forward: Double, data: Double, weights: Double, ratio: Double) {
+        func timed(_ body: () -> Void) -> Double {
+            let start = Clock.seconds()
+            body()
+            return Clock.seconds() - start
+        }
+        func round() -> (Double, Double, Double) {
+            (timed { DepthwiseConv2D.forward(out: output, input: input, weights: weights, shape: shape, context: context) },
+             timed { DepthwiseConv2D.backwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape, context: context) },
+             timed { DepthwiseConv2D.backwardWeights(dWeights: dWeights, dOut: dOut, input: input, shape: shape, context: context) })
+        }
+        let warm = round()
+        let rounds = max(5, min(1000, Int(seconds / max(warm.0 + warm.1 + warm.2, 1e-7))))
+        var forward = [Double](repeating: 0, count: rounds)
+        var data = forward, weightsTimes = forward, ratios = forward
+        for index in 0..<rounds {
+            let (f, d, w) = round()
+            forward[index] = f; data[index] = d; weightsTimes[index] = w
+            ratios[index] = (d + w) / f
+        }
+        forward.sort(); data.sort(); weightsTimes.sort(); ratios.sort()
+        return (forward[rounds / 2], data[rounds / 2], weightsTimes[rounds / 2], ratios[rounds / 2])
     }
 
     /// One row of the path comparison: interleaved rounds of the column path and the new one,

@@ -14,9 +14,85 @@ public enum DepthwiseConv2D {
     ) {
         check(shape)
         let s = shape
+        if isSamePadding(s) {
+            forEachChannel(shape, context, SameChannel(out: out, source: input, weights: weights, s: s, flipped: false, accumulate: false))
+            return
+        }
         let outHeight = s.outHeight, outWidth = s.outWidth, taps = s.kernelHeight * s.kernelWidth
         forEachChannel(shape, context, ForwardChannel(out: out, input: input, weights: weights, s: s, outHeight: outHeight,
                                                       outWidth: outWidth, taps: taps))
+    }
+
+    /// Stride 1 and "same" padding (square odd kernel K, padding K/2, so OH = H and OW = W): the
+    /// 3x3 and 5x5 depthwise layers of the mobilenets. The transposed convolution of such a
+    /// layer is the same correlation with the kernel turned by 180 degrees, so one row kernel
+    /// serves forward (`out =`) and backward-data (`dInput +=`).
+    @inline(__always)
+    public static func isSamePadding(_ s: Conv2DShape) -> Bool {
+        s.strideH == 1 && s.strideW == 1 && s.kernelHeight == s.kernelWidth && s.kernelHeight % 2 == 1
+            && s.padH == s.kernelHeight / 2 && s.padW == s.padH
+    }
+
+    /// `forward` (or `backwardData` with `flipped` and `accumulate`) of one channel for a
+    /// same-padding shape: every output element sums its K x K taps in registers and is written
+    /// once (the general path makes K*K read-modify-write passes over each output row).
+    /// - Shapes: out [C, N, H, W], source [C, N, H, W], weights [C, 1, K, K].
+    struct SameChannel: ParallelTask {
+        let out: UnsafeMutablePointer<Float>, source: UnsafePointer<Float>, weights: UnsafePointer<Float>
+        let s: Conv2DShape
+        /// Weights read turned by 180 degrees (the transposed convolution).
+        let flipped: Bool
+        /// out += (backward-data accumulates) instead of out =.
+        let accumulate: Bool
+
+        func run(task channel: Int) {
+            // Constant kernel sizes let the compiler unroll the tap loops and keep the weights in registers.
+            switch s.kernelHeight {
+            case 3: rows(channel, kernel: 3)
+            case 5: rows(channel, kernel: 5)
+            default: rows(channel, kernel: s.kernelHeight)
+            }
+        }
+
+        @inline(__always)
+        func rows(_ channel: Int, kernel: Int) {
+            let height = s.inHeight, width = s.inWidth, pad = kernel / 2, taps = kernel * kernel
+            let filter = weights + channel * taps
+            @inline(__always) func weight(_ tap: Int) -> Float { flipped ? filter[taps - 1 - tap] : filter[tap] }
+            for n in 0..<s.batch {
+                let plane = UnsafeMutablePointer(mutating: source) + (channel * s.batch + n) * height * width
+                let outPlane = out + (channel * s.batch + n) * height * width
+                for oh in 0..<height {
+                    let kyBegin = max(0, pad - oh), kyEnd = min(kernel, height - oh + pad)
+                    let outRow = outPlane + oh * width
+                    /// One output element with bounds checks on both axes (edges and narrow rows).
+                    @inline(__always) func scalar(_ ow: Int) {
+                        let kxBegin = max(0, pad - ow), kxEnd = min(kernel, width - ow + pad)
+                        var sum: Float = 0
+                        for ky in kyBegin..<kyEnd {
+                            let row = plane + (oh + ky - pad) * width + ow - pad
+                            for kx in kxBegin..<kxEnd { sum += weight(ky * kernel + kx) * row[kx] }
+                        }
+                        outRow[ow] = accumulate ? outRow[ow] + sum : sum
+                    }
+                    var ow = 0
+                    while ow < min(pad, width) { scalar(ow); ow += 1 }
+                    // Interior: every tap of every lane lies inside the row.
+                    while ow + floatVectorWidth <= width - pad {
+                        var sum = FloatVector(repeating: 0)
+                        for ky in kyBegin..<kyEnd {
+                            let row = plane + (oh + ky - pad) * width + ow - pad
+                            for kx in 0..<kernel {
+                                sum = sum.addingProduct(row.loadVector(at: kx), FloatVector(repeating: weight(ky * kernel + kx)))
+                            }
+                        }
+                        outRow.storeVector(accumulate ? outRow.loadVector(at: ow) + sum : sum, at: ow)
+                        ow += floatVectorWidth
+                    }
+                    while ow < width { scalar(ow); ow += 1 }
+                }
+            }
+        }
     }
 
     /// `forward` of one channel.
@@ -58,6 +134,10 @@ public enum DepthwiseConv2D {
     ) {
         check(shape)
         let s = shape
+        if isSamePadding(s) {
+            forEachChannel(shape, context, SameChannel(out: dInput, source: dOut, weights: weights, s: s, flipped: true, accumulate: true))
+            return
+        }
         let outHeight = s.outHeight, outWidth = s.outWidth, taps = s.kernelHeight * s.kernelWidth
         forEachChannel(shape, context, BackwardDataChannel(dInput: dInput, dOut: dOut, weights: weights, s: s, outHeight: outHeight,
                                                            outWidth: outWidth, taps: taps))
@@ -102,9 +182,59 @@ public enum DepthwiseConv2D {
     ) {
         check(shape)
         let s = shape
+        if isSamePadding(s) && s.kernelHeight == 3 {
+            forEachChannel(shape, context, SameWeights3Channel(dWeights: dWeights, dOut: dOut, input: input, s: s))
+            return
+        }
         let outHeight = s.outHeight, outWidth = s.outWidth, taps = s.kernelHeight * s.kernelWidth
         forEachChannel(shape, context, BackwardWeightsChannel(dWeights: dWeights, dOut: dOut, input: input, s: s,
                                                               outHeight: outHeight, outWidth: outWidth, taps: taps))
+    }
+
+    /// `backwardWeights` of one channel for a 3x3 same-padding shape: per kernel row ky one pass
+    /// over the rows of dOut, each dOut vector feeding three accumulators (kx = 0, 1, 2) where
+    /// the general path makes one pass per tap. Registers: 3 accumulators, dOut, input.
+    struct SameWeights3Channel: ParallelTask {
+        let dWeights: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>
+        let s: Conv2DShape
+
+        func run(task channel: Int) {
+            let height = s.inHeight, width = s.inWidth
+            for ky in 0..<3 {
+                var left = FloatVector(repeating: 0), middle = FloatVector(repeating: 0), right = FloatVector(repeating: 0)
+                var leftSum: Float = 0, middleSum: Float = 0, rightSum: Float = 0
+                for n in 0..<s.batch {
+                    let base = (channel * s.batch + n) * height * width
+                    for oh in 0..<height {
+                        let ih = oh + ky - 1
+                        if ih < 0 || ih >= height { continue }
+                        let gradient = UnsafeMutablePointer(mutating: dOut) + base + oh * width
+                        // x[ow + kx - 1] is the input under tap kx of output column ow.
+                        let x = UnsafeMutablePointer(mutating: input) + base + ih * width - 1
+                        @inline(__always) func scalar(_ ow: Int) {
+                            let g = gradient[ow]
+                            if ow > 0 { leftSum += g * x[ow] }
+                            middleSum += g * x[ow + 1]
+                            if ow + 1 < width { rightSum += g * x[ow + 2] }
+                        }
+                        var ow = 0
+                        if width > 0 { scalar(0); ow = 1 }
+                        while ow + floatVectorWidth <= width - 1 {
+                            let g = gradient.loadVector(at: ow)
+                            left = left.addingProduct(g, x.loadVector(at: ow))
+                            middle = middle.addingProduct(g, x.loadVector(at: ow + 1))
+                            right = right.addingProduct(g, x.loadVector(at: ow + 2))
+                            ow += floatVectorWidth
+                        }
+                        while ow < width { scalar(ow); ow += 1 }
+                    }
+                }
+                let row = dWeights + channel * 9 + ky * 3
+                row[0] += left.sum() + leftSum
+                row[1] += middle.sum() + middleSum
+                row[2] += right.sum() + rightSum
+            }
+        }
     }
 
     /// `backwardWeights` of one channel.

@@ -310,6 +310,14 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
                 index += 1
             }
         }
+        // The same-padding stride-1 path (3x3 p1, 5x5 p2) over narrow, odd and vector-width+-1 rows,
+        // as the mobilenets' depthwise layers meet it down to 3x3 maps.
+        for (offset, (kernel, side)) in [(3, 1), (3, 2), (3, 3), (3, 6), (3, 7), (3, 9), (3, 12), (3, 17), (5, 3), (5, 6), (5, 11)].enumerated() {
+            let same = Conv2DShape(batch: 3, inChannels: 5, outChannels: 5, height: side + offset % 2, width: side, kernel: kernel,
+                                   padding: kernel / 2)
+            #expect(DepthwiseConv2D.isSamePadding(same))
+            checkDepthwise(same, context: contexts[offset % 2], seed: UInt64(4000 + offset))
+        }
         // Large enough to split channels across threads.
         for context in contexts {
             checkDepthwise(Conv2DShape(batch: 3, inChannels: 16, outChannels: 16, height: 28, width: 28, kernel: 3, padding: 1),
