@@ -5,6 +5,7 @@
 #ifndef LEITNER_CMPI_SHIM_H
 #define LEITNER_CMPI_SHIM_H
 
+#include <stdint.h>
 #include <mpi.h>
 
 /// MPI_Init_thread asking for MPI_THREAD_FUNNELED (only the main thread calls MPI; the kernel
@@ -27,6 +28,10 @@ static inline int leitner_mpi_allreduce_sum_float(float *buffer, int count) {
 /// Sums `count` doubles over all ranks, in place.
 static inline int leitner_mpi_allreduce_sum_double(double *buffer, int count) {
     return MPI_Allreduce(MPI_IN_PLACE, buffer, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+/// Sums `count` 64-bit integers over all ranks, in place (exact in any order).
+static inline int leitner_mpi_allreduce_sum_int64(int64_t *buffer, int count) {
+    return MPI_Allreduce(MPI_IN_PLACE, buffer, count, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
 }
 /// Every rank's `count` bytes, concatenated in rank order into `receive` (size x count bytes).
 static inline int leitner_mpi_allgather_bytes(const void *send, int count, void *receive) {

@@ -113,6 +113,17 @@ public enum Cluster {
         #endif
     }
 
+    /// Sums `count` 64-bit integers over all ranks, in place: exact, so the result does not
+    /// depend on the order in which the library adds (nothing with one rank).
+    public static func sum(_ buffer: UnsafeMutablePointer<Int64>, count: Int) {
+        guard size > 1 else { return }
+        #if LEITNER_MPI
+        let started = Clock.seconds()
+        check(leitner_mpi_allreduce_sum_int64(buffer, Int32(count)), "MPI_Allreduce")
+        account(seconds: Clock.seconds() - started, bytes: count * 8)
+        #endif
+    }
+
     /// Every rank's `bytes` bytes from `send`, in rank order, into `receive` (size x bytes).
     public static func gather(_ send: UnsafeRawPointer, bytes: Int, into receive: UnsafeMutableRawPointer) {
         guard size > 1 else {

@@ -54,9 +54,12 @@ extension Trainer {
             let batch = min(config.batch, scoreCount - scored)
             let part = Cluster.part(of: batch)
             trainAssembler.skipAugmentation(count: part.lowerBound, generator: &augment)
-            if !part.isEmpty {
-                scoreBatch(UnsafeBufferPointer(start: scoreOrder + scored + part.lowerBound, count: part.count), augment: &augment)
-                keepObservations(part.count)
+            var chunk = part.lowerBound
+            while chunk < part.upperBound {
+                let count = min(localBatch, part.upperBound - chunk)
+                scoreBatch(UnsafeBufferPointer(start: scoreOrder + scored + chunk, count: count), augment: &augment)
+                keepObservations(count)
+                chunk += count
             }
             trainAssembler.skipAugmentation(count: batch - part.upperBound, generator: &augment)
             scored += batch
@@ -98,35 +101,42 @@ extension Trainer {
     /// One optimizer step of the global batch `order[start ..< start + batch]`: this rank's part
     /// forward and backward, the fault/stop flags and loss summed over the ranks, one
     /// allreduce of the gradients, the update. Leaves the global loss sum in `stepSums[0]`.
+    /// With `--exact-parts P` the rank's part is P/K pieces, each piece's gradient computed
+    /// from zero and added in fixed point (exact, so the order of addition does not matter).
     func trainPart(start: Int, batch: Int, learningRate: Double, augment: inout SeededGenerator) {
-        let part = Cluster.part(of: batch)
-        trainAssembler.skipAugmentation(count: part.lowerBound, generator: &augment)
+        let share = Cluster.part(of: batch)
+        trainAssembler.skipAugmentation(count: share.lowerBound, generator: &augment)
         for slot in 0..<4 { stepSums[slot] = 0 }
         var fault: String? = nil
-        if part.isEmpty {
-            model.zeroGradients(batch: 1)
-        } else {
-            let indices = UnsafeBufferPointer(start: order + start + part.lowerBound, count: part.count)
+        let pieces = parts > 0 ? (rank * parts / ranks)..<((rank + 1) * parts / ranks) : rank..<(rank + 1)
+        let pieceCount = parts > 0 ? parts : ranks
+        if parts > 0 { fixedGradients.update(repeating: 0, count: model.parameterCount) }
+        model.zeroGradients(batch: 1)
+        for piece in pieces {
+            let range = (batch * piece / pieceCount)..<(batch * (piece + 1) / pieceCount)
+            if range.isEmpty { continue }
+            let indices = UnsafeBufferPointer(start: order + start + range.lowerBound, count: range.count)
             trainAssembler.assemble(indices: indices, input: model.input, labels: model.labels, generator: &augment)
-            for slot in 0..<part.count { model.sampleWeights[slot] = epochPlan.weights[Int(indices[slot])] }
+            for slot in 0..<range.count { model.sampleWeights[slot] = epochPlan.weights[Int(indices[slot])] }
             model.dropoutSeed = dropoutSeed(step: step)
             model.lossMeanOver = batch
-            model.forwardBackward(batch: part.count)
+            model.forwardBackward(batch: range.count)
             model.lossMeanOver = 0
             if step + 1 == injectedNaNStep {
                 model.losses[0] = .nan
                 injectedNaNStep = 0
             }
-            for slot in 0..<part.count {
+            for slot in 0..<range.count {
                 if !model.losses[slot].isFinite && fault == nil {
                     fault = "loss of sample \(indices[slot]) is \(model.losses[slot]) (rank \(rank))"
                 }
                 stepSums[0] += Double(model.losses[slot])
                 stepSums[1] += Double(model.correct[slot])
             }
-            keepObservations(part.count)
+            keepObservations(range.count)
+            if parts > 0 && fault == nil { fault = addFixed() }
         }
-        trainAssembler.skipAugmentation(count: batch - part.upperBound, generator: &augment)
+        trainAssembler.skipAugmentation(count: batch - share.upperBound, generator: &augment)
         stepSums[2] = fault == nil ? 0 : 1
         stepSums[3] = StopRequest.requested || trainAssembler.failure != nil ? 1 : 0
         Cluster.sum(stepSums, count: 4)
@@ -136,10 +146,35 @@ extension Trainer {
             return
         }
         let syncStarted = Clock.seconds()
-        Cluster.sum(model.gradients, count: model.parameterCount)
+        if parts > 0 {
+            Cluster.sum(fixedGradients, count: model.parameterCount)
+            for index in 0..<model.parameterCount {
+                model.gradients[index] = Float(Double(fixedGradients[index]) * Trainer.fixedPointStep)
+            }
+        } else {
+            Cluster.sum(model.gradients, count: model.parameterCount)
+        }
         gradientSyncSeconds += Clock.seconds() - syncStarted
         gradientSyncs += 1
         optimizer.step(learningRate: learningRate)
+    }
+
+    /// The fixed-point unit of `--exact-parts` gradients: 2^-32 (gradients up to 2^24 in
+    /// magnitude fit an Int64 summed over 2^7 parts).
+    static let fixedPointStep = 1.0 / 4_294_967_296.0
+    static let fixedPointLimit: Float = 16_777_216
+
+    /// Adds the model's gradients, rounded to the fixed-point unit, to `fixedGradients`; a
+    /// message when one is not finite or too large to convert.
+    func addFixed() -> String? {
+        for index in 0..<model.parameterCount {
+            let value = model.gradients[index]
+            guard value.isFinite && abs(value) < Trainer.fixedPointLimit else {
+                return "gradient \(index) is \(value) (rank \(rank))"
+            }
+            fixedGradients[index] &+= Int64((Double(value) / Trainer.fixedPointStep).rounded())
+        }
+        return nil
     }
 
     /// Appends the last forward's first `count` losses and correctness to this rank's

@@ -54,6 +54,9 @@ public final class Trainer {
     let rankBytes: UnsafeMutablePointer<Int32>
     let rankOffsets: UnsafeMutablePointer<Int32>
     let stepSums: UnsafeMutablePointer<Double>
+    /// `--exact-parts`: pieces of each global batch (0 = off), and the fixed-point gradient sum.
+    public let parts: Int
+    let fixedGradients: UnsafeMutablePointer<Int64>
     /// Observations this rank made in the current epoch.
     var ownObserved = 0
     /// Set when any rank asked to stop (signal, read error): all ranks stop at the same step.
@@ -102,7 +105,12 @@ public final class Trainer {
         self.config = config
         ranks = Cluster.size
         rank = Cluster.rank
-        localBatch = ranks > 1 ? (config.batch + ranks - 1) / ranks : config.batch
+        parts = config.exactParts
+        guard parts == 0 || (parts % ranks == 0 && parts <= config.batch && parts <= 128) else {
+            throw TrainError("--exact-parts \(parts) must be a multiple of the number of ranks (\(ranks)), at most --batch (\(config.batch)) and at most 128")
+        }
+        let pieces = parts > 0 ? parts : ranks
+        localBatch = pieces > 1 ? (config.batch + pieces - 1) / pieces : config.batch
         self.train = config.trainLimit > 0 && config.trainLimit < train.count ? train.prefix(config.trainLimit) : train
         self.test = config.testLimit > 0 && config.testLimit < test.count ? test.prefix(config.testLimit) : test
         do {
@@ -121,7 +129,7 @@ public final class Trainer {
         } catch { throw TrainError(error) }
         plan.indices = Trainer.indexBytes(trainCount: count, testCount: self.test.count, validationCount: validationCount,
                                           batch: config.batch)
-            + Trainer.clusterBytes(trainCount: count, ranks: ranks)
+            + Trainer.clusterBytes(trainCount: count, ranks: ranks, parts: parts, gradientBytes: plan.gradients)
         let sampleFloats = input.channels * input.height * input.width
         plan.staging = Trainer.stagingBytes(batch: config.batch, sampleFloats: sampleFloats)
         do { try plan.check(budgetBytes: config.memoryBudgetBytes) }
@@ -140,7 +148,7 @@ public final class Trainer {
             let actions = try indexArena.carve(UInt8.self, count: count, label: "plan actions")
             let weights = try indexArena.floats(count, label: "plan weights")
             epochPlan = EpochPlan(sampleCount: count, actions: actions, weights: weights)
-            let parallel = ranks > 1 ? count : 0
+            let parallel = ranks > 1 || parts > 0 ? count : 0
             rankOrder = try indexArena.carve(Int32.self, count: parallel, label: "rank order")
             ownObservations = try indexArena.floats(2 * parallel, label: "own observations")
             allObservations = try indexArena.floats(2 * parallel, label: "gathered observations")
@@ -149,6 +157,7 @@ public final class Trainer {
             rankBytes = try indexArena.carve(Int32.self, count: ranks, label: "bytes per rank")
             rankOffsets = try indexArena.carve(Int32.self, count: ranks, label: "offsets per rank")
             stepSums = try indexArena.carve(Double.self, count: 4, label: "step sums")
+            fixedGradients = try indexArena.carve(Int64.self, count: parts > 0 ? model.parameterCount : 0, label: "fixed-point gradients")
         } catch {
             throw TrainError(error)
         }
@@ -189,10 +198,11 @@ public final class Trainer {
 
     /// Bytes of the data-parallel buffers in the index arena (`rankOrder` and the rest; only
     /// the per-rank counts and step sums with one rank).
-    public static func clusterBytes(trainCount: Int, ranks: Int) -> Int {
-        let parallel = ranks > 1 ? trainCount : 0
+    public static func clusterBytes(trainCount: Int, ranks: Int, parts: Int = 0, gradientBytes: Int = 0) -> Int {
+        let parallel = ranks > 1 || parts > 0 ? trainCount : 0
         return Arena.rounded(parallel * 4) + 2 * Arena.rounded(2 * parallel * 4) + Arena.rounded(parallel * 4)
             + Arena.rounded(parallel) + 2 * Arena.rounded(ranks * 4) + Arena.rounded(4 * 8)
+            + (parts > 0 ? Arena.rounded(2 * gradientBytes) : 0)
     }
 
     /// Bytes of the Selective Backprop staging area: two batches of inputs and labels.
@@ -245,7 +255,7 @@ public final class Trainer {
         }
         let started = Clock.seconds()
         var tally = Tally()
-        if ranks > 1 {
+        if ranks > 1 || parts > 0 {
             trainEpochInParts(policy: &policy, trainCount: trainCount, scoreCount: scoreCount, tally: &tally,
                               augment: &augment, progress: &progress, started: started)
         } else if policy.selectsWithinBatches && scoreCount > 0 {
@@ -422,7 +432,7 @@ public final class Trainer {
     func measure(_ assembler: BatchAssembler, indices: UnsafePointer<Int32>, count: Int) -> (loss: Double, accuracy: Double) {
         var lossSum = 0.0
         var correctSum = 0
-        let part = ranks > 1 ? Cluster.part(of: count) : 0..<count
+        let part = Cluster.part(of: count)
         assembler.beginPass(UnsafeBufferPointer(start: indices + part.lowerBound, count: part.count))
         var done = part.lowerBound
         while done < part.upperBound {
