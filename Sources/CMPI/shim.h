@@ -5,6 +5,7 @@
 #ifndef LEITNER_CMPI_SHIM_H
 #define LEITNER_CMPI_SHIM_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <mpi.h>
 

@@ -102,7 +102,8 @@ public final class Model {
         return plan
     }
 
-    static func countParameters(_ description: ModelDescription, _ shapes: [TensorShape]) -> (parameters: Int, buffers: Int) {
+    /// Trained parameters and batch-norm buffers of `description` (whose shapes are `shapes`).
+    public static func countParameters(_ description: ModelDescription, _ shapes: [TensorShape]) -> (parameters: Int, buffers: Int) {
         var parameters = 0
         var buffers = 0
         for (index, layer) in description.layers.enumerated() {

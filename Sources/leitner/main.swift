@@ -49,7 +49,8 @@ func runMain() -> Int32 {
     }
     if Cluster.size > 1 {
         // Only training is data-parallel; any other command would run once per rank.
-        guard ["train", "finetune"].contains(arguments[1]) else {
+        let allreduceBench = arguments[1] == "bench" && arguments.count == 3 && arguments[2] == "allreduce"
+        guard ["train", "finetune"].contains(arguments[1]) || allreduceBench else {
             Console.error("leitner: '\(arguments[1])' does not run on several ranks (\(Cluster.size) started by mpirun); only train and finetune do")
             return 2
         }
