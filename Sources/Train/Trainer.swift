@@ -154,9 +154,10 @@ public final class Trainer {
             allObservations = try indexArena.floats(2 * parallel, label: "gathered observations")
             positionLosses = try indexArena.floats(parallel, label: "losses by position")
             positionCorrect = try indexArena.carve(UInt8.self, count: parallel, label: "correct by position")
-            rankBytes = try indexArena.carve(Int32.self, count: ranks, label: "bytes per rank")
-            rankOffsets = try indexArena.carve(Int32.self, count: ranks, label: "offsets per rank")
-            stepSums = try indexArena.carve(Double.self, count: 4, label: "step sums")
+            let rankSlots = parallel > 0 ? ranks : 0
+            rankBytes = try indexArena.carve(Int32.self, count: rankSlots, label: "bytes per rank")
+            rankOffsets = try indexArena.carve(Int32.self, count: rankSlots, label: "offsets per rank")
+            stepSums = try indexArena.carve(Double.self, count: parallel > 0 ? 4 : 0, label: "step sums")
             fixedGradients = try indexArena.carve(Int64.self, count: parts > 0 ? model.parameterCount : 0, label: "fixed-point gradients")
         } catch {
             throw TrainError(error)
@@ -199,7 +200,8 @@ public final class Trainer {
     /// Bytes of the data-parallel buffers in the index arena (`rankOrder` and the rest; only
     /// the per-rank counts and step sums with one rank).
     public static func clusterBytes(trainCount: Int, ranks: Int, parts: Int = 0, gradientBytes: Int = 0) -> Int {
-        let parallel = ranks > 1 || parts > 0 ? trainCount : 0
+        guard ranks > 1 || parts > 0 else { return 0 }
+        let parallel = trainCount
         return Arena.rounded(parallel * 4) + 2 * Arena.rounded(2 * parallel * 4) + Arena.rounded(parallel * 4)
             + Arena.rounded(parallel) + 2 * Arena.rounded(ranks * 4) + Arena.rounded(4 * 8)
             + (parts > 0 ? Arena.rounded(2 * gradientBytes) : 0)
