@@ -19,6 +19,10 @@ let wideFlags: [SwiftSetting] = []
 let common: [SwiftSetting] = cpuFlags + [
 ]
 
+// The MPI implementation the `MPI` trait links, by its pkg-config name: Open MPI by default,
+// `LEITNER_MPI=mpich` for MPICH (Debian ships both; each has its own mpirun).
+let mpiPackage = Context.environment["LEITNER_MPI"] == "mpich" ? "mpich" : "ompi-c"
+
 let package = Package(
     name: "Leitner",
     products: [
@@ -26,15 +30,21 @@ let package = Package(
     ],
     traits: [
         .trait(name: "OpenBLAS", description: "Link Debian's OpenBLAS (libopenblas-dev) so `leitner bench` compares against cblas_sgemm."),
+        .trait(name: "MPI", description: "Data-parallel training under mpirun: link Open MPI (libopenmpi-dev), or MPICH (libmpich-dev) with LEITNER_MPI=mpich."),
         .default(enabledTraits: []),
     ],
     targets: [
         // Every system header the project uses, behind one module map.
         .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        // MPI's C API behind plain-typed wrappers (trait MPI only; imported by Platform alone).
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: mpiPackage),
         // Thin Swift layer over CSystem, the only target that imports it: typed errors naming the
-        // call, files, threads, clocks, zlib, CRC-32, libm; and the seeded generator.
-        .target(name: "Platform", dependencies: ["CSystem"], swiftSettings: common),
+        // call, files, threads, clocks, zlib, CRC-32, libm; and the seeded generator. With the
+        // MPI trait also the ranks of a data-parallel run (Cluster).
+        .target(name: "Platform",
+                dependencies: ["CSystem", .target(name: "CMPI", condition: .when(traits: ["MPI"]))],
+                swiftSettings: common + [.define("LEITNER_MPI", .when(traits: ["MPI"]))]),
         // The AVX-512 kernels: GEMM micro-kernel, implicit-GEMM packing, correlation tile (x86_64
         // only, empty elsewhere; used when the CPU has AVX-512).
         .target(name: "KernelsAVX512", swiftSettings: wideFlags),

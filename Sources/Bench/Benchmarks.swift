@@ -6,6 +6,8 @@ import Platform
 public enum Benchmarks {
     /// The sections, in the order `run` takes them when given none.
     public static let sections = ["gemm", "conv", "data", "stream"]
+    /// Sections only run when named: `allreduce` needs mpirun.
+    public static let namedSections = ["allreduce"]
 
     /// Prints the machine line, then runs `sections` (each one of `Benchmarks.sections`):
     /// every measurement sized by `seconds`, multi-threaded columns on `threads` threads;
@@ -14,13 +16,14 @@ public enum Benchmarks {
     /// False when a section could not run (a missing or corrupt pack): the caller exits non-zero.
     public static func run(sections: [String], seconds: Double, threads: Int, rounds: Int, packPath: String?) -> Bool {
         var ok = true
-        print("leitner bench: \(Platform.vectorISA), \(SystemInfo.onlineCores()) cores; one core's peak: measured \(BenchSupport.format(BenchSupport.peakGFLOPSPerCore(), decimals: 1)) GFLOP/s by an FMA loop (nominal \(BenchSupport.format(BenchSupport.nominalPeakGFLOPSPerCore(), decimals: 1)) at \(BenchSupport.format(BenchSupport.cpuGHz(), decimals: 2)) GHz); %peak columns use the measured figure")
+        if sections != ["allreduce"] { print("leitner bench: \(Platform.vectorISA), \(SystemInfo.onlineCores()) cores; one core's peak: measured \(BenchSupport.format(BenchSupport.peakGFLOPSPerCore(), decimals: 1)) GFLOP/s by an FMA loop (nominal \(BenchSupport.format(BenchSupport.nominalPeakGFLOPSPerCore(), decimals: 1)) at \(BenchSupport.format(BenchSupport.cpuGHz(), decimals: 2)) GHz); %peak columns use the measured figure") }
         for section in sections {
             switch section {
             case "gemm": GEMMBench.run(seconds: seconds, threads: threads)
             case "conv": ConvBench.run(seconds: seconds, threads: threads)
             case "data": ok = DataBench.run(seconds: max(seconds, 1), packPath: packPath) && ok
             case "stream": ok = StreamBench.run(rounds: rounds, threads: threads, packPath: packPath) && ok
+            case "allreduce": ok = AllreduceBench.run(rounds: max(rounds, 20)) && ok
             default: break
             }
         }

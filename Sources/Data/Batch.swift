@@ -87,6 +87,20 @@ public struct BatchAssembler {
         }
     }
 
+    /// Draws from `generator` what assembling `count` samples would draw, without writing them:
+    /// a rank of a data-parallel run skips the other ranks' samples of a global batch, so its
+    /// own samples get the augmentation they get in a one-process run.
+    public func skipAugmentation(count: Int, generator: inout SeededGenerator) {
+        guard count > 0 && !augmentation.isIdentity else { return }
+        for _ in 0..<count {
+            if augmentation.padding > 0 {
+                _ = generator.below(2 * augmentation.padding + 1)
+                _ = generator.below(2 * augmentation.padding + 1)
+            }
+            if augmentation.horizontalFlip { _ = generator.next() }
+        }
+    }
+
     /// The epoch's order of samples 0..<count into `buffer`: `EpochOrder.shuffled` for a
     /// dataset in memory; for a streamed pack, blocks in random order through a shuffle
     /// buffer (`PackStream.epochOrder`), so that streaming reads each needed block once.

@@ -79,7 +79,7 @@ extension Model {
             for index in layout.zeroBeforeLoss { Elementwise.zero(nodes[index].dOutput, count: batch * shapes[index].count) }
             SoftmaxCrossEntropy.forwardBackward(
                 losses: losses, correct: correct, dLogits: last.dOutput, logits: last.output, labels: labels,
-                weights: sampleWeights, batch: batch, classes: description.classes, scale: 1 / Float(batch),
+                weights: sampleWeights, batch: batch, classes: description.classes, scale: 1 / Float(lossMeanOver > 0 ? lossMeanOver : batch),
                 context: context)
         } else {
             SoftmaxCrossEntropy.forward(

@@ -63,6 +63,11 @@ public final class Model {
     /// seed and the optimizer step, so a run with the same seed, and a resumed run, draw the
     /// same masks; nothing else changes it.
     public var dropoutSeed: UInt64 = 0
+    /// The number of samples the training loss is a mean over; 0: the batch forwarded. A rank of
+    /// a data-parallel run forwards its part of a global batch and sets the global batch here,
+    /// so that the sum of the ranks' gradients is the gradient of the global batch mean (each
+    /// rank's mean gradient weighted by its samples / global samples).
+    public var lossMeanOver = 0
 
     var nodes: [NodeStorage]
     let scratch: UnsafeMutablePointer<Float>
@@ -97,7 +102,8 @@ public final class Model {
         return plan
     }
 
-    static func countParameters(_ description: ModelDescription, _ shapes: [TensorShape]) -> (parameters: Int, buffers: Int) {
+    /// Trained parameters and batch-norm buffers of `description` (whose shapes are `shapes`).
+    public static func countParameters(_ description: ModelDescription, _ shapes: [TensorShape]) -> (parameters: Int, buffers: Int) {
         var parameters = 0
         var buffers = 0
         for (index, layer) in description.layers.enumerated() {

@@ -8,6 +8,16 @@ public enum Console {
         setvbuf(stdout, nil, _IOLBF, 0)
     }
 
+    /// Sends standard output to /dev/null (the ranks of a data-parallel run other than 0, whose
+    /// lines would repeat rank 0's); standard error still shows their warnings and errors.
+    public static func silenceStandardOutput() {
+        fflush(stdout)
+        let null = leitner_open_append("/dev/null")
+        guard null >= 0 else { return }
+        _ = dup2(null, 1)
+        _ = close(null)
+    }
+
     /// Writes `text` and a newline to standard error.
     public static func error(_ text: String) {
         write(fd: 2, text + "\n")

@@ -65,6 +65,11 @@ public struct TrainConfig {
     /// The energy meter sampled during the run (none by default; the CLI defaults to auto).
     public var energy = MeterSettings()
 
+    /// Each global batch's gradient as this many parts, each computed from zero and summed
+    /// exactly (in fixed point), so that any number of ranks dividing it gives bit-identical
+    /// runs (`--exact-parts`); 0 = off (a rank's part is one, summed by a float allreduce).
+    public var exactParts = 0
+
     /// Which parameters train (`--update`); anything but `.all` freezes the rest and batch
     /// norm's statistics.
     public var update = UpdateMode.all

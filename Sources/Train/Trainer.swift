@@ -44,6 +44,34 @@ public final class Trainer {
     let stagedLabels: UnsafeMutablePointer<Int32>
     /// The policy's plan, reused every epoch (its buffers are in `indexArena`).
     let epochPlan: EpochPlan
+    /// The ranks of a data-parallel run (`Cluster`; 1 and 0 outside mpirun). Every rank draws
+    /// the same global order and takes its part of each global batch (`Cluster.part`).
+    public let ranks: Int
+    public let rank: Int
+    /// The model's batch: `config.batch`, or with several ranks the largest part of it.
+    public let localBatch: Int
+    /// Data-parallel only (empty with one rank): this rank's samples of the epoch in order (what
+    /// a streamed pack prefetches), its observations (loss, correct) in that order, everyone's
+    /// after the epoch's gather, the same by position in the global order, bytes per rank and
+    /// their offsets, and the per-step sums (loss, correct, fault, stop).
+    let rankOrder: UnsafeMutablePointer<Int32>
+    let ownObservations: UnsafeMutablePointer<Float>
+    let allObservations: UnsafeMutablePointer<Float>
+    let positionLosses: UnsafeMutablePointer<Float>
+    let positionCorrect: UnsafeMutablePointer<UInt8>
+    let rankBytes: UnsafeMutablePointer<Int32>
+    let rankOffsets: UnsafeMutablePointer<Int32>
+    let stepSums: UnsafeMutablePointer<Double>
+    /// `--exact-parts`: pieces of each global batch (0 = off), and the fixed-point gradient sum.
+    public let parts: Int
+    let fixedGradients: UnsafeMutablePointer<Int64>
+    /// Observations this rank made in the current epoch.
+    var ownObserved = 0
+    /// Set when any rank asked to stop (signal, read error): all ranks stop at the same step.
+    var clusterStop = false
+    /// The gradient allreduce: seconds and calls since the start (data-parallel only).
+    public var gradientSyncSeconds = 0.0
+    public var gradientSyncs = 0
     /// Training samples held out for validation (early stopping), fixed for the run.
     let validationIndices: UnsafeMutablePointer<Int32>
     public let validationCount: Int
@@ -65,7 +93,9 @@ public final class Trainer {
     /// The epoch stops at a numeric fault or a data failure.
     /// The epoch stops at the next step: a numeric fault, a read error, or SIGINT/SIGTERM (one
     /// load of a flag per step; the step in flight finishes).
-    var halted: Bool { numericFault != nil || trainAssembler.failure != nil || StopRequest.requested }
+    var halted: Bool { numericFault != nil || trainAssembler.failure != nil || stopRequested }
+    /// SIGINT/SIGTERM; with several ranks, on any rank (agreed at a step, see `clusterStop`).
+    var stopRequested: Bool { ranks > 1 ? clusterStop : StopRequest.requested }
     /// The step whose loss is replaced by NaN (LEITNER_INJECT_NAN_STEP, tests only; 0 = none).
     public var injectedNaNStep = FaultInjection.nanStep
 
@@ -81,6 +111,14 @@ public final class Trainer {
             guard set.count >= 1 else { throw TrainError("the \(name) set is empty") }
         }
         self.config = config
+        ranks = Cluster.size
+        rank = Cluster.rank
+        parts = config.exactParts
+        guard parts == 0 || (parts % ranks == 0 && parts <= config.batch && parts <= 128) else {
+            throw TrainError("--exact-parts \(parts) must be a multiple of the number of ranks (\(ranks)), at most --batch (\(config.batch)) and at most 128")
+        }
+        let pieces = parts > 0 ? parts : ranks
+        localBatch = pieces > 1 ? (config.batch + pieces - 1) / pieces : config.batch
         self.train = config.trainLimit > 0 && config.trainLimit < train.count ? train.prefix(config.trainLimit) : train
         self.test = config.testLimit > 0 && config.testLimit < test.count ? test.prefix(config.testLimit) : test
         do {
@@ -94,16 +132,17 @@ public final class Trainer {
         let trainability: Trainability
         do {
             trainability = try Trainability(config.model, mode: config.update, trainHead: config.trainHead)
-            plan = try Model.plan(config.model, batch: config.batch, threads: config.threads,
+            plan = try Model.plan(config.model, batch: localBatch, threads: config.threads,
                                   optimizerStatePerParameter: config.optimizer.statePerParameter, trainability: trainability)
         } catch { throw TrainError(error) }
         plan.indices = Trainer.indexBytes(trainCount: count, testCount: self.test.count, validationCount: validationCount,
                                           batch: config.batch)
+            + Trainer.clusterBytes(trainCount: count, ranks: ranks, parts: parts, gradientBytes: plan.gradients)
         let sampleFloats = input.channels * input.height * input.width
         plan.staging = Trainer.stagingBytes(batch: config.batch, sampleFloats: sampleFloats)
         do { try plan.check(budgetBytes: config.memoryBudgetBytes) }
         catch { throw TrainError(error.description + " for model \(config.model.name) at batch \(config.batch) (lower --batch or raise --memory-budget-mb)") }
-        do { model = try Model(config.model, batch: config.batch, context: context, trainability: trainability) }
+        do { model = try Model(config.model, batch: localBatch, context: context, trainability: trainability) }
         catch { throw TrainError(error) }
         do {
             optimizer = try Optimizer(config.optimizer, model: model, plan: plan)
@@ -117,6 +156,17 @@ public final class Trainer {
             let actions = try indexArena.carve(UInt8.self, count: count, label: "plan actions")
             let weights = try indexArena.floats(count, label: "plan weights")
             epochPlan = EpochPlan(sampleCount: count, actions: actions, weights: weights)
+            let parallel = ranks > 1 || parts > 0 ? count : 0
+            rankOrder = try indexArena.carve(Int32.self, count: parallel, label: "rank order")
+            ownObservations = try indexArena.floats(2 * parallel, label: "own observations")
+            allObservations = try indexArena.floats(2 * parallel, label: "gathered observations")
+            positionLosses = try indexArena.floats(parallel, label: "losses by position")
+            positionCorrect = try indexArena.carve(UInt8.self, count: parallel, label: "correct by position")
+            let rankSlots = parallel > 0 ? ranks : 0
+            rankBytes = try indexArena.carve(Int32.self, count: rankSlots, label: "bytes per rank")
+            rankOffsets = try indexArena.carve(Int32.self, count: rankSlots, label: "offsets per rank")
+            stepSums = try indexArena.carve(Double.self, count: parallel > 0 ? 4 : 0, label: "step sums")
+            fixedGradients = try indexArena.carve(Int64.self, count: parts > 0 ? model.parameterCount : 0, label: "fixed-point gradients")
         } catch {
             throw TrainError(error)
         }
@@ -153,6 +203,16 @@ public final class Trainer {
         return 3 * Arena.rounded(trainCount * index) + Arena.rounded(testCount * index)
             + Arena.rounded(validationCount * index) + Arena.rounded(batch * MemoryLayout<UInt8>.stride)
             + Arena.rounded(trainCount * MemoryLayout<UInt8>.stride) + Arena.rounded(trainCount * MemoryLayout<Float>.stride)
+    }
+
+    /// Bytes of the data-parallel buffers in the index arena (`rankOrder` and the rest; only
+    /// the per-rank counts and step sums with one rank).
+    public static func clusterBytes(trainCount: Int, ranks: Int, parts: Int = 0, gradientBytes: Int = 0) -> Int {
+        guard ranks > 1 || parts > 0 else { return 0 }
+        let parallel = trainCount
+        return Arena.rounded(parallel * 4) + 2 * Arena.rounded(2 * parallel * 4) + Arena.rounded(parallel * 4)
+            + Arena.rounded(parallel) + 2 * Arena.rounded(ranks * 4) + Arena.rounded(4 * 8)
+            + (parts > 0 ? Arena.rounded(2 * gradientBytes) : 0)
     }
 
     /// Bytes of the Selective Backprop staging area: two batches of inputs and labels.
@@ -205,7 +265,10 @@ public final class Trainer {
         }
         let started = Clock.seconds()
         var tally = Tally()
-        if policy.selectsWithinBatches && scoreCount > 0 {
+        if ranks > 1 || parts > 0 {
+            trainEpochInParts(policy: &policy, trainCount: trainCount, scoreCount: scoreCount, tally: &tally,
+                              augment: &augment, progress: &progress, started: started)
+        } else if policy.selectsWithinBatches && scoreCount > 0 {
             trainAssembler.beginPass(UnsafeBufferPointer(start: scoreOrder, count: scoreCount))
             trainSelectedWithinBatches(policy: &policy, candidates: scoreCount, tally: &tally, augment: &augment,
                                        choose: &choose, progress: &progress, started: started)
@@ -385,13 +448,15 @@ public final class Trainer {
     }
 
     /// Mean loss and accuracy of `count` samples, forward only, eval mode, never augmented.
+    /// With several ranks each measures its part of the samples and the sums are added up.
     func measure(_ assembler: BatchAssembler, indices: UnsafePointer<Int32>, count: Int) -> (loss: Double, accuracy: Double) {
         var lossSum = 0.0
         var correctSum = 0
-        assembler.beginPass(UnsafeBufferPointer(start: indices, count: count))
-        var done = 0
-        while done < count {
-            let batch = min(config.batch, count - done)
+        let part = Cluster.part(of: count)
+        assembler.beginPass(UnsafeBufferPointer(start: indices + part.lowerBound, count: part.count))
+        var done = part.lowerBound
+        while done < part.upperBound {
+            let batch = min(localBatch, part.upperBound - done)
             assembler.assemble(indices: UnsafeBufferPointer(start: indices + done, count: batch), input: model.input, labels: model.labels)
             model.forward(batch: batch, training: false)
             model.loss(batch: batch, gradient: false)
@@ -400,6 +465,13 @@ public final class Trainer {
                 correctSum += Int(model.correct[sample])
             }
             done += batch
+        }
+        if ranks > 1 {
+            stepSums[0] = lossSum
+            stepSums[1] = Double(correctSum)
+            Cluster.sum(stepSums, count: 2)
+            lossSum = stepSums[0]
+            correctSum = Int(stepSums[1])
         }
         return (lossSum / Double(count), Double(correctSum) / Double(count))
     }
@@ -427,7 +499,7 @@ public final class Trainer {
         while epoch < last {
             var metrics = trainEpoch(policy: &policy, progress: &progress)
             if let failure = dataFailure { throw TrainError(failure) }
-            if StopRequest.requested {
+            if stopRequested {
                 // The epoch was cut short: nothing of it is kept, the last checkpoint stands.
                 // (trainEpoch has counted the cut epoch already.)
                 var error = TrainError("stopped by \(StopRequest.signalName) during epoch \(epoch) of \(config.epochs); \(config.outputDirectory) holds the run as of epoch \(epoch - 1)")
@@ -435,6 +507,7 @@ public final class Trainer {
                 throw error
             }
             if numericFault == nil { numericFault = checkWeights() }
+            if ranks > 1 && numericFault == nil { synchronizeWeights() }
             if let fault = numericFault {
                 try faulted(fault, &policy)
                 continue

@@ -1,4 +1,5 @@
 import Data
+import Platform
 import Energy
 import Select
 
@@ -16,6 +17,15 @@ extension Training {
             config.schedule = .perEpisode(boundaries: settings.dihcl.boundaries(epochs: config.epochs), minimum: minimum)
         }
         config.runFacts.add(policy: kind, settings: settings)
+        if Cluster.size > 1 {
+            if policy.selectsWithinBatches {
+                throw TrainError("policy \(kind.name) selects within batches from losses seen during the epoch, which ranks do not share until its end: it runs on one rank only")
+            }
+            if Cluster.rank != 0 {
+                config.lossDumpDirectory = nil
+                config.progress = false
+            }
+        }
         let session = try TrainingSession(config: config, train: train, test: test, validationFraction: policy.validationFraction,
                                           reporter: reporter)
         session.recorder = recorder

@@ -42,11 +42,18 @@ public final class TrainingSession {
         identity.facts += config.runFacts.facts
         self.identity = identity
         trainer = try Trainer(config: config, train: train, test: test, validationFraction: validationFraction)
-        lock = try Self.claim(config.outputDirectory, resume: config.resume, replace: config.replaceExisting, reporter: reporter)
+        // With several ranks only rank 0 writes (and locks) the output directory; the others
+        // read the checkpoint and state of a resumed run from it (a shared directory, or a copy).
+        if writesFiles {
+            lock = try Self.claim(config.outputDirectory, resume: config.resume, replace: config.replaceExisting, reporter: reporter)
+        }
         if config.resume { try resume() }
     }
 
     deinit { lock?.release() }
+
+    /// Whether this process writes the run's files: rank 0 of a data-parallel run, or the only one.
+    var writesFiles: Bool { trainer.rank == 0 }
 
     /// The run's own files, the checkpoint first (a directory holding it holds a run).
     static let runFiles = ["checkpoint.safetensors", "metrics.jsonl", StateStore.fileName, StateStore.fileName + ".prev"]
@@ -101,7 +108,7 @@ public final class TrainingSession {
             // continue, so it starts at epoch 1. With neither, --out names no run: refused.
             let leftovers = Self.runFiles.dropFirst().map { config.outputDirectory + "/" + $0 }.filter { FileSystem.exists($0) }
             guard !leftovers.isEmpty else { throw TrainError("--resume: no checkpoint at \(checkpointPath)") }
-            for path in leftovers {
+            for path in leftovers where writesFiles {
                 do { try FileSystem.remove(path) } catch { throw TrainError(error) }
             }
             reporter.note("--resume: \(config.outputDirectory) has no checkpoint yet (stopped during epoch 1): starting at epoch 1")
@@ -109,7 +116,7 @@ public final class TrainingSession {
         }
         try restoreCheckpoint(context: "--resume")
         resumedEpoch = trainer.epoch
-        try trimMetricsLog(toEpoch: trainer.epoch)
+        if writesFiles { try trimMetricsLog(toEpoch: trainer.epoch) }
         reporter.note("resumed from \(checkpointPath) after epoch \(trainer.epoch) (step \(trainer.step))")
     }
 
@@ -197,6 +204,10 @@ public final class TrainingSession {
     }
 
     func saveCheckpoint(_ metrics: EpochMetrics) throws(TrainError) {
+        guard writesFiles else {
+            lastGoodEpoch = trainer.epoch
+            return
+        }
         var metadata: [(String, String)] = [
             ("epoch", "\(trainer.epoch)"), ("step", "\(trainer.step)"), ("seed", "\(config.seed)"),
             ("model_description", config.model.text), ("learning_rate", "\(metrics.learningRate)"),
@@ -236,7 +247,11 @@ public final class TrainingSession {
                 throw TrainError("--resume: \(error.description)")
             }
         }
-        try reporter.openMetricsLog(metricsPath)
+        if writesFiles { try reporter.openMetricsLog(metricsPath) }
+        if trainer.ranks > 1 {
+            reporter.note("data-parallel: \(trainer.ranks) ranks (\(Cluster.libraryVersion ?? "MPI")), global batch \(config.batch) (\(config.batch / trainer.ranks)-\(trainer.localBatch) a rank), gradient allreduce \(Format.bytes(trainer.model.parameterCount * 4)) a step; rank 0 writes \(config.outputDirectory)")
+            trainer.synchronizeWeights()
+        }
         defer { reporter.closeMetricsLog() }
         let ownsRecorder = recorder == nil
         if recorder == nil { recorder = EnergyMeasurement.startRecorder(config.energy, reporter: reporter) }
@@ -253,13 +268,18 @@ public final class TrainingSession {
             try reporter.epochMeasured(metrics)
             // State first, then the checkpoint: the state store keeps the previous generation,
             // so a crash between the two still finds the state matching the checkpoint's epoch.
-            if policy.stateStride > 0 {
+            if policy.stateStride > 0 && writesFiles {
                 do throws(SelectError) { try stateStore.save(policy, sampleCount: trainer.train.count, epoch: trainer.epoch, directory: config.outputDirectory) }
                 catch { throw TrainError("selection state not written: \(error.description)") }
             }
             try saveCheckpoint(metrics)
             history.append(metrics)
             reporter.epochFinished(metrics, epochs: config.epochs)
+            if trainer.ranks > 1 && trainer.gradientSyncs > 0 {
+                let perStep = trainer.gradientSyncSeconds / Double(trainer.gradientSyncs)
+                let steps = max(1, (metrics.samplesTrained + config.batch - 1) / config.batch)
+                reporter.note("  allreduce: \(Format.fixed(perStep * 1000, 3)) ms a step (\(trainer.gradientSyncs) so far), \(Format.fixed(100 * perStep * Double(steps) / max(metrics.wallSeconds, 1e-9), 1))% of this epoch's training time")
+            }
         } faulted: { (fault: NumericFault, policy: inout Policy) throws(TrainError) in
             try handleFault(fault, policy: &policy)
         }

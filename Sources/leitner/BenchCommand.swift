@@ -8,7 +8,8 @@ enum BenchCommand {
         Kernel benchmarks on this machine: time, GFLOP/s, fraction of one core's peak, ratio to
         the naive twin (and to OpenBLAS when built with --traits OpenBLAS). Each figure is the
         median of repeated runs sized by time, not by a fixed count.
-        Sections: gemm, conv, data, stream (default: all). data decodes a pack (--pack FILE,
+        Sections: gemm, conv, data, stream (default: all); allreduce (only when named, under
+        mpirun -np K with an MPI build: one gradient allreduce per reference model). data decodes a pack (--pack FILE,
         default the shipped subset's train.pack) and streams it into float batches; stream
         trains cnn-s epochs from that pack in memory and streamed through a source throttled
         like an SD card (20 MB/s + 2 ms per read), alternating --rounds times.
@@ -30,8 +31,8 @@ enum BenchCommand {
         let packPath = try options.value(pack)
         var sections = options.positionals
         if sections.isEmpty || sections == ["all"] { sections = Benchmarks.sections }
-        for section in sections where !Benchmarks.sections.contains(section) {
-            throw UsageError(message: "leitner bench: unknown section '\(section)' (known: \(Benchmarks.sections.joined(separator: ", ")))")
+        for section in sections where !(Benchmarks.sections + Benchmarks.namedSections).contains(section) {
+            throw UsageError(message: "leitner bench: unknown section '\(section)' (known: \((Benchmarks.sections + Benchmarks.namedSections).joined(separator: ", ")))")
         }
         let rounds = try options.value(Self.rounds)
         return Benchmarks.run(sections: sections, seconds: seconds, threads: threads, rounds: rounds, packPath: packPath) ? 0 : 1

@@ -30,6 +30,7 @@ enum DoctorCommand {
         print("cpu features: " + (present.isEmpty ? "(none of \(interesting.joined(separator: " ")))" : present.joined(separator: " ")))
         print("memory: \(mebibytes(machine.memoryTotalBytes)) MiB total, \(mebibytes(machine.memoryAvailableBytes)) MiB available")
         print("kernels: " + Platform.vectorISA)
+        print("mpi: " + (Cluster.libraryVersion.map { "built with " + $0 + " (mpirun -np K leitner train ...)" } ?? "not built (swift build --traits MPI)"))
         if let problem = SystemInfo.checkBuildTarget() { print("binary: WARNING " + problem) }
         if let board = machine.board {
             print("board profile: \(board.name) (\(board.description)); train --board \(board.name) uses "

@@ -97,6 +97,10 @@ enum TrainCommand {
         config.onNaN = try options.value(O.onNaN)
         if options.isSet(O.noProgress) { config.progress = false }
         config.lossDumpDirectory = try options.value(O.dumpLosses)
+        config.exactParts = try options.value(O.exactParts) ?? 0
+        if options.isSet(O.syncBN) {
+            throw UsageError(message: "leitner: --sync-bn is not built yet: under mpirun each rank normalises with its own part of the batch (as PyTorch DDP does by default), and rank 0's running statistics are kept")
+        }
         config.energy = try EnergyOptions.settings(options)
         if !options.isGiven(EnergyOptions.powerModel), let board = config.board {
             // The board profile's power model unless --power-model overrides it.
@@ -246,11 +250,18 @@ enum TrainOptions {
         "dump-losses", "DIR",
         help: "after each epoch write every sample's loss and planned action to DIR/losses-EEEE.bin (docs/loss-dump.md; tools/check-ies-reference reads them)")
 
+    static let syncBN = Flag(
+        "sync-bn", help: "under mpirun: batch-norm statistics over the global batch instead of each rank's part (not built yet: refused)")
+
+    static let exactParts = Option<Int?>(
+        "exact-parts", "P", range: 1...128, shown: "off",
+        help: "compute each batch's gradient as P parts summed exactly: runs on any number of ranks dividing P (mpirun -np K) give bit-identical results")
+
     static let specs = [
         model.spec, modelFile.spec, DataOptions.data.spec, DataOptions.memoryMB.spec, DataOptions.throttle.spec, epochs.spec,
         batch.spec, threads.spec, board.spec, optimizer.spec, learningRate.spec, momentum.spec, noNesterov.spec,
         weightDecay.spec, schedule.spec, warmup.spec, augment.spec, cropPadding.spec, seed.spec, out.spec, resume.spec, force.spec,
         trainSubset.spec, trainLimit.spec, testLimit.spec, memoryBudgetMB.spec, stopAfterEpoch.spec, onNaN.spec,
-        noProgress.spec, dumpLosses.spec,
+        noProgress.spec, dumpLosses.spec, syncBN.spec, exactParts.spec,
     ]
 }

@@ -36,10 +36,25 @@ func runMain() -> Int32 {
         Console.error("leitner: " + problem)
         return 2
     }
+    // Under mpirun: join the job (MPI build) or refuse to run K copies (default build).
+    if let refusal = Cluster.start() {
+        Console.error("leitner: " + refusal)
+        return 2
+    }
+    defer { Cluster.finish() }
     let arguments = Arguments.all()
     guard arguments.count >= 2 else {
         print(topHelp)
         return 0
+    }
+    if Cluster.size > 1 {
+        // Only training is data-parallel; any other command would run once per rank.
+        let allreduceBench = arguments[1] == "bench" && arguments.count == 3 && arguments[2] == "allreduce"
+        guard ["train", "finetune"].contains(arguments[1]) || allreduceBench else {
+            Console.error("leitner: '\(arguments[1])' does not run on several ranks (\(Cluster.size) started by mpirun); only train and finetune do")
+            return 2
+        }
+        if Cluster.rank != 0 { Console.silenceStandardOutput() }
     }
     return runCommand(arguments[1], arguments[2...])
 }
