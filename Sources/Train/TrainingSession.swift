@@ -229,6 +229,11 @@ public final class TrainingSession {
         }
         reporter.sessionStarting(trainer)
         if policy.wantsFeatures {
+            // Each rank sees the features of its own samples only; the stores (and so the plans)
+            // would differ between ranks. Gathering them is not built.
+            guard trainer.ranks == 1 else {
+                throw TrainError("--dih-diversity is not supported across MPI ranks yet (each rank would hold other features and plan differently)")
+            }
             guard let tap = trainer.featureTap else {
                 throw TrainError("the policy's diversity step needs penultimate features: the model's last layer must be linear on a flat input")
             }
