@@ -17,17 +17,17 @@ import Select
             config.seed = seed
             return config
         }
-        // The client's run so far: 6 epochs of IES, its state on disk.
+        // The client's run so far: 7 epochs of IES (nothing is excluded before epoch 7), its state on disk.
         let directory = temporaryDirectory("replace-client")
         var interrupted = try config(directory)
-        interrupted.stopAfterEpoch = 6
+        interrupted.stopAfterEpoch = 7
         var clientPolicy = IESPolicy(sampleCount: train.count, threshold: 1e-3)
         let client = try TrainingSession(config: interrupted, train: train, test: test)
         try client.run(policy: &clientPolicy)
         let clientStep = client.trainer.step
         let clientWeights = Array(UnsafeBufferPointer(start: client.trainer.model.parameters, count: client.trainer.model.parameterCount))
         let excludedBefore = (0..<train.count).filter { clientPolicy.isExcluded($0) }
-        #expect(!excludedBefore.isEmpty, "IES excluded nothing by epoch 6; the state check would be vacuous")
+        #expect(!excludedBefore.isEmpty, "IES excluded nothing by epoch 7; the state check would be vacuous")
 
         // Other weights: another seed's one-epoch run (its checkpoint carries optimizer tensors too).
         let otherDirectory = temporaryDirectory("replace-global")
@@ -39,32 +39,32 @@ import Select
         let globalWeights = Array(UnsafeBufferPointer(start: other.trainer.model.parameters, count: other.trainer.model.parameterCount))
         #expect(globalWeights != clientWeights)
 
-        // Resume with the other weights, training nothing yet (stop after epoch 6 again).
+        // Resume with the other weights, training nothing yet (stop after epoch 7 again).
         var resumed = try config(directory)
         resumed.resume = true
         resumed.replaceWeights = other.checkpointPath
-        resumed.stopAfterEpoch = 6
+        resumed.stopAfterEpoch = 7
         let round = try TrainingSession(config: resumed, train: train, test: test)
         var roundPolicy = IESPolicy(sampleCount: train.count, threshold: 1e-3)
         try round.run(policy: &roundPolicy)
         let loaded = Array(UnsafeBufferPointer(start: round.trainer.model.parameters, count: round.trainer.model.parameterCount))
         #expect(loaded == globalWeights, "the model's weights are not the file's")
-        #expect(round.trainer.epoch == 6 && round.trainer.step == clientStep, "epoch \(round.trainer.epoch), step \(round.trainer.step)")
+        #expect(round.trainer.epoch == 7 && round.trainer.step == clientStep, "epoch \(round.trainer.epoch), step \(round.trainer.step)")
         #expect((0..<train.count).filter { roundPolicy.isExcluded($0) } == excludedBefore, "the selection state was not kept")
 
         // The next round trains from there and appends to the client's log.
         var next = try config(directory)
         next.resume = true
         next.replaceWeights = other.checkpointPath
-        next.stopAfterEpoch = 7
+        next.stopAfterEpoch = 8
         let nextRound = try TrainingSession(config: next, train: train, test: test)
         var nextPolicy = IESPolicy(sampleCount: train.count, threshold: 1e-3)
         try nextRound.run(policy: &nextPolicy)
         let last = try #require(nextRound.history.last)
-        #expect(last.epoch == 7)
-        #expect(last.samplesScored > 0, "the restored exclusions should be scored in epoch 7")
+        #expect(last.epoch == 8)
+        #expect(last.samplesScored > 0, "the restored exclusions should be scored in epoch 8")
         let log = try String(contentsOfFile: nextRound.metricsPath, encoding: .utf8)
-        #expect(log.split(separator: "\n").count == 7)
+        #expect(log.split(separator: "\n").count == 8)
 
         // A file of another model is refused by name before anything trains.
         var wrong = try config(directory)
