@@ -41,6 +41,12 @@ public struct TrainConfig {
     public var outputDirectory = "runs/latest"
     /// Continue from the checkpoint in `outputDirectory`.
     public var resume = false
+    /// With `resume`: after the checkpoint is restored, the model's weights (model tensors by
+    /// name; a file's optimizer tensors are ignored) come from this file instead, while the
+    /// optimizer state, epoch, step and selection state stay the run's own (`--replace-weights`:
+    /// a federated client continuing its run from the server's global model). Not part of the
+    /// run's identity: each round brings another file.
+    public var replaceWeights: String? = nil
     /// A fresh run into a directory that holds another run moves that run aside to
     /// DIRECTORY.previous-N (`--force`); without it such a run is refused.
     public var replaceExisting = false

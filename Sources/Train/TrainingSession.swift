@@ -48,6 +48,15 @@ public final class TrainingSession {
             lock = try Self.claim(config.outputDirectory, resume: config.resume, replace: config.replaceExisting, reporter: reporter)
         }
         if config.resume { try resume() }
+        if let path = config.replaceWeights { try replaceWeights(path) }
+    }
+
+    /// Replaces the model's weights with the model tensors of `path` (checked by name and
+    /// shape, every one present, no unknown ones), keeping everything else the resume restored.
+    func replaceWeights(_ path: String) throws(TrainError) {
+        do { try Checkpoint.load(path: path, into: trainer.model, optimizer: .none) }
+        catch { throw TrainError("--replace-weights: \(error.description)") }
+        reporter.note("weights replaced by \(path) (optimizer state, epoch \(trainer.epoch), step \(trainer.step) and selection state kept)")
     }
 
     deinit { lock?.release() }

@@ -83,6 +83,10 @@ enum TrainCommand {
         config.outputDirectory = try options.value(O.out)
         config.resume = options.isSet(O.resume)
         config.replaceExisting = options.isSet(O.force)
+        config.replaceWeights = try options.value(O.replaceWeights)
+        if config.replaceWeights != nil && !config.resume {
+            throw UsageError(message: "leitner: --replace-weights replaces the weights of the run --resume continues: give --resume (a fresh run starts from its seed, or from finetune --from)")
+        }
         if config.resume && config.replaceExisting {
             throw UsageError(message: "leitner: --resume continues the run in --out, --force moves it aside: give one of them")
         }
@@ -233,6 +237,9 @@ enum TrainOptions {
     static let seed = Option<Int>("seed", "N", default: 1, range: 0...Int.max, help: "random seed (initialisation, shuffling, augmentation)")
     static let out = Option<String>("out", "DIR", default: "runs/latest", help: "output directory")
     static let resume = Flag("resume", help: "continue from OUT/checkpoint.safetensors")
+    static let replaceWeights = Option<String?>(
+        "replace-weights", "FILE",
+        help: "with --resume: the model's weights from FILE (safetensors, model tensors by name), the run's optimizer state, epoch, step and selection state kept (federated rounds: docs/federated.md)")
     static let force = Flag("force", help: "OUT holds another run: move it aside to OUT.previous-N and start afresh")
     static let trainSubset = Option<Int?>("train-subset", "N", range: 0...Int.max, shown: "all",
                                           help: "train on the first N training samples only (quick experiments)")
@@ -260,7 +267,7 @@ enum TrainOptions {
     static let specs = [
         model.spec, modelFile.spec, DataOptions.data.spec, DataOptions.memoryMB.spec, DataOptions.throttle.spec, epochs.spec,
         batch.spec, threads.spec, board.spec, optimizer.spec, learningRate.spec, momentum.spec, noNesterov.spec,
-        weightDecay.spec, schedule.spec, warmup.spec, augment.spec, cropPadding.spec, seed.spec, out.spec, resume.spec, force.spec,
+        weightDecay.spec, schedule.spec, warmup.spec, augment.spec, cropPadding.spec, seed.spec, out.spec, resume.spec, replaceWeights.spec, force.spec,
         trainSubset.spec, trainLimit.spec, testLimit.spec, memoryBudgetMB.spec, stopAfterEpoch.spec, onNaN.spec,
         noProgress.spec, dumpLosses.spec, syncBN.spec, exactParts.spec,
     ]
