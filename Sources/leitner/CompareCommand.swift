@@ -26,7 +26,7 @@ enum CompareCommand {
         standard errors, "n.s." when within two of them (OUT/compare-seeds.csv).
         """,
         positionals: "",
-        options: TrainOptions.specs.filter { $0.name != TrainOptions.resume.spec.name } + DataOptions.selectionSpecs
+        options: TrainOptions.specs.filter { $0.name != TrainOptions.resume.spec.name && $0.name != TrainOptions.replaceWeights.spec.name } + DataOptions.selectionSpecs
             + PolicyOptions.settingSpecs + EnergyOptions.specs + [policies.spec, iesThresholds.spec, match.spec, controls.spec, seeds.spec])
 
     static let defaultPolicies: [PolicyKind] = [.full, .ies, .dihcl, .infoBatch, .selectiveBackprop, .randomRemove]

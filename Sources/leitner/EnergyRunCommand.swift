@@ -21,7 +21,7 @@ enum EnergyRunCommand {
         aligned by its timestamps, and reported as a second source.
         """,
         positionals: "",
-        options: TrainCommand.spec.options.filter { $0.name != TrainOptions.resume.spec.name }
+        options: TrainCommand.spec.options.filter { $0.name != TrainOptions.resume.spec.name && $0.name != TrainOptions.replaceWeights.spec.name }
             + [idleSeconds.spec, externalLog.spec, externalLogOffset.spec])
 
     static let idleSeconds = Option<Double>("idle-seconds", "S", default: 10, range: 0.5...86_400, help: "length of the idle baseline")
