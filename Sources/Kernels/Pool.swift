@@ -291,9 +291,42 @@ public enum AvgPool2D {
         check(shape)
         let s = shape
         let outHeight = s.outHeight, outWidth = s.outWidth
+        if outHeight == 1 && outWidth == 1 && s.padH == 0 && s.padW == 0 && s.kernelHeight == s.inHeight && s.kernelWidth == s.inWidth {
+            forEachPlane(s.planes, work: s.inputCount, context, WholePlane(out: out, input: input, pixels: s.inHeight * s.inWidth))
+            return
+        }
         let scale = 1 / Float(s.kernelHeight * s.kernelWidth)
         forEachPlane(s.planes, work: s.outputCount * s.kernelHeight * s.kernelWidth, context,
                      ForwardPlane(out: out, input: input, s: s, outHeight: outHeight, outWidth: outWidth, scale: scale))
+    }
+
+    /// `forward` of one plane when the window is the whole plane (a global pool written as
+    /// `avgpool H sH`, e.g. mobilenet_v3's squeeze-excitation): the plane is one contiguous run,
+    /// summed in two vector accumulators (the row path adds its H*W values one by one into one
+    /// Float: 576 on a 24x24 map, 13x PyTorch float32's error) and divided by the count as
+    /// PyTorch divides (not multiplied by a rounded reciprocal).
+    struct WholePlane: ParallelTask {
+        let out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
+        let pixels: Int
+
+        func run(task plane: Int) {
+            let source = UnsafeMutablePointer(mutating: input) + plane * pixels
+            let width = floatVectorWidth
+            var first = FloatVector(repeating: 0), second = FloatVector(repeating: 0)
+            var index = 0
+            while index + 2 * width <= pixels {
+                first += source.loadVector(at: index)
+                second += source.loadVector(at: index + width)
+                index += 2 * width
+            }
+            if index + width <= pixels {
+                first += source.loadVector(at: index)
+                index += width
+            }
+            var sum = (first + second).sum()
+            while index < pixels { sum += source[index]; index += 1 }
+            out[plane] = sum / Float(pixels)
+        }
     }
 
     /// `forward` of one plane.

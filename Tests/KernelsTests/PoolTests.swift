@@ -131,6 +131,47 @@ func describe(_ s: Pool2DShape) -> String {
         }
     }
 
+    /// A window covering the whole plane (the squeeze-excitation pool of mobilenet_v3_small:
+    /// 24x24 maps, 576 values per output) against a Double reference: the row path summed the 576
+    /// values one by one in one Float (1.07e-6 relative on the backbone's activations, 13x PyTorch
+    /// float32's 8e-8); the whole-plane path sums vector lanes and divides like PyTorch.
+    @Test func avgPoolOverWholePlaneMatchesDoubleReference() throws {
+        let context = try KernelContext(threads: 2)
+        for (side, seed) in [(24, UInt64(901)), (12, UInt64(902)), (7, UInt64(903))] {
+            let shape = Pool2DShape(channels: 16, batch: 32, height: side, width: side, kernel: side, stride: side)
+            var random = SeededRandom(seed: seed)
+            // Post-ReLU-like: non-negative, so every partial sum grows and rounding accumulates.
+            let values = random.floats(shape.inputCount, 0, 1)
+            let input = GuardedBuffer(count: shape.inputCount, values: values)
+            let output = GuardedBuffer(count: shape.outputCount, values: [Float](repeating: 0, count: shape.outputCount))
+            AvgPool2D.forward(out: output.pointer, input: input.pointer, shape: shape, context: context)
+            let exactInput = values.map(Double.init)
+            var exact = [Double](repeating: 0, count: shape.outputCount)
+            exactInput.withUnsafeBufferPointer { source in
+                exact.withUnsafeMutableBufferPointer { AvgPool2D.naiveForward(out: $0.baseAddress!, input: source.baseAddress!, shape: shape) }
+            }
+            var difference = 0.0, norm = 0.0
+            for index in 0..<shape.outputCount {
+                difference += (Double(output.pointer[index]) - exact[index]) * (Double(output.pointer[index]) - exact[index])
+                norm += exact[index] * exact[index]
+            }
+            let relative = (difference / norm).squareRoot()
+            #expect(relative < 1.5e-7, "AvgPool2D.forward \(describe(shape)): relative error \(relative) against Double")
+            // The bar catches the old row path: it summed in the naive twin's order (row by
+            // row, one Float), which misses it on the 24x24 plane.
+            if side == 24 {
+                let twin = GuardedBuffer(count: shape.outputCount, values: [Float](repeating: 0, count: shape.outputCount))
+                AvgPool2D.naiveForward(out: twin.pointer, input: input.pointer, shape: shape)
+                var twinDifference = 0.0
+                for index in 0..<shape.outputCount {
+                    twinDifference += (Double(twin.pointer[index]) - exact[index]) * (Double(twin.pointer[index]) - exact[index])
+                }
+                let twinRelative = (twinDifference / norm).squareRoot()
+                #expect(twinRelative > 1.5e-7, "the sequential Float sum is \(twinRelative) from Double: the bar no longer separates")
+            }
+        }
+    }
+
     /// count_include_pad = true: a corner window of a 2x2 image with padding 1 holds one real
     /// pixel and still divides by 4.
     @Test func avgPoolCountsPadding() throws {
