@@ -57,7 +57,7 @@ public enum Cluster {
         return nil
         #else
         if announced > 1 {
-            return "this leitner binary was built without MPI, but it was started by mpirun as one of \(announced) processes: each would train alone and write the same files. Build with `swift build -c release --traits MPI` (see README, \"Training on several boards\")"
+            return "this leitner binary was built without MPI, but it was started by mpirun as one of \(announced) processes: each would train alone and write the same files. Build with `swift build -c release --traits MPI` (see docs/several-boards.md)"
         }
         return nil
         #endif
