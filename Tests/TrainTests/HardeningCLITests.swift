@@ -10,37 +10,13 @@ import TestSupport
 struct HardeningCLITests {
     static let subset = Requirement.root + "/data/fashion-mnist-subset"
 
-    struct Result {
-        var status: Int32
-        var signalled: Bool
-        var output: String
-        var error: String
-    }
+    typealias Result = CommandResult
 
     /// Runs the binary with `arguments` in `directory` (a fresh one by default).
     @discardableResult
     func run(_ arguments: [String], in directory: String? = nil, timeout: Double = 300) throws -> Result {
         let binary = try #require(Requirement.binary, Requirement.binaryReason)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory ?? temporaryDirectory("cli"))
-        let outputFile = temporaryDirectory("cli-out") + "/out.txt", errorFile = temporaryDirectory("cli-err") + "/err.txt"
-        FileManager.default.createFile(atPath: outputFile, contents: nil)
-        FileManager.default.createFile(atPath: errorFile, contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: outputFile)
-        process.standardError = FileHandle(forWritingAtPath: errorFile)
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            process.terminate()
-            Issue.record("leitner \(arguments.joined(separator: " ")) still running after \(timeout) s")
-        }
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal,
-                      output: (try? String(contentsOfFile: outputFile, encoding: .utf8)) ?? "",
-                      error: (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? "")
+        return try CommandRunner.run(binary, arguments, in: directory, timeout: timeout)
     }
 
     func quickTrain(_ out: String, _ extra: [String] = []) -> [String] {

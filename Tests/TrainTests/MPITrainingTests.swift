@@ -15,30 +15,10 @@ struct MPITrainingTests {
     func run(ranks: Int, _ arguments: [String], timeout: Double = 300) throws -> (status: Int32, output: String, error: String) {
         let binary = try #require(MPIRequirement.binary, MPIRequirement.reason)
         let mpirun = try #require(MPIRequirement.mpirun, MPIRequirement.reason)
-        let process = Process()
-        if ranks > 0 {
-            process.executableURL = URL(fileURLWithPath: mpirun)
-            process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", binary] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = arguments
-        }
-        let directory = temporaryDirectory("mpi-io")
-        let outputFile = directory + "/out.txt", errorFile = directory + "/err.txt"
-        FileManager.default.createFile(atPath: outputFile, contents: nil)
-        FileManager.default.createFile(atPath: errorFile, contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: outputFile)
-        process.standardError = FileHandle(forWritingAtPath: errorFile)
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            process.terminate()
-            Issue.record("\(arguments.joined(separator: " ")) still running after \(timeout) s")
-        }
-        process.waitUntilExit()
-        return (process.terminationStatus, (try? String(contentsOfFile: outputFile, encoding: .utf8)) ?? "",
-                (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? "")
+        let result = ranks > 0
+            ? try CommandRunner.run(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", binary] + arguments, timeout: timeout)
+            : try CommandRunner.run(binary, arguments, timeout: timeout)
+        return (result.status, result.output, result.error)
     }
 
     func train(_ out: String, batch: Int = 64, _ extra: [String]) -> [String] {
