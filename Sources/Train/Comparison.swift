@@ -49,6 +49,18 @@ public enum Comparison {
         public var policy: PolicyKind
         public var threshold: String? = nil
         public var control: Control? = nil
+        /// A variant's own training options and policy settings (its seed, output and dump
+        /// directories still come from the comparison); nil: the comparison's.
+        public var config: TrainConfig? = nil
+        public var settings: PolicySettings? = nil
+        /// A variant's own controls; nil: the comparison's.
+        public var controls: Controls? = nil
+        public init(label: String, policy: PolicyKind, threshold: String? = nil, control: Control? = nil) {
+            self.label = label
+            self.policy = policy
+            self.threshold = threshold
+            self.control = control
+        }
     }
 
     /// The policies that choose samples by their own criterion (and so get controls).
@@ -62,12 +74,16 @@ public enum Comparison {
         for run in runs {
             result.append(run)
             guard isSelective(run.policy) && run.control == nil else { continue }
-            if controls.compute {
-                result.append(Run(label: run.label + ".ctl-compute", policy: .randomRemove, control: .compute(run.label)))
-            }
-            if controls.counts {
-                result.append(Run(label: run.label + ".ctl-counts", policy: .randomRemove, control: .counts(run.label)))
-            }
+            let controls = run.controls ?? controls
+            // A control trains with its run's options (a variant's schedule included).
+            var compute = Run(label: run.label + ".ctl-compute", policy: .randomRemove, control: .compute(run.label))
+            var counts = Run(label: run.label + ".ctl-counts", policy: .randomRemove, control: .counts(run.label))
+            compute.config = run.config
+            counts.config = run.config
+            compute.settings = run.settings
+            counts.settings = run.settings
+            if controls.compute { result.append(compute) }
+            if controls.counts { result.append(counts) }
         }
         return result
     }
@@ -76,7 +92,17 @@ public enum Comparison {
     public struct Row {
         public var label: String
         public var history: [EpochMetrics]
+        /// Wall time of the whole run (training, evaluation, checkpoints) in this process.
         public var seconds: Double
+        /// Some or all of its epochs ran in an earlier process (`compare --resume`): `seconds`
+        /// does not cover them, so its wall figures are its training loops' (`loopSeconds`).
+        public var resumed = false
+        public init(label: String, history: [EpochMetrics], seconds: Double, resumed: Bool = false) {
+            self.label = label
+            self.history = history
+            self.seconds = seconds
+            self.resumed = resumed
+        }
     }
 
     /// The runs in order: `policies`, ies once per threshold when there are thresholds, and
@@ -119,12 +145,15 @@ public enum Comparison {
     /// `run` once per seed, each seed's runs in `config.outputDirectory`/seed-S with its own
     /// table; then the table over seeds (mean and standard deviation per row). One seed is
     /// `run` as it always was, in `config.outputDirectory` itself.
-    public static func run(_ runs: [Run], seeds: [UInt64], config base: TrainConfig, settings: PolicySettings,
+    /// With `resume`, a run whose directory already holds a run continues it (`train
+    /// --resume`: a finished one is only read back), so an interrupted comparison loses at
+    /// most the epoch in progress.
+    public static func run(_ runs: [Run], seeds: [UInt64], config base: TrainConfig, settings: PolicySettings, resume: Bool = false,
                            train: Dataset, test: Dataset, reporter: Reporter) throws(TrainError) -> [[Row]] {
         guard seeds.count > 1 else {
             var config = base
             if let seed = seeds.first { config.seed = seed }
-            return [try run(runs, config: config, settings: settings, train: train, test: test, reporter: reporter)]
+            return [try run(runs, config: config, settings: settings, resume: resume, train: train, test: test, reporter: reporter)]
         }
         var all: [[Row]] = []
         for seed in seeds {
@@ -133,18 +162,20 @@ public enum Comparison {
             config.outputDirectory = base.outputDirectory + "/seed-\(seed)"
             if let dump = base.lossDumpDirectory { config.lossDumpDirectory = dump + "/seed-\(seed)" }
             reporter.note("=== seed \(seed)")
-            all.append(try run(runs, config: config, settings: settings, train: train, test: test, reporter: reporter))
+            all.append(try run(runs, config: config, settings: settings, resume: resume, train: train, test: test, reporter: reporter))
         }
         reporter.seedsFinished(all, seeds: seeds, directory: base.outputDirectory)
         return all
     }
 
-    public static func run(_ runs: [Run], config base: TrainConfig, settings baseSettings: PolicySettings,
+    public static func run(_ runs: [Run], config base: TrainConfig, settings baseSettings: PolicySettings, resume: Bool = false,
                            train: Dataset, test: Dataset, reporter: Reporter) throws(TrainError) -> [Row] {
         var rows: [Row] = []
         for run in runs {
-            var config = base
-            var settings = baseSettings
+            var config = run.config ?? base
+            config.seed = base.seed
+            config.lossDumpDirectory = base.lossDumpDirectory
+            var settings = run.settings ?? baseSettings
             var directoryName = ""
             for character in run.label { directoryName.append(character == "@" ? "-" : character) }
             config.outputDirectory = base.outputDirectory + "/" + directoryName
@@ -154,6 +185,14 @@ public enum Comparison {
                 settings.iesThreshold = value
             }
             if let control = run.control {
+                // A run stopped early (--stop-after-epoch) has no budget or counts for its later
+                // epochs yet: its controls wait for the --resume that finishes it.
+                let matchedLabel: String
+                switch control { case .compute(let label), .counts(let label): matchedLabel = label }
+                if let matched = rows.first(where: { $0.label == matchedLabel }), matched.history.count < config.epochs {
+                    reporter.note("\(run.label): not run yet: \(matchedLabel) stopped after epoch \(matched.history.count) of \(config.epochs) (compare --resume finishes both)")
+                    continue
+                }
                 switch control {
                 case .compute(let label):
                     guard let matched = rows.first(where: { $0.label == label }) else { throw TrainError("\(run.label): \(label) has not run") }
@@ -175,10 +214,17 @@ public enum Comparison {
                 }
             }
             reporter.note("== \(run.label)")
+            config.resume = resume && TrainingSession.runFiles.contains { FileSystem.exists(config.outputDirectory + "/" + $0) }
             let started = Clock.seconds()
-            do {
-                let history = try Training.run(config, policy: run.policy, settings: settings, train: train, test: test, reporter: reporter)
-                rows.append(Row(label: run.label, history: history, seconds: Clock.seconds() - started))
+            do throws(TrainError) {
+                var history = try Training.run(config, policy: run.policy, settings: settings, train: train, test: test, reporter: reporter)
+                let seconds = Clock.seconds() - started
+                // A resumed run's history holds only the epochs of this process: the log has all.
+                if config.resume { history = try MetricsLog.read(config.outputDirectory + "/metrics.jsonl") }
+                guard !config.resume || history.count == config.epochs else {
+                    throw TrainError("\(config.outputDirectory)/metrics.jsonl holds \(history.count) epochs after the resumed run, not \(config.epochs)")
+                }
+                rows.append(Row(label: run.label, history: history, seconds: seconds, resumed: config.resume))
             } catch {
                 throw TrainError("\(run.label): " + error.message)
             }
@@ -204,6 +250,19 @@ extension Comparison.Row {
                                        scored: metrics.samplesScored, skipped: metrics.samplesSkipped))
         }
         return totals
+    }
+
+    /// Seconds of the training loops, summed over the epochs (evaluation and checkpoints left out).
+    public var loopSeconds: Double { history.reduce(0) { $0 + $1.wallSeconds } }
+
+    /// The wall seconds the table shows: the whole run's, or its training loops' when part of
+    /// it ran in an earlier process.
+    public var shownSeconds: Double { resumed ? loopSeconds : seconds }
+
+    /// This run's wall time over `full`'s: whole runs when both ran in this process, else
+    /// training loops against training loops.
+    public func wallRatio(to full: Comparison.Row) -> Double {
+        resumed || full.resumed ? loopSeconds / max(full.loopSeconds, 1e-9) : seconds / max(full.seconds, 1e-9)
     }
 
     /// Mean test accuracy of the last `count` epochs (fewer when the run is shorter).

@@ -51,7 +51,7 @@ public struct EpochMetrics {
             + "\"train_accuracy\":\(JSONNumber.format(trainAccuracy)),\"test_loss\":\(JSONNumber.format(testLoss)),"
             + "\"test_accuracy\":\(JSONNumber.format(testAccuracy)),\"samples_per_second\":\(JSONNumber.format(samplesPerSecond)),"
             + "\"wall_seconds\":\(JSONNumber.format(wallSeconds)),\"samples_trained\":\(samplesTrained),"
-            + "\"samples_scored\":\(samplesScored),\"samples_skipped\":\(samplesSkipped),"
+            + "\"samples_scored\":\(samplesScored),\"samples_skipped\":\(samplesSkipped),\"population\":\(population),"
             + "\"backprop_saved\":\(JSONNumber.format(backpropSaved)),\"compute_saved\":\(JSONNumber.format(computeSaved)),"
             + "\"reentries\":\(reentries),\"validation_accuracy\":\(JSONNumber.format(validationAccuracy)),"
             + "\"stopped_early\":\(stoppedEarly),\"train_start_unix\":\(JSONNumber.format(trainStartUnix)),"
@@ -59,6 +59,54 @@ public struct EpochMetrics {
             + "\"energy_mean_watts\":\(JSONNumber.format(energyMeanWatts)),\"energy_joules_per_sample\":\(JSONNumber.format(joulesPerSample)),"
             + "\"eval_energy_joules\":\(JSONNumber.format(evalEnergyJoules)),"
             + "\"energy_source\":\(energySource.isEmpty ? "null" : JSON.text(.string(energySource))),\"energy_estimate\":\(energyEstimate)}"
+    }
+}
+
+extension EpochMetrics {
+    /// The figures of one line of the metrics log (`jsonLine`'s keys; an older log without
+    /// "population" gets trained + scored + skipped, or trained + skipped under Selective
+    /// Backprop, which cannot be told apart: such logs predate it). Nil for a line that is not
+    /// a complete epoch record. Monotonic instants are not in the log and stay NaN.
+    public init?(jsonLine line: String) {
+        guard let value = try? JSON.parse(line), case .object = value else { return nil }
+        func number(_ key: String) -> Double? {
+            switch value[key] {
+            case .number(let number, _)?: return number
+            case .null?: return .nan
+            default: return nil
+            }
+        }
+        func integer(_ key: String) -> Int? {
+            guard case .number(let number, _)? = value[key], number == number.rounded(), abs(number) < 1e15 else { return nil }
+            return Int(number)
+        }
+        guard let epoch = integer("epoch"), epoch >= 1, let trained = integer("samples_trained"),
+              let scored = integer("samples_scored"), let skipped = integer("samples_skipped"),
+              let testAccuracy = number("test_accuracy") else { return nil }
+        self.init()
+        self.epoch = epoch
+        samplesTrained = trained
+        samplesScored = scored
+        samplesSkipped = skipped
+        population = integer("population") ?? trained + scored + skipped
+        self.testAccuracy = testAccuracy
+        learningRate = number("lr") ?? .nan
+        trainLoss = number("train_loss") ?? .nan
+        trainAccuracy = number("train_accuracy") ?? .nan
+        testLoss = number("test_loss") ?? .nan
+        samplesPerSecond = number("samples_per_second") ?? .nan
+        wallSeconds = number("wall_seconds") ?? .nan
+        backpropSaved = number("backprop_saved") ?? .nan
+        computeSaved = number("compute_saved") ?? .nan
+        reentries = integer("reentries") ?? -1
+        validationAccuracy = number("validation_accuracy") ?? .nan
+        if case .bool(let stopped)? = value["stopped_early"] { stoppedEarly = stopped }
+        trainStartUnix = number("train_start_unix") ?? .nan
+        trainEndUnix = number("train_end_unix") ?? .nan
+        energyJoules = number("energy_joules") ?? .nan
+        evalEnergyJoules = number("eval_energy_joules") ?? .nan
+        if case .string(let source)? = value["energy_source"] { energySource = source }
+        if case .bool(let estimate)? = value["energy_estimate"] { energyEstimate = estimate }
     }
 }
 

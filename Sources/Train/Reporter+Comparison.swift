@@ -14,7 +14,7 @@ extension Reporter {
         var csv = "policy,epochs,final_test_accuracy,best_test_accuracy,best_epoch,last5_test_accuracy,backprop_saved,compute_saved,samples_trained,samples_scored,wall_seconds,wall_vs_full,energy_joules,energy_joules_per_sample,energy_source,energy_estimate\n"
         var sources: [String] = []
         var series: [SVGChart.Series] = []
-        let fullSeconds = rows.first { $0.label == "full" }?.seconds
+        let fullRow = rows.first { $0.label == "full" }
         for row in rows {
             guard let last = row.history.last else { continue }
             let best = row.history.max { $0.testAccuracy < $1.testAccuracy }!
@@ -23,17 +23,17 @@ extension Reporter {
             let trained = totals.trained, scored = totals.scored
             let backpropSaved = totals.backpropSaved, computeSaved = totals.computeSaved
             let energy = row.energy
-            let wallRatio = fullSeconds.map { row.seconds / max($0, 1e-9) }
+            let wallRatio = fullRow.map { row.wallRatio(to: $0) }
             note(Format.padRight(row.label, 22) + Format.pad(Format.fixed(100 * last.testAccuracy, 2) + "%", 10)
                  + Format.pad(Format.fixed(100 * best.testAccuracy, 2) + "%", 10)
                  + Format.pad(Format.fixed(100 * lastFive, 2) + "%", 11)
                  + Format.pad(Format.fixed(100 * backpropSaved, 1) + "%", 16)
                  + Format.pad(Format.fixed(100 * computeSaved, 1) + "%", 15) + Format.pad("\(trained)", 10)
-                 + Format.pad(Format.fixed(row.seconds, 1), 9)
+                 + Format.pad(Format.fixed(row.shownSeconds, 1) + (row.resumed ? "r" : ""), 9)
                  + Format.pad(wallRatio.map { Format.fixed($0, 2) + "x" } ?? "-", 10)
                  + Format.pad(Format.fixed(energy.joules, 1) + (energy.estimate ? "*" : ""), 10)
                  + Format.pad(Format.fixed(1000 * energy.joules / Double(max(trained, 1)), 3), 11))
-            csv += "\(row.label),\(row.history.count),\(last.testAccuracy),\(best.testAccuracy),\(best.epoch),\(lastFive),\(backpropSaved),\(computeSaved),\(trained),\(scored),\(row.seconds),\(wallRatio.map { "\($0)" } ?? ""),"
+            csv += "\(row.label),\(row.history.count),\(last.testAccuracy),\(best.testAccuracy),\(best.epoch),\(lastFive),\(backpropSaved),\(computeSaved),\(trained),\(scored),\(row.shownSeconds),\(wallRatio.map { "\($0)" } ?? ""),"
                 + "\(energy.joules),\(energy.joules / Double(max(trained, 1))),\"\(energy.source)\",\(energy.estimate)\n"
             if !energy.source.isEmpty && !sources.contains(energy.source) { sources.append(energy.source) }
             var cumulative = 0
@@ -43,6 +43,9 @@ extension Reporter {
                 points.append((x: Double(cumulative), y: 100 * metrics.testAccuracy))
             }
             series.append(SVGChart.Series(name: row.label, points: points))
+        }
+        if rows.contains(where: { $0.resumed }) {
+            note("r: resumed (--resume): wall s is its training loops' seconds summed over its epochs, and wall/full compares training loops")
         }
         note("joules: training loops summed over epochs (* = estimate); energy: " + (sources.isEmpty ? "no meter" : sources.joined(separator: "; ")))
         let chart = SVGChart(title: "Test accuracy against trained samples", xLabel: "cumulative trained samples",
@@ -117,7 +120,7 @@ extension Reporter {
                 computeSaved.append(totals.computeSaved)
                 backpropSaved.append(totals.backpropSaved)
                 if let full = rows.first(where: { $0.label == "full" }) {
-                    wall.append(row.seconds / max(full.seconds, 1e-9))
+                    wall.append(row.wallRatio(to: full))
                     if label != "full" { versusFull.append(lastFive - full.meanTestAccuracy(last: 5)) }
                 }
                 if let matchedRun, let selective = rows.first(where: { $0.label == matchedRun }) {

@@ -306,6 +306,24 @@ public final class TrainingSession {
 
 /// Reading back the metrics log (one JSON object per line, "epoch" first).
 enum MetricsLog {
+    /// The epochs of the log at `path`, one per complete line, in order: epoch 1, 2, ... with
+    /// none missing or repeated (a resumed run's log is cut back to its checkpoint, so it is).
+    static func read(_ path: String) throws(TrainError) -> [EpochMetrics] {
+        let bytes: [UInt8]
+        do { bytes = try FileSystem.readAll(path, limit: 1 << 30) } catch { throw TrainError("\(path): \(error.description)") }
+        var history: [EpochMetrics] = []
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            guard let metrics = EpochMetrics(jsonLine: String(line)) else {
+                throw TrainError("\(path): line \(history.count + 1) is not an epoch record")
+            }
+            guard metrics.epoch == history.count + 1 else {
+                throw TrainError("\(path): epoch \(metrics.epoch) where epoch \(history.count + 1) was expected")
+            }
+            history.append(metrics)
+        }
+        return history
+    }
+
     /// The value of a line's leading "epoch" field, or nil for a line that does not start so.
     static func epoch<Line: StringProtocol>(of line: Line) -> Int? {
         let prefix = "{\"epoch\":"
