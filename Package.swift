@@ -65,7 +65,7 @@ let package = Package(
         .target(
             name: "Bench",
             dependencies: [
-                "Train", "Select", "NN", "Data", "Kernels", "Platform",
+                "Train", "Select", "NN", "Data", "Kernels", "KernelsAVX512", "Platform",
                 .target(name: "COpenBLAS", condition: .when(traits: ["OpenBLAS"])),
             ],
             swiftSettings: common + [.define("LEITNER_OPENBLAS", .when(traits: ["OpenBLAS"]))]),

@@ -1,5 +1,6 @@
 import Platform
 import Kernels
+import KernelsAVX512
 
 /// Shared pieces of `leitner bench`: timing sized by work, the machine's peak, table rows.
 enum BenchSupport {
@@ -47,17 +48,38 @@ enum BenchSupport {
 
     private static var cachedPeak = 0.0
 
-    /// One core's peak for the "% peak" columns: the measured FMA throughput (first call measures).
+    /// One core's peak for the "% peak" columns: the measured FMA throughput of the widest unit
+    /// the kernels use (first call measures): 512-bit FMAs where the AVX-512 kernels run,
+    /// `FloatVector` (256-bit AVX2, 128-bit NEON) elsewhere.
     static func peakGFLOPSPerCore() -> Double {
-        if cachedPeak == 0 { cachedPeak = measurePeakGFLOPS() }
+        if cachedPeak == 0 {
+            #if arch(x86_64)
+            if SystemInfo.useAVX512() {
+                cachedPeak = widePeakGFLOPS(iterations: 4_000_000, seconds: { Clock.seconds() })
+                return cachedPeak
+            }
+            #endif
+            cachedPeak = measurePeakGFLOPS()
+        }
         return cachedPeak
     }
 
+    /// The probe `peakGFLOPSPerCore` uses, for the header line.
+    static var peakProbe: String {
+        #if arch(x86_64)
+        if SystemInfo.useAVX512() { return "a 512-bit FMA loop (the AVX-512 kernels run)" }
+        return "a 256-bit FMA loop (AVX2: the widest unit the kernels use here)"
+        #else
+        return "a 128-bit NEON FMA loop"
+        #endif
+    }
+
     /// Nominal peak fp32 GFLOP/s of one core: FLOP per cycle (AVX2: 2 FMA units x 8 lanes x 2;
-    /// NEON on Cortex-A76: 16) times the clock read from the kernel.
+    /// AVX-512: 2 x 16 x 2, though some parts have one 512-bit unit; NEON on Cortex-A76: 16)
+    /// times the clock read from the kernel.
     static func nominalPeakGFLOPSPerCore() -> Double {
         #if arch(x86_64)
-        let flopsPerCycle = 32.0
+        let flopsPerCycle = SystemInfo.useAVX512() ? 64.0 : 32.0
         #else
         let flopsPerCycle = 16.0
         #endif

@@ -16,7 +16,7 @@ public enum Benchmarks {
     /// False when a section could not run (a missing or corrupt pack): the caller exits non-zero.
     public static func run(sections: [String], seconds: Double, threads: Int, rounds: Int, packPath: String?) -> Bool {
         var ok = true
-        if sections != ["allreduce"] { print("leitner bench: \(Platform.vectorISA), \(SystemInfo.onlineCores()) cores; one core's peak: measured \(BenchSupport.format(BenchSupport.peakGFLOPSPerCore(), decimals: 1)) GFLOP/s by an FMA loop (nominal \(BenchSupport.format(BenchSupport.nominalPeakGFLOPSPerCore(), decimals: 1)) at \(BenchSupport.format(BenchSupport.cpuGHz(), decimals: 2)) GHz); %peak columns use the measured figure") }
+        if sections != ["allreduce"] { print("leitner bench: \(Platform.vectorISA), \(SystemInfo.onlineCores()) cores; one core's peak: measured \(BenchSupport.format(BenchSupport.peakGFLOPSPerCore(), decimals: 1)) GFLOP/s by \(BenchSupport.peakProbe) (nominal \(BenchSupport.format(BenchSupport.nominalPeakGFLOPSPerCore(), decimals: 1)) at \(BenchSupport.format(BenchSupport.cpuGHz(), decimals: 2)) GHz); %peak columns use the measured figure") }
         for section in sections {
             switch section {
             case "gemm": GEMMBench.run(seconds: seconds, threads: threads)
