@@ -114,3 +114,37 @@ extension Model {
         backward(batch: batch)
     }
 }
+
+extension Model {
+    /// `forwardBackward` with each node's forward and backward timed: adds the seconds of node
+    /// i's forward to `forwardSeconds[i]` and of its backward (with the zeroing of the output
+    /// gradients that come alive there) to `backwardSeconds[i]`; returns the seconds of zeroing
+    /// the parameter gradients plus the loss. For `leitner bench layers` (per-layer profiles);
+    /// training never calls it: the clock reads are the only difference.
+    public func profiledForwardBackward(batch: Int, forwardSeconds: UnsafeMutablePointer<Double>,
+                                        backwardSeconds: UnsafeMutablePointer<Double>) -> Double {
+        precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        var start = Clock.seconds()
+        zeroGradients(batch: batch)
+        var other = Clock.seconds() - start
+        for index in 0..<description.layers.count {
+            start = Clock.seconds()
+            forwardNode(index, batch: batch, training: true)
+            forwardSeconds[index] += Clock.seconds() - start
+        }
+        start = Clock.seconds()
+        loss(batch: batch, gradient: true)
+        other += Clock.seconds() - start
+        var index = nodes.count - 1
+        while index >= 0 {
+            start = Clock.seconds()
+            for input in layout.zeroBeforeBackward[index] {
+                Elementwise.zero(nodes[input].dOutput, count: batch * shapes[input].count)
+            }
+            backwardNode(index, batch: batch)
+            backwardSeconds[index] += Clock.seconds() - start
+            index -= 1
+        }
+        return other
+    }
+}

@@ -8,7 +8,9 @@ enum BenchCommand {
         Kernel benchmarks on this machine: time, GFLOP/s, fraction of one core's peak, ratio to
         the naive twin (and to OpenBLAS when built with --traits OpenBLAS). Each figure is the
         median of repeated runs sized by time, not by a fixed count.
-        Sections: gemm, conv, data, stream (default: all); allreduce (only when named, under
+        Sections: gemm, conv, layers, data, stream (default: all); layers profiles one training
+        step (forward, loss, backward) of each --models at --batch node by node on random data:
+        ms per node and pass, share of the step, GFLOP/s and %peak of the conv and linear nodes; allreduce (only when named, under
         mpirun -np K with an MPI build: one gradient allreduce per reference model). data decodes a pack (--pack FILE,
         default the shipped subset's train.pack) and streams it into float batches; stream
         trains cnn-s epochs from that pack in memory and streamed through a source throttled
@@ -16,11 +18,18 @@ enum BenchCommand {
         Exits 1 when a section cannot run (a missing or corrupt pack).
         """,
         positionals: "[SECTION...]",
-        options: [seconds.spec, threads.spec, rounds.spec, pack.spec])
+        options: [seconds.spec, threads.spec, rounds.spec, pack.spec, models.spec, batch.spec])
 
     static let seconds = Option<Double>("seconds", "S", default: 0.4, range: 0.1...60, help: "time spent per measurement (at least 0.1: shorter ones time noise, not the kernel)")
     static let threads = Option<Int>("threads", "N", default: 2, range: 1...256, help: "threads for the multi-threaded columns")
     static let rounds = Option<Int>("rounds", "R", default: 5, range: 1...100, help: "stream: alternating rounds (in memory, then streamed)")
+    static let models = Parsed<[String]>(
+        "models", "LIST", default: ["cnn-s", "resnet8"], shown: "cnn-s,resnet8", help: "layers: the reference models to profile",
+        expected: "a comma-separated list of mlp, cnn-s, resnet8") { text in
+        let names = text.split(separator: ",").map(String.init)
+        return names.allSatisfy { ["mlp", "cnn-s", "resnet8"].contains($0) } ? names : nil
+    }
+    static let batch = Option<Int>("batch", "N", default: 64, range: 1...4096, help: "layers: batch size of the profiled step")
     static let pack = Option<String?>("pack", "FILE", shown: "data/fashion-mnist-subset/train.pack", help: "data, stream: the pack to read")
 
     static func run(_ arguments: ArraySlice<String>) throws(UsageError) -> Int32 {
@@ -35,6 +44,10 @@ enum BenchCommand {
             throw UsageError(message: "leitner bench: unknown section '\(section)' (known: \((Benchmarks.sections + Benchmarks.namedSections).joined(separator: ", ")))")
         }
         let rounds = try options.value(Self.rounds)
-        return Benchmarks.run(sections: sections, seconds: seconds, threads: threads, rounds: rounds, packPath: packPath) ? 0 : 1
+        if !sections.contains("layers") && (options.isGiven(models) || options.isGiven(batch)) {
+            throw UsageError(message: "leitner bench: --models and --batch are for the layers section, which is not in this run")
+        }
+        return Benchmarks.run(sections: sections, seconds: seconds, threads: threads, rounds: rounds, packPath: packPath,
+                              models: try options.value(models), batch: try options.value(batch)) ? 0 : 1
     }
 }

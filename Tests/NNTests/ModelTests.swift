@@ -110,6 +110,34 @@ func directionalDerivatives(_ model: Model, batch: Int, over ranges: [(offset: I
         }
     }
 
+    /// The profiled step of `leitner bench layers` computes exactly the training step (same
+    /// losses, same gradients bit for bit) and times every node of both passes.
+    @Test(arguments: ["mlp", "resnet8"])
+    func profiledStepEqualsTheTrainingStep(name: String) throws {
+        let context = try KernelContext(threads: 2)
+        let batch = 4
+        let description = try ModelZoo.description(named: name)
+        let plain = try Model(description, batch: batch, context: context)
+        let profiled = try Model(description, batch: batch, context: context)
+        for model in [plain, profiled] {
+            model.initialize(seed: 3)
+            fillBatch(model, batch: batch, seed: 9)
+        }
+        plain.forwardBackward(batch: batch)
+        let nodes = description.layers.count
+        var forward = [Double](repeating: 0, count: nodes), backward = [Double](repeating: 0, count: nodes)
+        let other = forward.withUnsafeMutableBufferPointer { f in
+            backward.withUnsafeMutableBufferPointer { b in
+                profiled.profiledForwardBackward(batch: batch, forwardSeconds: f.baseAddress!, backwardSeconds: b.baseAddress!)
+            }
+        }
+        for sample in 0..<batch { #expect(plain.losses[sample] == profiled.losses[sample]) }
+        var differing = 0
+        for index in 0..<plain.parameterCount where plain.gradients[index] != profiled.gradients[index] { differing += 1 }
+        #expect(differing == 0, "\(name): \(differing) gradients differ")
+        #expect(forward.allSatisfy { $0 > 0 } && backward.allSatisfy { $0 >= 0 } && other > 0, "\(forward) \(backward) \(other)")
+    }
+
     /// A training step allocates nothing: zero calls to the allocator (malloc, free and the
     /// rest, counted by Tests/CAllocCounter on the caller and the pool's worker) over 100 steps
     /// (forward, per-sample loss, backward, SGD update) after warm-up; also for a partial

@@ -263,6 +263,17 @@ struct HardeningCLITests {
         }
     }
 
+    /// `bench layers` profiles every node of the model; its options are refused without it.
+    @Test func benchLayersProfilesEveryNode() throws {
+        let result = try run(["bench", "layers", "--models", "mlp", "--seconds", "0.1", "--threads", "1"])
+        try #require(result.status == 0, "\(result.error)")
+        for node in ["fc1", "relu0", "fc2", "loss+zero", "passes: forward"] {
+            #expect(result.output.contains(node), "\(node) missing: \(result.output)")
+        }
+        let refused = try run(["bench", "gemm", "--models", "mlp"])
+        #expect(refused.status == 2 && refused.error.contains("layers"), "\(refused.error)")
+    }
+
     @Test func failedOutputsFailTheCommand() throws {
         let directory = temporaryDirectory("harden-outputs")
         let file = directory + "/a-file"
