@@ -25,7 +25,7 @@ enum CompareCommand {
         time, and paired differences (to full, and of each run to its controls) with their
         standard errors, "n.s." when within two of them (OUT/compare-seeds.csv).
         A variant LABEL=POLICY[OPTIONS] in --policies runs POLICY under its own policy
-        options, --schedule or --controls, in row and directory LABEL, e.g.
+        options, --schedule or --controls, in row and directory LABEL (default: POLICY), e.g.
         ies-m2=ies[--ies-threshold=3e-2 --ies-rescore-every=2] or
         dihcl-paper=dihcl[--dih-preset=paper --schedule=episodes] (variants run after the
         plain policies, before random-remove). --resume continues an interrupted comparison
@@ -92,7 +92,9 @@ enum CompareCommand {
                 guard !arguments.isEmpty else { throw refuse("a labelled variant needs its options in [...]") }
                 guard kind != .randomRemove else { throw refuse("random-remove runs at another run's budget; give it --remove-fraction in a plain compare") }
             } else if !arguments.isEmpty {
-                throw refuse("a variant needs a label: LABEL=\(body)[...]")
+                // Unlabelled: the policy's own name (refused below if a plain item has it too).
+                label = kind.name
+                guard kind != .randomRemove else { throw refuse("random-remove runs at another run's budget; give it --remove-fraction in a plain compare") }
             }
             // The options: --name=value or --name value, only those a variant may set.
             var given: [String] = []

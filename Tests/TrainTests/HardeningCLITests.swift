@@ -234,7 +234,7 @@ struct HardeningCLITests {
         let directory = temporaryDirectory("compare-resume")
         let base = ["compare", "--data", Self.subset, "--model", "mlp", "--epochs", "9", "--train-subset", "200", "--test-limit", "100",
                     "--meter", "none", "--no-progress", "--controls", "counts",
-                    "--policies", "full,ies,fast=ies[--ies-threshold=0.1 --ies-rescore-every 1],paper=dihcl[--dih-preset=paper --schedule=episodes --controls=none]"]
+                    "--policies", "full,ies,fast=ies[--ies-threshold=0.1 --ies-rescore-every 1],dihcl[--dih-preset=paper --schedule=episodes --controls=none]"]
         let whole = try run(base + ["--out", directory + "/whole"])
         try #require(whole.status == 0, "\(whole.error)")
         let stopped = try run(base + ["--out", directory + "/parts", "--stop-after-epoch", "4"])
@@ -249,14 +249,14 @@ struct HardeningCLITests {
         }
         let rows = try table("whole")
         #expect(rows.map { $0.split(separator: ",").first.map(String.init) ?? "" }
-                == ["policy", "full", "ies", "ies.ctl-counts", "fast", "fast.ctl-counts", "paper"], "\(rows)")
+                == ["policy", "full", "ies", "ies.ctl-counts", "fast", "fast.ctl-counts", "dihcl"], "\(rows)")
         #expect(try table("parts") == rows)
         // The variant is its own run: a larger threshold excludes more than the default one.
         func trained(_ row: String) -> Int { Int(row.split(separator: ",")[8]) ?? -1 }
         #expect(trained(rows[4]) < trained(rows[2]), "\(rows)")
-        let paper = try String(contentsOfFile: directory + "/whole/paper/metrics.jsonl", encoding: .utf8)
+        let paper = try String(contentsOfFile: directory + "/whole/dihcl/metrics.jsonl", encoding: .utf8)
         #expect(paper.contains("\"population\":200"), "the log carries the population")
-        for policies in ["full,x=ies", "full,ies[--ies-threshold=0.1]", "full,x=ies[--epochs=3]", "full,x=ies[--dih-floor=0.5]",
+        for policies in ["full,x=ies", "full,ies,ies[--ies-threshold=0.1]", "full,x=ies[--epochs=3]", "full,x=ies[--dih-floor=0.5]",
                          "full,x=random-remove[--remove-fraction=0.2]", "full,ies,ies=ies[--ies-threshold=0.1]"] {
             let refused = try run(["compare", "--data", Self.subset, "--policies", policies, "--out", directory + "/refused"])
             #expect(refused.status == 2, "\(policies): \(refused.status) \(refused.error)")
