@@ -108,28 +108,17 @@ enum ConvBench {
             let fastSmall = timePasses(shape: small, scratchCount: smallScratch, context: single, seconds: min(seconds, 0.2),
                                        input: input, dInput: dInput, output: output, dOut: dOut, weights: weights,
                                        dWeights: dWeights, scratch: scratch)
-            let naiveSeconds = min(seconds, 0.2)
-            let naiveForward = BenchSupport.medianSeconds(targetSeconds: naiveSeconds, minimumRuns: 3) {
+            let naive = naivePasses(seconds: min(seconds, 0.2), forward: {
                 Conv2D.naiveForward(out: output, input: UnsafePointer(input), weights: UnsafePointer(weights), shape: small)
-            }
-            let naiveData = BenchSupport.medianSeconds(targetSeconds: naiveSeconds, minimumRuns: 3) {
+            }, data: {
                 Conv2D.naiveBackwardData(dInput: dInput, dOut: UnsafePointer(dOut), weights: UnsafePointer(weights), shape: small)
-            }
-            let naiveWeights = BenchSupport.medianSeconds(targetSeconds: naiveSeconds, minimumRuns: 3) {
+            }, weights: {
                 Conv2D.naiveBackwardWeights(dWeights: dWeights, dOut: UnsafePointer(dOut), input: UnsafePointer(input), shape: small)
-            }
-
+            })
             let gflops = Double(shape.flops) / times.forward / 1e9
-            print(Format.padRight(name, 26)
-                  + Format.pad(BenchSupport.format(times.forward * 1e3), 8)
-                  + Format.pad(BenchSupport.format(times.data * 1e3), 9)
-                  + Format.pad(BenchSupport.format(times.weights * 1e3), 9)
-                  + Format.pad(BenchSupport.format(gflops, decimals: 1), 9)
-                  + Format.pad(BenchSupport.format(100 * gflops / peak, decimals: 0), 7)
-                  + Format.pad(BenchSupport.format(times.ratio), 8)
-                  + Format.pad(BenchSupport.format(naiveForward / fastSmall.forward, decimals: 0), 8)
-                  + Format.pad(BenchSupport.format(naiveData / fastSmall.data, decimals: 0), 8)
-                  + Format.pad(BenchSupport.format(naiveWeights / fastSmall.weights, decimals: 0), 8))
+            printRow(name, times: times, rates: [(BenchSupport.format(gflops, decimals: 1), 9),
+                                                (BenchSupport.format(100 * gflops / peak, decimals: 0), 7)],
+                     naive: naive, fast: fastSmall)
         }
 
         // Depthwise: DepthwiseConv2D's row kernels against their naive twins.
@@ -147,29 +136,19 @@ enum ConvBench {
             small.batch = naiveBatch
             let fastSmall = timeDepthwise(shape: small, context: single, seconds: min(seconds, 0.2), input: input, dInput: dInput,
                                           output: output, dOut: dOut, weights: weights, dWeights: dWeights)
-            let naiveSeconds = min(seconds, 0.2)
-            let naiveForward = BenchSupport.medianSeconds(targetSeconds: naiveSeconds, minimumRuns: 3) {
+            let naive = naivePasses(seconds: min(seconds, 0.2), forward: {
                 DepthwiseConv2D.naiveForward(out: output, input: UnsafePointer(input), weights: UnsafePointer(weights), shape: small)
-            }
-            let naiveData = BenchSupport.medianSeconds(targetSeconds: naiveSeconds, minimumRuns: 3) {
+            }, data: {
                 DepthwiseConv2D.naiveBackwardData(dInput: dInput, dOut: UnsafePointer(dOut), weights: UnsafePointer(weights), shape: small)
-            }
-            let naiveWeights = BenchSupport.medianSeconds(targetSeconds: naiveSeconds, minimumRuns: 3) {
+            }, weights: {
                 DepthwiseConv2D.naiveBackwardWeights(dWeights: dWeights, dOut: UnsafePointer(dOut), input: UnsafePointer(input), shape: small)
-            }
+            })
             // Conv2DShape.flops counts a full (Cin-deep) patch; a depthwise output reads KH*KW values.
             let flops = Double(2 * shape.outputCount * shape.kernelHeight * shape.kernelWidth)
-            print(Format.padRight(name, 26)
-                  + Format.pad(BenchSupport.format(times.forward * 1e3), 8)
-                  + Format.pad(BenchSupport.format(times.data * 1e3), 9)
-                  + Format.pad(BenchSupport.format(times.weights * 1e3), 9)
-                  + Format.pad(BenchSupport.format(flops / times.forward / 1e9, decimals: 1), 9)
-                  + Format.pad(BenchSupport.format(flops / times.data / 1e9, decimals: 1), 10)
-                  + Format.pad(BenchSupport.format(flops / times.weights / 1e9, decimals: 1), 10)
-                  + Format.pad(BenchSupport.format(times.ratio), 8)
-                  + Format.pad(BenchSupport.format(naiveForward / fastSmall.forward, decimals: 0), 8)
-                  + Format.pad(BenchSupport.format(naiveData / fastSmall.data, decimals: 0), 8)
-                  + Format.pad(BenchSupport.format(naiveWeights / fastSmall.weights, decimals: 0), 8))
+            printRow(name, times: times, rates: [(BenchSupport.format(flops / times.forward / 1e9, decimals: 1), 9),
+                                                (BenchSupport.format(flops / times.data / 1e9, decimals: 1), 10),
+                                                (BenchSupport.format(flops / times.weights / 1e9, decimals: 1), 10)],
+                     naive: naive, fast: fastSmall)
         }
 
         // The column (im2col) paths against the ones `Conv2D` takes for stride-1 3x3 layers:
@@ -220,6 +199,29 @@ enum ConvBench {
 
     /// `timePasses` for DepthwiseConv2D: interleaved rounds of forward, backward-data and
     /// backward-weights; medians and the median (bwd-data + bwd-weights) / forward.
+    /// Median seconds of the three naive passes, each timed for about `seconds`.
+    static func naivePasses(seconds: Double, forward: () -> Void, data: () -> Void,
+                            weights: () -> Void) -> (forward: Double, data: Double, weights: Double) {
+        (BenchSupport.medianSeconds(targetSeconds: seconds, minimumRuns: 3, forward),
+         BenchSupport.medianSeconds(targetSeconds: seconds, minimumRuns: 3, data),
+         BenchSupport.medianSeconds(targetSeconds: seconds, minimumRuns: 3, weights))
+    }
+
+    /// One table row: the three passes' ms, the section's rate cells (text, width), the
+    /// backward/forward ratio and each pass's speed-up over its naive twin.
+    static func printRow(_ name: String, times: (forward: Double, data: Double, weights: Double, ratio: Double),
+                         rates: [(String, Int)], naive: (forward: Double, data: Double, weights: Double),
+                         fast: (forward: Double, data: Double, weights: Double, ratio: Double)) {
+        var line = Format.padRight(name, 26) + Format.pad(BenchSupport.format(times.forward * 1e3), 8)
+            + Format.pad(BenchSupport.format(times.data * 1e3), 9) + Format.pad(BenchSupport.format(times.weights * 1e3), 9)
+        for (text, width) in rates { line += Format.pad(text, width) }
+        line += Format.pad(BenchSupport.format(times.ratio), 8)
+            + Format.pad(BenchSupport.format(naive.forward / fast.forward, decimals: 0), 8)
+            + Format.pad(BenchSupport.format(naive.data / fast.data, decimals: 0), 8)
+            + Format.pad(BenchSupport.format(naive.weights / fast.weights, decimals: 0), 8)
+        print(line)
+    }
+
     static func timeDepthwise(
         shape: Conv2DShape, context: KernelContext, seconds: Double,
         input: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
