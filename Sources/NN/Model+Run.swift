@@ -108,9 +108,16 @@ extension Model {
 
     /// zero gradients, forward, per-sample loss, backward: the training step without the update.
     public func forwardBackward(batch: Int) {
+        forwardBackward(batch: batch, afterLoss: {})
+    }
+
+    /// The training step with `afterLoss` run between the loss and the backward, while every
+    /// activation of the forward is intact (DIHCL's diversity reads the head's input there).
+    public func forwardBackward(batch: Int, afterLoss: () -> Void) {
         zeroGradients(batch: batch)
         forward(batch: batch, training: true)
         loss(batch: batch, gradient: true)
+        afterLoss()
         backward(batch: batch)
     }
 }

@@ -350,11 +350,10 @@ public final class Trainer {
         if policy.wantsFeatures, let tap = featureTap {
             // DIHCL's diversity reads the head's input rows ([N, F], intact between the forward and
             // the backward): the policy projects them into its own store; no allocation.
-            model.zeroGradients(batch: batch)
-            model.forward(batch: batch, training: true)
-            model.loss(batch: batch, gradient: true)
-            policy.observeFeatures(indices: indices, rows: model.output(ofNode: tap.node), dimension: tap.dimension)
-            model.backward(batch: batch)
+            let rows = model.output(ofNode: tap.node)
+            model.forwardBackward(batch: batch) {
+                policy.observeFeatures(indices: indices, rows: rows, dimension: tap.dimension)
+            }
         } else {
             model.forwardBackward(batch: batch)
         }
