@@ -1,4 +1,5 @@
 import Data
+import NN
 import Platform
 import Energy
 import Select
