@@ -84,17 +84,22 @@ extension Conv2D {
                 valid[7 * vectors + v] = rowValid.2
                 valid[8 * vectors + v] = rowValid.2 .& colValid.2
             }
-            var channel = p0 / 9, tap = p0 % 9
+            // The taps' source offsets, (ky - 1) W + (kx - 1), once: the row loop below then holds
+            // no division by 3 and no checked multiply (it packs one row of NR floats per k step).
+            var offsets = InlineArray<9, Int>(repeating: 0)
+            for t in 0..<9 { offsets[t] = (t / 3 - 1) * imageWidth + (t % 3 - 1) }
+            var tap = p0 % 9
+            var plane = input + (p0 / 9) * planeCount + j0
             var row = dst
             for _ in 0..<kc {
-                let source = input + channel * planeCount + j0 + (tap / 3 - 1) * imageWidth + (tap % 3 - 1)
+                let source = plane + offsets[tap]
                 for v in 0..<vectors {
                     let value = source.loadVector(at: v * width)
                     row.storeVector(value.replacing(with: 0, where: .!valid[tap * vectors + v]), at: v * width)
                 }
                 row += nr
                 tap += 1
-                if tap == 9 { tap = 0; channel += 1 }
+                if tap == 9 { tap = 0; plane += planeCount }
             }
             return
         }

@@ -462,12 +462,26 @@ extension GEMM {
         for _ in 0..<kc {
             var bRow = MicroBRow(repeating: .zero)
             for v in 0..<vectors { bRow[v] = pb.loadVector(at: v * width) }
+            #if arch(arm64)
+            // NEON: the MR = 8 floats of A as two vector loads, each used by lane
+            // (`fmla v.4s, v.4s, v.s[lane]`), instead of a scalar load per row: 3 B + 1 A load
+            // instructions per 24 FMAs rather than 3 + 5 (decode-bound on 3-wide cores such as
+            // the Cortex-A72). The same fused multiply-adds in the same order: bit-identical.
+            let aLow = pa.loadVector(at: 0), aHigh = pa.loadVector(at: width)
+            for r in 0..<mr {
+                let ar = FloatVector(repeating: r < width ? aLow[r] : aHigh[r - width])
+                for v in 0..<vectors {
+                    acc[r * vectors + v] = acc[r * vectors + v].addingProduct(ar, bRow[v])
+                }
+            }
+            #else
             for r in 0..<mr {
                 let ar = FloatVector(repeating: pa[r])
                 for v in 0..<vectors {
                     acc[r * vectors + v] = acc[r * vectors + v].addingProduct(ar, bRow[v])
                 }
             }
+            #endif
             pa += mr
             pb += nr
         }
