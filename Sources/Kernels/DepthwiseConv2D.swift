@@ -59,6 +59,10 @@ public enum DepthwiseConv2D {
             let height = s.inHeight, width = s.inWidth, pad = kernel / 2, taps = kernel * kernel
             let filter = weights + channel * taps
             @inline(__always) func weight(_ tap: Int) -> Float { flipped ? filter[taps - 1 - tap] : filter[tap] }
+            // 3x3: the nine weights as vectors once per channel, for the rows whose three taps
+            // all lie inside the image (the same FMAs in the same order as the general loop).
+            var w = InlineArray<9, FloatVector>(repeating: .zero)
+            if kernel == 3 { for tap in 0..<9 { w[tap] = FloatVector(repeating: weight(tap)) } }
             for n in 0..<s.batch {
                 let plane = UnsafeMutablePointer(mutating: source) + (channel * s.batch + n) * height * width
                 let outPlane = out + (channel * s.batch + n) * height * width
@@ -78,6 +82,24 @@ public enum DepthwiseConv2D {
                     var ow = 0
                     while ow < min(pad, width) { scalar(ow); ow += 1 }
                     // Interior: every tap of every lane lies inside the row.
+                    if kernel == 3 && kyBegin == 0 && kyEnd == 3 {
+                        let top = plane + (oh - 1) * width - 1
+                        while ow + floatVectorWidth <= width - pad {
+                            let r0 = top + ow, r1 = r0 + width, r2 = r1 + width
+                            var sum = FloatVector(repeating: 0)
+                            sum = sum.addingProduct(r0.loadVector(at: 0), w[0])
+                            sum = sum.addingProduct(r0.loadVector(at: 1), w[1])
+                            sum = sum.addingProduct(r0.loadVector(at: 2), w[2])
+                            sum = sum.addingProduct(r1.loadVector(at: 0), w[3])
+                            sum = sum.addingProduct(r1.loadVector(at: 1), w[4])
+                            sum = sum.addingProduct(r1.loadVector(at: 2), w[5])
+                            sum = sum.addingProduct(r2.loadVector(at: 0), w[6])
+                            sum = sum.addingProduct(r2.loadVector(at: 1), w[7])
+                            sum = sum.addingProduct(r2.loadVector(at: 2), w[8])
+                            outRow.storeVector(accumulate ? outRow.loadVector(at: ow) + sum : sum, at: ow)
+                            ow += floatVectorWidth
+                        }
+                    }
                     while ow + floatVectorWidth <= width - pad {
                         var sum = FloatVector(repeating: 0)
                         for ky in kyBegin..<kyEnd {
