@@ -52,8 +52,23 @@ extension Conv2D {
                 let c4 = col.loadVector(at: 4 * columns + j), c5 = col.loadVector(at: 5 * columns + j)
                 let c6 = col.loadVector(at: 6 * columns + j), c7 = col.loadVector(at: 7 * columns + j)
                 let c8 = col.loadVector(at: 8 * columns + j)
-                for co in 0..<outChannels {
-                    let w = weights + co * 9
+                // Pointers advanced per output channel (no index multiply in the loop).
+                var w = weights
+                var o = out + j
+                for _ in 0..<outChannels {
+                    #if arch(arm64)
+                    // NEON: the first eight weights as two vector loads used by lane (fmla by
+                    // element) instead of eight scalar loads; the same FMAs in the same order.
+                    let low = w.loadVector(at: 0), high = w.loadVector(at: 4)
+                    var sum = c0 * FloatVector(repeating: low[0])
+                    sum.addProduct(c1, FloatVector(repeating: low[1]))
+                    sum.addProduct(c2, FloatVector(repeating: low[2]))
+                    sum.addProduct(c3, FloatVector(repeating: low[3]))
+                    sum.addProduct(c4, FloatVector(repeating: high[0]))
+                    sum.addProduct(c5, FloatVector(repeating: high[1]))
+                    sum.addProduct(c6, FloatVector(repeating: high[2]))
+                    sum.addProduct(c7, FloatVector(repeating: high[3]))
+                    #else
                     var sum = c0 * FloatVector(repeating: w[0])
                     sum.addProduct(c1, FloatVector(repeating: w[1]))
                     sum.addProduct(c2, FloatVector(repeating: w[2]))
@@ -62,8 +77,11 @@ extension Conv2D {
                     sum.addProduct(c5, FloatVector(repeating: w[5]))
                     sum.addProduct(c6, FloatVector(repeating: w[6]))
                     sum.addProduct(c7, FloatVector(repeating: w[7]))
+                    #endif
                     sum.addProduct(c8, FloatVector(repeating: w[8]))
-                    out.storeVector(sum, at: co * ldc + j)
+                    o.storeVector(sum, at: 0)
+                    o += ldc
+                    w += 9
                 }
                 j += floatVectorWidth
             }
