@@ -115,18 +115,22 @@ struct MPITrainingTests {
         #expect(apart > 1e-4, "without --sync-bn the 2-rank losses are within \(apart) of the 1-rank ones: the comparison says nothing")
     }
 
-    /// Uneven parts and idle ranks: 3 ranks x global batch 64 deal 21, 21 and 22 samples, and the
-    /// epoch's last batch of 1 sample leaves ranks 0 and 1 without samples (they still take part
-    /// in every batch-norm exchange, or the job would hang). 4 epochs of 129 samples, against 1 rank.
+    /// Uneven parts and an idle rank: 3 ranks x global batch 64 deal 21, 21 and 22 samples, and
+    /// the epoch's last batch of 2 samples leaves rank 0 without samples (it still takes part in
+    /// every batch-norm exchange, or the job would hang). 2 epochs of 130 samples, against 1 rank.
+    /// Not more: batch norm over 1 or 2 samples (7x7 maps in layer3) is ill-conditioned, and
+    /// from the third epoch any two runs whose sums round differently drift apart (1 rank
+    /// resuming a 2-rank run's epoch-1 checkpoint matches that run's epoch 2 within 1e-7, so
+    /// the drift is rounding amplified, not another computation).
     @Test func syncBatchNormWithUnevenAndEmptyParts() throws {
-        let extra = ["--model", "resnet8", "--train-subset", "129", "--test-limit", "100", "--epochs", "4", "--lr", "0.01"]
+        let extra = ["--model", "resnet8", "--train-subset", "130", "--test-limit", "100", "--epochs", "2", "--lr", "0.01"]
         let one = temporaryDirectory("mpi-bn3-one"), three = temporaryDirectory("mpi-bn3-three")
         let single = try run(ranks: 0, train(one, extra))
         #expect(single.status == 0, "\(single.error)")
         let parallel = try run(ranks: 3, train(three, extra + ["--sync-bn"]))
         #expect(parallel.status == 0, "\(parallel.error)")
         let expected = try trainLosses(one), actual = try trainLosses(three)
-        try #require(expected.count == 4 && actual.count == 4)
+        try #require(expected.count == 2 && actual.count == 2)
         for (epoch, (a, b)) in zip(expected, actual).enumerated() {
             #expect(abs(a - b) <= 1e-5 * abs(a), "epoch \(epoch + 1): loss \(a) at 1 rank, \(b) at 3 ranks with --sync-bn")
         }
