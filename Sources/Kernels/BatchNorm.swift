@@ -204,7 +204,6 @@ public enum BatchNorm {
         let dOutput: UnsafePointer<Float>, savedMean: UnsafePointer<Float>, savedInvStd: UnsafePointer<Float>
         let input: UnsafePointer<Float>, gamma: UnsafePointer<Float>
         let spatial: Int, inverseCount: Double
-        var width: Int { FloatVector.scalarCount }
 
         func run(task channel: Int) {
             let x = input + channel * spatial
@@ -213,62 +212,11 @@ public enum BatchNorm {
             let mean = savedMean[channel]
             let invStd = savedInvStd[channel]
 
-            // sum dy and sum dy * (x - mean), blocked (see `blockSize`): both largely cancel, so
-            // their rounding error must stay small against the sums of |dy| and |dy * (x - mean)|.
-            // invStd is factored out of the second sum.
-            let meanVector = FloatVector(repeating: mean)
-            var sumDy: Double = 0
-            var sumDyCentered: Double = 0
-            var start = 0
-            while start < spatial {
-                let end = min(start + blockSize, spatial)
-                var dy0 = FloatVector(repeating: 0), dy1 = FloatVector(repeating: 0)
-                var centered0 = FloatVector(repeating: 0), centered1 = FloatVector(repeating: 0)
-                var index = start
-                while index + 2 * width <= end {
-                    let g0 = dy.loadVector(at: index)
-                    let g1 = dy.loadVector(at: index + width)
-                    dy0 += g0
-                    dy1 += g1
-                    centered0 = centered0.addingProduct(g0, x.loadVector(at: index) - meanVector)
-                    centered1 = centered1.addingProduct(g1, x.loadVector(at: index + width) - meanVector)
-                    index += 2 * width
-                }
-                if index + width <= end {
-                    let g0 = dy.loadVector(at: index)
-                    dy0 += g0
-                    centered0 = centered0.addingProduct(g0, x.loadVector(at: index) - meanVector)
-                    index += width
-                }
-                var blockDy = (dy0 + dy1).sum()
-                var blockCentered = (centered0 + centered1).sum()
-                while index < end {
-                    blockDy += dy[index]
-                    blockCentered += dy[index] * (x[index] - mean)
-                    index += 1
-                }
-                sumDy += Double(blockDy)
-                sumDyCentered += Double(blockCentered)
-                start = end
-            }
+            let (sumDy, sumDyCentered) = gradientSums(dy, x, mean: mean, count: spatial)
             let sumDyXhat = sumDyCentered * Double(invStd)
-
-            // dx += k * (dy - a - (x - mean) * b), with k = gamma * invStd, a = mean(dy),
-            // b = invStd^2 * mean(dy * (x - mean)) (xhat * mean(dy * xhat) with invStd folded in).
-            let k = FloatVector(repeating: gamma[channel] * invStd)
-            let a = FloatVector(repeating: Float(sumDy * inverseCount))
-            let b = FloatVector(repeating: Float(sumDyXhat * Double(invStd) * inverseCount))
-            var index = 0
-            while index + width <= spatial {
-                let centered = x.loadVector(at: index) - meanVector
-                let inner = dy.loadVector(at: index) - a - centered * b
-                dx.storeVector(dx.loadVector(at: index).addingProduct(k, inner), at: index)
-                index += width
-            }
-            while index < spatial {
-                dx[index] += k[0] * (dy[index] - a[0] - (x[index] - mean) * b[0])
-                index += 1
-            }
+            applyInputGradient(dx, dy, x, mean: mean, scale: gamma[channel] * invStd,
+                               meanDy: Float(sumDy * inverseCount), meanDyXhat: Float(sumDyXhat * Double(invStd) * inverseCount),
+                               count: spatial)
             dGamma[channel] += Float(sumDyXhat)
             dBeta[channel] += Float(sumDy)
         }
@@ -276,9 +224,79 @@ public enum BatchNorm {
 
     // MARK: helpers
 
+    /// sum dy and sum dy * (x - mean) over a run, blocked (see `blockSize`): both largely
+    /// cancel, so their rounding error must stay small against the sums of |dy| and
+    /// |dy * (x - mean)|. (invStd is factored out of the second sum.)
+    @inline(__always)
+    static func gradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, mean: Float, count: Int) -> (Double, Double) {
+        let width = FloatVector.scalarCount
+        let meanVector = FloatVector(repeating: mean)
+        var sumDy: Double = 0
+        var sumDyCentered: Double = 0
+        var start = 0
+        while start < count {
+            let end = min(start + blockSize, count)
+            var dy0 = FloatVector(repeating: 0), dy1 = FloatVector(repeating: 0)
+            var centered0 = FloatVector(repeating: 0), centered1 = FloatVector(repeating: 0)
+            var index = start
+            while index + 2 * width <= end {
+                let g0 = dy.loadVector(at: index)
+                let g1 = dy.loadVector(at: index + width)
+                dy0 += g0
+                dy1 += g1
+                centered0 = centered0.addingProduct(g0, x.loadVector(at: index) - meanVector)
+                centered1 = centered1.addingProduct(g1, x.loadVector(at: index + width) - meanVector)
+                index += 2 * width
+            }
+            if index + width <= end {
+                let g0 = dy.loadVector(at: index)
+                dy0 += g0
+                centered0 = centered0.addingProduct(g0, x.loadVector(at: index) - meanVector)
+                index += width
+            }
+            var blockDy = (dy0 + dy1).sum()
+            var blockCentered = (centered0 + centered1).sum()
+            while index < end {
+                blockDy += dy[index]
+                blockCentered += dy[index] * (x[index] - mean)
+                index += 1
+            }
+            sumDy += Double(blockDy)
+            sumDyCentered += Double(blockCentered)
+            start = end
+        }
+        return (sumDy, sumDyCentered)
+    }
+
+    /// dx += k * (dy - a - (x - mean) * b) over a run, with k = gamma * invStd (`scale`),
+    /// a = mean(dy), b = invStd^2 * mean(dy * (x - mean)) (xhat * mean(dy * xhat) with invStd
+    /// folded in; `meanDyXhat` is that b).
+    @inline(__always)
+    static func applyInputGradient(
+        _ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+        mean: Float, scale: Float, meanDy: Float, meanDyXhat: Float, count: Int
+    ) {
+        let width = FloatVector.scalarCount
+        let meanVector = FloatVector(repeating: mean)
+        let k = FloatVector(repeating: scale)
+        let a = FloatVector(repeating: meanDy)
+        let b = FloatVector(repeating: meanDyXhat)
+        var index = 0
+        while index + width <= count {
+            let centered = x.loadVector(at: index) - meanVector
+            let inner = dy.loadVector(at: index) - a - centered * b
+            dx.storeVector(dx.loadVector(at: index).addingProduct(k, inner), at: index)
+            index += width
+        }
+        while index < count {
+            dx[index] += scale * (dy[index] - meanDy - (x[index] - mean) * meanDyXhat)
+            index += 1
+        }
+    }
+
     /// Sum of a run, blocked: Float vector lanes within a block, Double across blocks.
     @inline(__always)
-    private static func blockedSum(_ x: UnsafePointer<Float>, count: Int) -> Double {
+    static func blockedSum(_ x: UnsafePointer<Float>, count: Int) -> Double {
         let width = FloatVector.scalarCount
         var total: Double = 0
         var start = 0
@@ -306,7 +324,7 @@ public enum BatchNorm {
 
     /// sum (x - mean)^2 over a run, blocked as `blockedSum`.
     @inline(__always)
-    private static func blockedSumOfSquaredDeviations(_ x: UnsafePointer<Float>, mean: Float, count: Int) -> Double {
+    static func blockedSumOfSquaredDeviations(_ x: UnsafePointer<Float>, mean: Float, count: Int) -> Double {
         let width = FloatVector.scalarCount
         let meanVector = FloatVector(repeating: mean)
         var total: Double = 0
@@ -342,7 +360,7 @@ public enum BatchNorm {
 
     /// y = (x - mean) * scale + shift over a run; y may alias x.
     @inline(__always)
-    private static func normalise(
+    static func normalise(
         _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, mean: Float, scale: Float, shift: Float, count: Int
     ) {
         let width = FloatVector.scalarCount

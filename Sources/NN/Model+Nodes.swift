@@ -43,7 +43,9 @@ extension Model {
             DepthwiseConv2D.forward(out: node.output, input: from, weights: node.weight!, shape: convShape(index, batch: batch), context: context)
             if let bias = node.bias { Bias.addChannels(values: node.output, bias: bias, channels: outShape.channels, spatial: outSpatial) }
         case .batchNorm:
-            if training && !trainability.frozenStatistics {
+            if training && !trainability.frozenStatistics, let exchange = batchNormExchange {
+                forwardExchangedBatchNorm(index, exchange: exchange, input: from, batch: batch)
+            } else if training && !trainability.frozenStatistics {
                 BatchNorm.forwardTraining(
                     output: node.output, savedMean: node.savedMean!, savedInvStd: node.savedInverseStd!,
                     runningMean: node.runningMean!, runningVariance: node.runningVariance!,
@@ -157,7 +159,9 @@ extension Model {
             }
             // Batch norm's dInput is needed even for the model input's consumer chain; when the
             // input is the model input it is computed into a discarded gradient (none here).
-            if let dFrom {
+            if let exchange = batchNormExchange {
+                backwardExchangedBatchNorm(index, exchange: exchange, dInput: dFrom ?? scratch, batch: batch)
+            } else if let dFrom {
                 BatchNorm.backward(
                     dInput: dFrom, dGamma: node.dWeight!, dBeta: node.dBias!, dOutput: node.dOutput,
                     savedMean: node.savedMean!, savedInvStd: node.savedInverseStd!, input: from, gamma: node.weight!,

@@ -68,6 +68,10 @@ public final class Model {
     /// so that the sum of the ranks' gradients is the gradient of the global batch mean (each
     /// rank's mean gradient weighted by its samples / global samples).
     public var lossMeanOver = 0
+    /// Set by the trainer for `--sync-bn` on several ranks: training-mode batch norm then
+    /// normalises with the statistics of the global batch (see `BatchNormExchange`); nil: with
+    /// this rank's batch.
+    public var batchNormExchange: BatchNormExchange? = nil
 
     var nodes: [NodeStorage]
     let scratch: UnsafeMutablePointer<Float>

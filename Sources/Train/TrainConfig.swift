@@ -75,6 +75,10 @@ public struct TrainConfig {
     /// exactly (in fixed point), so that any number of ranks dividing it gives bit-identical
     /// runs (`--exact-parts`); 0 = off (a rank's part is one, summed by a float allreduce).
     public var exactParts = 0
+    /// Batch-norm statistics over the global batch on every rank (`--sync-bn`, PyTorch's
+    /// SyncBatchNorm) instead of over each rank's part. With one rank the part is the whole
+    /// batch, so it changes nothing there.
+    public var syncBatchNorm = false
 
     /// Which parameters train (`--update`); anything but `.all` freezes the rest and batch
     /// norm's statistics.

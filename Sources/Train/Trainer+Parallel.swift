@@ -16,7 +16,10 @@ import Select
 ///
 /// Batch norm uses each rank's batch statistics (as PyTorch DDP does by default); the running
 /// statistics of rank 0 are broadcast at the end of each epoch (DDP broadcasts rank 0's buffers
-/// before each forward, so the values used in evaluation and checkpoints are the same).
+/// before each forward, so the values used in evaluation and checkpoints are the same). With
+/// `--sync-bn` (`BatchNormExchange`) every batch-norm layer normalises with the statistics of
+/// the global batch, exchanged between the ranks in its forward and backward, so a step
+/// computes what one process computes on the whole batch (up to the order of float sums).
 ///
 /// Selection: a rank observes only its own samples' losses. It keeps them, in order, and after
 /// the epoch the ranks gather them all (allgather), so every rank replays the one-process
@@ -112,9 +115,16 @@ extension Trainer {
         let pieceCount = parts > 0 ? parts : ranks
         if parts > 0 { fixedGradients.update(repeating: 0, count: model.parameterCount) }
         model.zeroGradients(batch: 1)
+        if let exchange = model.batchNormExchange {
+            for other in 0..<ranks { exchange.rankSamples[other] = Cluster.part(of: batch, rank: other).count }
+        }
         for piece in pieces {
             let range = (batch * piece / pieceCount)..<(batch * (piece + 1) / pieceCount)
-            if range.isEmpty { continue }
+            if range.isEmpty {
+                // With --sync-bn the other ranks' batch norms wait for this rank's (empty) share.
+                model.joinBatchNormExchanges()
+                continue
+            }
             let indices = UnsafeBufferPointer(start: order + start + range.lowerBound, count: range.count)
             trainAssembler.assemble(indices: indices, input: model.input, labels: model.labels, generator: &augment)
             for slot in 0..<range.count { model.sampleWeights[slot] = epochPlan.weights[Int(indices[slot])] }
@@ -237,9 +247,11 @@ extension Trainer {
     }
 
     /// End of an epoch: rank 0's batch-norm running statistics to every rank, then the
-    /// weights' checksum compared across ranks; ranks that differ stop the job.
+    /// weights' checksum compared across ranks; ranks that differ stop the job. With
+    /// `--sync-bn` every rank updated its running statistics from the same global ones, so
+    /// nothing is broadcast and the checksum checks that they agree.
     func synchronizeWeights() {
-        if model.bufferCount > 0 {
+        if model.bufferCount > 0 && model.batchNormExchange == nil {
             Cluster.broadcast(UnsafeMutableRawPointer(model.buffers), bytes: model.bufferCount * 4)
         }
         var sum = UInt64(Checksum.crc32(UnsafeRawPointer(model.parameters), count: model.parameterCount * 4)) << 32

@@ -117,6 +117,16 @@ public final class Trainer {
         guard parts == 0 || (parts % ranks == 0 && parts <= config.batch && parts <= 128) else {
             throw TrainError("--exact-parts \(parts) must be a multiple of the number of ranks (\(ranks)), at most --batch (\(config.batch)) and at most 128")
         }
+        if config.syncBatchNorm {
+            guard config.model.layers.contains(where: { $0.kind == .batchNorm }) else {
+                throw TrainError("--sync-bn: model \(config.model.name) has no batch-norm layer")
+            }
+            // A rank computes its --exact-parts pieces one after another, so a piece's forward
+            // cannot see the statistics of the pieces that follow it.
+            guard parts == 0 else {
+                throw TrainError("--sync-bn and --exact-parts do not combine: the exact parts are computed one after another, each with its own batch-norm statistics")
+            }
+        }
         let pieces = parts > 0 ? parts : ranks
         localBatch = pieces > 1 ? (config.batch + pieces - 1) / pieces : config.batch
         self.train = config.trainLimit > 0 && config.trainLimit < train.count ? train.prefix(config.trainLimit) : train
@@ -135,9 +145,13 @@ public final class Trainer {
             plan = try Model.plan(config.model, batch: localBatch, threads: config.threads,
                                   optimizerStatePerParameter: config.optimizer.statePerParameter, trainability: trainability)
         } catch { throw TrainError(error) }
+        if config.syncBatchNorm && trainability.frozenStatistics {
+            throw TrainError("--sync-bn: batch-norm statistics are frozen with --update \(config.update.name) (they are not taken from batches)")
+        }
         plan.indices = Trainer.indexBytes(trainCount: count, testCount: self.test.count, validationCount: validationCount,
                                           batch: config.batch)
             + Trainer.clusterBytes(trainCount: count, ranks: ranks, parts: parts, gradientBytes: plan.gradients)
+            + (config.syncBatchNorm && ranks > 1 ? BatchNormExchange.bytes(ranks: ranks, description: config.model) : 0)
         let sampleFloats = input.channels * input.height * input.width
         plan.staging = Trainer.stagingBytes(batch: config.batch, sampleFloats: sampleFloats)
         do { try plan.check(budgetBytes: config.memoryBudgetBytes) }
@@ -167,6 +181,9 @@ public final class Trainer {
             rankOffsets = try indexArena.carve(Int32.self, count: rankSlots, label: "offsets per rank")
             stepSums = try indexArena.carve(Double.self, count: parallel > 0 ? 4 : 0, label: "step sums")
             fixedGradients = try indexArena.carve(Int64.self, count: parts > 0 ? model.parameterCount : 0, label: "fixed-point gradients")
+            if config.syncBatchNorm && ranks > 1 {
+                model.batchNormExchange = try BatchNormExchange(ranks: ranks, description: config.model, arena: indexArena)
+            }
         } catch {
             throw TrainError(error)
         }

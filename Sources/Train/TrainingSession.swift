@@ -264,7 +264,12 @@ public final class TrainingSession {
         if writesFiles { try reporter.openMetricsLog(metricsPath) }
         if trainer.ranks > 1 {
             reporter.note("data-parallel: \(trainer.ranks) ranks (\(Cluster.libraryVersion ?? "MPI")), global batch \(config.batch) (\(config.batch / trainer.ranks)-\(trainer.localBatch) a rank), gradient allreduce \(Format.bytes(trainer.model.parameterCount * 4)) a step; rank 0 writes \(config.outputDirectory)")
+            reporter.note(trainer.model.batchNormExchange != nil
+                ? "sync-bn: batch norm over the global batch (one exchange per batch-norm layer in the forward and one in the backward)"
+                : "batch norm over each rank's part of the batch (as PyTorch DDP; --sync-bn for the global batch)")
             trainer.synchronizeWeights()
+        } else if config.syncBatchNorm {
+            reporter.note("sync-bn: one rank, whose batch is the global batch: batch norm as in any one-process run")
         }
         defer { reporter.closeMetricsLog() }
         let ownsRecorder = recorder == nil
@@ -293,6 +298,10 @@ public final class TrainingSession {
                 let perStep = trainer.gradientSyncSeconds / Double(trainer.gradientSyncs)
                 let steps = max(1, (metrics.samplesTrained + config.batch - 1) / config.batch)
                 reporter.note("  allreduce: \(Format.fixed(perStep * 1000, 3)) ms a step (\(trainer.gradientSyncs) so far), \(Format.fixed(100 * perStep * Double(steps) / max(metrics.wallSeconds, 1e-9), 1))% of this epoch's training time")
+                if let exchange = trainer.model.batchNormExchange, exchange.exchanges > 0 {
+                    let exchangePerStep = exchange.seconds / Double(trainer.gradientSyncs)
+                    reporter.note("  sync-bn exchanges: \(Format.fixed(exchangePerStep * 1000, 3)) ms a step (\(exchange.exchanges) exchanges so far)")
+                }
             }
         } faulted: { (fault: NumericFault, policy: inout Policy) throws(TrainError) in
             try handleFault(fault, policy: &policy)

@@ -103,7 +103,11 @@ enum TrainCommand {
         config.lossDumpDirectory = try options.value(O.dumpLosses)
         config.exactParts = try options.value(O.exactParts) ?? 0
         if options.isSet(O.syncBN) {
-            throw UsageError(message: "leitner: --sync-bn is not built yet: under mpirun each rank normalises with its own part of the batch (as PyTorch DDP does by default), and rank 0's running statistics are kept")
+            // Without the MPI trait there is only ever one rank: the option could do nothing.
+            guard Cluster.isBuiltWithMPI else {
+                throw UsageError(message: "leitner: --sync-bn synchronises batch norm across MPI ranks, and this binary was built without MPI (swift build -c release --traits MPI; see docs/several-boards.md)")
+            }
+            config.syncBatchNorm = true
         }
         config.energy = try EnergyOptions.settings(options)
         if !options.isGiven(EnergyOptions.powerModel), let board = config.board {
@@ -258,7 +262,7 @@ enum TrainOptions {
         help: "after each epoch write every sample's loss and planned action to DIR/losses-EEEE.bin (docs/loss-dump.md; tools/check-ies-reference reads them)")
 
     static let syncBN = Flag(
-        "sync-bn", help: "under mpirun: batch-norm statistics over the global batch instead of each rank's part (not built yet: refused)")
+        "sync-bn", help: "under mpirun: batch-norm statistics over the global batch instead of each rank's part (PyTorch's SyncBatchNorm; one exchange per batch-norm layer and pass; not with --exact-parts; MPI builds only)")
 
     static let exactParts = Option<Int?>(
         "exact-parts", "P", range: 1...128, shown: "off",

@@ -66,13 +66,101 @@ struct MPITrainingTests {
         for (step, (a, b)) in zip(expected, actual).enumerated() {
             #expect(abs(a - b) <= 1e-5 * abs(a), "step \(step + 1): loss \(a) at 1 rank, \(b) at 2 ranks")
         }
+        try expectSameWeights(one, two)
+    }
+
+    /// The checkpoints in `one` and `two` hold the same tensors (batch-norm running statistics
+    /// included, the optimizer's state not), each within 1e-5 of its largest magnitude.
+    func expectSameWeights(_ one: String, _ two: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let reference = try tensors(one + "/checkpoint.safetensors"), trained = try tensors(two + "/checkpoint.safetensors")
-        #expect(Set(reference.keys) == Set(trained.keys))
+        #expect(Set(reference.keys) == Set(trained.keys), sourceLocation: sourceLocation)
         for (name, values) in reference where !name.hasPrefix("optimizer.") {
-            let other = try #require(trained[name])
+            let other = try #require(trained[name], sourceLocation: sourceLocation)
             let scale = values.map { abs($0) }.max() ?? 0
             let worst = zip(values, other).map { abs($0 - $1) }.max() ?? 0
-            #expect(worst <= 1e-5 * max(scale, 1e-6), "\(name): largest difference \(worst) of values up to \(scale)")
+            #expect(worst <= 1e-5 * max(scale, 1e-6), "\(name): largest difference \(worst) of values up to \(scale)",
+                    sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Largest relative difference between two runs' losses, step by step.
+    func largestRelativeDifference(_ expected: [Double], _ actual: [Double]) -> Double {
+        zip(expected, actual).map { abs($0 - $1) / abs($0) }.max() ?? .infinity
+    }
+
+    /// --sync-bn on resnet8 (9 batch-norm layers): 2 ranks x 32 give the 1 x 64 run's losses over
+    /// 20 steps within 1e-5 relative, and its weights and running statistics; without --sync-bn
+    /// each rank normalises its own 32 samples and the losses differ from the first step.
+    /// lr 0.01: at the default 0.05, on one batch repeated 20 times, resnet8's trajectory
+    /// amplifies float rounding about 25x a step from step 5 (1e-8 to 5e-6 to 1e-4), for any
+    /// two runs whose sums round differently; a 2-rank --sync-bn run resumed by 1 rank after
+    /// step 4 gives the 2-rank loss within 2e-8 at step 5, so the two compute the same function.
+    @Test func syncBatchNormMatchesOneRank() throws {
+        let extra = ["--model", "resnet8", "--train-subset", "64", "--test-limit", "100", "--epochs", "20", "--lr", "0.01"]
+        let one = temporaryDirectory("mpi-bn-one"), synced = temporaryDirectory("mpi-bn-sync"), plain = temporaryDirectory("mpi-bn-plain")
+        let single = try run(ranks: 0, train(one, extra))
+        #expect(single.status == 0, "\(single.error)")
+        let parallel = try run(ranks: 2, train(synced, extra + ["--sync-bn"]))
+        #expect(parallel.status == 0, "\(parallel.error)")
+        #expect(parallel.output.contains("sync-bn: batch norm over the global batch"), "\(parallel.output)")
+        let perRank = try run(ranks: 2, train(plain, extra))
+        #expect(perRank.status == 0, "\(perRank.error)")
+        let expected = try trainLosses(one), actual = try trainLosses(synced), unsynchronised = try trainLosses(plain)
+        try #require(expected.count == 20 && actual.count == 20 && unsynchronised.count == 20)
+        for (step, (a, b)) in zip(expected, actual).enumerated() {
+            #expect(abs(a - b) <= 1e-5 * abs(a), "step \(step + 1): loss \(a) at 1 rank, \(b) at 2 ranks with --sync-bn")
+        }
+        try expectSameWeights(one, synced)
+        let apart = largestRelativeDifference(expected, unsynchronised)
+        #expect(apart > 1e-4, "without --sync-bn the 2-rank losses are within \(apart) of the 1-rank ones: the comparison says nothing")
+    }
+
+    /// Uneven parts and an idle rank: 3 ranks x global batch 64 deal 21, 21 and 22 samples, and
+    /// the epoch's last batch of 2 samples leaves rank 0 without samples (it still takes part in
+    /// every batch-norm exchange, or the job would hang). 2 epochs of 130 samples, against 1 rank.
+    /// Not more: batch norm over 1 or 2 samples (7x7 maps in layer3) is ill-conditioned, and
+    /// from the third epoch any two runs whose sums round differently drift apart (1 rank
+    /// resuming a 2-rank run's epoch-1 checkpoint matches that run's epoch 2 within 1e-7, so
+    /// the drift is rounding amplified, not another computation).
+    @Test func syncBatchNormWithUnevenAndEmptyParts() throws {
+        let extra = ["--model", "resnet8", "--train-subset", "130", "--test-limit", "100", "--epochs", "2", "--lr", "0.01"]
+        let one = temporaryDirectory("mpi-bn3-one"), three = temporaryDirectory("mpi-bn3-three")
+        let single = try run(ranks: 0, train(one, extra))
+        #expect(single.status == 0, "\(single.error)")
+        let parallel = try run(ranks: 3, train(three, extra + ["--sync-bn"]))
+        #expect(parallel.status == 0, "\(parallel.error)")
+        let expected = try trainLosses(one), actual = try trainLosses(three)
+        try #require(expected.count == 2 && actual.count == 2)
+        for (epoch, (a, b)) in zip(expected, actual).enumerated() {
+            #expect(abs(a - b) <= 1e-5 * abs(a), "epoch \(epoch + 1): loss \(a) at 1 rank, \(b) at 3 ranks with --sync-bn")
+        }
+        try expectSameWeights(one, three)
+    }
+
+    /// --sync-bn is refused where it could not do what it says: with --exact-parts (pieces are
+    /// computed one after another), on a model without batch norm, with frozen statistics, and
+    /// by a binary built without MPI.
+    @Test func syncBatchNormRefusals() throws {
+        let base = ["--train-subset", "64", "--test-limit", "100", "--epochs", "1", "--sync-bn"]
+        let cases: [([String], String)] = [
+            (["--model", "resnet8", "--exact-parts", "2"], "do not combine"),
+            (["--model", "cnn-s"], "has no batch-norm layer"),
+        ]
+        for (arguments, message) in cases {
+            let result = try run(ranks: 0, train(temporaryDirectory("mpi-bn-refuse"), base + arguments))
+            #expect(result.status != 0 && result.error.contains(message), "\(arguments): \(result.status) \(result.error)")
+        }
+        let pretrained = temporaryDirectory("mpi-bn-pretrained")
+        #expect(try run(ranks: 0, train(pretrained, ["--model", "resnet8", "--train-subset", "64", "--test-limit", "100", "--epochs", "1"])).status == 0)
+        let frozen = try run(ranks: 0, ["finetune", "--from", pretrained + "/checkpoint.safetensors", "--data", Self.subset,
+                                        "--model", "resnet8", "--update", "bn+bias", "--train-subset", "64", "--test-limit", "100",
+                                        "--epochs", "1", "--meter", "none", "--no-progress", "--sync-bn",
+                                        "--out", temporaryDirectory("mpi-bn-frozen")])
+        #expect(frozen.status != 0 && frozen.error.contains("frozen"), "\(frozen.status) \(frozen.error)")
+        // The default (MPI-free) binary: one rank only, so the option could do nothing.
+        if let plainBinary = Requirement.binary, try CommandRunner.run(plainBinary, ["doctor"]).output.contains("mpi: not built") {
+            let result = try CommandRunner.run(plainBinary, train(temporaryDirectory("mpi-bn-default"), base + ["--model", "resnet8"]))
+            #expect(result.status == 2 && result.error.contains("built without MPI"), "\(result.status) \(result.error)")
         }
     }
 
