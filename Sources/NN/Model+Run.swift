@@ -48,6 +48,12 @@ extension Model {
     /// `sharedActivations` false every node's does (tests).
     public func output(ofNode index: Int) -> UnsafePointer<Float> { UnsafePointer(nodes[index].output) }
 
+    /// Node `index`'s output gradient of the last backward (same layout as its output). Valid
+    /// for every node only with `sharedActivations` false (tests); under the shared layout
+    /// gradients reuse memory and in-place backwards overwrite them (see
+    /// `observedForwardBackward` for a view of each while it is intact).
+    public func outputGradient(ofNode index: Int) -> UnsafePointer<Float> { UnsafePointer(nodes[index].dOutput) }
+
     /// The logits of the last forward, [N, classes].
     public var logits: UnsafePointer<Float> { UnsafePointer(nodes[nodes.count - 1].output) }
 
@@ -123,6 +129,32 @@ extension Model {
 }
 
 extension Model {
+    /// `forwardBackward` with two observers: `forwardDone(i)` runs right after node i's forward,
+    /// while its output is as computed (a later in-place node, a ReLU over a batch norm, has not
+    /// overwritten it yet), and `backwardReady(i)` right before node i's backward, when its
+    /// output gradient is complete (before an in-place backward turns it into its input's); nodes
+    /// that require no gradient (frozen before the first trained layer) get no `backwardReady`.
+    /// For `leitner parity --dump-activations`; training never calls it: the calls are the only
+    /// difference (a test checks losses and gradients bit for bit).
+    public func observedForwardBackward(batch: Int, forwardDone: (Int) -> Void, backwardReady: (Int) -> Void) {
+        precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        zeroGradients(batch: batch)
+        for index in 0..<description.layers.count {
+            forwardNode(index, batch: batch, training: true)
+            forwardDone(index)
+        }
+        loss(batch: batch, gradient: true)
+        var index = nodes.count - 1
+        while index >= 0 {
+            if trainability.requiresGradient[index] { backwardReady(index) }
+            for input in layout.zeroBeforeBackward[index] {
+                Elementwise.zero(nodes[input].dOutput, count: batch * shapes[input].count)
+            }
+            backwardNode(index, batch: batch)
+            index -= 1
+        }
+    }
+
     /// `forwardBackward` with each node's forward and backward timed: adds the seconds of node
     /// i's forward to `forwardSeconds[i]` and of its backward (with the zeroing of the output
     /// gradients that come alive there) to `backwardSeconds[i]`; returns the seconds of zeroing
