@@ -56,28 +56,17 @@ extension Conv2D {
                 var w = weights
                 var o = out + j
                 for _ in 0..<outChannels {
-                    #if arch(arm64)
-                    // NEON: the first eight weights as two vector loads used by lane (fmla by
-                    // element) instead of eight scalar loads; the same FMAs in the same order.
-                    let low = w.loadVector(at: 0), high = w.loadVector(at: 4)
-                    var sum = c0 * FloatVector(repeating: low[0])
-                    sum.addProduct(c1, FloatVector(repeating: low[1]))
-                    sum.addProduct(c2, FloatVector(repeating: low[2]))
-                    sum.addProduct(c3, FloatVector(repeating: low[3]))
-                    sum.addProduct(c4, FloatVector(repeating: high[0]))
-                    sum.addProduct(c5, FloatVector(repeating: high[1]))
-                    sum.addProduct(c6, FloatVector(repeating: high[2]))
-                    sum.addProduct(c7, FloatVector(repeating: high[3]))
-                    #else
-                    var sum = c0 * FloatVector(repeating: w[0])
-                    sum.addProduct(c1, FloatVector(repeating: w[1]))
-                    sum.addProduct(c2, FloatVector(repeating: w[2]))
-                    sum.addProduct(c3, FloatVector(repeating: w[3]))
-                    sum.addProduct(c4, FloatVector(repeating: w[4]))
-                    sum.addProduct(c5, FloatVector(repeating: w[5]))
-                    sum.addProduct(c6, FloatVector(repeating: w[6]))
-                    sum.addProduct(c7, FloatVector(repeating: w[7]))
-                    #endif
+                    // The first eight weights in one load, used by lane (on NEON two vector loads
+                    // and `fmla` by element instead of eight scalar loads); the same FMAs in order.
+                    let first = UnsafeRawPointer(w).loadUnaligned(as: SIMD8<Float>.self)
+                    var sum = c0 * FloatVector(repeating: first[0])
+                    sum.addProduct(c1, FloatVector(repeating: first[1]))
+                    sum.addProduct(c2, FloatVector(repeating: first[2]))
+                    sum.addProduct(c3, FloatVector(repeating: first[3]))
+                    sum.addProduct(c4, FloatVector(repeating: first[4]))
+                    sum.addProduct(c5, FloatVector(repeating: first[5]))
+                    sum.addProduct(c6, FloatVector(repeating: first[6]))
+                    sum.addProduct(c7, FloatVector(repeating: first[7]))
                     sum.addProduct(c8, FloatVector(repeating: w[8]))
                     o.storeVector(sum, at: 0)
                     o += ldc
