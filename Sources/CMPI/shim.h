@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <mpi.h>
 
 /// MPI_Init_thread asking for MPI_THREAD_FUNNELED (only the main thread calls MPI; the kernel
@@ -48,7 +49,12 @@ static inline int leitner_mpi_broadcast_bytes(void *buffer, int count, int root)
     return MPI_Bcast(buffer, count, MPI_BYTE, root, MPI_COMM_WORLD);
 }
 static inline int leitner_mpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
-static inline int leitner_mpi_abort(int code) { return MPI_Abort(MPI_COMM_WORLD, code); }
+/// Ends every rank of the job: MPI_Abort, which Open MPI and MPICH never return from (exit
+/// only if one did). The MPI build's one way out of a failed collective: see Cluster.check.
+_Noreturn static inline void leitner_mpi_abort(int code) {
+    MPI_Abort(MPI_COMM_WORLD, code);
+    exit(code);
+}
 
 /// The library's version string ("Open MPI v4.1.4, ...", "MPICH Version: 4.0.2 ...") into
 /// `buffer` (at least `leitner_mpi_version_capacity()` bytes).

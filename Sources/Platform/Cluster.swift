@@ -5,7 +5,7 @@ import CMPI
 /// The ranks of a data-parallel run under `mpirun` (the `MPI` package trait): this process's
 /// rank and the number of ranks, and the few collectives training needs. Every call is made
 /// by the main thread of every rank in the same order; a failed call prints which one failed
-/// and aborts the whole job, so no rank is left waiting in a collective.
+/// and ends the whole job with MPI_Abort, so no rank is left waiting in a collective.
 ///
 /// Without the trait (the default binary) there is one rank and the collectives do nothing;
 /// `start` refuses a launch by mpirun with more than one process, which would otherwise be K
@@ -95,32 +95,23 @@ public enum Cluster {
 
     /// Sums `count` floats over all ranks, in place (nothing with one rank).
     public static func sum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        guard size > 1 else { return }
         #if LEITNER_MPI
-        let started = Clock.seconds()
-        check(leitner_mpi_allreduce_sum_float(buffer, Int32(count)), "MPI_Allreduce")
-        account(seconds: Clock.seconds() - started, bytes: count * 4)
+        timed("MPI_Allreduce", bytes: count * 4) { leitner_mpi_allreduce_sum_float(buffer, Int32(count)) }
         #endif
     }
 
     /// Sums `count` doubles over all ranks, in place (nothing with one rank).
     public static func sum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
-        guard size > 1 else { return }
         #if LEITNER_MPI
-        let started = Clock.seconds()
-        check(leitner_mpi_allreduce_sum_double(buffer, Int32(count)), "MPI_Allreduce")
-        account(seconds: Clock.seconds() - started, bytes: count * 8)
+        timed("MPI_Allreduce", bytes: count * 8) { leitner_mpi_allreduce_sum_double(buffer, Int32(count)) }
         #endif
     }
 
     /// Sums `count` 64-bit integers over all ranks, in place: exact, so the result does not
     /// depend on the order in which the library adds (nothing with one rank).
     public static func sum(_ buffer: UnsafeMutablePointer<Int64>, count: Int) {
-        guard size > 1 else { return }
         #if LEITNER_MPI
-        let started = Clock.seconds()
-        check(leitner_mpi_allreduce_sum_int64(buffer, Int32(count)), "MPI_Allreduce")
-        account(seconds: Clock.seconds() - started, bytes: count * 8)
+        timed("MPI_Allreduce", bytes: count * 8) { leitner_mpi_allreduce_sum_int64(buffer, Int32(count)) }
         #endif
     }
 
@@ -131,9 +122,7 @@ public enum Cluster {
             return
         }
         #if LEITNER_MPI
-        let started = Clock.seconds()
-        check(leitner_mpi_allgather_bytes(send, Int32(bytes), receive), "MPI_Allgather")
-        account(seconds: Clock.seconds() - started, bytes: bytes)
+        timed("MPI_Allgather", bytes: bytes) { leitner_mpi_allgather_bytes(send, Int32(bytes), receive) }
         #endif
     }
 
@@ -146,19 +135,16 @@ public enum Cluster {
             return
         }
         #if LEITNER_MPI
-        let started = Clock.seconds()
-        check(leitner_mpi_allgatherv_bytes(send, counts[rank], receive, counts, offsets), "MPI_Allgatherv")
-        account(seconds: Clock.seconds() - started, bytes: Int(counts[rank]))
+        timed("MPI_Allgatherv", bytes: Int(counts[rank])) {
+            leitner_mpi_allgatherv_bytes(send, counts[rank], receive, counts, offsets)
+        }
         #endif
     }
 
     /// Rank `root`'s `bytes` bytes into `buffer` on every rank.
     public static func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int = 0) {
-        guard size > 1 else { return }
         #if LEITNER_MPI
-        let started = Clock.seconds()
-        check(leitner_mpi_broadcast_bytes(buffer, Int32(bytes), Int32(root)), "MPI_Bcast")
-        account(seconds: Clock.seconds() - started, bytes: bytes)
+        timed("MPI_Bcast", bytes: bytes) { leitner_mpi_broadcast_bytes(buffer, Int32(bytes), Int32(root)) }
         #endif
     }
 
@@ -170,30 +156,33 @@ public enum Cluster {
         #endif
     }
 
-    /// Prints `message` (with this rank) and ends every rank of the job with `code`.
-    public static func abort(_ message: String, code: Int32 = 1) -> Never {
-        Console.error("leitner: rank \(rank) of \(size): " + message)
-        #if LEITNER_MPI
-        if started { _ = leitner_mpi_abort(code) }
-        #endif
-        terminate(code)
-    }
-
-    static func account(seconds: Double, bytes: Int) {
-        communicationSeconds += seconds
+    #if LEITNER_MPI
+    /// One collective (nothing with one rank): `call` runs it, a failure ends the job (`check`),
+    /// and its time and this rank's bytes are counted for the epoch's communication line.
+    @inline(__always)
+    static func timed(_ name: String, bytes: Int, _ call: () -> Int32) {
+        guard size > 1 else { return }
+        let started = Clock.seconds()
+        check(call(), name)
+        communicationSeconds += Clock.seconds() - started
         communicatedBytes += bytes
         collectiveCalls += 1
     }
+    #endif
 
     #if LEITNER_MPI
     /// A failed MPI call (errors return, see leitner_mpi_init): usually a rank that died. Names
-    /// the call and the library's reason, then aborts the job.
+    /// the call and the library's reason, then ends the job with MPI_Abort. This is the one
+    /// place a library target ends the process, and only in the MPI build: a collective cannot
+    /// be retried or unwound from inside a training step, and the surviving ranks would wait in
+    /// their next collective forever; MPI_Abort is how MPI itself ends such a job.
     static func check(_ code: Int32, _ call: String) {
         guard code != 0 else { return }
         var buffer = [CChar](repeating: 0, count: Int(leitner_mpi_error_capacity()) + 1)
         buffer.withUnsafeMutableBufferPointer { leitner_mpi_error_string(code, $0.baseAddress!) }
         let reason = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        abort("\(call) failed (\(reason)); another rank has probably died, so the job stops", code: 3)
+        Console.error("leitner: rank \(rank) of \(size): \(call) failed (\(reason)); another rank has probably died, so the job stops")
+        leitner_mpi_abort(3)
     }
     #endif
 }

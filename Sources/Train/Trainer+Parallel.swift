@@ -247,10 +247,11 @@ extension Trainer {
     }
 
     /// End of an epoch: rank 0's batch-norm running statistics to every rank, then the
-    /// weights' checksum compared across ranks; ranks that differ stop the job. With
+    /// weights' checksum compared across ranks; when they differ every rank throws (all see the
+    /// same gathered checksums), so every rank exits non-zero with the same message. With
     /// `--sync-bn` every rank updated its running statistics from the same global ones, so
     /// nothing is broadcast and the checksum checks that they agree.
-    func synchronizeWeights() {
+    func synchronizeWeights() throws(TrainError) {
         if model.bufferCount > 0 && model.batchNormExchange == nil {
             Cluster.broadcast(UnsafeMutableRawPointer(model.buffers), bytes: model.bufferCount * 4)
         }
@@ -261,7 +262,7 @@ extension Trainer {
         if sums.contains(where: { $0 != sums[0] }) {
             var list = ""
             for (index, value) in sums.enumerated() { list += (index > 0 ? ", " : "") + "rank \(index) \(String(value, radix: 16))" }
-            Cluster.abort("the weights differ across ranks after epoch \(epoch) (checksums \(list)); the ranks must run the same binary, data and options")
+            throw TrainError("rank \(rank) of \(ranks): the weights differ across ranks after epoch \(epoch) (checksums \(list)); the ranks must run the same binary, data and options")
         }
     }
 }

@@ -523,7 +523,7 @@ public final class Trainer {
                 throw error
             }
             if numericFault == nil { numericFault = checkWeights() }
-            if ranks > 1 && numericFault == nil { synchronizeWeights() }
+            if ranks > 1 && numericFault == nil { try synchronizeWeights() }
             if let fault = numericFault {
                 try faulted(fault, &policy)
                 continue

@@ -267,7 +267,7 @@ public final class TrainingSession {
             reporter.note(trainer.model.batchNormExchange != nil
                 ? "sync-bn: batch norm over the global batch (one exchange per batch-norm layer in the forward and one in the backward)"
                 : "batch norm over each rank's part of the batch (as PyTorch DDP; --sync-bn for the global batch)")
-            trainer.synchronizeWeights()
+            try trainer.synchronizeWeights()
         } else if config.syncBatchNorm {
             reporter.note("sync-bn: one rank, whose batch is the global batch: batch norm as in any one-process run")
         }
