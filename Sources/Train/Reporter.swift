@@ -59,6 +59,9 @@ extension Reporter {
         let trainability = trainer.model.trainability
         note(trainer.plan.budgetLine + (config.pretrained == nil && !trainability.isPartial ? "" : "; update \(config.update.name)"
             + (trainability.frozenStatistics ? ", batch-norm statistics frozen" : "")))
+        if let precisionNote = config.precisionNote {
+            note(precisionNote + (trainer.lossScaler.map { "; dynamic loss scaling from \(Int($0.scale)), x0.5 and skip on inf/NaN, x2 after \($0.growthInterval) finite steps" } ?? ""))
+        }
         note("train: \(trainer.train.count) samples, test: \(trainer.test.count) samples; output: \(config.outputDirectory)")
     }
 
