@@ -31,6 +31,7 @@ struct PrecisionCLITests {
         #expect(result.output.contains("fp16 rounding emulated in software: numerics of the fp16 mode, not its speed"), "\(result.output)")
         #endif
         #expect(result.output.contains("fp16 compute weights"), "the memory plan line must count the compute copy")
+        #expect(result.output.contains("| fp16: 0 step(s) skipped, loss scale 65536"), "\(result.output)")
         let log = (try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)) ?? ""
         let lines = log.split(separator: "\n")
         #expect(lines.count == 2 && lines.allSatisfy { $0.contains("\"fp16_skipped_steps\":") }, "\(policy): \(log)")
