@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/auxv.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -45,6 +46,18 @@ static inline int leitner_cpu_has_avx512(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd")
         && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
         && __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
+/// 1 when the running aarch64 CPU has half-precision arithmetic, scalar and vector (ARMv8.2
+/// FP16: HWCAP_FPHP bit 9 and HWCAP_ASIMDHP bit 10 of getauxval(AT_HWCAP)); 0 elsewhere.
+/// The bits are spelled out because <asm/hwcap.h> is aarch64-only.
+static inline int leitner_cpu_has_fp16_arithmetic(void) {
+#if defined(__aarch64__)
+    unsigned long hwcap = getauxval(16 /* AT_HWCAP */);
+    return (hwcap & (1UL << 9)) && (hwcap & (1UL << 10));
 #else
     return 0;
 #endif

@@ -85,10 +85,13 @@ public struct MemoryPlan {
     /// Two batches of inputs and labels where Selective Backprop gathers the samples it
     /// scored into training batches; sized by the trainer; 0 for a model alone.
     public var staging = 0
+    /// The binary16-rounded copy of the parameters that fp16 steps compute with (the
+    /// parameters themselves stay the fp32 master weights); 0 under fp32.
+    public var halfWeights = 0
 
     public init() {}
 
-    public var totalBytes: Int { parameters + gradients + optimizerState + activations + scratch + indices + staging }
+    public var totalBytes: Int { parameters + gradients + optimizerState + activations + scratch + indices + staging + halfWeights }
 
     /// Bytes of optimizer state for `parameterCount` parameters with `statePerParameter`
     /// floats each (momentum: 1, Adam: 2).
@@ -100,7 +103,8 @@ public struct MemoryPlan {
     public var budgetLine: String {
         "memory plan: parameters \(Arena.mebibytes(parameters)) MiB, gradients \(Arena.mebibytes(gradients)) MiB, "
             + "optimizer \(Arena.mebibytes(optimizerState)) MiB, activations \(Arena.mebibytes(activations)) MiB, "
-            + "scratch \(Arena.mebibytes(scratch)) MiB, indices \(Arena.mebibytes(indices)) MiB, staging \(Arena.mebibytes(staging)) MiB, total \(Arena.mebibytes(totalBytes)) MiB"
+            + "scratch \(Arena.mebibytes(scratch)) MiB, indices \(Arena.mebibytes(indices)) MiB, staging \(Arena.mebibytes(staging)) MiB, "
+            + (halfWeights > 0 ? "fp16 compute weights \(Arena.mebibytes(halfWeights)) MiB, " : "") + "total \(Arena.mebibytes(totalBytes)) MiB"
     }
 
     /// Refuses a plan larger than `budgetBytes` (nil: no budget).

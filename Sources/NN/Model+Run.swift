@@ -19,12 +19,17 @@ extension Model {
                 default: fanIn = input.count
                 }
                 let bound = 1 / Float(fanIn).squareRoot()
-                for offset in 0..<node.weightCount { node.weight![offset] = generator.uniform(-bound, bound) }
-                for offset in 0..<node.biasCount { node.bias![offset] = generator.uniform(-bound, bound) }
+                let weight = master(node.weight!)
+                for offset in 0..<node.weightCount { weight[offset] = generator.uniform(-bound, bound) }
+                if let bias = node.bias.map(master) {
+                    for offset in 0..<node.biasCount { bias[offset] = generator.uniform(-bound, bound) }
+                }
             case .batchNorm:
+                let weight = master(node.weight!)
+                let bias = master(node.bias!)
                 for channel in 0..<node.weightCount {
-                    node.weight![channel] = 1
-                    node.bias![channel] = 0
+                    weight[channel] = 1
+                    bias[channel] = 0
                     node.runningMean![channel] = 0
                     node.runningVariance![channel] = 1
                 }
@@ -67,12 +72,60 @@ extension Model {
         index == -1 ? description.input : shapes[index]
     }
 
+    /// The master (fp32) copy of a parameter pointer into `computeWeights` (the same pointer
+    /// under fp32).
+    @inline(__always)
+    func master(_ pointer: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        parameters + (pointer - computeWeights)
+    }
+
+    /// Under fp16, before a forward: the compute weights become round(master) and the input
+    /// batch is rounded in place. Nothing under fp32.
+    ///
+    /// Why this is the numerics of an fp16 kernel: every operand a GEMM or convolution reads
+    /// (weights, input, earlier outputs, output gradients) is a binary16 value, and the product
+    /// of two binary16 values is exact in fp32 (11 + 11 significand bits <= 24). So the fp32
+    /// kernels here sum exactly the products an fp16 x fp16 -> fp32 kernel (NEON FMLAL/FMLAL2)
+    /// sums, in fp32 as it does; with the same summation order the results are bit-identical.
+    /// A kernel that accumulated in fp16 (FMLA .8h) would round more and is not what this is.
+    @inline(__always)
+    func roundForward(batch: Int) {
+        guard precision == .fp16 else { return }
+        Half.round(output: computeWeights, input: parameters, count: parameterCount)
+        Half.round(input, count: batch * description.input.count)
+    }
+
+    /// Under fp16: node `index`'s forward output rounded to binary16 (in place). Nothing under fp32.
+    @inline(__always)
+    func roundOutput(_ index: Int, batch: Int) {
+        guard precision == .fp16 else { return }
+        Half.round(nodes[index].output, count: batch * shapes[index].count)
+    }
+
+    /// Under fp16: node `index`'s complete output gradient rounded to binary16, right before
+    /// its backward reads it. Nothing under fp32.
+    @inline(__always)
+    func roundOutputGradient(_ index: Int, batch: Int) {
+        guard precision == .fp16 && trainability.requiresGradient[index] else { return }
+        Half.round(nodes[index].dOutput, count: batch * shapes[index].count)
+    }
+
+    /// Under fp16: divides the (loss-scaled) weight gradients by `lossScale` in fp32 and tells
+    /// whether they are all finite (false: the step must be skipped, see `LossScaler`).
+    /// Under fp32 (scale 1) only the check.
+    public func unscaleGradients() -> Bool {
+        Half.scaleCheckingFinite(gradients, count: parameterCount, by: 1 / lossScale)
+    }
+
     /// Runs the model on the first `batch` samples of `input`. In training mode batch norm
     /// uses batch statistics (and updates its running statistics) and max pool saves argmax.
+    /// Under fp16 the input and every node's output are rounded to binary16 (evaluation too).
     public func forward(batch: Int, training: Bool) {
         precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        roundForward(batch: batch)
         for index in 0..<description.layers.count {
             forwardNode(index, batch: batch, training: training)
+            roundOutput(index, batch: batch)
         }
     }
 
@@ -85,7 +138,7 @@ extension Model {
             for index in layout.zeroBeforeLoss { Elementwise.zero(nodes[index].dOutput, count: batch * shapes[index].count) }
             SoftmaxCrossEntropy.forwardBackward(
                 losses: losses, correct: correct, dLogits: last.dOutput, logits: last.output, labels: labels,
-                weights: sampleWeights, batch: batch, classes: description.classes, scale: 1 / Float(lossMeanOver > 0 ? lossMeanOver : batch),
+                weights: sampleWeights, batch: batch, classes: description.classes, scale: lossScale / Float(lossMeanOver > 0 ? lossMeanOver : batch),
                 context: context)
         } else {
             SoftmaxCrossEntropy.forward(
@@ -107,6 +160,7 @@ extension Model {
             for input in layout.zeroBeforeBackward[index] {
                 Elementwise.zero(nodes[input].dOutput, count: batch * shapes[input].count)
             }
+            roundOutputGradient(index, batch: batch)
             backwardNode(index, batch: batch)
             index -= 1
         }
@@ -139,13 +193,16 @@ extension Model {
     public func observedForwardBackward(batch: Int, forwardDone: (Int) -> Void, backwardReady: (Int) -> Void) {
         precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
         zeroGradients(batch: batch)
+        roundForward(batch: batch)
         for index in 0..<description.layers.count {
             forwardNode(index, batch: batch, training: true)
+            roundOutput(index, batch: batch)
             forwardDone(index)
         }
         loss(batch: batch, gradient: true)
         var index = nodes.count - 1
         while index >= 0 {
+            roundOutputGradient(index, batch: batch)
             if trainability.requiresGradient[index] { backwardReady(index) }
             for input in layout.zeroBeforeBackward[index] {
                 Elementwise.zero(nodes[input].dOutput, count: batch * shapes[input].count)
@@ -165,10 +222,12 @@ extension Model {
         precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
         var start = Clock.seconds()
         zeroGradients(batch: batch)
+        roundForward(batch: batch)
         var other = Clock.seconds() - start
         for index in 0..<description.layers.count {
             start = Clock.seconds()
             forwardNode(index, batch: batch, training: true)
+            roundOutput(index, batch: batch)
             forwardSeconds[index] += Clock.seconds() - start
         }
         start = Clock.seconds()
@@ -180,6 +239,7 @@ extension Model {
             for input in layout.zeroBeforeBackward[index] {
                 Elementwise.zero(nodes[input].dOutput, count: batch * shapes[input].count)
             }
+            roundOutputGradient(index, batch: batch)
             backwardNode(index, batch: batch)
             backwardSeconds[index] += Clock.seconds() - start
             index -= 1

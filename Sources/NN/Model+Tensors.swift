@@ -31,13 +31,14 @@ extension Model {
             case .batchNorm: weightShape = [output.channels]
             default: weightShape = []
             }
+            // The fp32 master weights (the compute copy under fp16 is derived from them).
             if let weight = node.weight {
-                result.append(NamedTensor(name: layer.name + ".weight", shape: weightShape, pointer: weight,
-                                          trainable: true, offset: weight - parameters))
+                result.append(NamedTensor(name: layer.name + ".weight", shape: weightShape, pointer: master(weight),
+                                          trainable: true, offset: weight - computeWeights))
             }
             if let bias = node.bias {
-                result.append(NamedTensor(name: layer.name + ".bias", shape: [node.biasCount], pointer: bias,
-                                          trainable: true, offset: bias - parameters))
+                result.append(NamedTensor(name: layer.name + ".bias", shape: [node.biasCount], pointer: master(bias),
+                                          trainable: true, offset: bias - computeWeights))
             }
             if let mean = node.runningMean, let variance = node.runningVariance {
                 result.append(NamedTensor(name: layer.name + ".running_mean", shape: [output.channels], pointer: mean,

@@ -40,8 +40,18 @@ public final class Model {
     /// optimizer steps only these, so frozen parameters stay bit-identical.
     public let trainedRanges: [(offset: Int, count: Int)]
 
-    /// Trainable parameters, contiguous, in node order (weight then bias).
+    /// Trainable parameters, contiguous, in node order (weight then bias). Under fp16 these are
+    /// the fp32 master weights that the optimizer updates and checkpoints hold.
     public let parameters: UnsafeMutablePointer<Float>
+    /// The weights forward and backward compute with, laid out as `parameters`: the same memory
+    /// under fp32; under fp16 a region of its own (`MemoryPlan.halfWeights`) holding
+    /// round(parameters) to binary16, refreshed at the start of every forward.
+    public let computeWeights: UnsafeMutablePointer<Float>
+    /// The arithmetic of forward and backward (see `Precision`).
+    public let precision: Precision
+    /// The factor on the loss gradient (dynamic loss scaling under fp16, see `LossScaler`);
+    /// the per-sample losses are never scaled. 1 under fp32.
+    public var lossScale: Float = 1
     public let gradients: UnsafeMutablePointer<Float>
     public let parameterCount: Int
     /// Batch-norm running means and variances (not trained, not decayed).
@@ -86,12 +96,13 @@ public final class Model {
     /// `optimizerStatePerParameter` floats of optimizer state per parameter (momentum: 1, Adam: 2).
     public static func plan(_ description: ModelDescription, batch: Int, threads: Int,
                             optimizerStatePerParameter: Int = 0, sharedActivations: Bool = true,
-                            trainability: Trainability? = nil) throws(ModelError) -> MemoryPlan {
+                            trainability: Trainability? = nil, precision: Precision = .fp32) throws(ModelError) -> MemoryPlan {
         let shapes = try description.shapes()
         var plan = MemoryPlan()
         let (parameterCount, bufferCount) = countParameters(description, shapes)
         plan.parameters = Arena.rounded(parameterCount * 4) + Arena.rounded(bufferCount * 4)
         plan.gradients = Arena.rounded(parameterCount * 4)
+        plan.halfWeights = precision == .fp16 ? Arena.rounded(parameterCount * 4) : 0
         plan.optimizerState = MemoryPlan.optimizerStateBytes(parameterCount: parameterCount, statePerParameter: optimizerStatePerParameter)
         var activations = Arena.rounded(batch * description.input.count * 4)  // input
         activations += Arena.rounded(batch * 4) * 3 + Arena.rounded(batch)  // labels, losses, weights; correct (bytes)
@@ -164,15 +175,16 @@ public final class Model {
     /// nothing in place (the test oracle for the shared layout; it needs far more memory).
     /// `trainability` nil trains everything (see `Trainability` for partial updates).
     public init(_ description: ModelDescription, batch: Int, context: KernelContext, budgetBytes: Int? = nil,
-                sharedActivations: Bool = true, trainability: Trainability? = nil) throws(ModelError) {
+                sharedActivations: Bool = true, trainability: Trainability? = nil, precision: Precision = .fp32) throws(ModelError) {
         self.description = description
         self.maxBatch = batch
         self.context = context
+        self.precision = precision
         shapes = try description.shapes()
         let trainable = trainability ?? Trainability.all(description)
         self.trainability = trainable
         plan = try Model.plan(description, batch: batch, threads: context.threads, sharedActivations: sharedActivations,
-                              trainability: trainable)
+                              trainability: trainable, precision: precision)
         do {
             try plan.check(budgetBytes: budgetBytes)
         } catch {
@@ -186,8 +198,15 @@ public final class Model {
             let gradientArena = try Arena(name: "gradients", capacityBytes: plan.gradients)
             let activationArena = try Arena(name: "activations", capacityBytes: plan.activations)
             let scratchArena = try Arena(name: "scratch", capacityBytes: plan.scratch)
-            arenas = [parameterArena, gradientArena, activationArena, scratchArena]
             parameters = try parameterArena.floats(parameterCount, label: "parameters")
+            if precision == .fp16 {
+                let halfArena = try Arena(name: "fp16 compute weights", capacityBytes: plan.halfWeights)
+                computeWeights = try halfArena.floats(parameterCount, label: "fp16 compute weights")
+                arenas = [parameterArena, gradientArena, activationArena, scratchArena, halfArena]
+            } else {
+                computeWeights = parameters
+                arenas = [parameterArena, gradientArena, activationArena, scratchArena]
+            }
             buffers = try parameterArena.floats(bufferCount, label: "batch-norm running statistics")
             gradients = try gradientArena.floats(parameterCount, label: "gradients")
             input = try activationArena.floats(batch * description.input.count, label: "input")
@@ -221,14 +240,14 @@ public final class Model {
                 var node = NodeStorage(output: tensorRegion + layout.output[index], dOutput: tensorRegion + layout.gradient[index])
                 let (weights, biases) = Model.parameterCounts(layer, input: inputShape, output: shape)
                 if weights > 0 {
-                    node.weight = parameters + parameterOffset
+                    node.weight = computeWeights + parameterOffset
                     node.dWeight = gradients + parameterOffset
                     node.weightCount = weights
                     if trainable.weight[index] { addTrained(parameterOffset, weights) }
                     parameterOffset += weights
                 }
                 if biases > 0 {
-                    node.bias = parameters + parameterOffset
+                    node.bias = computeWeights + parameterOffset
                     node.dBias = gradients + parameterOffset
                     node.biasCount = biases
                     if trainable.bias[index] { addTrained(parameterOffset, biases) }

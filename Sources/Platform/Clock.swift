@@ -33,6 +33,16 @@ public enum SystemInfo {
         #endif
     }
 
+    /// True when this is an aarch64 CPU with half-precision arithmetic (ARMv8.2 FP16, scalar and
+    /// NEON: HWCAP_FPHP and HWCAP_ASIMDHP): Cortex-A55/A76/A78, not the A72 of a Raspberry Pi 4.
+    public static func hasHalfPrecisionArithmetic() -> Bool {
+        #if arch(arm64)
+        return leitner_cpu_has_fp16_arithmetic() != 0
+        #else
+        return false
+        #endif
+    }
+
     /// Whether the kernels should use AVX-512: the CPU has it and the environment variable
     /// LEITNER_SIMD is not `avx2` (which forces the AVX2 path, e.g. to compare the two).
     public static func useAVX512() -> Bool {

@@ -25,6 +25,10 @@ public struct EpochMetrics {
     public var validationAccuracy = Double.nan
     /// The policy stopped the run after this epoch.
     public var stoppedEarly = false
+    /// fp16 runs: optimizer steps skipped this epoch for a non-finite gradient (dynamic loss
+    /// scaling), and the loss scale at the epoch's end; -1 and NaN under fp32 (not logged).
+    public var fp16SkippedSteps = -1
+    public var lossScale = Double.nan
     /// Monotonic seconds (Clock.seconds) when the training loop of the epoch started and ended.
     public var trainStarted = Double.nan
     public var trainEnded = Double.nan
@@ -58,7 +62,8 @@ public struct EpochMetrics {
             + "\"train_end_unix\":\(JSONNumber.format(trainEndUnix)),\"energy_joules\":\(JSONNumber.format(energyJoules)),"
             + "\"energy_mean_watts\":\(JSONNumber.format(energyMeanWatts)),\"energy_joules_per_sample\":\(JSONNumber.format(joulesPerSample)),"
             + "\"eval_energy_joules\":\(JSONNumber.format(evalEnergyJoules)),"
-            + "\"energy_source\":\(energySource.isEmpty ? "null" : JSON.text(.string(energySource))),\"energy_estimate\":\(energyEstimate)}"
+            + "\"energy_source\":\(energySource.isEmpty ? "null" : JSON.text(.string(energySource))),\"energy_estimate\":\(energyEstimate)"
+            + (fp16SkippedSteps >= 0 ? ",\"fp16_skipped_steps\":\(fp16SkippedSteps),\"loss_scale\":\(JSONNumber.format(lossScale))" : "") + "}"
     }
 }
 
@@ -107,6 +112,8 @@ extension EpochMetrics {
         evalEnergyJoules = number("eval_energy_joules") ?? .nan
         if case .string(let source)? = value["energy_source"] { energySource = source }
         if case .bool(let estimate)? = value["energy_estimate"] { energyEstimate = estimate }
+        fp16SkippedSteps = integer("fp16_skipped_steps") ?? -1
+        lossScale = number("loss_scale") ?? .nan
     }
 }
 

@@ -59,6 +59,9 @@ extension Reporter {
         let trainability = trainer.model.trainability
         note(trainer.plan.budgetLine + (config.pretrained == nil && !trainability.isPartial ? "" : "; update \(config.update.name)"
             + (trainability.frozenStatistics ? ", batch-norm statistics frozen" : "")))
+        if let precisionNote = config.precisionNote {
+            note(precisionNote + (trainer.lossScaler.map { "; dynamic loss scaling at \(Format.fixed(Double($0.scale), 0)), x0.5 and skip on inf/NaN, x2 after \($0.growthInterval) finite steps" } ?? ""))
+        }
         note("train: \(trainer.train.count) samples, test: \(trainer.test.count) samples; output: \(config.outputDirectory)")
     }
 
@@ -92,6 +95,7 @@ extension Reporter {
         }
         if metrics.validationAccuracy.isFinite { line += " | validation \(Format.fixed(100 * metrics.validationAccuracy, 2))%" }
         if metrics.stoppedEarly { line += " | early stop" }
+        if metrics.fp16SkippedSteps >= 0 { line += " | fp16: \(metrics.fp16SkippedSteps) step(s) skipped, loss scale \(Format.fixed(metrics.lossScale, 0))" }
         if metrics.energyJoules.isFinite {
             line += " | \(Format.fixed(metrics.energyJoules, 1)) J, \(Format.fixed(metrics.energyMeanWatts, 2)) W, \(Format.fixed(1000 * metrics.joulesPerSample, 3)) mJ/sample"
                 + (metrics.energyEstimate ? " (estimate)" : "")

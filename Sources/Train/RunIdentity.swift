@@ -43,6 +43,7 @@ public struct RunIdentity {
         add("train-subset", config.trainLimit > 0 ? "\(config.trainLimit)" : "all")
         add("update", config.update.name)
         add("from", config.pretrained ?? "none")
+        add("precision", config.precision.name)
     }
 
     /// The policy and the settings it reads.

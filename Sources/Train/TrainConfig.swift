@@ -24,6 +24,32 @@ public enum NaNAction: Equatable {
     public static let maximumBackoffs = 4
 }
 
+extension Precision {
+    /// The precision a run asking for `requested` gets, and the start-up note that says why:
+    /// fp16 on an aarch64 CPU without half-precision arithmetic (the A72) falls back to fp32;
+    /// elsewhere fp16 runs through the software rounding (`Half.round`), since no fp16 kernel
+    /// exists yet, and the note says that it gives the numerics, not the speed.
+    public static func resolve(_ requested: Precision, arm64: Bool, halfArithmetic: Bool) -> (precision: Precision, note: String?) {
+        guard requested == .fp16 else { return (.fp32, nil) }
+        if arm64 && !halfArithmetic {
+            return (.fp32, "precision: fp32, not fp16: this CPU has no half-precision arithmetic (ARMv8.2 FP16, HWCAP fphp/asimdhp; the Cortex-A72 of a Raspberry Pi 4 lacks it)")
+        }
+        if arm64 {
+            return (.fp16, "precision: fp16, rounding done in software (this CPU has FP16 arithmetic but no fp16 kernel is built yet): numerics of the fp16 mode, not its speed")
+        }
+        return (.fp16, "precision: fp16 rounding emulated in software: numerics of the fp16 mode, not its speed")
+    }
+
+    /// `resolve` for the CPU this process runs on.
+    public static func resolveHere(_ requested: Precision) -> (precision: Precision, note: String?) {
+        #if arch(arm64)
+        return resolve(requested, arm64: true, halfArithmetic: SystemInfo.hasHalfPrecisionArithmetic())
+        #else
+        return resolve(requested, arm64: false, halfArithmetic: false)
+        #endif
+    }
+}
+
 /// Everything a training run needs; the defaults are the ones `leitner train` uses.
 public struct TrainConfig {
     public var modelName = "cnn-s"
@@ -79,6 +105,12 @@ public struct TrainConfig {
     /// SyncBatchNorm) instead of over each rank's part. With one rank the part is the whole
     /// batch, so it changes nothing there.
     public var syncBatchNorm = false
+    /// The arithmetic of the steps (`--precision`): fp32, or fp16 numerics with fp32 master
+    /// weights and dynamic loss scaling (see `Precision`).
+    public var precision = Precision.fp32
+    /// Why the run got the precision it has (`Precision.resolve`), printed at start-up; nil
+    /// for a plain fp32 run.
+    public var precisionNote: String? = nil
 
     /// Which parameters train (`--update`); anything but `.all` freezes the rest and batch
     /// norm's statistics.

@@ -98,6 +98,11 @@ public final class Trainer {
     var stopRequested: Bool { ranks > 1 ? clusterStop : StopRequest.requested }
     /// The step whose loss is replaced by NaN (LEITNER_INJECT_NAN_STEP, tests only; 0 = none).
     public var injectedNaNStep = FaultInjection.nanStep
+    /// fp16 only: the optimizer step (1-based) whose first weight gradient is replaced by
+    /// infinity after the backward, once (tests of the loss scaling; 0 = none).
+    public var injectedInfiniteGradientStep = 0
+    /// The dynamic loss scaling of an fp16 run (restored by `resume`); nil under fp32.
+    public var lossScaler: LossScaler?
 
     public init(config: TrainConfig, train: Dataset, test: Dataset, validationFraction: Double = 0) throws(TrainError) {
         let input = config.model.input
@@ -117,6 +122,17 @@ public final class Trainer {
         guard parts == 0 || (parts % ranks == 0 && parts <= config.batch && parts <= 128) else {
             throw TrainError("--exact-parts \(parts) must be a multiple of the number of ranks (\(ranks)), at most --batch (\(config.batch)) and at most 128")
         }
+        if config.precision == .fp16 {
+            // Not built: the rounding of an allreduced gradient and of exchanged statistics, and
+            // one loss scale agreed by every rank (a skip on one rank must skip on all).
+            guard ranks == 1 else {
+                throw TrainError("--precision fp16 is not supported across MPI ranks yet (one loss scale and skip decision for all ranks is not built); run it on one process")
+            }
+            guard !config.syncBatchNorm && parts == 0 else {
+                throw TrainError("--precision fp16 does not combine with --sync-bn or --exact-parts yet")
+            }
+        }
+        lossScaler = config.precision == .fp16 ? LossScaler() : nil
         if config.syncBatchNorm {
             guard config.model.layers.contains(where: { $0.kind == .batchNorm }) else {
                 throw TrainError("--sync-bn: model \(config.model.name) has no batch-norm layer")
@@ -143,7 +159,8 @@ public final class Trainer {
         do {
             trainability = try Trainability(config.model, mode: config.update, trainHead: config.trainHead)
             plan = try Model.plan(config.model, batch: localBatch, threads: config.threads,
-                                  optimizerStatePerParameter: config.optimizer.statePerParameter, trainability: trainability)
+                                  optimizerStatePerParameter: config.optimizer.statePerParameter, trainability: trainability,
+                                  precision: config.precision)
         } catch { throw TrainError(error) }
         if config.syncBatchNorm && trainability.frozenStatistics {
             throw TrainError("--sync-bn: batch-norm statistics are frozen with --update \(config.update.name) (they are not taken from batches)")
@@ -156,7 +173,7 @@ public final class Trainer {
         plan.staging = Trainer.stagingBytes(batch: config.batch, sampleFloats: sampleFloats)
         do { try plan.check(budgetBytes: config.memoryBudgetBytes) }
         catch { throw TrainError(error.description + " for model \(config.model.name) at batch \(config.batch) (lower --batch or raise --memory-budget-mb)") }
-        do { model = try Model(config.model, batch: localBatch, context: context, trainability: trainability) }
+        do { model = try Model(config.model, batch: localBatch, context: context, trainability: trainability, precision: config.precision) }
         catch { throw TrainError(error) }
         do {
             optimizer = try Optimizer(config.optimizer, model: model, plan: plan)
@@ -334,6 +351,10 @@ public final class Trainer {
                                          scored: tally.scored, skipped: metrics.samplesSkipped)
         metrics.backpropSaved = accounting.backpropSaved
         metrics.computeSaved = accounting.computeSaved
+        if let lossScaler {
+            metrics.fp16SkippedSteps = tally.skippedSteps
+            metrics.lossScale = Double(lossScaler.scale)
+        }
         epoch += 1
         return metrics
     }
@@ -344,6 +365,8 @@ public final class Trainer {
         var scored = 0
         var correct = 0
         var lossSum = 0.0
+        /// fp16: steps whose update was skipped for a non-finite gradient.
+        var skippedSteps = 0
     }
 
     /// Assembles samples `indices` (augmented) into the model's input, then trains them.
@@ -364,6 +387,7 @@ public final class Trainer {
         // Dropout masks from (seed, optimizer step): the step is in the checkpoint, so a resumed
         // run draws the masks the uninterrupted one drew.
         model.dropoutSeed = dropoutSeed(step: step)
+        if let lossScaler { model.lossScale = lossScaler.scale }
         if policy.wantsFeatures, let tap = featureTap {
             // DIHCL's diversity reads the head's input rows ([N, F], intact between the forward and
             // the backward): the policy projects them into its own store; no allocation.
@@ -390,6 +414,22 @@ public final class Trainer {
             tally.correct += Int(model.correct[slot])
         }
         tally.trained += batch
+        if var scaler = lossScaler {
+            // Dynamic loss scaling: the weight gradients back to the loss's scale in fp32, and a
+            // step with an infinity or NaN among them updates nothing (the master weights and
+            // the optimizer state stay as they were; the step counter does not advance).
+            if step + 1 == injectedInfiniteGradientStep {
+                model.gradients[0] = .infinity
+                injectedInfiniteGradientStep = 0
+            }
+            let finite = model.unscaleGradients()
+            scaler.update(finite: finite)
+            lossScaler = scaler
+            if !finite {
+                tally.skippedSteps += 1
+                return
+            }
+        }
         optimizer.step(learningRate: learningRate)
     }
 

@@ -161,6 +161,16 @@ public final class TrainingSession {
         trainer.epoch = epoch
         trainer.step = step
         trainer.learningRateScale = Checkpoint.value("learning_rate_scale", in: metadata).flatMap { Double($0) } ?? 1
+        if var scaler = trainer.lossScaler {
+            // A checkpoint without them (written before they were) starts scaling afresh.
+            scaler.scale = Checkpoint.value("loss_scale", in: metadata).flatMap { Float($0) } ?? LossScaler.initialScale
+            scaler.goodSteps = Checkpoint.value("loss_scale_good_steps", in: metadata).flatMap { Int($0) } ?? 0
+            scaler.skippedSteps = Checkpoint.value("fp16_skipped_steps", in: metadata).flatMap { Int($0) } ?? 0
+            guard scaler.scale > 0 && scaler.scale.isFinite && scaler.goodSteps >= 0 else {
+                throw TrainError("\(context): \(checkpointPath) holds loss scale \(scaler.scale) after \(scaler.goodSteps) good steps, which no run reaches")
+            }
+            trainer.lossScaler = scaler
+        }
         lastGoodEpoch = epoch
     }
 
@@ -223,6 +233,10 @@ public final class TrainingSession {
             ("test_accuracy", "\(metrics.testAccuracy)"),
         ]
         if trainer.learningRateScale != 1 { metadata.append(("learning_rate_scale", "\(trainer.learningRateScale)")) }
+        if let scaler = trainer.lossScaler {
+            metadata += [("loss_scale", "\(scaler.scale)"), ("loss_scale_good_steps", "\(scaler.goodSteps)"),
+                         ("fp16_skipped_steps", "\(scaler.skippedSteps)")]
+        }
         metadata += identity.metadata
         metadata += DataFacts(dataset: trainer.train).metadata
         do { try Checkpoint.save(model: trainer.model, optimizer: trainer.optimizer.checkpointState, metadata: metadata, path: checkpointPath) }

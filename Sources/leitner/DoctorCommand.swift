@@ -30,6 +30,13 @@ enum DoctorCommand {
         print("cpu features: " + (present.isEmpty ? "(none of \(interesting.joined(separator: " ")))" : present.joined(separator: " ")))
         print("memory: \(mebibytes(machine.memoryTotalBytes)) MiB total, \(mebibytes(machine.memoryAvailableBytes)) MiB available")
         print("kernels: " + Platform.vectorISA)
+        #if arch(arm64)
+        print("fp16: " + (SystemInfo.hasHalfPrecisionArithmetic()
+            ? "this CPU has FP16 arithmetic (HWCAP fphp+asimdhp); --precision fp16 runs its numerics through software rounding (no fp16 kernel yet)"
+            : "this CPU has no FP16 arithmetic (HWCAP fphp/asimdhp absent, as on the Cortex-A72): --precision fp16 falls back to fp32"))
+        #else
+        print("fp16: not an aarch64 CPU (no FP16 arithmetic detected); --precision fp16 is emulated in software: its numerics, not its speed")
+        #endif
         print("mpi: " + (Cluster.libraryVersion.map { "built with " + $0 + " (mpirun -np K leitner train ...)" } ?? "not built (swift build --traits MPI)"))
         if let problem = SystemInfo.checkBuildTarget() { print("binary: WARNING " + problem) }
         if let board = machine.board {

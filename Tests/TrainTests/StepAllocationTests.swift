@@ -272,14 +272,22 @@ struct WindowMarkingPolicy<Inner: SelectionPolicy>: SelectionPolicy {
         #expect(outcome.history.count == 9)
     }
 
-    static func trainTiny(kind: PolicyKind, source: Source, threads: Int) throws {
+    /// `--precision fp16`: the rounding passes, the loss-scale bookkeeping and the unscaling of
+    /// the gradients add no allocator call to a step (every policy, one thread, streamed).
+    @Test(arguments: PolicyKind.allCases)
+    func fp16StepsMakeNoAllocatorCall(kind: PolicyKind) throws {
+        try Self.trainTiny(kind: kind, source: .streamed, threads: 1, precision: .fp16)
+    }
+
+    static func trainTiny(kind: PolicyKind, source: Source, threads: Int, precision: Precision = .fp32) throws {
         #expect(AllocationTracker.isInterposing, "malloc is not the counting interposer: nothing would be counted")
         let train = try Self.dataset(source, path: Self.tinyPack)
         let test = try PackFile.open(Self.tinyPack).loadDataset()
         var config = try tinyConfig(temporaryDirectory("step-allocation-\(kind.name)-\(source)"), epochs: 9, threads: threads)
         config.batch = 16
+        config.precision = precision
         let outcome = try Self.train(config: config, kind: kind, settings: Self.settings(), train: train, test: test)
-        Self.expectNoCallsAfterWarmUp(outcome, run: "\(kind.name), \(source), \(threads) thread\(threads == 1 ? "" : "s")", threads: threads)
+        Self.expectNoCallsAfterWarmUp(outcome, run: "\(kind.name), \(source), \(threads) thread\(threads == 1 ? "" : "s"), \(precision.name)", threads: threads)
         if threads == 1 { #expect(outcome.epochs.allSatisfy { $0.poolRuns == 0 }) }
         #expect(outcome.history.count == 9, "\(kind.name): \(outcome.history.count) epochs")
         // Each policy's own path ran in the measured epochs.
