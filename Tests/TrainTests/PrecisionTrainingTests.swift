@@ -14,20 +14,15 @@ final class ScaleRecorder {
     var checksums: [UInt64] = []
 }
 
-struct RecordingPolicy: SelectionPolicy {
+struct RecordingPolicy: TrainsEverySample {
     let model: Model
     let recorder: ScaleRecorder
-    var id: PolicyID { .full }
-    var stateStride: Int { 0 }
-    func planEpoch(_ context: EpochContext, plan: EpochPlan, generator: inout SeededGenerator) { plan.setAll(.train) }
-    func encodeState(index: Int, into record: UnsafeMutableRawPointer) {}
-    func decodeState(index: Int, from record: UnsafeRawPointer) {}
     mutating func observeTrained(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>, correct: UnsafePointer<UInt8>,
                                  epoch: Int, learningRate: Double) {
         recorder.scales.append(model.lossScale)
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for index in 0..<model.parameterCount { hash = (hash ^ UInt64(model.parameters[index].bitPattern)) &* 0x100_0000_01b3 }
-        recorder.checksums.append(hash)
+        var hash = GoldenTraceTests.FNV()
+        for index in 0..<model.parameterCount { hash.add(model.parameters[index].bitPattern) }
+        recorder.checksums.append(hash.value)
     }
 }
 

@@ -52,15 +52,22 @@ func temporaryDirectory(_ name: String) -> String {
     return path
 }
 
-/// Trains everything and counts how often each sample was seen.
-struct CountingPolicy: SelectionPolicy {
-    var counts: [Int]
-    var lossesFinite = true
+/// A test policy that trains every sample every epoch and keeps no per-sample state: only its
+/// `observeTrained` is its own.
+protocol TrainsEverySample: SelectionPolicy {}
+
+extension TrainsEverySample {
     var id: PolicyID { .full }
     var stateStride: Int { 0 }
     func planEpoch(_ context: EpochContext, plan: EpochPlan, generator: inout SeededGenerator) { plan.setAll(.train) }
     func encodeState(index: Int, into record: UnsafeMutableRawPointer) {}
     func decodeState(index: Int, from record: UnsafeRawPointer) {}
+}
+
+/// Trains everything and counts how often each sample was seen.
+struct CountingPolicy: TrainsEverySample {
+    var counts: [Int]
+    var lossesFinite = true
     mutating func observeTrained(indices: UnsafeBufferPointer<Int32>, losses: UnsafePointer<Float>, correct: UnsafePointer<UInt8>,
                                  epoch: Int, learningRate: Double) {
         for (slot, index) in indices.enumerated() {
