@@ -117,7 +117,7 @@ enum ConvBench {
             })
             let gflops = Double(shape.flops) / times.forward / 1e9
             printRow(name, times: times, rates: [(BenchSupport.format(gflops, decimals: 1), 9),
-                                                (BenchSupport.format(100 * gflops / peak, decimals: 0), 7)],
+                                                (BenchSupport.percentOfPeak(gflops, peak: peak), 7)],
                      naive: naive, fast: fastSmall)
         }
 

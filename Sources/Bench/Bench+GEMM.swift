@@ -108,7 +108,7 @@ enum GEMMBench {
                 + Format.pad(String(n), 7) + Format.pad(String(k), 7)
                 + Format.pad(BenchSupport.format(oneSeconds * 1e3, decimals: 2), 9)
                 + Format.pad(BenchSupport.format(gflops, decimals: 1), 9)
-                + Format.pad(BenchSupport.format(100 * gflops / peak, decimals: 0), 7)
+                + Format.pad(BenchSupport.percentOfPeak(gflops, peak: peak), 7)
                 + Format.pad(BenchSupport.format(naiveSeconds / oneSeconds, decimals: 0), 9)
                 + Format.pad(BenchSupport.format(multiGflops, decimals: 1), 10)
                 + Format.pad(BenchSupport.format(median(speedups), decimals: 2), 7)

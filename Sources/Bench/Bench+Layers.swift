@@ -106,7 +106,7 @@ enum LayersBench {
                   + "\(BenchSupport.format(1000 * median(profiledSteps), decimals: 2)) ms profiled (medians); "
                   + "\(BenchSupport.format(Double(batch) / median(plainSteps), decimals: 0)) samples/s without the update; "
                   + "\(BenchSupport.format(flopsTotal / median(plainSteps) / 1e9, decimals: 1)) GFLOP/s overall, "
-                  + "\(BenchSupport.format(100 * flopsTotal / median(plainSteps) / 1e9 / peak, decimals: 0))% of \(threads) x peak")
+                  + "\(BenchSupport.percentOfPeak(flopsTotal / median(plainSteps) / 1e9, peak: peak))% of \(threads) x peak")
             print("  " + Format.padRight("node", 20) + Format.padRight("kind", 11) + Format.pad("output", 12) + Format.pad("fwd ms", 9)
                   + Format.pad("bwd ms", 9) + Format.pad("share", 7) + Format.pad("fwd GF/s", 9) + Format.pad("bwd GF/s", 9)
                   + Format.pad("fwd %pk", 8) + Format.pad("bwd %pk", 8))
@@ -124,7 +124,7 @@ enum LayersBench {
                 }
                 let output = shape.isFlat ? "\(shape.channels)" : "\(shape.channels)x\(shape.height)x\(shape.width)"
                 func rate(_ flops: Double, _ time: Double) -> String { flops > 0 && time > 0 ? BenchSupport.format(flops / time / 1e9, decimals: 1) : "-" }
-                func share(_ flops: Double, _ time: Double) -> String { flops > 0 && time > 0 ? BenchSupport.format(100 * flops / time / 1e9 / peak, decimals: 0) : "-" }
+                func share(_ flops: Double, _ time: Double) -> String { flops > 0 && time > 0 ? BenchSupport.percentOfPeak(flops / time / 1e9, peak: peak) : "-" }
                 print("  " + Format.padRight(layer.name, 20) + Format.padRight(kind, 11) + Format.pad(output, 12)
                       + Format.pad(BenchSupport.format(1000 * f, decimals: 3), 9) + Format.pad(BenchSupport.format(1000 * b, decimals: 3), 9)
                       + Format.pad(BenchSupport.format(100 * (f + b) / stepTotal, decimals: 1) + "%", 7)

@@ -30,6 +30,10 @@ public enum Benchmarks {
             default: break
             }
         }
+        if sections.contains(where: { ["gemm", "conv", "layers"].contains($0) }), let note = BenchSupport.peakCheck() {
+            print("")
+            print(note)
+        }
         return ok
     }
 }
