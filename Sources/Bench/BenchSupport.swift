@@ -31,10 +31,9 @@ enum BenchSupport {
         var chains = InlineArray<12, FloatVector>(repeating: FloatVector(repeating: 1e-3))
         let iterations = 4_000_000
         var best = 0.0
-        // The best of ~10 ms trials over at least a quarter of a second: the first trials of a
-        // process can read half the rate (measured on a KVM guest: 47 against 96 GFLOP/s a few
-        // hundred ms later), and a trial that shared the core's FMA units with another thread
-        // reads low; one free moment is enough.
+        // The best of ~10 ms trials over at least a quarter of a second: a trial during which the
+        // core also ran another process reads low (half the rate with one other busy process:
+        // 47 against 93 GFLOP/s measured here), and one free moment is enough.
         let begin = Clock.seconds()
         var trials = 0
         while trials < 8 || Clock.seconds() - begin < 0.25 {
@@ -65,10 +64,9 @@ enum BenchSupport {
     }
 
     /// After the sections: probes the FMA peak again and says when the "%peak" columns cannot be
-    /// trusted. On a shared host (a VM whose vCPU shares a physical core's FMA units with another
-    /// hardware thread, or another process on the core) the probe can read half the core's rate
-    /// while the kernels later run at the full one: a column above 100% or two probes far apart
-    /// mean the denominator was measured in a slower moment than the kernels. Nil when consistent.
+    /// trusted. When other processes share the cores, the probe can run time-sliced and read
+    /// half the core's rate while a kernel later runs alone at the full one: a column above 100%
+    /// or a second probe well above the first means the denominator was too low. Nil otherwise.
     static func peakCheck() -> String? {
         guard cachedPeak > 0 else { return nil }
         let first = cachedPeak
@@ -80,8 +78,8 @@ enum BenchSupport {
         guard highestPercent > 100 || again > 1.15 * first else { return nil }
         return "note: the FMA probe read \(format(first, decimals: 1)) GFLOP/s before the tables and \(format(again, decimals: 1)) after them"
             + (highestPercent > 100 ? ", and a kernel ran at \(format(highestPercent, decimals: 0))% of the first" : "")
-            + ": something else shared this core's FMA units during part of the run (another process, or on a VM a hardware "
-            + "thread of the same physical core), so the %peak columns are not reliable; rerun on an idle machine"
+            + ": other work shared the cores during part of the run (the probe ran time-sliced), so the %peak columns "
+            + "are not reliable; rerun on an idle machine"
     }
 
     /// One core's peak for the "% peak" columns: the measured FMA throughput of the widest unit
