@@ -22,39 +22,57 @@ enum BenchSupport {
         return samples[runs / 2]
     }
 
-    /// Peak fp32 GFLOP/s of one core, measured: twelve independent FMA chains on `FloatVector`
-    /// (enough to cover FMA latency x units on AVX2 and NEON) for a fixed time. The nominal clock
-    /// in /proc/cpuinfo understates a core that boosts, so the measured figure is the honest
-    /// denominator for "fraction of peak". Computed once and cached for the run.
-    static func measurePeakGFLOPS() -> Double {
+    /// GFLOP/s of one ~10 ms trial: twelve independent FMA chains on `FloatVector` (enough to
+    /// cover FMA latency x units on AVX2 and NEON).
+    static func fmaTrialGFLOPS() -> Double {
         let x = FloatVector(repeating: 0.999_999)
         var chains = InlineArray<12, FloatVector>(repeating: FloatVector(repeating: 1e-3))
         let iterations = 4_000_000
-        var best = 0.0
-        // The best of ~10 ms trials over at least a quarter of a second: a trial during which the
-        // core also ran another process reads low (half the rate with one other busy process:
-        // 47 against 93 GFLOP/s measured here), and one free moment is enough.
-        let begin = Clock.seconds()
-        var trials = 0
-        while trials < 8 || Clock.seconds() - begin < 0.25 {
-            trials += 1
-            let start = Clock.seconds()
-            for _ in 0..<iterations {
-                for chain in 0..<12 { chains[chain] = chains[chain].addingProduct(chains[chain], x) }
-            }
-            let seconds = Clock.seconds() - start
-            best = max(best, Double(iterations * 12 * FloatVector.scalarCount * 2) / seconds / 1e9)
+        let start = Clock.seconds()
+        for _ in 0..<iterations {
+            for chain in 0..<12 { chains[chain] = chains[chain].addingProduct(chains[chain], x) }
         }
+        let rate = Double(iterations * 12 * FloatVector.scalarCount * 2) / (Clock.seconds() - start) / 1e9
         var total: Float = 0
         for chain in 0..<12 { total += chains[chain].sum() }
         // Keeps the chains alive; the sum is never this value.
         if total == 1.2345 { print("") }
+        return rate
+    }
+
+    /// One core's peak fp32 GFLOP/s, measured on the widest unit the kernels use (512-bit FMAs
+    /// where the AVX-512 kernels run, `FloatVector` elsewhere). The nominal clock in
+    /// /proc/cpuinfo understates a core that boosts, so the measured figure is the honest
+    /// denominator for "fraction of peak". The best of ~10 ms trials over at least a quarter of
+    /// a second: a trial during which the core also ran another process reads low (half the
+    /// rate with one other busy process: 47 against 93 GFLOP/s measured here), and one free
+    /// moment is enough.
+    static func measurePeakGFLOPS() -> Double {
+        var best = 0.0
+        let begin = Clock.seconds()
+        var trials = 0
+        while trials < 8 || Clock.seconds() - begin < 0.25 {
+            trials += 1
+            #if arch(x86_64)
+            if SystemInfo.useAVX512() {
+                best = max(best, widePeakGFLOPS(iterations: 4_000_000, seconds: { Clock.seconds() }))
+                continue
+            }
+            #endif
+            best = max(best, fmaTrialGFLOPS())
+        }
         return best
     }
 
+    /// The peak the "%peak" columns divide by: measured on first use, then kept for the run.
     private static var cachedPeak = 0.0
     /// The highest "%peak" any table printed in this run (`percentOfPeak`), for `peakCheck`.
     private static var highestPercent = 0.0
+
+    static func peakGFLOPSPerCore() -> Double {
+        if cachedPeak == 0 { cachedPeak = measurePeakGFLOPS() }
+        return cachedPeak
+    }
 
     /// `100 * gflops / peak` formatted for a "%peak" column, remembered for `peakCheck`.
     static func percentOfPeak(_ gflops: Double, peak: Double) -> String {
@@ -63,39 +81,19 @@ enum BenchSupport {
         return format(percent, decimals: 0)
     }
 
-    /// After the sections: probes the FMA peak again and says when the "%peak" columns cannot be
-    /// trusted. When other processes share the cores, the probe can run time-sliced and read
-    /// half the core's rate while a kernel later runs alone at the full one: a column above 100%
-    /// or a second probe well above the first means the denominator was too low. Nil otherwise.
+    /// After the sections: when a "%peak" column was printed, probes the FMA peak again and says
+    /// when those columns cannot be trusted. When other processes share the cores, the probe can
+    /// run time-sliced and read half the core's rate while a kernel later runs alone at the full
+    /// one: a column above 100% or a second probe well above the first means the denominator was
+    /// too low (a second probe below the first only means the core was busier later). Nil otherwise.
     static func peakCheck() -> String? {
-        guard cachedPeak > 0 else { return nil }
-        let first = cachedPeak
-        cachedPeak = 0
-        let again = peakGFLOPSPerCore()
-        cachedPeak = max(first, again)
-        // A second probe below the first only means the core was busier later: the first, the
-        // higher, stays the denominator. A higher one means the columns used too low a peak.
+        guard highestPercent > 0 else { return nil }
+        let first = cachedPeak, again = measurePeakGFLOPS()
         guard highestPercent > 100 || again > 1.15 * first else { return nil }
         return "note: the FMA probe read \(format(first, decimals: 1)) GFLOP/s before the tables and \(format(again, decimals: 1)) after them"
             + (highestPercent > 100 ? ", and a kernel ran at \(format(highestPercent, decimals: 0))% of the first" : "")
             + ": other work shared the cores during part of the run (the probe ran time-sliced), so the %peak columns "
             + "are not reliable; rerun on an idle machine"
-    }
-
-    /// One core's peak for the "% peak" columns: the measured FMA throughput of the widest unit
-    /// the kernels use (first call measures): 512-bit FMAs where the AVX-512 kernels run,
-    /// `FloatVector` (256-bit AVX2, 128-bit NEON) elsewhere.
-    static func peakGFLOPSPerCore() -> Double {
-        if cachedPeak == 0 {
-            #if arch(x86_64)
-            if SystemInfo.useAVX512() {
-                cachedPeak = widePeakGFLOPS(iterations: 4_000_000, seconds: { Clock.seconds() })
-                return cachedPeak
-            }
-            #endif
-            cachedPeak = measurePeakGFLOPS()
-        }
-        return cachedPeak
     }
 
     /// The probe `peakGFLOPSPerCore` uses, for the header line.

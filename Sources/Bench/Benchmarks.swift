@@ -30,7 +30,7 @@ public enum Benchmarks {
             default: break
             }
         }
-        if sections.contains(where: { ["gemm", "conv", "layers"].contains($0) }), let note = BenchSupport.peakCheck() {
+        if let note = BenchSupport.peakCheck() {
             print("")
             print(note)
         }
