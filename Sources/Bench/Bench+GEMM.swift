@@ -122,6 +122,8 @@ enum GEMMBench {
             print(line)
         }
 
+        microKernelRow(seconds: seconds, peak: peak, wide: single.wideKernels)
+
         #if LEITNER_OPENBLAS
         // OpenBLAS's own threads, measured last: its workers spin after a call and would steal
         // the second core from the single-thread measurements above.
@@ -145,5 +147,35 @@ enum GEMMBench {
             openblas_set_num_threads(1)
         }
         #endif
+    }
+}
+
+extension GEMMBench {
+    /// The micro-kernel alone: one register tile over packed panels that stay in L1 (kc = 256),
+    /// no packing and no C traffic beyond one tile per call: what llvm-mca models in
+    /// `tools/board-model`. The rounds' median, and their spread.
+    static func microKernelRow(seconds: Double, peak: Double, wide: Bool) {
+        let kc = 256, calls = 64
+        let a = UnsafeMutablePointer<Float>.allocate(capacity: 32 * kc)
+        let b = UnsafeMutablePointer<Float>.allocate(capacity: 32 * kc)
+        let c = UnsafeMutablePointer<Float>.allocate(capacity: 32 * 32)
+        defer { a.deallocate(); b.deallocate(); c.deallocate() }
+        BenchSupport.fill(a, count: 32 * kc, seed: 4)
+        BenchSupport.fill(b, count: 32 * kc, seed: 5)
+        var rows = 0
+        var times = [Double](repeating: 0, count: rounds)
+        for round in 0..<rounds {
+            times[round] = BenchSupport.medianSeconds(targetSeconds: min(seconds, 0.4) / Double(rounds)) {
+                rows = GEMM.microKernelLoop(calls: calls, kc: kc, a: a, b: b, c: c, wide: wide)
+            }
+        }
+        let columns = GEMM.microColumns
+        let flops = 2.0 * Double(rows * columns * kc * calls)
+        let sorted = times.sorted()
+        let gflops = flops / median(times) / 1e9
+        print("micro-kernel alone (\(rows)x\(columns) tile, kc \(kc), packed panels in L1, \(rounds) rounds): "
+              + "\(BenchSupport.format(gflops, decimals: 1)) GFLOP/s, \(BenchSupport.percentOfPeak(gflops, peak: peak))% of peak "
+              + "(rounds \(BenchSupport.format(flops / sorted[sorted.count - 1] / 1e9, decimals: 1))-"
+              + "\(BenchSupport.format(flops / sorted[0] / 1e9, decimals: 1)))")
     }
 }

@@ -518,3 +518,28 @@ protocol BPanelPacker {
     /// columns past `columns` zero). Called for consecutive panels after `start`.
     mutating func pack(p0: Int, kc: Int, panel: Int, columns: Int, into dst: UnsafeMutablePointer<Float>)
 }
+
+extension GEMM {
+    /// `leitner bench gemm`'s micro-kernel row: `calls` micro-kernel calls on one packed A
+    /// panel (kc x MR, or 2 x MR rows for the AVX-512 kernel when `wide`) and one packed B
+    /// panel (kc x NR), all in L1, writing one tile of C (beta 0). The FLOPs are
+    /// 2 * rows * NR * kc per call; returns the rows of the tile computed per call. Not used in
+    /// training: it times the register tile alone, against which llvm-mca's figure is checked.
+    @inline(never)
+    public static func microKernelLoop(calls: Int, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                       c: UnsafeMutablePointer<Float>, wide: Bool) -> Int {
+        #if arch(x86_64)
+        if wide {
+            for _ in 0..<calls {
+                wideMicroKernel(panels: 2, kc: kc, a: a, b: b, rows: 2 * microRows, c: c, ldc: microColumns,
+                                alpha: 1, beta: 0)
+            }
+            return 2 * microRows
+        }
+        #endif
+        for _ in 0..<calls {
+            microKernel(kc: kc, a: a, b: b, c: c, ldc: microColumns, alpha: 1, beta: 0)
+        }
+        return microRows
+    }
+}

@@ -6,6 +6,36 @@ import Kernels
 /// GEMM.simd against the naive twin: every transpose combination, odd shapes, shapes past each
 /// block size, strided leading dimensions, alpha/beta variants, 1-3 threads.
 @Suite struct GEMMTests {
+    /// The bench's micro-kernel row times `GEMM.microKernelLoop`: its tile must be the product
+    /// of the packed panels (A k-major in panels of MR rows, B k-major NR wide), for the AVX2 /
+    /// NEON tile and, where the CPU has it, the AVX-512 one.
+    @Test func microKernelLoopComputesThePanelProduct() throws {
+        let kc = 37, mr = GEMM.microRows, nr = GEMM.microColumns
+        var a = [Float](repeating: 0, count: 2 * mr * kc), b = [Float](repeating: 0, count: kc * nr)
+        var state: UInt32 = 12345
+        func next() -> Float { state = state &* 1664525 &+ 1013904223; return Float(Int(state >> 9) % 2001 - 1000) / 1000 }
+        for i in a.indices { a[i] = next() }
+        for i in b.indices { b[i] = next() }
+        for wide in [false, try KernelContext(threads: 1).wideKernels] {
+            var c = [Float](repeating: .nan, count: 2 * mr * nr)
+            let rows = a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        GEMM.microKernelLoop(calls: 3, kc: kc, a: pa.baseAddress!, b: pb.baseAddress!, c: pc.baseAddress!, wide: wide)
+                    }
+                }
+            }
+            #expect(rows == (wide ? 2 * mr : mr))
+            for r in 0..<rows {
+                for j in 0..<nr {
+                    var sum = 0.0
+                    for k in 0..<kc { sum += Double(a[(r / mr) * mr * kc + k * mr + r % mr]) * Double(b[k * nr + j]) }
+                    #expect(abs(Double(c[r * nr + j]) - sum) <= 1e-5 * max(1, abs(sum)), "row \(r) column \(j) wide \(wide)")
+                }
+            }
+        }
+    }
+
     static let combos: [(Transpose, Transpose)] = [
         (.none, .none), (.transposed, .none), (.none, .transposed), (.transposed, .transposed),
     ]
