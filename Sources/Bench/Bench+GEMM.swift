@@ -123,6 +123,7 @@ enum GEMMBench {
         }
 
         microKernelRow(seconds: seconds, peak: peak, wide: single.wideKernels)
+        partialPanelRow(seconds: seconds, a: a, b: b, c: c, context: single)
 
         #if LEITNER_OPENBLAS
         // OpenBLAS's own threads, measured last: its workers spin after a call and would steal
@@ -177,5 +178,33 @@ extension GEMMBench {
               + "\(BenchSupport.format(gflops, decimals: 1)) GFLOP/s, \(BenchSupport.percentOfPeak(gflops, peak: peak))% of peak "
               + "(rounds \(BenchSupport.format(flops / sorted[sorted.count - 1] / 1e9, decimals: 1))-"
               + "\(BenchSupport.format(flops / sorted[0] / 1e9, decimals: 1)))")
+    }
+
+    /// resnet8's 16-channel 3x3 layer as a GEMM (M 16, N 12544, K 144, one thread) against the
+    /// same GEMM with M rounded up to a multiple of MR (18 on AVX2): the partial row panel
+    /// computes only its rows, so the time ratio should approach 16 / 18. Interleaved rounds,
+    /// the median ratio and its range. Nothing to show where MR divides 16 (NEON) or the
+    /// AVX-512 kernel runs (it computes its edge tiles in full).
+    static func partialPanelRow(seconds: Double, a: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>,
+                                c: UnsafeMutablePointer<Float>, context: KernelContext) {
+        let m = 16, n = 12544, k = 144, mr = GEMM.microRows
+        let padded = (m + mr - 1) / mr * mr
+        guard padded > m && !context.wideKernels else { return }
+        var ratios = [Double](repeating: 0, count: rounds)
+        for round in 0..<rounds {
+            let exact = BenchSupport.medianSeconds(targetSeconds: min(seconds, 0.4) / Double(2 * rounds)) {
+                GEMM.simd(transA: .none, transB: .none, m: m, n: n, k: k, alpha: 1, a: a, lda: k,
+                          b: b, ldb: n, beta: 0, c: c, ldc: n, context: context)
+            }
+            let full = BenchSupport.medianSeconds(targetSeconds: min(seconds, 0.4) / Double(2 * rounds)) {
+                GEMM.simd(transA: .none, transB: .none, m: padded, n: n, k: k, alpha: 1, a: a, lda: k,
+                          b: b, ldb: n, beta: 0, c: c, ldc: n, context: context)
+            }
+            ratios[round] = exact / full
+        }
+        let sorted = ratios.sorted()
+        print("partial row panel: time of M \(m) over M \(padded) (N \(n), K \(k), 1 thread, \(rounds) rounds): "
+              + "\(BenchSupport.format(median(ratios), decimals: 3)) (rounds \(BenchSupport.format(sorted[0], decimals: 3))-"
+              + "\(BenchSupport.format(sorted[sorted.count - 1], decimals: 3)); rows alone \(BenchSupport.format(Double(m) / Double(padded), decimals: 3)))")
     }
 }

@@ -287,6 +287,11 @@ extension GEMM {
             if rowsHere == mr && columns == nr {
                 microKernel(kc: kc, a: aPanel, b: UnsafePointer(bPanel), c: target, ldc: s.ldc,
                             alpha: s.alpha, beta: beta)
+            } else if columns == nr {
+                // The last, partial row panel (M = 16 leaves 4 rows of a 6-row AVX2 tile): only
+                // its valid rows are computed and stored, straight into C.
+                partialRowsKernel(rows: rowsHere, kc: kc, a: aPanel, b: UnsafePointer(bPanel), c: target, ldc: s.ldc,
+                                  alpha: s.alpha, beta: beta)
             } else {
                 microKernel(kc: kc, a: aPanel, b: UnsafePointer(bPanel), c: edge, ldc: nr, alpha: 1, beta: 0)
                 storeEdge(edge, rows: rowsHere, columns: columns, into: target, ldc: s.ldc,
@@ -450,7 +455,38 @@ extension GEMM {
     @inline(never)
     static func microKernel(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                             c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
-        let mr = microRows
+        microKernelBody(rows: microRows, kc: kc, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+    }
+
+    /// The micro-kernel for a partial row panel: the first `rows` (1 ..< MR) rows of the tile,
+    /// reading the packed A panel at its full MR-float stride. Each computed element gets the
+    /// same fused multiply-adds in the same order as in `microKernel`, so C is bit for bit what
+    /// `microKernel` into the edge tile plus `storeEdge` gave, without the rows of zeros (an M =
+    /// 16 layer on AVX2 computed 18 rows) and without the copy through the edge tile.
+    @inline(never)
+    static func partialRowsKernel(rows: Int, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                  c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+        // One specialisation per row count, so the row loops unroll as in `microKernel`.
+        switch rows {
+        case 1: microKernelBody(rows: 1, kc: kc, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+        case 2: microKernelBody(rows: 2, kc: kc, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+        case 3: microKernelBody(rows: 3, kc: kc, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+        case 4: microKernelBody(rows: 4, kc: kc, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+        case 5: microKernelBody(rows: 5, kc: kc, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+        #if arch(arm64)
+        case 6: microKernelBody(rows: 6, kc: kc, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+        case 7: microKernelBody(rows: 7, kc: kc, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+        #endif
+        default: preconditionFailure("GEMM.partialRowsKernel: rows \(rows) not in 1 ..< \(microRows)")
+        }
+    }
+
+    /// The body of both micro-kernels: rows x NR of the MR x NR tile (rows a constant after
+    /// inlining; the packed A panel keeps its MR-float stride).
+    @inline(__always)
+    static func microKernelBody(rows mr: Int, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+        let stride = microRows
         let nr = microColumns
         let width = FloatVector.scalarCount
         let vectors = nr / width
@@ -482,7 +518,7 @@ extension GEMM {
                 }
             }
             #endif
-            pa += mr
+            pa += stride
             pb += nr
         }
         let alphaV = FloatVector(repeating: alpha)

@@ -36,6 +36,48 @@ import Kernels
         }
     }
 
+    /// The partial row panel (`GEMM.partialRowsKernel`: M = 16 leaves 4 rows of a 6-row AVX2
+    /// tile) against full tiles: the first m rows of C with A padded by extra rows up to a
+    /// multiple of MR (every panel a full micro-kernel tile) are bit for bit those of the
+    /// m-row product, for every remainder of m mod MR, beta 0, 1 and 0.5, with full and partial
+    /// column panels and K in one and in two blocks.
+    @Test func partialRowPanelsMatchFullTilesBitForBit() throws {
+        let mr = GEMM.microRows, nr = GEMM.microColumns
+        var state: UInt32 = 777
+        func next() -> Float { state = state &* 1664525 &+ 1013904223; return Float(Int(state >> 9) % 2001 - 1000) / 1000 }
+        let context = try KernelContext(threads: 1, wideKernels: false)
+        var checked = 0
+        for m in [16, 32, 64] + Array(1..<mr) + [mr + 1, 2 * mr - 1] {
+            for (n, k) in [(3 * nr, 37), (2 * nr + 5, GEMM.blockK + 11)] {
+                let padded = (m + mr - 1) / mr * mr
+                guard padded > m else { continue }
+                let a = (0..<(padded * k)).map { _ in next() }, b = (0..<(k * n)).map { _ in next() }
+                let c0 = (0..<(padded * n)).map { _ in next() }
+                for beta: Float in [0, 1, 0.5] {
+                    var exact = c0, full = c0
+                    a.withUnsafeBufferPointer { pa in
+                        b.withUnsafeBufferPointer { pb in
+                            exact.withUnsafeMutableBufferPointer { pc in
+                                GEMM.simd(transA: .none, transB: .none, m: m, n: n, k: k, alpha: 1.25, a: pa.baseAddress!, lda: k,
+                                          b: pb.baseAddress!, ldb: n, beta: beta, c: pc.baseAddress!, ldc: n, context: context)
+                            }
+                            full.withUnsafeMutableBufferPointer { pc in
+                                GEMM.simd(transA: .none, transB: .none, m: padded, n: n, k: k, alpha: 1.25, a: pa.baseAddress!, lda: k,
+                                          b: pb.baseAddress!, ldb: n, beta: beta, c: pc.baseAddress!, ldc: n, context: context)
+                            }
+                        }
+                    }
+                    let rowsDiffer = (0..<(m * n)).filter { exact[$0].bitPattern != full[$0].bitPattern }.count
+                    #expect(rowsDiffer == 0, "m \(m) n \(n) k \(k) beta \(beta): \(rowsDiffer) elements differ")
+                    // Rows past m are not written by the m-row product.
+                    #expect(exact[(m * n)...] == c0[(m * n)...], "m \(m) wrote past its rows")
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked >= 3 * 2 * (mr - 1))
+    }
+
     static let combos: [(Transpose, Transpose)] = [
         (.none, .none), (.transposed, .none), (.none, .transposed), (.transposed, .transposed),
     ]
