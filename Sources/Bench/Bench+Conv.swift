@@ -154,7 +154,7 @@ enum ConvBench {
         // The column (im2col) paths against the ones `Conv2D` takes for stride-1 3x3 layers:
         // interleaved rounds, medians, and the median per-round ratio column/new.
         print("")
-        print("conv paths: im2col (col) vs implicit GEMM or phase planes (fwd), transposed convolution (bwdD) and direct correlation (bwdW), \(threads) thread(s)")
+        print("conv paths: im2col (col) vs implicit GEMM or phase planes (fwd), transposed convolution or phase planes (bwdD) and direct correlation (bwdW), \(threads) thread(s)")
         print(Format.padRight("layer", 26) + Format.pad("pass", 6) + Format.pad("col ms", 9)
               + Format.pad("new ms", 9) + Format.pad("col/new", 9))
         for (name, shape) in layers {
@@ -183,6 +183,15 @@ enum ConvBench {
                 }, new: {
                     Conv2D.backwardDataTransposed(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
                                                   scratch: scratch, scratchCount: scratchCount, context: multi)
+                })
+            }
+            if Conv2D.phasedBackwardBlockImages(shape, scratchCount: scratchCount) > 0 {
+                printPair(name, "bwdD", seconds: seconds, column: {
+                    Conv2D.backwardDataColumns(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
+                                               scratch: scratch, scratchCount: scratchCount, context: multi)
+                }, new: {
+                    Conv2D.backwardDataPhased(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
+                                              scratch: scratch, scratchCount: scratchCount, context: multi)
                 })
             }
             if Conv2D.directWeightBlockImages(shape, scratchCount: scratchCount) > 0 {

@@ -82,6 +82,11 @@ public enum Conv2D {
                       beta: 1, c: dInput, ldc: columns, context: context)
             return
         }
+        if phasedBackwardBlockImages(shape, scratchCount: scratchCount) > 0 {
+            backwardDataPhased(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
+                               scratch: scratch, scratchCount: scratchCount, context: context)
+            return
+        }
         if transposedShape(shape) != nil {
             backwardDataTransposed(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
                                    scratch: scratch, scratchCount: scratchCount, context: context)

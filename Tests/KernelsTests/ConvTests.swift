@@ -88,8 +88,9 @@ func checkConv(_ shape: Conv2DShape, context: KernelContext, seed: UInt64, scrat
         #expect(differing.isEmpty, "Conv2D \(label): phased and column forward differ at \(differing.count) outputs")
         #expect(phasedOut.firstDamagedGuard() == nil && columnOut.firstDamagedGuard() == nil)
     }
-    if Conv2D.transposedShape(shape) != nil {
-        // backwardData took the transposed convolution; the column path must stay right too.
+    if Conv2D.transposedShape(shape) != nil || Conv2D.phasedBackwardBlockImages(shape, scratchCount: scratchCount) > 0 {
+        // backwardData took the transposed convolution or the phase planes; the column path must
+        // stay right too.
         checkAgainstTwin("Conv2D.backwardDataColumns", shape: label, seed: seed, outputCounts: [shape.inputCount], tolerance: bound(shape.inputCount)) { outputs, fast in
             if fast {
                 Conv2D.backwardDataColumns(dInput: outputs[0], dOut: dOut.pointer, weights: weights.pointer, shape: shape,
@@ -181,6 +182,18 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
             Conv2DShape(batch: 2, inChannels: 32, outChannels: 64, height: 14, width: 14, kernel: 3, stride: 2, padding: 1),
         ]
         #expect(layers.filter { Conv2D.usesPhasedForward($0) }.count == 3)
+        // The 3x3 stride-2 layers take the phase planes for backward data too, where the
+        // recommended scratch holds them (the smallest scratch below keeps them on the column
+        // path). At batch 2 the 32->64 layer's im2col chunk (28,224 floats) is smaller than its
+        // rearranged weights and one padded image (36,480); at the models' batch 64 it is not.
+        func phasedData(_ shape: Conv2DShape) -> Bool {
+            Conv2D.phasedBackwardBlockImages(shape, scratchCount: Conv2D.scratchFloats(shape: shape, threads: 1)) > 0
+        }
+        #expect(layers.filter(phasedData).count == 2)
+        #expect(layers.filter { $0.strideH == 2 && $0.kernelHeight == 3 }.map {
+            phasedData(Conv2DShape(batch: 64, inChannels: $0.inChannels, outChannels: $0.outChannels, inHeight: $0.inHeight,
+                                   inWidth: $0.inWidth, kernelHeight: 3, kernelWidth: 3, strideH: 2, strideW: 2, padH: 1, padW: 1))
+        } == [true, true, true])
         // The 3x3 stride-1 layers take the transposed backward-data path, the others do not.
         #expect(layers.filter { Conv2D.transposedShape($0) != nil }.count == 3)
         for (index, shape) in layers.enumerated() {
@@ -251,6 +264,67 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
         }
         }
         #expect(index > 80 && blockCounts.contains(5) && blockCounts.contains(1) && strides == [1, 2])
+    }
+
+    /// The stride-2 data gradient through the phase planes (3x3 pad 1, even sizes): odd channel
+    /// counts, images from 2x2 up, scratch for one image per block up to the whole batch, both
+    /// micro-kernel widths; against the naive twin (accumulating into a prefilled dInput), no
+    /// write past the scratch, and bit for bit the same for any thread count.
+    @Test func phasedBackwardDataMatchesNaiveTwin() throws {
+        let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2),
+                        try KernelContext(threads: 1, wideKernels: false), try KernelContext(threads: 3, wideKernels: false)]
+        var index = 0
+        var blockCounts = Set<Int>()
+        for (height, width) in [(2, 2), (2, 6), (4, 4), (14, 14), (8, 2 * floatVectorWidth + 4), (28, 28)] {
+            for (inChannels, outChannels) in [(2, 1), (3, 5), (16, 32), (5, 7), (17, 3)] {
+                let shape = Conv2DShape(batch: 5, inChannels: inChannels, outChannels: outChannels,
+                                        height: height, width: width, kernel: 3, stride: 2, padding: 1)
+                #expect(Conv2D.usesPhasedBackwardData(shape))
+                // One block per image, two images, the whole batch.
+                let imageFloats = (shape.outHeight + 1) * (shape.outWidth + 1)
+                let weightFloats = (9 * inChannels * outChannels + 15) / 16 * 16
+                let slack = outChannels * (3 * (shape.outWidth + 1) + 2 + 32) + 4 * inChannels * 16
+                for images in [1, 2, 5] {
+                    let scratchCount = weightFloats + images * (outChannels + 4 * inChannels) * imageFloats + slack
+                    let blockImages = Conv2D.phasedBackwardBlockImages(shape, scratchCount: scratchCount)
+                    #expect(blockImages == images || scratchCount > 1 << 18, "\(describe(shape)): \(blockImages) images per block, expected \(images)")
+                    guard blockImages > 0 else { continue }
+                    #expect(Conv2D.phasedBackwardBlockImages(shape, scratchCount: scratchCount - 1) < blockImages || scratchCount > 1 << 18)
+                    blockCounts.insert((shape.batch + blockImages - 1) / blockImages)
+                    var random = SeededRandom(seed: UInt64(7000 + index))
+                    let weights = random.floats(shape.weightCount), dOut = random.floats(shape.outputCount)
+                    let initial = random.floats(shape.inputCount)
+                    let scratch = GuardedBuffer(count: scratchCount)
+                    let label = describe(shape) + " scratch \(scratchCount) (\(blockImages) images per block)"
+                    var results: [[Float]] = []
+                    for context in contexts {
+                        checkAgainstTwin("Conv2D.backwardDataPhased", shape: label + " threads \(context.threads)",
+                                         seed: UInt64(index), outputCounts: [shape.inputCount], tolerance: 1e-4) { outputs, fast in
+                            if fast {
+                                Conv2D.backwardDataPhased(dInput: outputs[0], dOut: dOut, weights: weights, shape: shape,
+                                                          scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                            } else {
+                                Conv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut, weights: weights, shape: shape)
+                            }
+                        }
+                        var dInput = initial
+                        Conv2D.backwardDataPhased(dInput: &dInput, dOut: dOut, weights: weights, shape: shape,
+                                                  scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                        results.append(dInput)
+                    }
+                    #expect(scratch.firstDamagedGuard() == nil, "\(label): wrote past the scratch")
+                    #expect(zip(results[0], results[1]).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(label): 1 and 2 threads differ")
+                    #expect(zip(results[2], results[3]).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(label): AVX2 1 and 3 threads differ")
+                    index += 1
+                }
+            }
+        }
+        #expect(index >= 80 && blockCounts.contains(5) && blockCounts.contains(1))
+        // Stride 1, odd sizes, one input channel and 1x1 kernels stay off this path.
+        #expect(!Conv2D.usesPhasedBackwardData(Conv2DShape(batch: 2, inChannels: 4, outChannels: 4, height: 8, width: 8, kernel: 3, padding: 1)))
+        #expect(!Conv2D.usesPhasedBackwardData(Conv2DShape(batch: 2, inChannels: 4, outChannels: 4, height: 7, width: 8, kernel: 3, stride: 2, padding: 1)))
+        #expect(!Conv2D.usesPhasedBackwardData(Conv2DShape(batch: 2, inChannels: 1, outChannels: 4, height: 8, width: 8, kernel: 3, stride: 2, padding: 1)))
+        #expect(!Conv2D.usesPhasedBackwardData(Conv2DShape(batch: 2, inChannels: 4, outChannels: 4, height: 8, width: 8, kernel: 1, stride: 2)))
     }
 
     /// The naive twin against a product worked by hand, so the oracle itself can fail.
