@@ -63,8 +63,8 @@ extension Conv2D {
                                         sequenceFloats: sequenceFloats, n0: n0, images: images))
             // The GEMM over the padded positions.
             GEMM.panelGEMM(m: cout, columns: count, k: k, a: weights, c: paddedOut, accumulate: false, context: context,
-                           packer: PhasePanelPacker(planes: UnsafePointer(paddedInput), channelFloats: channelFloats,
-                                                    offsets: offsets))
+                           packer: ShiftPanelPacker(planes: UnsafePointer(paddedInput), channelFloats: channelFloats,
+                                                    taps: 9, offsets: offsets))
             // The valid positions into the CNHW output, output channels split over the threads.
             let unpadThreads = min(context.threads, cout)
             context.pool.run(tasks: unpadThreads, threads: unpadThreads,
@@ -106,30 +106,6 @@ extension Conv2D {
                     }
                 }
             }
-        }
-    }
-}
-
-/// Packs B micro-panels from the padded phase planes: row (ci, tap) of the panel at column j0
-/// is the 16 floats at channel ci's planes + offset(tap) + j0 (every tap a fixed offset, no masks).
-struct PhasePanelPacker: BPanelPacker {
-    let planes: UnsafePointer<Float>
-    let channelFloats: Int
-    let offsets: InlineArray<9, Int>
-
-    mutating func start(atPanel panel: Int) {}
-
-    mutating func pack(p0: Int, kc: Int, panel: Int, columns: Int, into dst: UnsafeMutablePointer<Float>) {
-        let nr = GEMM.microColumns, width = FloatVector.scalarCount
-        var channel = p0 / 9, tap = p0 % 9
-        var row = dst
-        for _ in 0..<kc {
-            let source = planes + channel * channelFloats + offsets[tap] + panel * nr
-            var v = 0
-            while v < nr { row.storeVector(source.loadVector(at: v), at: v); v += width }
-            row += nr
-            tap += 1
-            if tap == 9 { tap = 0; channel += 1 }
         }
     }
 }

@@ -44,11 +44,11 @@ extension Conv2D {
     /// dOut value they read in the padded layout with rows of `rowStride` floats.
     @inline(__always)
     static func phaseTaps(_ phase: Int, rowStride: Int) -> (count: Int, ky: InlineArray<4, Int>, kx: InlineArray<4, Int>,
-                                                           offsets: InlineArray<4, Int>) {
+                                                           offsets: InlineArray<9, Int>) {
         // (kernel index, shift) for the rows (a) and the columns (b) of the phase.
         let a = phase / 2, b = phase % 2
         var ky = InlineArray<4, Int>(repeating: 0), kx = InlineArray<4, Int>(repeating: 0)
-        var offsets = InlineArray<4, Int>(repeating: 0)
+        var offsets = InlineArray<9, Int>(repeating: 0)   // the first `count` used (ShiftPanelPacker's size)
         var count = 0
         for r in 0..<(a == 0 ? 1 : 2) {
             let kernelRow = a == 0 ? 1 : (r == 0 ? 0 : 2), rowShift = a == 1 && r == 0 ? 1 : 0
@@ -172,14 +172,15 @@ extension Conv2D {
     }
 }
 
-/// Packs B micro-panels from padded sequences where row (channel, t) of K is the 16 floats at
+/// Packs B micro-panels from padded sequences where row (channel, t) of K is the NR floats at
 /// the channel's sequence + offsets[t] + the panel's first column (`taps` shifts per channel,
-/// every one a fixed offset: no masks).
+/// every one a fixed offset: no masks). The stride-2 forward's nine taps over the phase planes
+/// (`forwardPhased`) and the data gradient's 1-4 taps per phase over the padded dOut.
 struct ShiftPanelPacker: BPanelPacker {
     let planes: UnsafePointer<Float>
     let channelFloats: Int
     let taps: Int
-    let offsets: InlineArray<4, Int>
+    let offsets: InlineArray<9, Int>
 
     mutating func start(atPanel panel: Int) {}
 
