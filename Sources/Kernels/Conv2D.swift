@@ -82,11 +82,10 @@ public enum Conv2D {
                       beta: 1, c: dInput, ldc: columns, context: context)
             return
         }
-        // The phase planes sum in another order than the column path. They are measured on AVX2
-        // (`leitner bench conv`: 1.08-1.60x the column path on resnet8's stride-2 layers) and
-        // run under qemu for NEON; the AVX-512 kernels keep the column path, whose results the
-        // AVX-512 golden traces pin and which no AVX-512 machine here could re-measure.
-        if !context.wideKernels && phasedBackwardBlockImages(shape, scratchCount: scratchCount) > 0 {
+        // The phase planes: measured 1.08-1.60x the column path on resnet8's stride-2 layers with
+        // AVX2 (Zen 3) and 1.14-1.42x with AVX-512 (Xeon, 2026-12-07, `leitner bench conv`, 3
+        // rounds); NEON runs them under qemu.
+        if phasedBackwardBlockImages(shape, scratchCount: scratchCount) > 0 {
             backwardDataPhased(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
                                scratch: scratch, scratchCount: scratchCount, context: context)
             return
@@ -123,8 +122,12 @@ public enum Conv2D {
         // layer; with 8-lane AVX2 tiles (one output channel: ten loads per nine FMAs) only up to
         // 16 input channels (`leitner bench conv` with LEITNER_SIMD=avx2, 2026-11-23: 1.08-1.27x
         // there, 0.69-0.89x at 32-64 input channels). NEON (two-channel tiles) is not measured
-        // on a board yet and takes the AVX2 rule.
-        if directWeightBlockImages(shape, scratchCount: scratchCount) > 0 && (context.wideKernels || shape.inChannels <= 16) {
+        // on a board yet and takes the AVX2 rule. With AVX-512 on a Xeon (2026-12-07, 3 rounds of
+        // `leitner bench conv`) the direct path won 1.17-1.57x at 16 and 32 output channels and
+        // lost at 64 (0.82-0.93x: 32-64 @14, 32-64 stride 2, 64-64 @7), where the column GEMM has
+        // M = 64 rows to fill its 12-row tiles; so AVX-512 takes it up to 32 output channels.
+        if directWeightBlockImages(shape, scratchCount: scratchCount) > 0
+            && (context.wideKernels ? shape.outChannels <= 32 : shape.inChannels <= 16) {
             backwardWeightsDirect(dWeights: dWeights, dOut: dOut, input: input, shape: shape, scratch: scratch,
                                   scratchCount: scratchCount, context: context)
             return
