@@ -18,9 +18,9 @@ import Platform
 /// Sums run in a different order than the column path's, so the two agree to rounding, not bit
 /// for bit; both are checked against the naive twin.
 extension Conv2D {
-    /// The shapes `backwardData` runs this way with the AVX2 or NEON kernels (the AVX-512 ones
-    /// keep the column path): 3x3 stride-2 pad-1 with even H and W, more than one input
-    /// channel, and at most `GEMM.blockM` input channels (all rows of A in one block).
+    /// The shapes `backwardData` runs this way (AVX2, AVX-512 and NEON kernels alike):
+    /// 3x3 stride-2 pad-1 with even H and W, more than one input channel, and at most
+    /// `GEMM.blockM` input channels (all rows of A in one block).
     public static func usesPhasedBackwardData(_ shape: Conv2DShape) -> Bool {
         directPhases(shape) == 4 && shape.inChannels > 1 && shape.inChannels <= GEMM.blockM
     }
