@@ -69,13 +69,19 @@ enum ConvBench {
             maxWeights = max(maxWeights, shape.weightCount)
             maxScratch = max(maxScratch, Conv2D.scratchFloats(shape: shape, threads: threads))
         }
-        let input = UnsafeMutablePointer<Float>.allocate(capacity: maxInput)
-        let dInput = UnsafeMutablePointer<Float>.allocate(capacity: maxInput)
-        let output = UnsafeMutablePointer<Float>.allocate(capacity: maxOutput)
-        let dOut = UnsafeMutablePointer<Float>.allocate(capacity: maxOutput)
-        let weights = UnsafeMutablePointer<Float>.allocate(capacity: maxWeights)
-        let dWeights = UnsafeMutablePointer<Float>.allocate(capacity: maxWeights)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(maxScratch, 1))
+        // 64-byte aligned, as the training arena carves its tensors and scratch (Arena.alignment):
+        // the kernels' loads and the padded layouts are timed as training runs them.
+        func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
+            UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+                .bindMemory(to: Float.self, capacity: max(count, 1))
+        }
+        let input = buffer(maxInput)
+        let dInput = buffer(maxInput)
+        let output = buffer(maxOutput)
+        let dOut = buffer(maxOutput)
+        let weights = buffer(maxWeights)
+        let dWeights = buffer(maxWeights)
+        let scratch = buffer(maxScratch)
         defer {
             input.deallocate(); dInput.deallocate(); output.deallocate(); dOut.deallocate()
             weights.deallocate(); dWeights.deallocate(); scratch.deallocate()

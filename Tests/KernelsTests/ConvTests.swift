@@ -217,18 +217,30 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
                         try KernelContext(threads: 1, wideKernels: false), try KernelContext(threads: 3, wideKernels: false)]
         var index = 0
         var blockCounts = Set<Int>()
+        var alignedBlockCounts = Set<Int>(), alignedStrides = Set<Int>()
         var strides = Set<Int>()
         for stride in [1, 2] {
-        for (height, width) in [(1, 1), (2, 6), (7, 9), (14, 14), (floatVectorWidth + 1, 2 * floatVectorWidth + 3), (8, 2 * floatVectorWidth + 4)] {
+        // (28, 28) and (4, 30) also take the lane-aligned layout at both strides (rows of 32 for 29
+        // and 31 floats, 16 for 15 and 16)
+        for (height, width) in [(1, 1), (2, 6), (7, 9), (14, 14), (floatVectorWidth + 1, 2 * floatVectorWidth + 3), (8, 2 * floatVectorWidth + 4),
+                                (28, 28), (4, 30)] {
             for (inChannels, outChannels) in [(1, 16), (3, 5), (16, 16), (5, 1), (17, 3)] {
                 let shape = Conv2DShape(batch: 5, inChannels: inChannels, outChannels: outChannels,
                                         height: height, width: width, kernel: 3, stride: stride, padding: 1)
-                // One block per image, two images, the whole batch (Conv2D.directWeightBlockImages).
+                // One block per image, two images, the whole batch (Conv2D.directWeightBlockImages),
+                // for the plain layout and for the AVX-512 tile's lane-aligned one (rows rounded up
+                // to 16 floats, 3 or 2 shifted copies per input plane; it needs more scratch, and
+                // falls back to the plain layout when one image does not fit).
                 let sequences = inChannels * stride * stride + outChannels
                 let perImage = sequences * (shape.outHeight + 1) * (shape.outWidth + 1)
                 let slack = sequences * (3 * (shape.outWidth + 1) + 2 + 32)
-                for images in [1, 2, 5] {
-                    let scratchCount = images * perImage + slack
+                let alignedRow = (shape.outWidth + 1 + 15) / 16 * 16
+                let alignedSequences = inChannels * stride * stride * (stride == 1 ? 3 : 2) + outChannels
+                let alignedPerImage = alignedSequences * (shape.outHeight + 1) * alignedRow
+                let alignedSlack = alignedSequences * (3 * alignedRow + 47)
+                // (+ 16: the layout starts at the scratch's first 64-byte boundary)
+                let scratchCounts = [1, 2, 5].map { $0 * perImage + slack } + [1, 2, 5].map { $0 * alignedPerImage + alignedSlack + 16 }
+                for scratchCount in scratchCounts {
                     let blockImages = Conv2D.directWeightBlockImages(shape, scratchCount: scratchCount)
                     guard blockImages > 0 else { continue }  // odd sizes at stride 2, past the block limit
                     blockCounts.insert((shape.batch + blockImages - 1) / blockImages)
@@ -237,7 +249,13 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
                     let input = random.floats(shape.inputCount), dOut = random.floats(shape.outputCount)
                     let initial = random.floats(shape.weightCount)
                     let scratch = GuardedBuffer(count: scratchCount)
-                    let label = describe(shape) + " scratch \(scratchCount) (\(blockImages) images per block)"
+                    let alignedImages = Conv2D.directAlignedBlockImages(shape, scratchCount: scratchCount)
+                    if alignedImages > 0 {
+                        alignedBlockCounts.insert((shape.batch + alignedImages - 1) / alignedImages)
+                        alignedStrides.insert(stride)
+                    }
+                    let label = describe(shape) + " scratch \(scratchCount) (\(blockImages) images per block, "
+                        + "\(alignedImages) lane-aligned)"
                     var results: [[Float]] = []
                     for context in contexts {
                         checkAgainstTwin("Conv2D.backwardWeightsDirect", shape: label + " threads \(context.threads)",
@@ -264,6 +282,8 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
         }
         }
         #expect(index > 80 && blockCounts.contains(5) && blockCounts.contains(1) && strides == [1, 2])
+        // The lane-aligned layout (run by the AVX-512 contexts) with one image per block and one block.
+        #expect(alignedBlockCounts.contains(5) && alignedBlockCounts.contains(1) && alignedStrides == [1, 2])
     }
 
     /// The stride-2 data gradient through the phase planes (3x3 pad 1, even sizes): odd channel
