@@ -70,15 +70,22 @@ struct MPITrainingTests {
     }
 
     /// The checkpoints in `one` and `two` hold the same tensors (batch-norm running statistics
-    /// included, the optimizer's state not), each within 1e-5 of its largest magnitude.
-    func expectSameWeights(_ one: String, _ two: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// included, the optimizer's state not), each within 1e-5 of its largest magnitude, or of
+    /// `floor` where that is smaller.
+    /// The floor is for tensors that start at zero: after a few steps a batch-norm bias holds
+    /// only the sum of its few gradients, each a sum over the batch whose terms largely cancel,
+    /// so its relative rounding is far above the weights' (resnet8, 4 steps at lr 0.01, 2 ranks
+    /// with --sync-bn against 1, AVX-512, 2026-12-07: biases of 3.6e-4 to 6.9e-4 differed by
+    /// 6e-9 to 2.4e-8, 1.2e-5 to 3.4e-5 of their size).
+    func expectSameWeights(_ one: String, _ two: String, floor: Float = 1e-6,
+                           sourceLocation: SourceLocation = #_sourceLocation) throws {
         let reference = try tensors(one + "/checkpoint.safetensors"), trained = try tensors(two + "/checkpoint.safetensors")
         #expect(Set(reference.keys) == Set(trained.keys), sourceLocation: sourceLocation)
         for (name, values) in reference where !name.hasPrefix("optimizer.") {
             let other = try #require(trained[name], sourceLocation: sourceLocation)
             let scale = values.map { abs($0) }.max() ?? 0
             let worst = zip(values, other).map { abs($0 - $1) }.max() ?? 0
-            #expect(worst <= 1e-5 * max(scale, 1e-6), "\(name): largest difference \(worst) of values up to \(scale)",
+            #expect(worst <= 1e-5 * max(scale, floor), "\(name): largest difference \(worst) of values up to \(scale)",
                     sourceLocation: sourceLocation)
         }
     }
@@ -90,7 +97,7 @@ struct MPITrainingTests {
 
     /// --sync-bn on resnet8 (9 batch-norm layers): 2 ranks x 32 give the 1 x 64 run's losses
     /// over 4 steps within 1e-6 relative, and its weights and running statistics within 1e-5
-    /// of each tensor's largest value; without --sync-bn each rank normalises its own 32 samples
+    /// of each tensor's largest value (at least 1e-7: `expectSameWeights`); without --sync-bn each rank normalises its own 32 samples
     /// and the losses differ from the first step (8e-5 relative at step 1, 5e-3 at step 3).
     /// Why 4 steps: on one batch repeated, resnet8's trajectory amplifies float rounding from
     /// step 8 on, about 3x a step, for any two runs whose sums round differently (the two ranks'
@@ -113,7 +120,10 @@ struct MPITrainingTests {
         for (step, (a, b)) in zip(expected, actual).enumerated() {
             #expect(abs(a - b) <= 1e-6 * abs(a), "step \(step + 1): loss \(a) at 1 rank, \(b) at 2 ranks with --sync-bn")
         }
-        try expectSameWeights(one, synced)
+        // Weights within 1e-5 of each tensor's largest value, and at most 1e-7 apart (1e-5 of
+        // 1e-2) in the batch-norm biases that started at zero. The losses above are the sharp
+        // check: without --sync-bn they are 8e-5 apart from the first step.
+        try expectSameWeights(one, synced, floor: 1e-2)
         let apart = largestRelativeDifference(expected, unsynchronised)
         #expect(apart > 1e-4, "without --sync-bn the 2-rank losses are within \(apart) of the 1-rank ones: the comparison says nothing")
     }
