@@ -253,14 +253,13 @@ extension Conv2D {
     /// With a lane-aligned `layout` the column shift is the shifted copy's instead (sequence
     /// phase * shifts + shift), so every offset is a multiple of 16.
     static func directTapOffsets(_ shape: Conv2DShape, sequenceFloats: Int, layout: DirectLayout? = nil) -> TapOffsets {
-        let rowStride = layout?.rowStride ?? shape.outWidth + 1
-        let shifts = layout?.shifts ?? 1
+        let layout = layout ?? DirectLayout(shape, aligned: false)
         func offset(_ ky: Int, _ kx: Int) -> Int {
             let phase = shape.strideH == 1 ? 0 : (ky == 1 ? 0 : 2) + (kx == 1 ? 0 : 1)
             let rowShift = shape.strideH == 1 ? ky : (ky == 0 ? 0 : 1)
             let columnShift = shape.strideH == 1 ? kx : (kx == 0 ? 0 : 1)
-            if shifts > 1 { return (phase * shifts + columnShift) * sequenceFloats + rowShift * rowStride }
-            return phase * sequenceFloats + rowShift * rowStride + columnShift
+            if layout.aligned { return (phase * layout.shifts + columnShift) * sequenceFloats + rowShift * layout.rowStride }
+            return phase * sequenceFloats + rowShift * layout.rowStride + columnShift
         }
         return (offset(0, 0), offset(0, 1), offset(0, 2), offset(1, 0), offset(1, 1),
                 offset(1, 2), offset(2, 0), offset(2, 1), offset(2, 2))
