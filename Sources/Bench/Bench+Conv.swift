@@ -23,6 +23,15 @@ enum ConvBench {
         ("r8 1x1 32-64 s2 @14", Conv2DShape(batch: batch, inChannels: 32, outChannels: 64, height: 14, width: 14, kernel: 1, stride: 2)),
     ]
 
+    /// ResNet-18's 3x3 stride-1 layers at 224x224 input, batch 16 (the Raspberry Pi 4 figure of
+    /// docs/boards.md): timed in the Winograd section only.
+    static let winogradLayers: [(name: String, shape: Conv2DShape)] = [
+        ("r18 3x3 64-64 @56 b16", Conv2DShape(batch: 16, inChannels: 64, outChannels: 64, height: 56, width: 56, kernel: 3, padding: 1)),
+        ("r18 3x3 128-128 @28 b16", Conv2DShape(batch: 16, inChannels: 128, outChannels: 128, height: 28, width: 28, kernel: 3, padding: 1)),
+        ("r18 3x3 256-256 @14 b16", Conv2DShape(batch: 16, inChannels: 256, outChannels: 256, height: 14, width: 14, kernel: 3, padding: 1)),
+        ("r18 3x3 512-512 @7 b16", Conv2DShape(batch: 16, inChannels: 512, outChannels: 512, height: 7, width: 7, kernel: 3, padding: 1)),
+    ]
+
     /// Batch of the mobilenet rows (the backbone fine-tuning batch of tools/compare-pytorch).
     static let mobileBatch = 32
 
@@ -63,7 +72,7 @@ enum ConvBench {
         }
         // One allocation per buffer, sized for the largest layer.
         var maxInput = 0, maxOutput = 0, maxWeights = 0, maxScratch = 0
-        for (_, shape) in layers + pointwiseLayers + depthwiseLayers {
+        for (_, shape) in layers + pointwiseLayers + depthwiseLayers + winogradLayers {
             maxInput = max(maxInput, shape.inputCount)
             maxOutput = max(maxOutput, shape.outputCount)
             maxWeights = max(maxWeights, shape.weightCount)
@@ -209,6 +218,32 @@ enum ConvBench {
                                                  scratch: scratch, scratchCount: scratchCount, context: multi)
                 })
             }
+        }
+
+        // Winograd F(2x2, 3x3) against the path each pass takes without it.
+        print("")
+        print("winograd: the path taken without Winograd (old) vs Winograd F(2x2,3x3) (new), fwd and bwdD, \(threads) thread(s)")
+        print(Format.padRight("layer", 26) + Format.pad("pass", 6) + Format.pad("old ms", 9)
+              + Format.pad("wino ms", 9) + Format.pad("old/wino", 9))
+        for (name, shape) in layers + winogradLayers where Conv2D.usesWinograd(shape) {
+            let scratchCount = Conv2D.scratchFloats(shape: shape, threads: threads)
+            guard Conv2D.winogradFits(shape, scratchCount: scratchCount, context: multi) else { continue }
+            printPair(name, "fwd", seconds: seconds, column: {
+                Conv2D.forward(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
+                               scratchCount: scratchCount, context: multi, winograd: false)
+            }, new: {
+                Conv2D.forwardWinograd(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
+                                       scratchCount: scratchCount, context: multi)
+            })
+            guard let transposed = Conv2D.transposedShape(shape),
+                  Conv2D.winogradFits(transposed, scratchCount: scratchCount, context: multi) else { continue }
+            printPair(name, "bwdD", seconds: seconds, column: {
+                Conv2D.backwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
+                                    scratchCount: scratchCount, context: multi, winograd: false)
+            }, new: {
+                Conv2D.forwardWinograd(out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true,
+                                       accumulate: true, scratch: scratch, scratchCount: scratchCount, context: multi)
+            })
         }
     }
 

@@ -27,6 +27,18 @@ public enum Conv2D {
     public static func scratchFloats(shape: Conv2DShape, threads: Int,
                                      limitFloats: Int = defaultScratchLimitFloats) -> Int {
         if shape.isPointwise { return 0 }
+        // Winograd's scratch only where `prefersWinograd` takes it on this machine's default width
+        // (a context of the other width falls back to the direct paths if it does not fit).
+        let wide = SystemInfo.useAVX512()
+        var winograd = prefersWinograd(shape, wide: wide) ? winogradScratchFloats(shape, threads: threads) : 0
+        if let transposed = transposedShape(shape), prefersWinograd(transposed, wide: wide) {
+            winograd = max(winograd, winogradScratchFloats(transposed, threads: threads))
+        }
+        return max(winograd, directScratchFloats(shape: shape, limitFloats: limitFloats))
+    }
+
+    /// The scratch of the paths other than Winograd (see `scratchFloats`).
+    static func directScratchFloats(shape: Conv2DShape, limitFloats: Int) -> Int {
         func chunkFloats(_ shape: Conv2DShape) -> Int {
             let rowFloats = shape.patchSize * shape.outWidth
             let rows = min(max(limitFloats / rowFloats, 1), shape.batch * shape.outHeight)
@@ -44,10 +56,16 @@ public enum Conv2D {
     ///   scratch `scratchCount` floats, at least `minimumScratchFloats(shape:)`.
     public static func forward(
         out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
-        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
+        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext,
+        winograd: Bool = true
     ) {
         precondition(shape.isValid, "Conv2D: invalid shape \(shape)")
         let columns = shape.batch * shape.outHeight * shape.outWidth
+        if winograd && prefersWinograd(shape, context: context) && winogradFits(shape, scratchCount: scratchCount, context: context) {
+            forwardWinograd(out: out, input: input, weights: weights, shape: shape, scratch: scratch,
+                            scratchCount: scratchCount, context: context)
+            return
+        }
         if shape.isPointwise {
             GEMM.simd(transA: .none, transB: .none, m: shape.outChannels, n: columns, k: shape.inChannels,
                       alpha: 1, a: weights, lda: shape.inChannels, b: input, ldb: columns,
@@ -71,10 +89,17 @@ public enum Conv2D {
     /// - Shapes: dInput [Cin, N, H, W], dOut [Cout, N, OH, OW], weights [Cout, Cin, KH, KW].
     public static func backwardData(
         dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, weights: UnsafePointer<Float>,
-        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
+        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext,
+        winograd: Bool = true
     ) {
         precondition(shape.isValid, "Conv2D: invalid shape \(shape)")
         let columns = shape.batch * shape.outHeight * shape.outWidth
+        if winograd, let transposed = transposedShape(shape), prefersWinograd(transposed, context: context),
+           winogradFits(transposed, scratchCount: scratchCount, context: context) {
+            forwardWinograd(out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true, accumulate: true,
+                            scratch: scratch, scratchCount: scratchCount, context: context)
+            return
+        }
         if shape.isPointwise {
             // dInput[Cin, NHW] += W^T[Cin, Cout] x dOut[Cout, NHW]
             GEMM.simd(transA: .transposed, transB: .none, m: shape.inChannels, n: columns, k: shape.outChannels,

@@ -56,24 +56,49 @@ extension GEMM {
         let splitColumns = (n >= m && columnPanels >= participants) || rowPanels < participants
         participants = min(participants, splitColumns ? columnPanels : rowPanels)
 
-        // Block sizes from the shape only (never from the thread count).
+        let shape = makeShape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                              b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, wide: context.wideKernels)
+        context.pool.run(tasks: participants, threads: participants,
+                         SIMDShare(shape: shape, context: context, m: m, n: n, rowPanels: rowPanels,
+                                   columnPanels: columnPanels, participants: participants, splitColumns: splitColumns))
+    }
+
+    /// The problem with its block sizes, from the shape only (never from the thread count).
+    @inline(__always)
+    static func makeShape(transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
+                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                          c: UnsafeMutablePointer<Float>, ldc: Int, wide: Bool) -> Shape {
+        let mr = microRows, nr = microColumns
         let kc = kBlockSize(k)
         // The A block gets the whole packed-A buffer (~L2/4): mc = packAFloats / kc rows at most,
         // so a short K gives a tall block (one block for all of M when it fits).
         let mcLimit = max(mr, packAFloats / kc / mr * mr)
         let mBlocks = (m + mcLimit - 1) / mcLimit
         let mc = ((m + mBlocks - 1) / mBlocks + mr - 1) / mr * mr
-
         // The B panel (kc x nc) is sized to stay in L2 next to the A block: for small M it is
         // reused by few row panels, so it must not round-trip through L3.
         let nc = max(nr, min(blockN, packBCacheFloats / kc / nr * nr))
+        return Shape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                     a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, kc: kc, mc: mc, nc: nc, wide: wide)
+    }
 
-        let shape = Shape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                          a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, kc: kc, mc: mc, nc: nc,
-                          wide: context.wideKernels)
-        context.pool.run(tasks: participants, threads: participants,
-                         SIMDShare(shape: shape, context: context, m: m, n: n, rowPanels: rowPanels,
-                                   columnPanels: columnPanels, participants: participants, splitColumns: splitColumns))
+    /// `simd` on the calling thread only, packing into `pack` (`packFloatsPerThread` floats, 64-byte
+    /// aligned): for kernels that already split their work over the pool (Winograd's 16 GEMMs per
+    /// thread-private chunk). Same blocks and micro-kernel, so the same bits as `simd`.
+    static func serial(transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
+                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                       c: UnsafeMutablePointer<Float>, ldc: Int, wide: Bool, pack: UnsafeMutablePointer<Float>,
+                       prepackedA: UnsafePointer<Float>? = nil) {
+        if m <= 0 || n <= 0 || k <= 0 {
+            naive(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        var shape = makeShape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                              b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, wide: wide)
+        precondition(prepackedA == nil || transA == .none, "GEMM.serial: a prepacked A must be untransposed")
+        shape.prepackedA = prepackedA
+        runShare(shape, rows: 0..<m, columns: 0..<n, pack: pack)
     }
 
     /// One participant's part of `simd`: a contiguous range of column panels (or row panels).
@@ -192,6 +217,53 @@ extension GEMM {
         var kc: Int, mc: Int, nc: Int
         /// Run the AVX-512 micro-kernels (`KernelContext.wideKernels`).
         var wide: Bool
+        /// A already packed by `prepackA` (every K block and M block): runShare reads the blocks
+        /// instead of packing them.
+        var prepackedA: UnsafePointer<Float>? = nil
+    }
+
+    /// Where A block (p0, i0) of `s` sits in a `prepackA` buffer: blocks of MC (rounded up to
+    /// MR) x KC floats, K blocks outer.
+    @inline(__always)
+    static func prepackedOffset(_ s: Shape, p0: Int, i0: Int) -> Int {
+        let blockFloats = (s.mc + microRows - 1) / microRows * microRows * s.kc
+        let mBlocks = (s.m + s.mc - 1) / s.mc
+        return ((p0 / s.kc) * mBlocks + i0 / s.mc) * blockFloats
+    }
+
+    /// Floats `prepackA` writes for an untransposed M x K matrix A.
+    public static func prepackedAFloats(m: Int, k: Int) -> Int {
+        let s = makeShape(transA: .none, transB: .none, m: m, n: 1, k: k, alpha: 1, a: UnsafePointer(bitPattern: 64)!,
+                          lda: k, b: UnsafePointer(bitPattern: 64)!, ldb: 1, beta: 0,
+                          c: UnsafeMutablePointer(bitPattern: 64)!, ldc: 1, wide: false)
+        return prepackedOffset(s, p0: (k + s.kc - 1) / s.kc * s.kc, i0: 0)
+    }
+
+    /// Packs every A block of the untransposed M x K matrix `a` (row stride `lda`) as `runShare`
+    /// would, for `serial(prepackedA:)` calls that reuse one A on many B (Winograd's transformed
+    /// weights). Writes `prepackedAFloats(m:k:)` floats.
+    static func prepackA(m: Int, k: Int, a: UnsafePointer<Float>, lda: Int, into packed: UnsafeMutablePointer<Float>) {
+        let s = makeShape(transA: .none, transB: .none, m: m, n: 1, k: k, alpha: 1, a: a, lda: lda,
+                          b: a, ldb: 1, beta: 0, c: packed, ldc: 1, wide: false)
+        var p0 = 0
+        while p0 < k {
+            var i0 = 0
+            while i0 < m {
+                packABlock(s, p0: p0, kc: min(s.kc, k - p0), i0: i0, mc: min(s.mc, m - i0),
+                           into: packed + prepackedOffset(s, p0: p0, i0: i0))
+                i0 += s.mc
+            }
+            p0 += s.kc
+        }
+    }
+
+    /// A block (p0, i0): from the prepacked buffer, or packed into `scratch` now.
+    @inline(__always)
+    static func aBlock(_ s: Shape, p0: Int, kc: Int, i0: Int, mc: Int, scratch: UnsafeMutablePointer<Float>)
+        -> UnsafeMutablePointer<Float> {
+        if let prepacked = s.prepackedA { return UnsafeMutablePointer(mutating: prepacked + prepackedOffset(s, p0: p0, i0: i0)) }
+        packABlock(s, p0: p0, kc: kc, i0: i0, mc: mc, into: scratch)
+        return scratch
     }
 
     /// One participant's loop nest over its block of C (rows and columns start MR/NR aligned).
@@ -208,12 +280,12 @@ extension GEMM {
             while p0 < s.k {
                 let kc = min(s.kc, s.k - p0)
                 let beta: Float = p0 == 0 ? s.beta : 1
-                packABlock(s, p0: p0, kc: kc, i0: rows.lowerBound, mc: rows.count, into: packA)
+                let aBlock = aBlock(s, p0: p0, kc: kc, i0: rows.lowerBound, mc: rows.count, scratch: packA)
                 var j = columns.lowerBound
                 while j < columns.upperBound {
                     let cols = min(nr, columns.upperBound - j)
                     packBPanel(s, p0: p0, kc: kc, j0: j, nc: cols, into: packB)
-                    computeColumnPanel(s, aBlock: packA, i0: rows.lowerBound, mc: rows.count, bPanel: packB,
+                    computeColumnPanel(s, aBlock: aBlock, i0: rows.lowerBound, mc: rows.count, bPanel: packB,
                                        column: j, columns: cols, kc: kc, beta: beta, edge: edge)
                     j += nr
                 }
@@ -232,7 +304,7 @@ extension GEMM {
                 var i0 = rows.lowerBound
                 while i0 < rows.upperBound {
                     let mc = min(s.mc, rows.upperBound - i0)
-                    packABlock(s, p0: p0, kc: kc, i0: i0, mc: mc, into: packA)
+                    let aBlock = aBlock(s, p0: p0, kc: kc, i0: i0, mc: mc, scratch: packA)
                     var jr = 0
                     while jr < nc {
                         let cols = min(nr, nc - jr)
@@ -241,7 +313,7 @@ extension GEMM {
                         if i0 == rows.lowerBound {
                             packBPanel(s, p0: p0, kc: kc, j0: j0 + jr, nc: cols, into: packB + jr * kc)
                         }
-                        computeColumnPanel(s, aBlock: packA, i0: i0, mc: mc, bPanel: packB + jr * kc,
+                        computeColumnPanel(s, aBlock: aBlock, i0: i0, mc: mc, bPanel: packB + jr * kc,
                                            column: j0 + jr, columns: cols, kc: kc, beta: beta, edge: edge)
                         jr += nr
                     }

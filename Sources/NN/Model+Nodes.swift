@@ -36,8 +36,10 @@ extension Model {
         let outSpatial = batch * outShape.height * outShape.width
         switch layer.kind {
         case .conv2d:
+            // Not Winograd under fp16: its transforms would change the products an fp16 kernel
+            // computes (see `roundComputeOperands`).
             Conv2D.forward(out: node.output, input: from, weights: node.weight!, shape: convShape(index, batch: batch),
-                           scratch: scratch, scratchCount: scratchCount, context: context)
+                           scratch: scratch, scratchCount: scratchCount, context: context, winograd: precision == .fp32)
             if let bias = node.bias { Bias.addChannels(values: node.output, bias: bias, channels: outShape.channels, spatial: outSpatial) }
         case .depthwiseConv2d:
             DepthwiseConv2D.forward(out: node.output, input: from, weights: node.weight!, shape: convShape(index, batch: batch), context: context)
@@ -142,7 +144,8 @@ extension Model {
             }
             if let dFrom {
                 Conv2D.backwardData(dInput: dFrom, dOut: node.dOutput, weights: node.weight!, shape: shape,
-                                    scratch: scratch, scratchCount: scratchCount, context: context)
+                                    scratch: scratch, scratchCount: scratchCount, context: context,
+                                    winograd: precision == .fp32)
             }
         case .depthwiseConv2d:
             let shape = convShape(index, batch: batch)

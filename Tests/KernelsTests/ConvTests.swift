@@ -63,12 +63,12 @@ func checkConv(_ shape: Conv2DShape, context: KernelContext, seed: UInt64, scrat
         }
     }
     if Conv2D.usesImplicitForward(shape) {
-        // forward took the implicit GEMM: the column path must be right, and the two identical
-        // (same packed values, same K blocks, same micro-kernel).
+        // The implicit GEMM (forward's path unless Winograd takes the shape) is bit for bit the
+        // column path (same packed values, same K blocks, same micro-kernel).
         let implicitOut = GuardedBuffer(count: shape.outputCount)
         let columnOut = GuardedBuffer(count: shape.outputCount)
-        Conv2D.forward(out: implicitOut.pointer, input: input.pointer, weights: weights.pointer, shape: shape,
-                       scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+        Conv2D.forwardImplicit(out: implicitOut.pointer, input: input.pointer, weights: weights.pointer, shape: shape,
+                               context: context)
         Conv2D.forwardColumns(out: columnOut.pointer, input: input.pointer, weights: weights.pointer, shape: shape,
                               scratch: scratch.pointer, scratchCount: scratchCount, context: context)
         let differing = (0..<shape.outputCount).filter { implicitOut.pointer[$0].bitPattern != columnOut.pointer[$0].bitPattern }
@@ -204,6 +204,117 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
                               scratchCount: 3 * Conv2D.minimumScratchFloats(shape: shape) + 5, tolerance: 1e-4)
                 }
             }
+        }
+    }
+
+    /// Winograd F(2x2, 3x3), forward and the flipped accumulate form backwardData uses: odd and
+    /// even image sizes from 1x1 (partial tiles, a tile row's last vector group spilling into the
+    /// next row), channel counts off the micro-tile, scratch for one tile row per chunk up to the
+    /// target, both micro-kernel widths; against the naive twins, and bit for bit the same for
+    /// any thread count.
+    @Test func winogradMatchesNaiveTwin() throws {
+        let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2),
+                        try KernelContext(threads: 3, wideKernels: false)]
+        let shapes = [
+            Conv2DShape(batch: 2, inChannels: 16, outChannels: 16, height: 28, width: 28, kernel: 3, padding: 1),
+            Conv2DShape(batch: 3, inChannels: 17, outChannels: 21, inHeight: 7, inWidth: 9, kernelHeight: 3, kernelWidth: 3, padH: 1, padW: 1),
+            Conv2DShape(batch: 1, inChannels: 16, outChannels: 19, inHeight: 1, inWidth: 1, kernelHeight: 3, kernelWidth: 3, padH: 1, padW: 1),
+            Conv2DShape(batch: 2, inChannels: 33, outChannels: 16, inHeight: 2, inWidth: 11, kernelHeight: 3, kernelWidth: 3, padH: 1, padW: 1),
+            Conv2DShape(batch: 2, inChannels: 64, outChannels: 64, height: 7, width: 7, kernel: 3, padding: 1),
+            Conv2DShape(batch: 2, inChannels: 32, outChannels: 40, inHeight: 13, inWidth: 2 * floatVectorWidth + 3, kernelHeight: 3, kernelWidth: 3, padH: 1, padW: 1),
+        ]
+        #expect(shapes.allSatisfy { Conv2D.usesWinograd($0) })
+        #expect(!Conv2D.usesWinograd(Conv2DShape(batch: 2, inChannels: 8, outChannels: 16, height: 8, width: 8, kernel: 3, padding: 1)))
+        #expect(!Conv2D.usesWinograd(Conv2DShape(batch: 2, inChannels: 16, outChannels: 16, height: 8, width: 8, kernel: 3, stride: 2, padding: 1)))
+        for (index, shape) in shapes.enumerated() {
+            guard let transposed = Conv2D.transposedShape(shape) else { Issue.record("no transposed shape"); continue }
+            var random = SeededRandom(seed: UInt64(500 + index))
+            let input = GuardedBuffer(count: shape.inputCount, values: random.floats(shape.inputCount))
+            let weights = GuardedBuffer(count: shape.weightCount, values: random.floats(shape.weightCount))
+            let dOut = GuardedBuffer(count: shape.outputCount, values: random.floats(shape.outputCount))
+            var firstForward: [Float]? = nil, firstData: [Float]? = nil
+            for context in contexts {
+                let full = max(Conv2D.winogradScratchFloats(shape, threads: context.threads),
+                               Conv2D.winogradScratchFloats(transposed, threads: context.threads))
+                // The smallest scratch: one tile row per chunk, on every thread.
+                let tight = max(Conv2D.winogradMinimumScratchFloats(shape, threads: context.threads),
+                                Conv2D.winogradMinimumScratchFloats(transposed, threads: context.threads))
+                #expect(tight <= full)
+                for scratchCount in [full, tight] {
+                    #expect(Conv2D.winogradFits(shape, scratchCount: scratchCount, context: context))
+                    #expect(!Conv2D.winogradFits(shape, scratchCount: Conv2D.winogradMinimumScratchFloats(shape, threads: context.threads) - 1, context: context))
+                    let scratch = GuardedBuffer(count: scratchCount)
+                    let label = describe(shape) + " threads \(context.threads) wide \(context.wideKernels) scratch \(scratchCount)"
+                    var forwardResult: [Float] = []
+                    checkAgainstTwin("Conv2D.forwardWinograd", shape: label, seed: UInt64(index), outputCounts: [shape.outputCount],
+                                     tolerance: 1e-4) { outputs, fast in
+                        if fast {
+                            Conv2D.forwardWinograd(out: outputs[0], input: input.pointer, weights: weights.pointer, shape: shape,
+                                                   scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                            forwardResult = Array(UnsafeBufferPointer(start: outputs[0], count: shape.outputCount))
+                        } else {
+                            Conv2D.naiveForward(out: outputs[0], input: input.pointer, weights: weights.pointer, shape: shape)
+                        }
+                    }
+                    var dataResult: [Float] = []
+                    checkAgainstTwin("Conv2D.backwardData (Winograd)", shape: label, seed: UInt64(index), outputCounts: [shape.inputCount],
+                                     tolerance: 1e-4) { outputs, fast in
+                        if fast {
+                            Conv2D.forwardWinograd(out: outputs[0], input: dOut.pointer, weights: weights.pointer, shape: transposed,
+                                                   flipped: true, accumulate: true, scratch: scratch.pointer,
+                                                   scratchCount: scratchCount, context: context)
+                            dataResult = Array(UnsafeBufferPointer(start: outputs[0], count: shape.inputCount))
+                        } else {
+                            Conv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut.pointer, weights: weights.pointer, shape: shape)
+                        }
+                    }
+                    #expect(scratch.firstDamagedGuard() == nil, "Winograd \(label): wrote past the scratch")
+                    // Same bits for every thread count and chunk size (each tile is computed alone);
+                    // the AVX2 and AVX-512 micro-kernels agree bit for bit as well.
+                    if let firstForward, let firstData {
+                        #expect(forwardResult == firstForward, "Winograd \(label): forward differs from the first run")
+                        #expect(dataResult == firstData, "Winograd \(label): backwardData differs from the first run")
+                    } else {
+                        firstForward = forwardResult
+                        firstData = dataResult
+                    }
+                }
+            }
+        }
+    }
+
+    /// The dispatch: `forward` and `backwardData` take Winograd where `prefersWinograd` says so
+    /// (AVX-512, 256 channels and more on maps of 14x14 and up) with the recommended scratch, and
+    /// stay right against the naive twins either way; with `winograd: false` they do not take it.
+    @Test func winogradDispatchMatchesNaiveTwin() throws {
+        let shape = Conv2DShape(batch: 1, inChannels: 256, outChannels: 256, height: 14, width: 14, kernel: 3, padding: 1)
+        #expect(Conv2D.prefersWinograd(shape, wide: true))
+        #expect(!Conv2D.prefersWinograd(shape, wide: false))
+        #expect(!Conv2D.prefersWinograd(Conv2DShape(batch: 1, inChannels: 256, outChannels: 256, height: 7, width: 7, kernel: 3, padding: 1), wide: true))
+        #expect(!Conv2D.prefersWinograd(Conv2DShape(batch: 1, inChannels: 64, outChannels: 64, height: 56, width: 56, kernel: 3, padding: 1), wide: true))
+        let context = try KernelContext(threads: 2)
+        let scratchCount = Conv2D.scratchFloats(shape: shape, threads: context.threads)
+        #expect(Conv2D.winogradFits(shape, scratchCount: scratchCount, context: context) == Conv2D.prefersWinograd(shape, context: context))
+        checkConv(shape, context: context, seed: 4242, tolerance: 1e-4)
+        // With winograd: false the direct path runs: bit for bit the implicit GEMM.
+        var random = SeededRandom(seed: 4243)
+        let input = GuardedBuffer(count: shape.inputCount, values: random.floats(shape.inputCount))
+        let weights = GuardedBuffer(count: shape.weightCount, values: random.floats(shape.weightCount))
+        let scratch = GuardedBuffer(count: scratchCount)
+        let direct = GuardedBuffer(count: shape.outputCount), implicit = GuardedBuffer(count: shape.outputCount)
+        let viaDispatch = GuardedBuffer(count: shape.outputCount), winograd = GuardedBuffer(count: shape.outputCount)
+        Conv2D.forward(out: direct.pointer, input: input.pointer, weights: weights.pointer, shape: shape, scratch: scratch.pointer,
+                       scratchCount: scratchCount, context: context, winograd: false)
+        Conv2D.forwardColumns(out: implicit.pointer, input: input.pointer, weights: weights.pointer, shape: shape,
+                              scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+        #expect(direct.array == implicit.array)
+        if Conv2D.prefersWinograd(shape, context: context) {
+            Conv2D.forward(out: viaDispatch.pointer, input: input.pointer, weights: weights.pointer, shape: shape,
+                           scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+            Conv2D.forwardWinograd(out: winograd.pointer, input: input.pointer, weights: weights.pointer, shape: shape,
+                                   scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+            #expect(viaDispatch.array == winograd.array)
+            #expect(viaDispatch.array != direct.array, "Winograd rounds differently from the direct sum")
         }
     }
 
