@@ -76,7 +76,7 @@ enum ConvBench {
             maxInput = max(maxInput, shape.inputCount)
             maxOutput = max(maxOutput, shape.outputCount)
             maxWeights = max(maxWeights, shape.weightCount)
-            maxScratch = max(maxScratch, Conv2D.scratchFloats(shape: shape, threads: threads))
+            maxScratch = max(maxScratch, winogradBenchScratch(shape, threads: threads))
         }
         // 64-byte aligned, as the training arena carves its tensors and scratch (Arena.alignment):
         // the kernels' loads and the padded layouts are timed as training runs them.
@@ -226,7 +226,7 @@ enum ConvBench {
         print(Format.padRight("layer", 26) + Format.pad("pass", 6) + Format.pad("old ms", 9)
               + Format.pad("wino ms", 9) + Format.pad("old/wino", 9))
         for (name, shape) in layers + winogradLayers where Conv2D.usesWinograd(shape) {
-            let scratchCount = Conv2D.scratchFloats(shape: shape, threads: threads)
+            let scratchCount = winogradBenchScratch(shape, threads: threads)
             guard Conv2D.winogradFits(shape, scratchCount: scratchCount, context: multi) else { continue }
             printPair(name, "fwd", seconds: seconds, column: {
                 Conv2D.forward(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
@@ -245,6 +245,17 @@ enum ConvBench {
                                        accumulate: true, scratch: scratch, scratchCount: scratchCount, context: multi)
             })
         }
+    }
+
+    /// The scratch that lets both the direct paths and Winograd (forward and the transposed form)
+    /// run `shape` at their recommended sizes.
+    static func winogradBenchScratch(_ shape: Conv2DShape, threads: Int) -> Int {
+        var floats = Conv2D.scratchFloats(shape: shape, threads: threads)
+        if Conv2D.usesWinograd(shape) { floats = max(floats, Conv2D.winogradScratchFloats(shape, threads: threads)) }
+        if let transposed = Conv2D.transposedShape(shape), Conv2D.usesWinograd(transposed) {
+            floats = max(floats, Conv2D.winogradScratchFloats(transposed, threads: threads))
+        }
+        return floats
     }
 
     /// `timePasses` for DepthwiseConv2D: interleaved rounds of forward, backward-data and

@@ -33,17 +33,21 @@ extension Conv2D {
     /// See `usesWinograd`.
     public static let winogradMinimumChannels = 16
 
-    /// Whether `forward` and `backwardData` take Winograd for a `usesWinograd` shape: only where
-    /// it was measured faster than the direct paths. With AVX-512 on a Xeon (2026-12-07, `leitner
-    /// bench conv`, "winograd", 3 runs, 1 thread) that is ResNet-18's 256-channel 14x14 layers
-    /// (1.09-1.15x); at 16-64 channels it lost (0.31-0.82x: the 16 GEMMs reduce over Cin only,
-    /// K = 16-64, where the direct paths reduce over 9 Cin), at 64-128 channels on 28-56 maps it
-    /// was even (0.88-1.05x) and at 512 channels on 7x7 maps it lost (0.74-0.87x: a 7x7 map is
-    /// 16 tiles for 49 outputs). AVX2-only cores and NEON are not measured and keep the direct
-    /// paths.
+    /// Whether `forward` and `backwardData` take Winograd for a `usesWinograd` shape: where it was
+    /// measured faster than the direct paths (Xeon, 2026-12-07, `leitner bench conv`, section
+    /// "winograd", 1 thread, 3 runs; docs/results/2026-12-07-xeon-avx512.md section 7).
+    /// - AVX-512 (`wide`): 64 channels and more on maps of 14x14 and up (ResNet-18's 64-256-
+    ///   channel layers, 1.3-1.6x). At 16-64 channels the 16 GEMMs reduce over Cin only (K =
+    ///   16-64, where the direct paths reduce over 9 Cin) and lost (0.6-0.9x); on 7x7 maps (16
+    ///   tiles for 49 outputs) it lost too (0.75-0.87x).
+    /// - AVX2: every `usesWinograd` shape (1.04-1.94x: half the FMA rate makes the saved
+    ///   multiplies count for more).
+    /// - NEON: not measured on a board; it takes the AVX2 rule (its FMA rate per core is lower
+    ///   still), which `tools/board-model` prices.
     public static func prefersWinograd(_ shape: Conv2DShape, wide: Bool) -> Bool {
-        wide && usesWinograd(shape) && shape.inChannels >= 256 && shape.outChannels >= 256
-            && shape.inHeight >= 14 && shape.inWidth >= 14
+        guard usesWinograd(shape) else { return false }
+        if !wide { return true }
+        return shape.inChannels >= 64 && shape.outChannels >= 64 && shape.inHeight >= 14 && shape.inWidth >= 14
     }
 
     /// `prefersWinograd` with the context's micro-kernel width.
@@ -51,9 +55,12 @@ extension Conv2D {
         prefersWinograd(shape, wide: context.wideKernels)
     }
 
-    /// Target floats of one thread's V + M chunk (1 MiB: the chunk stays in L2 between the input
-    /// transform, the 16 GEMMs and the output transform).
-    static let winogradChunkTarget = 1 << 18
+    /// Target floats of one thread's V + M chunk (2 MiB). Larger chunks give each of the 16 GEMMs
+    /// more tiles (N): on the Xeon (AVX-512, 1 thread, `leitner bench conv`, one run per size)
+    /// ResNet-18's 64-256-channel forward layers ran 0.57-1.41x the direct paths at 64-256 Ki
+    /// floats (at 64 Ki a 256-channel 14x14 chunk is one tile row of 7 tiles) and 1.32-1.63x at
+    /// 512 Ki; 1 Mi was no better.
+    static let winogradChunkTarget = 1 << 19
 
     /// The geometry of one Winograd run.
     struct WinogradPlan {
@@ -65,6 +72,8 @@ extension Conv2D {
         let tileRows: Int
         /// Tile rows per chunk, and the stride of V and M rows (tiles of a chunk + spill, to 16).
         let chunkRows: Int, ldv: Int
+        /// Floats between V[xi] and V[xi + 1], and between M[xi] and M[xi + 1].
+        let vPlane: Int, mPlane: Int
         let transformedWeightFloats: Int, perThreadFloats: Int
         /// The 16 transformed weight matrices packed as the GEMM's A blocks (`GEMM.prepackA`), each.
         let packedWeightFloats: Int
@@ -78,10 +87,16 @@ extension Conv2D {
             rowBufferFloats = 4 * 2 * halfFloats
             tileRows = shape.batch * tilesHigh
             chunkRows = max(1, min(requested, tileRows))
-            ldv = (chunkRows * tilesWide + 4 + 15) / 16 * 16
+            // An odd number of cache lines per row, and planes one line more than their rows: with
+            // power-of-two strides the 16 planes (and a GEMM panel's rows) fell into the same few
+            // L1 sets (measured up to 1.6x slower at some chunk sizes).
+            let lines = (chunkRows * tilesWide + 4 + 15) / 16
+            ldv = (lines | 1) * 16
+            vPlane = shape.inChannels * ldv + 16
+            mPlane = shape.outChannels * ldv + 16
             transformedWeightFloats = (16 * shape.inChannels * shape.outChannels + 15) / 16 * 16
             packedWeightFloats = (GEMM.prepackedAFloats(m: shape.outChannels, k: shape.inChannels) + 15) / 16 * 16
-            perThreadFloats = 16 * (shape.inChannels + shape.outChannels) * ldv + rowBufferFloats
+            perThreadFloats = 16 * (vPlane + mPlane) + rowBufferFloats
         }
 
         func totalFloats(threads: Int) -> Int { sharedFloats + threads * perThreadFloats }
@@ -223,8 +238,8 @@ extension Conv2D {
             let ldv = plan.ldv
             let mine = scratch + part * plan.perThreadFloats
             let v = mine
-            let m = v + 16 * ins * ldv
-            let rows = m + 16 * outs * ldv
+            let m = v + 16 * plan.vPlane
+            let rows = m + 16 * plan.mPlane
             let pack = context.packBuffer(part)
             let first = plan.tileRows * part / parts, last = plan.tileRows * (part + 1) / parts
             var r0 = first
@@ -238,8 +253,8 @@ extension Conv2D {
                 }
                 for xi in 0..<16 {
                     GEMM.serial(transA: .none, transB: .none, m: outs, n: tiles, k: ins, alpha: 1,
-                                a: packed, lda: ins, b: v + xi * ins * ldv, ldb: ldv,
-                                beta: 0, c: m + xi * outs * ldv, ldc: ldv, wide: wide, pack: pack,
+                                a: packed, lda: ins, b: v + xi * plan.vPlane, ldb: ldv,
+                                beta: 0, c: m + xi * plan.mPlane, ldc: ldv, wide: wide, pack: pack,
                                 prepackedA: packed + xi * plan.packedWeightFloats)
                 }
                 for co in 0..<outs {
@@ -251,7 +266,7 @@ extension Conv2D {
 
         /// V[xi][ci][tile] = (B^T d B)[xi] for the chunk's tiles of channel ci, B^T =
         /// [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. `v` points at V[0][ci][0]; xi strides
-        /// Cin * ldv. Four tiles per step; a tile row's last group may spill up to three tiles
+        /// `plan.vPlane`. Four tiles per step; a tile row's last group may spill up to three tiles
         /// into the next row's slots (overwritten next) or past the chunk (inside ldv).
         @inline(__always)
         func inputTransform(channel ci: Int, firstRow: Int, rowCount: Int, v: UnsafeMutablePointer<Float>,
@@ -259,7 +274,7 @@ extension Conv2D {
             let height = shape.inHeight, width = shape.inWidth
             let plane = input + ci * shape.batch * height * width
             let half = plan.halfFloats
-            let xiStride = shape.inChannels * plan.ldv
+            let xiStride = plan.vPlane
             var slots = (0, 1, 2, 3)
             @inline(__always) func slot(_ slots: (Int, Int, Int, Int), _ index: Int) -> Int {
                 index == 0 ? slots.0 : index == 1 ? slots.1 : index == 2 ? slots.2 : slots.3
@@ -319,14 +334,14 @@ extension Conv2D {
         }
 
         /// The chunk's output tiles of channel co from M[xi][co][tile] (`m` points at
-        /// M[0][co][0]; xi strides Cout * ldv): Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], written
+        /// M[0][co][0]; xi strides `plan.mPlane`): Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], written
         /// (or added) into the two output rows 2ty, 2ty + 1 that lie inside the image.
         @inline(__always)
         func outputTransform(channel co: Int, firstRow: Int, rowCount: Int, m: UnsafeMutablePointer<Float>,
                              rows: UnsafeMutablePointer<Float>) {
             let height = shape.inHeight, width = shape.inWidth
             let plane = out + co * shape.batch * height * width
-            let xiStride = shape.outChannels * plan.ldv
+            let xiStride = plan.mPlane
             let half = plan.halfFloats
             for local in 0..<rowCount {
                 let tileRow = firstRow + local

@@ -284,14 +284,24 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
     }
 
     /// The dispatch: `forward` and `backwardData` take Winograd where `prefersWinograd` says so
-    /// (AVX-512, 256 channels and more on maps of 14x14 and up) with the recommended scratch, and
+    /// with the recommended scratch, and
     /// stay right against the naive twins either way; with `winograd: false` they do not take it.
     @Test func winogradDispatchMatchesNaiveTwin() throws {
         let shape = Conv2DShape(batch: 1, inChannels: 256, outChannels: 256, height: 14, width: 14, kernel: 3, padding: 1)
+        func shape3x3(_ cin: Int, _ cout: Int, _ size: Int, stride: Int = 1) -> Conv2DShape {
+            Conv2DShape(batch: 1, inChannels: cin, outChannels: cout, height: size, width: size, kernel: 3, stride: stride, padding: 1)
+        }
+        // AVX-512: 64 channels and more on maps of 14x14 and up.
         #expect(Conv2D.prefersWinograd(shape, wide: true))
-        #expect(!Conv2D.prefersWinograd(shape, wide: false))
-        #expect(!Conv2D.prefersWinograd(Conv2DShape(batch: 1, inChannels: 256, outChannels: 256, height: 7, width: 7, kernel: 3, padding: 1), wide: true))
-        #expect(!Conv2D.prefersWinograd(Conv2DShape(batch: 1, inChannels: 64, outChannels: 64, height: 56, width: 56, kernel: 3, padding: 1), wide: true))
+        #expect(Conv2D.prefersWinograd(shape3x3(64, 64, 56), wide: true))
+        #expect(!Conv2D.prefersWinograd(shape3x3(256, 256, 7), wide: true))
+        #expect(!Conv2D.prefersWinograd(shape3x3(32, 32, 14), wide: true))
+        // AVX2 and NEON: every shape Winograd serves (16 channels and more, 3x3 stride 1 pad 1).
+        #expect(Conv2D.prefersWinograd(shape, wide: false))
+        #expect(Conv2D.prefersWinograd(shape3x3(16, 16, 28), wide: false))
+        #expect(Conv2D.prefersWinograd(shape3x3(64, 64, 7), wide: false))
+        #expect(!Conv2D.prefersWinograd(shape3x3(8, 16, 28), wide: false))
+        #expect(!Conv2D.prefersWinograd(shape3x3(16, 32, 28, stride: 2), wide: false))
         let context = try KernelContext(threads: 2)
         let scratchCount = Conv2D.scratchFloats(shape: shape, threads: context.threads)
         #expect(Conv2D.winogradFits(shape, scratchCount: scratchCount, context: context) == Conv2D.prefersWinograd(shape, context: context))
