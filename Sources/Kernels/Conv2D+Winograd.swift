@@ -42,11 +42,16 @@ extension Conv2D {
     ///   tiles for 49 outputs) it lost too (0.75-0.87x).
     /// - AVX2: every `usesWinograd` shape (1.04-1.94x: half the FMA rate makes the saved
     ///   multiplies count for more).
-    /// - NEON: not measured on a board; it takes the AVX2 rule (its FMA rate per core is lower
-    ///   still), which `tools/board-model` prices.
+    /// - NEON: not measured on a board. `tools/board-model` prices both ways: at 16-32 channels
+    ///   the transformed tiles (V and M, written and read once each) make the Raspberry Pi 4's
+    ///   4 GB/s the bound and Winograd predicts slower (resnet8 318 against 411 samples/s), at
+    ///   64+ channels on 14x14+ maps it predicts faster (ResNet-18's layers 1-3); so NEON takes
+    ///   the AVX-512 rule.
     public static func prefersWinograd(_ shape: Conv2DShape, wide: Bool) -> Bool {
         guard usesWinograd(shape) else { return false }
+        #if arch(x86_64)
         if !wide { return true }
+        #endif
         return shape.inChannels >= 64 && shape.outChannels >= 64 && shape.inHeight >= 14 && shape.inWidth >= 14
     }
 

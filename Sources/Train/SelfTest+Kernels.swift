@@ -218,6 +218,43 @@ extension SelfTest {
                              "backward weights \(label)")
             }
         }
-        return worst.outcome("Conv2D forward/backward vs naive, \(context.threads) thread(s)", tolerance: 1e-4)
+        // Winograd F(2x2, 3x3), called directly (the dispatch takes it for some layers only, by
+        // core): forward, and the flipped accumulating form backward data uses; odd sizes.
+        let winogradShapes = [
+            Conv2DShape(batch: 2, inChannels: 17, outChannels: 21, inHeight: 7, inWidth: 9, kernelHeight: 3, kernelWidth: 3, padH: 1, padW: 1),
+            Conv2DShape(batch: 1, inChannels: 16, outChannels: 16, height: 14, width: 14, kernel: 3, padding: 1),
+        ]
+        for (index, shape) in winogradShapes.enumerated() {
+            guard let transposed = Conv2D.transposedShape(shape) else { continue }
+            let input = values(shape.inputCount, seed: UInt64(400 + index))
+            let weights = values(shape.weightCount, seed: UInt64(500 + index))
+            let dOut = values(shape.outputCount, seed: UInt64(600 + index))
+            let scratchCount = max(Conv2D.winogradScratchFloats(shape, threads: context.threads),
+                                   Conv2D.winogradScratchFloats(transposed, threads: context.threads))
+            var scratch = [Float](repeating: 0, count: max(scratchCount, 1))
+            let label = "Winograd " + describe(shape)
+            var fast = Guarded([Float](repeating: .nan, count: shape.outputCount))
+            var naive = fast
+            scratch.withUnsafeMutableBufferPointer { scratchBuffer in
+                fast.withPointer { out in
+                    Conv2D.forwardWinograd(out: out, input: input, weights: weights, shape: shape,
+                                           scratch: scratchBuffer.baseAddress!, scratchCount: scratchCount, context: context)
+                }
+            }
+            naive.withPointer { out in Conv2D.naiveForward(out: out, input: input, weights: weights, shape: shape) }
+            worst.record(error: error(fast.values, naive.values), stray: fast.damagedGuards, "forward \(label)")
+            var fastData = Guarded(values(shape.inputCount, seed: 9))
+            var naiveData = fastData
+            scratch.withUnsafeMutableBufferPointer { scratchBuffer in
+                fastData.withPointer { dInput in
+                    Conv2D.forwardWinograd(out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true,
+                                           accumulate: true, scratch: scratchBuffer.baseAddress!, scratchCount: scratchCount,
+                                           context: context)
+                }
+            }
+            naiveData.withPointer { dInput in Conv2D.naiveBackwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape) }
+            worst.record(error: error(fastData.values, naiveData.values), stray: fastData.damagedGuards, "backward data \(label)")
+        }
+        return worst.outcome("Conv2D forward/backward vs naive (and Winograd), \(context.threads) thread(s)", tolerance: 1e-4)
     }
 }

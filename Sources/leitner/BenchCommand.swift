@@ -24,10 +24,10 @@ enum BenchCommand {
     static let threads = Option<Int>("threads", "N", default: 2, range: 1...256, help: "threads for the multi-threaded columns")
     static let rounds = Option<Int>("rounds", "R", default: 5, range: 1...100, help: "stream: alternating rounds (in memory, then streamed)")
     static let models = Parsed<[String]>(
-        "models", "LIST", default: ["cnn-s", "resnet8"], shown: "cnn-s,resnet8", help: "layers: the reference models to profile",
-        expected: "a comma-separated list of mlp, cnn-s, resnet8") { text in
+        "models", "LIST", default: ["cnn-s", "resnet8"], shown: "cnn-s,resnet8", help: "layers: the models to profile: reference names, or model files (ending in .model, e.g. from tools/import-torch)",
+        expected: "a comma-separated list of mlp, cnn-s, resnet8 or .model files") { text in
         let names = text.split(separator: ",").map(String.init)
-        return names.allSatisfy { ["mlp", "cnn-s", "resnet8"].contains($0) } ? names : nil
+        return names.allSatisfy { ["mlp", "cnn-s", "resnet8"].contains($0) || $0.hasSuffix(".model") } ? names : nil
     }
     static let batch = Option<Int>("batch", "N", default: 64, range: 1...4096, help: "layers: batch size of the profiled step")
     static let pack = Option<String?>("pack", "FILE", shown: "data/fashion-mnist-subset/train.pack", help: "data, stream: the pack to read")

@@ -296,10 +296,17 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
         #expect(Conv2D.prefersWinograd(shape3x3(64, 64, 56), wide: true))
         #expect(!Conv2D.prefersWinograd(shape3x3(256, 256, 7), wide: true))
         #expect(!Conv2D.prefersWinograd(shape3x3(32, 32, 14), wide: true))
-        // AVX2 and NEON: every shape Winograd serves (16 channels and more, 3x3 stride 1 pad 1).
+        #if arch(x86_64)
+        // AVX2: every shape Winograd serves (16 channels and more, 3x3 stride 1 pad 1).
         #expect(Conv2D.prefersWinograd(shape, wide: false))
         #expect(Conv2D.prefersWinograd(shape3x3(16, 16, 28), wide: false))
         #expect(Conv2D.prefersWinograd(shape3x3(64, 64, 7), wide: false))
+        #else
+        // NEON: the AVX-512 rule.
+        #expect(Conv2D.prefersWinograd(shape, wide: false))
+        #expect(!Conv2D.prefersWinograd(shape3x3(16, 16, 28), wide: false))
+        #expect(!Conv2D.prefersWinograd(shape3x3(64, 64, 7), wide: false))
+        #endif
         #expect(!Conv2D.prefersWinograd(shape3x3(8, 16, 28), wide: false))
         #expect(!Conv2D.prefersWinograd(shape3x3(16, 32, 28, stride: 2), wide: false))
         let context = try KernelContext(threads: 2)
