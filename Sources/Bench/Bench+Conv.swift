@@ -250,12 +250,8 @@ enum ConvBench {
     /// The scratch that lets both the direct paths and Winograd (forward and the transposed form)
     /// run `shape` at their recommended sizes.
     static func winogradBenchScratch(_ shape: Conv2DShape, threads: Int) -> Int {
-        var floats = Conv2D.scratchFloats(shape: shape, threads: threads)
-        if Conv2D.usesWinograd(shape) { floats = max(floats, Conv2D.winogradScratchFloats(shape, threads: threads)) }
-        if let transposed = Conv2D.transposedShape(shape), Conv2D.usesWinograd(transposed) {
-            floats = max(floats, Conv2D.winogradScratchFloats(transposed, threads: threads))
-        }
-        return floats
+        max(Conv2D.scratchFloats(shape: shape, threads: threads),
+            Conv2D.winogradLayerScratchFloats(shape, threads: threads, takes: Conv2D.usesWinograd))
     }
 
     /// `timePasses` for DepthwiseConv2D: interleaved rounds of forward, backward-data and

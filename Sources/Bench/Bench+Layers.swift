@@ -58,19 +58,10 @@ enum LayersBench {
         let peak = BenchSupport.peakGFLOPSPerCore() * Double(threads)
         for name in models {
             let model: Model
-            // A name ending in ".model" is a model file (the text form, e.g. from tools/import-torch).
-            var fileText: String? = nil
-            if name.hasSuffix(".model") {
-                do { fileText = String(decoding: try FileSystem.readAll(name, limit: ModelDescription.maximumFileBytes), as: UTF8.self) }
-                catch {
-                    print("layers: cannot read \(name): \(error.description)")
-                    return false
-                }
-            }
             do throws(ModelError) {
-                let description: ModelDescription
-                if let fileText { description = try ModelDescription.parse(fileText, name: name) }
-                else { description = try ModelZoo.description(named: name) }
+                // A name ending in ".model" is a model file (the text form, e.g. from tools/import-torch).
+                let description = name.hasSuffix(".model") ? try ModelDescription.read(file: name)
+                    : try ModelZoo.description(named: name)
                 model = try Model(description, batch: batch, context: context)
             } catch {
                 print("layers: \(name): \(error.description)")

@@ -109,9 +109,9 @@ extension Conv2D {
 
     /// Tile rows per chunk that the chunk target asks for (at least one, at most a thread's share).
     static func winogradTargetRows(_ shape: Conv2DShape, threads: Int) -> Int {
-        let one = WinogradPlan(shape, chunkRows: 1)
-        let perRow = 16 * (shape.inChannels + shape.outChannels) * one.tilesWide
-        let share = (one.tileRows + max(threads, 1) - 1) / max(threads, 1)
+        let tilesWide = (shape.inWidth + 1) / 2, tileRows = shape.batch * ((shape.inHeight + 1) / 2)
+        let perRow = 16 * (shape.inChannels + shape.outChannels) * tilesWide
+        let share = (tileRows + max(threads, 1) - 1) / max(threads, 1)
         return max(1, min(share, winogradChunkTarget / max(perRow, 1)))
     }
 
@@ -120,6 +120,17 @@ extension Conv2D {
         guard usesWinograd(shape) else { return 0 }
         return WinogradPlan(shape, chunkRows: winogradTargetRows(shape, threads: threads))
             .totalFloats(threads: max(threads, 1))
+    }
+
+    /// Scratch for Winograd on a layer: its forward on `shape` and its data gradient on the
+    /// transposed shape, each where `takes` accepts it (0 where neither is taken).
+    public static func winogradLayerScratchFloats(_ shape: Conv2DShape, threads: Int,
+                                                  takes: (Conv2DShape) -> Bool) -> Int {
+        var floats = takes(shape) ? winogradScratchFloats(shape, threads: threads) : 0
+        if let transposed = transposedShape(shape), takes(transposed) {
+            floats = max(floats, winogradScratchFloats(transposed, threads: threads))
+        }
+        return floats
     }
 
     /// The least scratch Winograd runs `shape` in on `threads` threads (one tile row per chunk).
@@ -160,6 +171,15 @@ extension Conv2D {
         guard let plan = winogradPlan(shape, threads: context.threads, scratchCount: scratchCount) else {
             preconditionFailure("Conv2D: forwardWinograd needs a 3x3 stride-1 pad-1 shape and scratch, got \(shape) with \(scratchCount) floats")
         }
+        runWinograd(plan: plan, out: out, input: input, weights: weights, shape: shape, flipped: flipped,
+                    accumulate: accumulate, scratch: scratch, context: context)
+    }
+
+    /// `forwardWinograd` with its plan already made (the dispatch makes it once, to decide).
+    static func runWinograd(
+        plan: WinogradPlan, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        shape: Conv2DShape, flipped: Bool, accumulate: Bool, scratch: UnsafeMutablePointer<Float>, context: KernelContext
+    ) {
         let transformed = scratch
         let threads = context.threads
         context.pool.run(tasks: threads, threads: threads,
@@ -280,10 +300,8 @@ extension Conv2D {
             let plane = input + ci * shape.batch * height * width
             let half = plan.halfFloats
             let xiStride = plan.vPlane
-            var slots = (0, 1, 2, 3)
-            @inline(__always) func slot(_ slots: (Int, Int, Int, Int), _ index: Int) -> Int {
-                index == 0 ? slots.0 : index == 1 ? slots.1 : index == 2 ? slots.2 : slots.3
-            }
+            // Input row dy of the current tile row sits in slot (dy + rotation) % 4.
+            var rotation = 0
             for local in 0..<rowCount {
                 let tileRow = firstRow + local
                 let n = tileRow / plan.tilesHigh, ty = tileRow % plan.tilesHigh
@@ -294,10 +312,11 @@ extension Conv2D {
                 // Rows 2ty - 1 and 2ty are the previous tile row's last two when it was the row
                 // above in the same image: the four slots rotate and only two rows are split anew.
                 let reuse = local > 0 && ty > 0
-                if reuse { slots = (slots.2, slots.3, slots.0, slots.1) }
+                if reuse { rotation = (rotation + 2) % 4 }
+                @inline(__always) func row(_ dy: Int) -> UnsafeMutablePointer<Float> { rows + (dy + rotation) % 4 * 2 * half }
                 for dy in (reuse ? 2 : 0)..<4 {
                     let y = 2 * ty - 1 + dy
-                    let even = rows + slot(slots, dy) * 2 * half, odd = even + half
+                    let even = row(dy), odd = even + half
                     if y < 0 || y >= height {
                         for q in 0..<(2 * half) { even[q] = 0 }
                         continue
@@ -319,10 +338,8 @@ extension Conv2D {
                 var t = 0
                 while t < plan.tilesWide {
                     // Each row's (d B) for four tiles.
-                    let r0 = rowTransform(rows + slots.0 * 2 * half + t, half)
-                    let r1 = rowTransform(rows + slots.1 * 2 * half + t, half)
-                    let r2 = rowTransform(rows + slots.2 * 2 * half + t, half)
-                    let r3 = rowTransform(rows + slots.3 * 2 * half + t, half)
+                    let r0 = rowTransform(row(0) + t, half), r1 = rowTransform(row(1) + t, half)
+                    let r2 = rowTransform(row(2) + t, half), r3 = rowTransform(row(3) + t, half)
                     // B^T (d B): row i of V from rows 0-3, column by column.
                     let target = v + base + t
                     store(r0.0 - r2.0, target + 0 * xiStride); store(r0.1 - r2.1, target + 1 * xiStride)

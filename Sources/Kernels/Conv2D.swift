@@ -30,11 +30,8 @@ public enum Conv2D {
         // Winograd's scratch only where `prefersWinograd` takes it on this machine's default width
         // (a context of the other width falls back to the direct paths if it does not fit).
         let wide = SystemInfo.useAVX512()
-        var winograd = prefersWinograd(shape, wide: wide) ? winogradScratchFloats(shape, threads: threads) : 0
-        if let transposed = transposedShape(shape), prefersWinograd(transposed, wide: wide) {
-            winograd = max(winograd, winogradScratchFloats(transposed, threads: threads))
-        }
-        return max(winograd, directScratchFloats(shape: shape, limitFloats: limitFloats))
+        return max(winogradLayerScratchFloats(shape, threads: threads) { prefersWinograd($0, wide: wide) },
+                   directScratchFloats(shape: shape, limitFloats: limitFloats))
     }
 
     /// The scratch of the paths other than Winograd (see `scratchFloats`).
@@ -61,9 +58,10 @@ public enum Conv2D {
     ) {
         precondition(shape.isValid, "Conv2D: invalid shape \(shape)")
         let columns = shape.batch * shape.outHeight * shape.outWidth
-        if winograd && prefersWinograd(shape, context: context) && winogradFits(shape, scratchCount: scratchCount, context: context) {
-            forwardWinograd(out: out, input: input, weights: weights, shape: shape, scratch: scratch,
-                            scratchCount: scratchCount, context: context)
+        if winograd && prefersWinograd(shape, context: context),
+           let plan = winogradPlan(shape, threads: context.threads, scratchCount: scratchCount) {
+            runWinograd(plan: plan, out: out, input: input, weights: weights, shape: shape, flipped: false,
+                        accumulate: false, scratch: scratch, context: context)
             return
         }
         if shape.isPointwise {
@@ -95,9 +93,9 @@ public enum Conv2D {
         precondition(shape.isValid, "Conv2D: invalid shape \(shape)")
         let columns = shape.batch * shape.outHeight * shape.outWidth
         if winograd, let transposed = transposedShape(shape), prefersWinograd(transposed, context: context),
-           winogradFits(transposed, scratchCount: scratchCount, context: context) {
-            forwardWinograd(out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true, accumulate: true,
-                            scratch: scratch, scratchCount: scratchCount, context: context)
+           let plan = winogradPlan(transposed, threads: context.threads, scratchCount: scratchCount) {
+            runWinograd(plan: plan, out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true,
+                        accumulate: true, scratch: scratch, context: context)
             return
         }
         if shape.isPointwise {

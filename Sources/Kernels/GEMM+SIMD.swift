@@ -63,11 +63,10 @@ extension GEMM {
                                    columnPanels: columnPanels, participants: participants, splitColumns: splitColumns))
     }
 
-    /// The problem with its block sizes, from the shape only (never from the thread count).
+    /// The block sizes (KC, MC, NC) for an M x K A, from the shape only (never from the thread
+    /// count).
     @inline(__always)
-    static func makeShape(transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
-                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
-                          c: UnsafeMutablePointer<Float>, ldc: Int, wide: Bool) -> Shape {
+    static func blockSizes(m: Int, k: Int) -> (kc: Int, mc: Int, nc: Int) {
         let mr = microRows, nr = microColumns
         let kc = kBlockSize(k)
         // The A block gets the whole packed-A buffer (~L2/4): mc = packAFloats / kc rows at most,
@@ -78,6 +77,15 @@ extension GEMM {
         // The B panel (kc x nc) is sized to stay in L2 next to the A block: for small M it is
         // reused by few row panels, so it must not round-trip through L3.
         let nc = max(nr, min(blockN, packBCacheFloats / kc / nr * nr))
+        return (kc, mc, nc)
+    }
+
+    /// The problem with its block sizes (`blockSizes`).
+    @inline(__always)
+    static func makeShape(transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
+                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                          c: UnsafeMutablePointer<Float>, ldc: Int, wide: Bool) -> Shape {
+        let (kc, mc, nc) = blockSizes(m: m, k: k)
         return Shape(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
                      a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, kc: kc, mc: mc, nc: nc, wide: wide)
     }
@@ -222,21 +230,18 @@ extension GEMM {
         var prepackedA: UnsafePointer<Float>? = nil
     }
 
-    /// Where A block (p0, i0) of `s` sits in a `prepackA` buffer: blocks of MC (rounded up to
-    /// MR) x KC floats, K blocks outer.
+    /// Where A block (p0, i0) sits in a `prepackA` buffer of an M x K A with blocks KC x MC:
+    /// blocks of MC (rounded up to MR) x KC floats, K blocks outer.
     @inline(__always)
-    static func prepackedOffset(_ s: Shape, p0: Int, i0: Int) -> Int {
-        let blockFloats = (s.mc + microRows - 1) / microRows * microRows * s.kc
-        let mBlocks = (s.m + s.mc - 1) / s.mc
-        return ((p0 / s.kc) * mBlocks + i0 / s.mc) * blockFloats
+    static func prepackedOffset(m: Int, kc: Int, mc: Int, p0: Int, i0: Int) -> Int {
+        let blockFloats = (mc + microRows - 1) / microRows * microRows * kc
+        return ((p0 / kc) * ((m + mc - 1) / mc) + i0 / mc) * blockFloats
     }
 
     /// Floats `prepackA` writes for an untransposed M x K matrix A.
     public static func prepackedAFloats(m: Int, k: Int) -> Int {
-        let s = makeShape(transA: .none, transB: .none, m: m, n: 1, k: k, alpha: 1, a: UnsafePointer(bitPattern: 64)!,
-                          lda: k, b: UnsafePointer(bitPattern: 64)!, ldb: 1, beta: 0,
-                          c: UnsafeMutablePointer(bitPattern: 64)!, ldc: 1, wide: false)
-        return prepackedOffset(s, p0: (k + s.kc - 1) / s.kc * s.kc, i0: 0)
+        let (kc, mc, _) = blockSizes(m: m, k: k)
+        return prepackedOffset(m: m, kc: kc, mc: mc, p0: (k + kc - 1) / kc * kc, i0: 0)
     }
 
     /// Packs every A block of the untransposed M x K matrix `a` (row stride `lda`) as `runShare`
@@ -250,7 +255,7 @@ extension GEMM {
             var i0 = 0
             while i0 < m {
                 packABlock(s, p0: p0, kc: min(s.kc, k - p0), i0: i0, mc: min(s.mc, m - i0),
-                           into: packed + prepackedOffset(s, p0: p0, i0: i0))
+                           into: packed + prepackedOffset(m: m, kc: s.kc, mc: s.mc, p0: p0, i0: i0))
                 i0 += s.mc
             }
             p0 += s.kc
@@ -261,7 +266,9 @@ extension GEMM {
     @inline(__always)
     static func aBlock(_ s: Shape, p0: Int, kc: Int, i0: Int, mc: Int, scratch: UnsafeMutablePointer<Float>)
         -> UnsafeMutablePointer<Float> {
-        if let prepacked = s.prepackedA { return UnsafeMutablePointer(mutating: prepacked + prepackedOffset(s, p0: p0, i0: i0)) }
+        if let prepacked = s.prepackedA {
+            return UnsafeMutablePointer(mutating: prepacked + prepackedOffset(m: s.m, kc: s.kc, mc: s.mc, p0: p0, i0: i0))
+        }
         packABlock(s, p0: p0, kc: kc, i0: i0, mc: mc, into: scratch)
         return scratch
     }

@@ -220,3 +220,14 @@ extension ModelBuilder {
         renameLayer(index, name)
     }
 }
+
+extension ModelDescription {
+    /// Reads and parses a model file (the text form, e.g. from tools/import-torch), named by its
+    /// path; errors say which file.
+    public static func read(file path: String) throws(ModelError) -> ModelDescription {
+        let bytes: [UInt8]
+        do { bytes = try FileSystem.readAll(path, limit: maximumFileBytes) }
+        catch { throw ModelError(message: "cannot read \(path): \(error.description)") }
+        return try parse(String(decoding: bytes, as: UTF8.self), name: path)
+    }
+}

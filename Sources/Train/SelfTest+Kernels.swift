@@ -174,6 +174,15 @@ extension SelfTest {
             Conv2DShape(batch: 1, inChannels: 17, outChannels: 13, height: 5, width: 5, kernel: 3, padding: 1),
         ]
         var worst = Worst()
+        // One comparison: the fast and the naive kernel from the same starting values (NaN for a
+        // pass that overwrites, so an element it skips shows), every guard word checked.
+        func compare(_ label: String, start: [Float], fast: (UnsafeMutablePointer<Float>) -> Void,
+                     naive: (UnsafeMutablePointer<Float>) -> Void) {
+            var fastOut = Guarded(start), naiveOut = Guarded(start)
+            fastOut.withPointer(fast)
+            naiveOut.withPointer(naive)
+            worst.record(error: error(fastOut.values, naiveOut.values), stray: fastOut.damagedGuards, label)
+        }
         for (index, shape) in shapes.enumerated() {
             let input = values(shape.inputCount, seed: UInt64(100 + index))
             let weights = values(shape.weightCount, seed: UInt64(200 + index))
@@ -183,39 +192,25 @@ extension SelfTest {
                     : Conv2D.scratchFloats(shape: shape, threads: context.threads)
                 var scratch = [Float](repeating: 0, count: max(scratchCount, 1))
                 let label = describe(shape) + (smallScratch ? " minimum scratch" : "")
-                // Forward overwrites: start from NaN so an element it skips shows.
-                var fast = Guarded([Float](repeating: .nan, count: shape.outputCount))
-                var naive = fast
-                scratch.withUnsafeMutableBufferPointer { scratchBuffer in
-                    fast.withPointer { out in
+                compare("forward \(label)", start: [Float](repeating: .nan, count: shape.outputCount), fast: { out in
+                    scratch.withUnsafeMutableBufferPointer {
                         Conv2D.forward(out: out, input: input, weights: weights, shape: shape,
-                                       scratch: scratchBuffer.baseAddress!, scratchCount: scratchCount, context: context)
+                                       scratch: $0.baseAddress!, scratchCount: scratchCount, context: context)
                     }
-                }
-                naive.withPointer { out in Conv2D.naiveForward(out: out, input: input, weights: weights, shape: shape) }
-                worst.record(error: error(fast.values, naive.values), stray: fast.damagedGuards, "forward \(label)")
+                }, naive: { Conv2D.naiveForward(out: $0, input: input, weights: weights, shape: shape) })
                 // The backward passes accumulate: start from the same values.
-                var fastData = Guarded(values(shape.inputCount, seed: 7))
-                var naiveData = fastData
-                scratch.withUnsafeMutableBufferPointer { scratchBuffer in
-                    fastData.withPointer { dInput in
+                compare("backward data \(label)", start: values(shape.inputCount, seed: 7), fast: { dInput in
+                    scratch.withUnsafeMutableBufferPointer {
                         Conv2D.backwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
-                                            scratch: scratchBuffer.baseAddress!, scratchCount: scratchCount, context: context)
+                                            scratch: $0.baseAddress!, scratchCount: scratchCount, context: context)
                     }
-                }
-                naiveData.withPointer { dInput in Conv2D.naiveBackwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape) }
-                worst.record(error: error(fastData.values, naiveData.values), stray: fastData.damagedGuards, "backward data \(label)")
-                var fastWeights = Guarded(values(shape.weightCount, seed: 8))
-                var naiveWeights = fastWeights
-                scratch.withUnsafeMutableBufferPointer { scratchBuffer in
-                    fastWeights.withPointer { dWeights in
+                }, naive: { Conv2D.naiveBackwardData(dInput: $0, dOut: dOut, weights: weights, shape: shape) })
+                compare("backward weights \(label)", start: values(shape.weightCount, seed: 8), fast: { dWeights in
+                    scratch.withUnsafeMutableBufferPointer {
                         Conv2D.backwardWeights(dWeights: dWeights, dOut: dOut, input: input, shape: shape,
-                                               scratch: scratchBuffer.baseAddress!, scratchCount: scratchCount, context: context)
+                                               scratch: $0.baseAddress!, scratchCount: scratchCount, context: context)
                     }
-                }
-                naiveWeights.withPointer { dWeights in Conv2D.naiveBackwardWeights(dWeights: dWeights, dOut: dOut, input: input, shape: shape) }
-                worst.record(error: error(fastWeights.values, naiveWeights.values), stray: fastWeights.damagedGuards,
-                             "backward weights \(label)")
+                }, naive: { Conv2D.naiveBackwardWeights(dWeights: $0, dOut: dOut, input: input, shape: shape) })
             }
         }
         // Winograd F(2x2, 3x3), called directly (the dispatch takes it for some layers only, by
@@ -229,31 +224,22 @@ extension SelfTest {
             let input = values(shape.inputCount, seed: UInt64(400 + index))
             let weights = values(shape.weightCount, seed: UInt64(500 + index))
             let dOut = values(shape.outputCount, seed: UInt64(600 + index))
-            let scratchCount = max(Conv2D.winogradScratchFloats(shape, threads: context.threads),
-                                   Conv2D.winogradScratchFloats(transposed, threads: context.threads))
+            let scratchCount = Conv2D.winogradLayerScratchFloats(shape, threads: context.threads, takes: Conv2D.usesWinograd)
             var scratch = [Float](repeating: 0, count: max(scratchCount, 1))
             let label = "Winograd " + describe(shape)
-            var fast = Guarded([Float](repeating: .nan, count: shape.outputCount))
-            var naive = fast
-            scratch.withUnsafeMutableBufferPointer { scratchBuffer in
-                fast.withPointer { out in
+            compare("forward \(label)", start: [Float](repeating: .nan, count: shape.outputCount), fast: { out in
+                scratch.withUnsafeMutableBufferPointer {
                     Conv2D.forwardWinograd(out: out, input: input, weights: weights, shape: shape,
-                                           scratch: scratchBuffer.baseAddress!, scratchCount: scratchCount, context: context)
+                                           scratch: $0.baseAddress!, scratchCount: scratchCount, context: context)
                 }
-            }
-            naive.withPointer { out in Conv2D.naiveForward(out: out, input: input, weights: weights, shape: shape) }
-            worst.record(error: error(fast.values, naive.values), stray: fast.damagedGuards, "forward \(label)")
-            var fastData = Guarded(values(shape.inputCount, seed: 9))
-            var naiveData = fastData
-            scratch.withUnsafeMutableBufferPointer { scratchBuffer in
-                fastData.withPointer { dInput in
+            }, naive: { Conv2D.naiveForward(out: $0, input: input, weights: weights, shape: shape) })
+            compare("backward data \(label)", start: values(shape.inputCount, seed: 9), fast: { dInput in
+                scratch.withUnsafeMutableBufferPointer {
                     Conv2D.forwardWinograd(out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true,
-                                           accumulate: true, scratch: scratchBuffer.baseAddress!, scratchCount: scratchCount,
+                                           accumulate: true, scratch: $0.baseAddress!, scratchCount: scratchCount,
                                            context: context)
                 }
-            }
-            naiveData.withPointer { dInput in Conv2D.naiveBackwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape) }
-            worst.record(error: error(fastData.values, naiveData.values), stray: fastData.damagedGuards, "backward data \(label)")
+            }, naive: { Conv2D.naiveBackwardData(dInput: $0, dOut: dOut, weights: weights, shape: shape) })
         }
         return worst.outcome("Conv2D forward/backward vs naive (and Winograd), \(context.threads) thread(s)", tolerance: 1e-4)
     }

@@ -28,11 +28,8 @@ enum TrainCommand {
         let modelName = try options.value(O.model)
         let modelFile = try options.value(O.modelFile)
         if let file = modelFile {
-            let bytes: [UInt8]
-            do { bytes = try FileSystem.readAll(file, limit: ModelDescription.maximumFileBytes) }
-            catch { throw UsageError(message: "leitner: cannot read --model-file: \(error.description)") }
-            do { description = try ModelDescription.parse(String(decoding: bytes, as: UTF8.self), name: file) }
-            catch { throw UsageError(message: "leitner: \(error.message)") }
+            do { description = try ModelDescription.read(file: file) }
+            catch { throw UsageError(message: "leitner: --model-file: \(error.message)") }
         } else {
             do { description = try ModelZoo.description(named: modelName) }
             catch { throw UsageError(message: "leitner: \(error.message)") }
