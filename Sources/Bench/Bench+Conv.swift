@@ -220,6 +220,25 @@ enum ConvBench {
             }
         }
 
+        // The weight gradient with output channels in the lanes against the path taken without it.
+        if multi.wideKernels {
+            print("")
+            print("weight lanes: the path taken without it (old) vs the weight gradient with output channels in the lanes (new), \(threads) thread(s)")
+            print(Format.padRight("layer", 26) + Format.pad("pass", 6) + Format.pad("old ms", 9)
+                  + Format.pad("new ms", 9) + Format.pad("old/new", 9))
+            for (name, shape) in layers + winogradLayers {
+                let scratchCount = winogradBenchScratch(shape, threads: threads)
+                guard Conv2D.weightLanesBlockImages(shape, scratchCount: scratchCount) > 0 else { continue }
+                printPair(name, "bwdW", seconds: seconds, column: {
+                    Conv2D.backwardWeights(dWeights: dWeights, dOut: dOut, input: input, shape: shape, scratch: scratch,
+                                           scratchCount: scratchCount, context: multi, lanes: false)
+                }, new: {
+                    Conv2D.backwardWeightsLanes(dWeights: dWeights, dOut: dOut, input: input, shape: shape, scratch: scratch,
+                                                scratchCount: scratchCount, context: multi)
+                })
+            }
+        }
+
         // Winograd F(2x2, 3x3) against the path each pass takes without it.
         print("")
         print("winograd: the path taken without Winograd (old) vs Winograd F(2x2,3x3) (new), fwd and bwdD, \(threads) thread(s)")

@@ -24,14 +24,18 @@ public enum Conv2D {
     /// Scratch floats to allocate for `shape`: as many whole output rows of im2col as fit in
     /// `limitFloats`, at least one row, at most the whole batch. The threads split the rows of
     /// one shared chunk, so the size does not grow with `threads`.
+    /// `wide`: the kernel width the scratch is for (a context's `wideKernels`; default this
+    /// machine's). A context of the other width falls back to the direct paths where its
+    /// Winograd or lane scratch does not fit.
     public static func scratchFloats(shape: Conv2DShape, threads: Int,
-                                     limitFloats: Int = defaultScratchLimitFloats) -> Int {
+                                     limitFloats: Int = defaultScratchLimitFloats,
+                                     wide: Bool = SystemInfo.useAVX512()) -> Int {
         if shape.isPointwise { return 0 }
-        // Winograd's scratch only where `prefersWinograd` takes it on this machine's default width
-        // (a context of the other width falls back to the direct paths if it does not fit).
-        let wide = SystemInfo.useAVX512()
+        // Winograd's scratch only where `prefersWinograd` takes it at this width, and the weight
+        // gradient's with output channels in the lanes where AVX-512 takes it
+        let lanes = wide && prefersWeightLanes(shape) ? weightLanesScratchFloats(shape) : 0
         return max(winogradLayerScratchFloats(shape, threads: threads) { prefersWinograd($0, wide: wide) },
-                   directScratchFloats(shape: shape, limitFloats: limitFloats))
+                   directScratchFloats(shape: shape, limitFloats: limitFloats), lanes)
     }
 
     /// The scratch of the paths other than Winograd (see `scratchFloats`).
@@ -126,10 +130,18 @@ public enum Conv2D {
     /// - Shapes: dWeights [Cout, Cin, KH, KW], dOut [Cout, N, OH, OW], input [Cin, N, H, W].
     public static func backwardWeights(
         dWeights: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>,
-        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
+        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext,
+        lanes: Bool = true
     ) {
         precondition(shape.isValid, "Conv2D: invalid shape \(shape)")
         let columns = shape.batch * shape.outHeight * shape.outWidth
+        // AVX-512: 3x3 pad-1 layers take the GEMM with output channels in the lanes where
+        // `prefersWeightLanes` says (measured there); `lanes: false` is the bench's comparison.
+        if lanes && context.wideKernels && prefersWeightLanes(shape) && weightLanesBlockImages(shape, scratchCount: scratchCount) > 0 {
+            backwardWeightsLanes(dWeights: dWeights, dOut: dOut, input: input, shape: shape, scratch: scratch,
+                                 scratchCount: scratchCount, context: context)
+            return
+        }
         if shape.isPointwise {
             // dW[Cout, Cin] += dOut[Cout, NHW] x input[Cin, NHW]^T
             GEMM.simd(transA: .none, transB: .transposed, m: shape.outChannels, n: shape.inChannels, k: columns,

@@ -94,9 +94,11 @@ public final class Model {
 
     /// Sizes of every arena for `description` at batch `batch` with `threads` threads, with
     /// `optimizerStatePerParameter` floats of optimizer state per parameter (momentum: 1, Adam: 2).
+    /// `wide`: the kernel width (a context's `wideKernels`; default this machine's).
     public static func plan(_ description: ModelDescription, batch: Int, threads: Int,
                             optimizerStatePerParameter: Int = 0, sharedActivations: Bool = true,
-                            trainability: Trainability? = nil, precision: Precision = .fp32) throws(ModelError) -> MemoryPlan {
+                            trainability: Trainability? = nil, precision: Precision = .fp32,
+                            wide: Bool = SystemInfo.useAVX512()) throws(ModelError) -> MemoryPlan {
         let shapes = try description.shapes()
         var plan = MemoryPlan()
         let (parameterCount, bufferCount) = countParameters(description, shapes)
@@ -113,7 +115,7 @@ public final class Model {
                                       trainability: trainability)
         activations += Arena.rounded(layout.floatElements * 4) + Arena.rounded(layout.indexElements * 4)
         plan.activations = activations
-        plan.scratch = Arena.rounded(scratchFloats(description, shapes, batch: batch, threads: threads) * 4)
+        plan.scratch = Arena.rounded(scratchFloats(description, shapes, batch: batch, threads: threads, wide: wide) * 4)
         return plan
     }
 
@@ -156,11 +158,11 @@ public final class Model {
             strideH: layer.stride, strideW: layer.stride, padH: layer.padding, padW: layer.padding)
     }
 
-    static func scratchFloats(_ description: ModelDescription, _ shapes: [TensorShape], batch: Int, threads: Int) -> Int {
+    static func scratchFloats(_ description: ModelDescription, _ shapes: [TensorShape], batch: Int, threads: Int, wide: Bool) -> Int {
         var floats = 0
         for (index, layer) in description.layers.enumerated() {
             if layer.kind == .conv2d, let shape = convShape(layer, input: inputShape(description, shapes, layer), output: shapes[index], batch: batch) {
-                floats = max(floats, Conv2D.scratchFloats(shape: shape, threads: threads))
+                floats = max(floats, Conv2D.scratchFloats(shape: shape, threads: threads, wide: wide))
             }
             // Batch norm reading the model input writes its (unused) input gradient to scratch.
             if layer.kind == .batchNorm && layer.inputs[0] == -1 {
@@ -184,7 +186,7 @@ public final class Model {
         let trainable = trainability ?? Trainability.all(description)
         self.trainability = trainable
         plan = try Model.plan(description, batch: batch, threads: context.threads, sharedActivations: sharedActivations,
-                              trainability: trainable, precision: precision)
+                              trainability: trainable, precision: precision, wide: context.wideKernels)
         do {
             try plan.check(budgetBytes: budgetBytes)
         } catch {
@@ -214,7 +216,7 @@ public final class Model {
             losses = try activationArena.floats(batch, label: "losses")
             correct = try activationArena.carve(UInt8.self, count: batch, label: "correct")
             sampleWeights = try activationArena.floats(batch, label: "sample weights")
-            scratchCount = Model.scratchFloats(description, shapes, batch: batch, threads: context.threads)
+            scratchCount = Model.scratchFloats(description, shapes, batch: batch, threads: context.threads, wide: context.wideKernels)
             scratch = try scratchArena.floats(scratchCount, label: "scratch")
 
             let layout = ActivationLayout(description, shapes: shapes, batch: batch, sharing: sharedActivations,

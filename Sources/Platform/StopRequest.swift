@@ -44,7 +44,21 @@ public struct FileLock {
 
     /// Takes the lock on `path` (created if missing) and writes this process's id into it;
     /// nil when another process holds it (its id is then in the file).
-    public static func acquire(_ path: String) throws(SystemError) -> FileLock? {
+    /// `patience` seconds of retries (every 20 ms) before nil: a lock this process has just
+    /// released can stay held for a moment by a child being spawned by another thread (it shares
+    /// the descriptor until its exec closes it), which a full test run once hit.
+    public static func acquire(_ path: String, patience: Double = 0.5) throws(SystemError) -> FileLock? {
+        var waited = 0.0
+        while true {
+            if let lock = try tryAcquire(path) { return lock }
+            if waited >= patience { return nil }
+            Thread.sleep(seconds: 0.02)
+            waited += 0.02
+        }
+    }
+
+    /// One attempt of `acquire`.
+    static func tryAcquire(_ path: String) throws(SystemError) -> FileLock? {
         let fd = leitner_open_rdwr(path)
         if fd < 0 { throw SystemError.fromErrno("open", path) }
         let handle = FileHandle(descriptor: fd, path: path)

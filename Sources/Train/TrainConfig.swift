@@ -108,6 +108,9 @@ public struct TrainConfig {
     /// The arithmetic of the steps (`--precision`): fp32, or fp16 numerics with fp32 master
     /// weights and dynamic loss scaling (see `Precision`).
     public var precision = Precision.fp32
+    /// The AVX-512 kernels on or off (nil: the machine's default, which LEITNER_SIMD=avx2 turns
+    /// off). Tests set it instead of the environment, which every test in the process shares.
+    public var wideKernels: Bool? = nil
     /// Why the run got the precision it has (`Precision.resolve`), printed at start-up; nil
     /// for a plain fp32 run.
     public var precisionNote: String? = nil

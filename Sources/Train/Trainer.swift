@@ -148,7 +148,7 @@ public final class Trainer {
         self.train = config.trainLimit > 0 && config.trainLimit < train.count ? train.prefix(config.trainLimit) : train
         self.test = config.testLimit > 0 && config.testLimit < test.count ? test.prefix(config.testLimit) : test
         do {
-            context = try KernelContext(threads: config.threads)
+            context = try KernelContext(threads: config.threads, wideKernels: config.wideKernels)
         } catch {
             throw TrainError(error)
         }
@@ -160,7 +160,7 @@ public final class Trainer {
             trainability = try Trainability(config.model, mode: config.update, trainHead: config.trainHead)
             plan = try Model.plan(config.model, batch: localBatch, threads: config.threads,
                                   optimizerStatePerParameter: config.optimizer.statePerParameter, trainability: trainability,
-                                  precision: config.precision)
+                                  precision: config.precision, wide: context.wideKernels)
         } catch { throw TrainError(error) }
         if config.syncBatchNorm && trainability.frozenStatistics {
             throw TrainError("--sync-bn: batch-norm statistics are frozen with --update \(config.update.name) (they are not taken from batches)")

@@ -186,10 +186,12 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
         // recommended scratch holds them (the smallest scratch below keeps them on the column
         // path). At batch 2 the 32->64 layer's im2col chunk (28,224 floats) is smaller than its
         // rearranged weights and one padded image (36,480); at the models' batch 64 it is not.
+        // With AVX-512 the scratch also holds the weight gradient with output channels in the
+        // lanes (sums and a block of images: 57,376 floats), and then it fits.
         func phasedData(_ shape: Conv2DShape) -> Bool {
             Conv2D.phasedBackwardBlockImages(shape, scratchCount: Conv2D.scratchFloats(shape: shape, threads: 1)) > 0
         }
-        #expect(layers.filter(phasedData).count == 2)
+        #expect(layers.filter(phasedData).count == (contexts[0].wideKernels ? 3 : 2))
         #expect(layers.filter { $0.strideH == 2 && $0.kernelHeight == 3 }.map {
             phasedData(Conv2DShape(batch: 64, inChannels: $0.inChannels, outChannels: $0.outChannels, inHeight: $0.inHeight,
                                    inWidth: $0.inWidth, kernelHeight: 3, kernelWidth: 3, strideH: 2, strideW: 2, padH: 1, padW: 1))
@@ -412,6 +414,90 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
         #expect(index > 80 && blockCounts.contains(5) && blockCounts.contains(1) && strides == [1, 2])
         // The lane-aligned layout (run by the AVX-512 contexts) with one image per block and one block.
         #expect(alignedBlockCounts.contains(5) && alignedBlockCounts.contains(1) && alignedStrides == [1, 2])
+    }
+
+    /// The weight gradient with output channels in the lanes (AVX-512 only; 3x3 pad 1, stride 1
+    /// or 2, any size): odd sizes at both strides, channel counts that leave a last odd input
+    /// channel and a last single 16-channel vector, scratch for one image per block up to the
+    /// whole batch; against the naive twin (accumulating into a prefilled dW), no write past the
+    /// scratch, bit for bit the same on 1, 2 and 3 threads, and taken by `backwardWeights`.
+    @Test func weightLanesMatchNaiveTwin() throws {
+        let contexts = [try KernelContext(threads: 1, wideKernels: true), try KernelContext(threads: 2, wideKernels: true),
+                        try KernelContext(threads: 3, wideKernels: true)]
+        // The path is AVX-512 only (KernelsAVX512); a CPU without it has nothing to check here.
+        guard contexts[0].wideKernels else { return }
+        var index = 0
+        var blockCounts = Set<Int>(), strides = Set<Int>(), tileKinds = Set<String>()
+        var dispatchedCases = 0
+        for stride in [1, 2] {
+            for (height, width) in [(1, 1), (2, 6), (7, 9), (14, 14), (5, 28)] {
+                for (inChannels, outChannels) in [(1, 16), (3, 5), (16, 16), (5, 33), (2, 64), (17, 48)] {
+                    let shape = Conv2DShape(batch: 5, inChannels: inChannels, outChannels: outChannels,
+                                            height: height, width: width, kernel: 3, stride: stride, padding: 1)
+                    // (the tiles: two 16-channel vectors of one input channel, one of two, one of one)
+                    let vectors = (outChannels + 15) / 16
+                    if vectors >= 2 { tileKinds.insert("1x2") }
+                    if vectors % 2 == 1 { tileKinds.insert(inChannels % 2 == 1 ? "1x1" : "2x1") }
+                    let paddedOut = vectors * 16
+                    let perImage = shape.outHeight * shape.outWidth * paddedOut + inChannels * (height + 2) * (width + 1)
+                    let fixed = inChannels * 9 * paddedOut + 16 + 15
+                    for images in [1, 2, 5] {
+                        let scratchCount = fixed + images * perImage
+                        let blockImages = Conv2D.weightLanesBlockImages(shape, scratchCount: scratchCount)
+                        #expect(blockImages == images || scratchCount > 1 << 18, "\(describe(shape)): \(blockImages) images per block, expected \(images)")
+                        guard blockImages > 0 else { continue }
+                        #expect(Conv2D.weightLanesBlockImages(shape, scratchCount: scratchCount - 1) < blockImages || scratchCount > 1 << 18)
+                        blockCounts.insert((shape.batch + blockImages - 1) / blockImages)
+                        strides.insert(stride)
+                        var random = SeededRandom(seed: UInt64(7000 + index))
+                        let input = random.floats(shape.inputCount), dOut = random.floats(shape.outputCount)
+                        let initial = random.floats(shape.weightCount)
+                        let scratch = GuardedBuffer(count: scratchCount)
+                        let label = describe(shape) + " scratch \(scratchCount) (\(blockImages) images per block)"
+                        var results: [[Float]] = []
+                        for context in contexts {
+                            checkAgainstTwin("Conv2D.backwardWeightsLanes", shape: label + " threads \(context.threads)",
+                                             seed: UInt64(index), outputCounts: [shape.weightCount], tolerance: 1e-4) { outputs, fast in
+                                if fast {
+                                    Conv2D.backwardWeightsLanes(dWeights: outputs[0], dOut: dOut, input: input, shape: shape,
+                                                                scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                                } else {
+                                    Conv2D.naiveBackwardWeights(dWeights: outputs[0], dOut: dOut, input: input, shape: shape)
+                                }
+                            }
+                            var dW = initial
+                            Conv2D.backwardWeightsLanes(dWeights: &dW, dOut: dOut, input: input, shape: shape,
+                                                        scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                            results.append(dW)
+                        }
+                        #expect(scratch.firstDamagedGuard() == nil, "\(label): wrote past the scratch")
+                        #expect(results.dropFirst().allSatisfy { zip(results[0], $0).allSatisfy { $0.bitPattern == $1.bitPattern } },
+                                "\(label): the thread count changed bits")
+                        // The dispatch takes it where preferred: the same bits through backwardWeights.
+                        if Conv2D.prefersWeightLanes(shape) {
+                            var dispatched = initial
+                            Conv2D.backwardWeights(dWeights: &dispatched, dOut: dOut, input: input, shape: shape,
+                                                   scratch: scratch.pointer, scratchCount: scratchCount, context: contexts[1])
+                            #expect(zip(results[0], dispatched).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(label): backwardWeights took another path")
+                            dispatchedCases += 1
+                        }
+                        index += 1
+                    }
+                }
+            }
+        }
+        #expect(index > 100 && blockCounts.contains(5) && blockCounts.contains(1) && strides == [1, 2])
+        #expect(tileKinds == ["1x2", "1x1", "2x1"])
+        #expect(dispatchedCases > 30)
+        #expect(!Conv2D.prefersWeightLanes(Conv2DShape(batch: 2, inChannels: 1, outChannels: 16, height: 8, width: 8,
+                                                       kernel: 3, stride: 1, padding: 1)))
+        #expect(!Conv2D.prefersWeightLanes(Conv2DShape(batch: 2, inChannels: 512, outChannels: 512, height: 7, width: 7,
+                                                       kernel: 3, stride: 1, padding: 1)))
+        // Not taken where the path does not apply.
+        #expect(Conv2D.weightLanesBlockImages(Conv2DShape(batch: 2, inChannels: 4, outChannels: 4, height: 8, width: 8,
+                                                          kernel: 3, stride: 1, padding: 0), scratchCount: 1 << 18) == 0)
+        #expect(Conv2D.weightLanesBlockImages(Conv2DShape(batch: 2, inChannels: 4, outChannels: 4, height: 8, width: 8,
+                                                          kernel: 5, stride: 1, padding: 1), scratchCount: 1 << 18) == 0)
     }
 
     /// The stride-2 data gradient through the phase planes (3x3 pad 1, even sizes): odd channel

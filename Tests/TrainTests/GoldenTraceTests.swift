@@ -111,7 +111,7 @@ import Select
     }
 
     /// The trace of one case: the planned epochs, every step, and the final tensors' hash.
-    static func trace(_ golden: Case) throws -> String {
+    static func trace(_ golden: Case, wideKernels: Bool) throws -> String {
         let directory = root.appendingPathComponent("data/fashion-mnist-subset").path
         let train = try PackFile.open(directory + "/train.pack").loadDataset(normalization: .fashionMNIST)
         var config = TrainConfig(model: try ModelZoo.description(named: golden.model))
@@ -124,6 +124,8 @@ import Select
         config.testLimit = 32
         config.progress = false
         config.outputDirectory = temporaryDirectory("golden-\(golden.name)")
+        // (not LEITNER_SIMD: the environment is shared with the tests running alongside)
+        config.wideKernels = wideKernels
         if golden.augment { config.augment = AugmentConfig(cropPadding: 2, flip: true) }
         if golden.adamw {
             config.optimizer = .adamw(beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 1e-2)
@@ -156,11 +158,9 @@ import Select
         var variants = ["avx2"]
         if Requirement.hasAVX512 { variants.append("avx512") }
         for variant in variants {
-            if variant == "avx2" { setenv("LEITNER_SIMD", "avx2", 1) }
-            defer { unsetenv("LEITNER_SIMD") }
             let directory = Self.goldenDirectory.appendingPathComponent(variant)
             let path = directory.appendingPathComponent(golden.name + ".txt").path
-            let text = try Self.trace(golden)
+            let text = try Self.trace(golden, wideKernels: variant == "avx512")
             if ProcessInfo.processInfo.environment["LEITNER_WRITE_GOLDEN"] == "1" {
                 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
                 try text.write(toFile: path, atomically: true, encoding: .utf8)

@@ -1,0 +1,146 @@
+// The 3x3 weight gradient with output channels in the lanes, for CPUs with AVX-512 (driver:
+// Kernels/Conv2D+WeightLanes.swift). dW^T[tap, co] = sum over positions p of in[tap-shifted p] *
+// dOut^T[p, co] is a GEMM whose B rows are the output channels of one position (dOut transposed,
+// 16 channels per zmm) and whose A elements are single input pixels, broadcast straight from the
+// zero-padded planes by the FMA's embedded broadcast: no im2col, no packing of A, no lane sums,
+// and a 4-byte broadcast never spans two cache lines (the correlation tile's 64-byte shifted
+// loads did, see Correlate.swift).
+
+#if arch(x86_64)
+/// sums[(c * 9 + tap) * sumStride + 16 v + lane] += sum over the block's output positions p of
+/// input[c * channelFloats + tap-shifted p] * bt[p * btStride + 16 v + lane], for `channels`
+/// input channels (1 or 2) and `vectors` 16-channel vectors (1 or 2, at most 2 with 2 channels:
+/// 18 zmm accumulators).
+/// - Input: padded planes, image n at n * imageFloats, rows of rowStride floats; output pixel
+///   (oh, ow) reads tap (ky, kx) at (stride * oh + ky) * rowStride + stride * ow + kx.
+/// - bt: one row of btStride floats per output position, images then rows then columns.
+/// Per lane one FMA chain per sum, positions in order: the sums do not depend on how the
+/// caller splits channels over threads.
+@inline(never)
+public func wideWeightLanesTile(channels: Int, vectors: Int, input: UnsafePointer<Float>, channelFloats: Int,
+                                rowStride: Int, imageFloats: Int, stride: Int, images: Int, outHeight: Int,
+                                outWidth: Int, bt: UnsafePointer<Float>, btStride: Int,
+                                sums: UnsafeMutablePointer<Float>, sumStride: Int) {
+    switch (channels, vectors) {
+    case (2, 1):
+        laneTile(channels: 2, vectors: 1, input: input, channelFloats: channelFloats, rowStride: rowStride,
+                 imageFloats: imageFloats, stride: stride, images: images, outHeight: outHeight, outWidth: outWidth,
+                 bt: bt, btStride: btStride, sums: sums, sumStride: sumStride)
+    case (1, 2):
+        laneTile(channels: 1, vectors: 2, input: input, channelFloats: channelFloats, rowStride: rowStride,
+                 imageFloats: imageFloats, stride: stride, images: images, outHeight: outHeight, outWidth: outWidth,
+                 bt: bt, btStride: btStride, sums: sums, sumStride: sumStride)
+    default:
+        precondition(channels == 1 && vectors == 1, "wideWeightLanesTile: channels \(channels), vectors \(vectors)")
+        laneTile(channels: 1, vectors: 1, input: input, channelFloats: channelFloats, rowStride: rowStride,
+                 imageFloats: imageFloats, stride: stride, images: images, outHeight: outHeight, outWidth: outWidth,
+                 bt: bt, btStride: btStride, sums: sums, sumStride: sumStride)
+    }
+}
+
+/// The body of `wideWeightLanesTile`, inlined with constant channel and vector counts. Two
+/// sets of nine named accumulators (an InlineArray of them was stored back to the stack after
+/// every FMA): the second set is the second input channel (same dOut vector) or the second
+/// dOut vector (same input channel).
+@inline(__always)
+func laneTile(channels: Int, vectors: Int, input: UnsafePointer<Float>, channelFloats: Int, rowStride: Int,
+              imageFloats: Int, stride: Int, images: Int, outHeight: Int, outWidth: Int,
+              bt: UnsafePointer<Float>, btStride: Int, sums: UnsafeMutablePointer<Float>, sumStride: Int) {
+    let both = channels > 1 || vectors > 1
+    // Where the second set's sums, pixels and dOut vector are, from the first's.
+    let secondSums = channels > 1 ? 9 * sumStride : 16
+    let secondInput = channels > 1 ? channelFloats : 0
+    let secondB = vectors > 1 ? 16 : 0
+    var first = LaneNine(sums, sumStride)
+    var second = both ? LaneNine(sums + secondSums, sumStride) : LaneNine()
+    var pb = bt
+    let rowStep = stride &* rowStride
+    for n in 0..<images {
+        var row = input + n &* imageFloats
+        for _ in 0..<outHeight {
+            // x: the padded input at (stride oh, stride ow), the top-left tap
+            var x = row
+            for _ in 0..<outWidth {
+                first.accumulate(x, rowStride, loadWide(pb))
+                if both { second.accumulate(x + secondInput, rowStride, loadWide(pb + secondB)) }
+                pb += btStride
+                x += stride
+            }
+            row += rowStep
+        }
+    }
+    first.store(sums, sumStride)
+    if both { second.store(sums + secondSums, sumStride) }
+}
+
+/// Nine zmm accumulators, one per tap, each 16 output channels.
+struct LaneNine {
+    var t0 = WideVector(), t1 = WideVector(), t2 = WideVector(), t3 = WideVector(), t4 = WideVector()
+    var t5 = WideVector(), t6 = WideVector(), t7 = WideVector(), t8 = WideVector()
+
+    init() {}
+
+    /// Loaded from sums[tap * stride ..< + 16].
+    @inline(__always)
+    init(_ sums: UnsafeMutablePointer<Float>, _ stride: Int) {
+        t0 = loadWide(sums); t1 = loadWide(sums + stride); t2 = loadWide(sums + 2 * stride)
+        t3 = loadWide(sums + 3 * stride); t4 = loadWide(sums + 4 * stride); t5 = loadWide(sums + 5 * stride)
+        t6 = loadWide(sums + 6 * stride); t7 = loadWide(sums + 7 * stride); t8 = loadWide(sums + 8 * stride)
+    }
+
+    /// tap (ky, kx) += broadcast(x[ky * rowStride + kx]) * b.
+    @inline(__always)
+    mutating func accumulate(_ x: UnsafePointer<Float>, _ rowStride: Int, _ b: WideVector) {
+        let r1 = x + rowStride, r2 = x + 2 &* rowStride
+        t0 = t0.addingProduct(WideVector(repeating: x[0]), b)
+        t1 = t1.addingProduct(WideVector(repeating: x[1]), b)
+        t2 = t2.addingProduct(WideVector(repeating: x[2]), b)
+        t3 = t3.addingProduct(WideVector(repeating: r1[0]), b)
+        t4 = t4.addingProduct(WideVector(repeating: r1[1]), b)
+        t5 = t5.addingProduct(WideVector(repeating: r1[2]), b)
+        t6 = t6.addingProduct(WideVector(repeating: r2[0]), b)
+        t7 = t7.addingProduct(WideVector(repeating: r2[1]), b)
+        t8 = t8.addingProduct(WideVector(repeating: r2[2]), b)
+    }
+
+    @inline(__always)
+    func store(_ sums: UnsafeMutablePointer<Float>, _ stride: Int) {
+        storeWide(t0, sums); storeWide(t1, sums + stride); storeWide(t2, sums + 2 * stride)
+        storeWide(t3, sums + 3 * stride); storeWide(t4, sums + 4 * stride); storeWide(t5, sums + 5 * stride)
+        storeWide(t6, sums + 6 * stride); storeWide(t7, sums + 7 * stride); storeWide(t8, sums + 8 * stride)
+    }
+}
+#endif
+
+#if arch(x86_64)
+/// dst[c * dstStride + r] = src[r * srcStride + c] for a 16 x 16 block: four rounds of the
+/// perfect shuffle (row 2i takes the low halves of rows i and i + 8 interleaved, row 2i + 1 the
+/// high halves), which LLVM lowers to 64 vpermt2ps. Named rows: an InlineArray of them went
+/// through the stack.
+@inline(never)
+public func wideTranspose16(_ src: UnsafePointer<Float>, _ srcStride: Int, _ dst: UnsafeMutablePointer<Float>, _ dstStride: Int) {
+    @inline(__always) func row(_ i: Int) -> WideVector { loadWide(src + i &* srcStride) }
+    var r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3), r4 = row(4), r5 = row(5), r6 = row(6), r7 = row(7)
+    var r8 = row(8), r9 = row(9), r10 = row(10), r11 = row(11), r12 = row(12), r13 = row(13), r14 = row(14), r15 = row(15)
+    for _ in 0..<4 {
+        (r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15) =
+            (low(r0, r8), high(r0, r8), low(r1, r9), high(r1, r9), low(r2, r10), high(r2, r10), low(r3, r11), high(r3, r11),
+             low(r4, r12), high(r4, r12), low(r5, r13), high(r5, r13), low(r6, r14), high(r6, r14), low(r7, r15), high(r7, r15))
+    }
+    @inline(__always) func put(_ v: WideVector, _ i: Int) { storeWide(v, dst + i &* dstStride) }
+    put(r0, 0); put(r1, 1); put(r2, 2); put(r3, 3); put(r4, 4); put(r5, 5); put(r6, 6); put(r7, 7)
+    put(r8, 8); put(r9, 9); put(r10, 10); put(r11, 11); put(r12, 12); put(r13, 13); put(r14, 14); put(r15, 15)
+}
+
+/// a0 b0 a1 b1 ... a7 b7.
+@inline(__always)
+func low(_ a: WideVector, _ b: WideVector) -> WideVector {
+    WideVector(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3], a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7])
+}
+
+/// a8 b8 a9 b9 ... a15 b15.
+@inline(__always)
+func high(_ a: WideVector, _ b: WideVector) -> WideVector {
+    WideVector(a[8], b[8], a[9], b[9], a[10], b[10], a[11], b[11], a[12], b[12], a[13], b[13], a[14], b[14], a[15], b[15])
+}
+#endif
