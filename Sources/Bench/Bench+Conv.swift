@@ -239,6 +239,25 @@ enum ConvBench {
             }
         }
 
+        // The AVX-512 one-channel forward against the column path's nine-tap loop.
+        if multi.wideKernels {
+            print("")
+            print("one-channel forward: the column path's nine-tap loop (old) vs padded images and 16-lane rows (new), \(threads) thread(s)")
+            print(Format.padRight("layer", 26) + Format.pad("pass", 6) + Format.pad("old ms", 9)
+                  + Format.pad("new ms", 9) + Format.pad("old/new", 9))
+            for (name, shape) in layers {
+                let scratchCount = Conv2D.scratchFloats(shape: shape, threads: threads)
+                guard Conv2D.wideNineTapBlockImages(shape, scratchCount: scratchCount) > 0 else { continue }
+                printPair(name, "fwd", seconds: seconds, column: {
+                    Conv2D.forwardColumns(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
+                                          scratchCount: scratchCount, context: multi)
+                }, new: {
+                    Conv2D.forwardNineTapWide(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
+                                              scratchCount: scratchCount, context: multi)
+                })
+            }
+        }
+
         // Winograd F(2x2, 3x3) against the path each pass takes without it.
         print("")
         print("winograd: the path taken without Winograd (old) vs Winograd F(2x2,3x3) (new), fwd and bwdD, \(threads) thread(s)")

@@ -1,4 +1,5 @@
 import Platform
+import KernelsAVX512
 
 // MARK: - Nine-tap path (Cin * KH * KW == 9: a first-layer 3x3 on one channel)
 
@@ -187,6 +188,75 @@ extension Conv2D {
                 w[0] += sums.0; w[1] += sums.1; w[2] += sums.2; w[3] += sums.3; w[4] += sums.4
                 w[5] += sums.5; w[6] += sums.6; w[7] += sums.7; w[8] += sums.8
             }
+        }
+    }
+}
+
+// MARK: - AVX-512: the one-channel 3x3 forward straight from padded images
+
+extension Conv2D {
+    /// Images per block of `forwardNineTapWide` in `scratchCount` floats, or 0 where it is not
+    /// taken: one input channel, 3x3 stride 1 pad 1, at least 16 wide (a row holds a whole
+    /// 16-lane segment), and scratch for one padded image.
+    public static func wideNineTapBlockImages(_ shape: Conv2DShape, scratchCount: Int) -> Int {
+        guard shape.inChannels == 1 && shape.kernelHeight == 3 && shape.kernelWidth == 3 && shape.strideH == 1
+                && shape.strideW == 1 && shape.padH == 1 && shape.padW == 1 && shape.inWidth >= 16 else { return 0 }
+        let imageFloats = (shape.inHeight + 2) * (shape.inWidth + 2)
+        return scratchCount < imageFloats ? 0 : min(shape.batch, scratchCount / imageFloats)
+    }
+
+    /// out = conv(input, weights) for a `wideNineTapBlockImages` shape on an AVX-512 context:
+    /// each thread copies its images of a block into zero-padded planes (rows of W + 2) and
+    /// computes their output rows 16 columns at a time (`wideNineTapRow`), all output channels
+    /// per segment from nine vectors of pixels: no im2col. Measured against the column path's
+    /// nine-tap loop in `leitner bench conv` ("one-channel forward" section).
+    public static func forwardNineTapWide(
+        out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
+    ) {
+        let blockImages = wideNineTapBlockImages(shape, scratchCount: scratchCount)
+        precondition(context.wideKernels && blockImages > 0,
+                     "Conv2D: forwardNineTapWide needs AVX-512 kernels, a one-channel 3x3 stride-1 pad-1 shape at least 16 wide and scratch for one padded image, got \(shape) with \(scratchCount) floats")
+        var n0 = 0
+        while n0 < shape.batch {
+            let images = min(blockImages, shape.batch - n0)
+            let threads = min(context.threads, images)
+            context.pool.run(tasks: threads, threads: threads,
+                             WideNineTapImages(out: out, input: input, weights: weights, shape: shape, scratch: scratch,
+                                               n0: n0, images: images, threads: threads))
+            n0 += images
+        }
+    }
+
+    /// `forwardNineTapWide`'s images n0 + [images * task / threads, images * (task + 1) / threads).
+    struct WideNineTapImages: ParallelTask {
+        let out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>
+        let shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>
+        let n0: Int, images: Int, threads: Int
+
+        func run(task: Int) {
+            #if arch(x86_64)
+            let height = shape.inHeight, width = shape.inWidth, rowStride = width + 2
+            let imageFloats = (height + 2) * rowStride, plane = height * width
+            let outPlane = shape.batch * plane
+            for n in (images * task / threads)..<(images * (task + 1) / threads) {
+                let padded = scratch + n * imageFloats
+                padded.initialize(repeating: 0, count: rowStride + 1)
+                for y in 0..<height {
+                    let row = padded + (y + 1) * rowStride + 1
+                    copyFloats(row, input + (n0 + n) * plane + y * width, width)
+                    row[width] = 0
+                    row[width + 1] = 0  // the right border and the next row's left one
+                }
+                (padded + (height + 1) * rowStride + 1).initialize(repeating: 0, count: rowStride - 1)
+                for y in 0..<height {
+                    wideNineTapRow(input: padded + y * rowStride, rowStride: rowStride, width: width, weights: weights,
+                                   outChannels: shape.outChannels, out: out + (n0 + n) * plane + y * width, outStride: outPlane)
+                }
+            }
+            #else
+            preconditionFailure("Conv2D: forwardNineTapWide runs only with the AVX-512 kernels")
+            #endif
         }
     }
 }

@@ -78,6 +78,11 @@ public enum Conv2D {
             forwardImplicit(out: out, input: input, weights: weights, shape: shape, context: context)
             return
         }
+        if context.wideKernels && wideNineTapBlockImages(shape, scratchCount: scratchCount) > 0 {
+            forwardNineTapWide(out: out, input: input, weights: weights, shape: shape, scratch: scratch,
+                               scratchCount: scratchCount, context: context)
+            return
+        }
         if phasedBlockImages(shape, scratchCount: scratchCount) > 0 {
             forwardPhased(out: out, input: input, weights: weights, shape: shape, scratch: scratch,
                           scratchCount: scratchCount, context: context)

@@ -144,3 +144,42 @@ func high(_ a: WideVector, _ b: WideVector) -> WideVector {
     WideVector(a[8], b[8], a[9], b[9], a[10], b[10], a[11], b[11], a[12], b[12], a[13], b[13], a[14], b[14], a[15], b[15])
 }
 #endif
+
+#if arch(x86_64)
+/// One output row of a 3x3 convolution of one input channel (cnn-s's and resnet8's first
+/// layers) with 16-lane vectors: out[co * outStride + x] = sum over taps (ky, kx) of
+/// weights[co * 9 + ky * 3 + kx] * input[ky * rowStride + x + kx] for x < width (at least 16)
+/// and co < outChannels, with `input` at the zero-padded plane's top-left tap. Segments of 16
+/// columns, the last one overlapping the one before when width is not a multiple of 16 (it
+/// writes the same values again). The FMA chain per lane is the AVX2 nine-tap loop's
+/// (Kernels/Conv2D+NineTap.swift): the first tap's product, then taps 1 to 8 in order.
+@inline(never)
+public func wideNineTapRow(input: UnsafePointer<Float>, rowStride: Int, width: Int, weights: UnsafePointer<Float>,
+                           outChannels: Int, out: UnsafeMutablePointer<Float>, outStride: Int) {
+    var x0 = 0
+    while x0 < width {
+        let x = min(x0, width - 16)
+        let r0 = input + x, r1 = r0 + rowStride, r2 = r1 + rowStride
+        let c0 = loadWide(r0), c1 = loadWide(r0 + 1), c2 = loadWide(r0 + 2)
+        let c3 = loadWide(r1), c4 = loadWide(r1 + 1), c5 = loadWide(r1 + 2)
+        let c6 = loadWide(r2), c7 = loadWide(r2 + 1), c8 = loadWide(r2 + 2)
+        var w = weights
+        var o = out + x
+        for _ in 0..<outChannels {
+            var sum = c0 * WideVector(repeating: w[0])
+            sum = sum.addingProduct(c1, WideVector(repeating: w[1]))
+            sum = sum.addingProduct(c2, WideVector(repeating: w[2]))
+            sum = sum.addingProduct(c3, WideVector(repeating: w[3]))
+            sum = sum.addingProduct(c4, WideVector(repeating: w[4]))
+            sum = sum.addingProduct(c5, WideVector(repeating: w[5]))
+            sum = sum.addingProduct(c6, WideVector(repeating: w[6]))
+            sum = sum.addingProduct(c7, WideVector(repeating: w[7]))
+            sum = sum.addingProduct(c8, WideVector(repeating: w[8]))
+            storeWide(sum, o)
+            o += outStride
+            w += 9
+        }
+        x0 += 16
+    }
+}
+#endif

@@ -416,6 +416,64 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
         #expect(alignedBlockCounts.contains(5) && alignedBlockCounts.contains(1) && alignedStrides == [1, 2])
     }
 
+    /// The AVX-512 one-channel 3x3 forward (`forwardNineTapWide`): widths from 16 (one segment)
+    /// to 41 (an overlapping last segment), heights from 1, output channel counts from 1, scratch
+    /// for one image per block up to the whole batch, 1-3 threads; against the naive twin, no
+    /// write past the scratch, the same bits for every thread count and block size, and taken by
+    /// `Conv2D.forward`.
+    @Test func wideNineTapForwardMatchesNaiveTwin() throws {
+        let contexts = [try KernelContext(threads: 1, wideKernels: true), try KernelContext(threads: 2, wideKernels: true),
+                        try KernelContext(threads: 3, wideKernels: true)]
+        guard contexts[0].wideKernels else { return }  // AVX-512 only (KernelsAVX512)
+        var index = 0
+        var blockCounts = Set<Int>()
+        for (height, width) in [(1, 16), (3, 17), (28, 28), (5, 32), (4, 41)] {
+            for outChannels in [1, 7, 32] {
+                let shape = Conv2DShape(batch: 5, inChannels: 1, outChannels: outChannels, height: height, width: width,
+                                        kernel: 3, stride: 1, padding: 1)
+                let imageFloats = (height + 2) * (width + 2)
+                var reference: [Float]? = nil
+                var random = SeededRandom(seed: UInt64(9000 + index))
+                let input = random.floats(shape.inputCount), weights = random.floats(shape.weightCount)
+                for images in [1, 2, 5] {
+                    let scratchCount = images * imageFloats
+                    #expect(Conv2D.wideNineTapBlockImages(shape, scratchCount: scratchCount) == images)
+                    #expect(Conv2D.wideNineTapBlockImages(shape, scratchCount: scratchCount - 1) == images - 1)
+                    blockCounts.insert((shape.batch + images - 1) / images)
+                    let scratch = GuardedBuffer(count: scratchCount)
+                    for context in contexts {
+                        let label = describe(shape) + " \(images) images per block, threads \(context.threads)"
+                        checkAgainstTwin("Conv2D.forwardNineTapWide", shape: label, seed: UInt64(index),
+                                         outputCounts: [shape.outputCount]) { outputs, fast in
+                            if fast {
+                                Conv2D.forwardNineTapWide(out: outputs[0], input: input, weights: weights, shape: shape,
+                                                          scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                            } else {
+                                Conv2D.naiveForward(out: outputs[0], input: input, weights: weights, shape: shape)
+                            }
+                        }
+                        var out = [Float](repeating: .nan, count: shape.outputCount)
+                        Conv2D.forward(out: &out, input: input, weights: weights, shape: shape, scratch: scratch.pointer,
+                                       scratchCount: scratchCount, context: context)
+                        if let reference {
+                            #expect(zip(reference, out).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(label): bits differ")
+                        } else {
+                            reference = out
+                        }
+                        #expect(scratch.firstDamagedGuard() == nil, "\(label): wrote past the scratch")
+                    }
+                    index += 1
+                }
+            }
+        }
+        #expect(index == 45 && blockCounts == [5, 3, 1])
+        // Not taken under 16 columns or with two input channels.
+        #expect(Conv2D.wideNineTapBlockImages(Conv2DShape(batch: 2, inChannels: 1, outChannels: 4, height: 8, width: 15,
+                                                          kernel: 3, stride: 1, padding: 1), scratchCount: 1 << 18) == 0)
+        #expect(Conv2D.wideNineTapBlockImages(Conv2DShape(batch: 2, inChannels: 2, outChannels: 4, height: 8, width: 28,
+                                                          kernel: 3, stride: 1, padding: 1), scratchCount: 1 << 18) == 0)
+    }
+
     /// The weight gradient with output channels in the lanes (AVX-512 only; 3x3 pad 1, stride 1
     /// or 2, any size): odd sizes at both strides, channel counts that leave a last odd input
     /// channel and a last single 16-channel vector, scratch for one image per block up to the
