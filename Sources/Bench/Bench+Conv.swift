@@ -239,6 +239,34 @@ enum ConvBench {
             }
         }
 
+        // The 3x3 stride-1 convolution with output channels in the lanes against the path taken
+        // without it (forward, and the data gradient as the flipped convolution).
+        if multi.wideKernels {
+            print("")
+            print("conv lanes: the path taken without it (old) vs 3x3 stride 1 with output channels in the lanes (new), \(threads) thread(s)")
+            print(Format.padRight("layer", 26) + Format.pad("pass", 6) + Format.pad("old ms", 9)
+                  + Format.pad("new ms", 9) + Format.pad("old/new", 9))
+            for (name, shape) in layers + winogradLayers where Conv2D.convLanesShape(shape) && shape.inChannels > 1 {
+                let scratchCount = max(winogradBenchScratch(shape, threads: threads),
+                                       Conv2D.convLanesScratchFloats(shape, threads: threads))
+                printPair(name, "fwd", seconds: seconds, column: {
+                    Conv2D.forward(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
+                                   scratchCount: scratchCount, context: multi, lanes: false)
+                }, new: {
+                    Conv2D.forwardLanes(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
+                                        scratchCount: scratchCount, context: multi)
+                })
+                guard let transposed = Conv2D.transposedShape(shape), Conv2D.convLanesShape(transposed) else { continue }
+                printPair(name, "bwdD", seconds: seconds, column: {
+                    Conv2D.backwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
+                                        scratchCount: scratchCount, context: multi, lanes: false)
+                }, new: {
+                    Conv2D.forwardLanes(out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true,
+                                        accumulate: true, scratch: scratch, scratchCount: scratchCount, context: multi)
+                })
+            }
+        }
+
         // The AVX-512 one-channel forward against the column path's nine-tap loop.
         if multi.wideKernels {
             print("")

@@ -33,7 +33,12 @@ public enum Conv2D {
         if shape.isPointwise { return 0 }
         // Winograd's scratch only where `prefersWinograd` takes it at this width, and the weight
         // gradient's with output channels in the lanes where AVX-512 takes it
-        let lanes = wide && prefersWeightLanes(shape) ? weightLanesScratchFloats(shape) : 0
+        var lanes = wide && prefersWeightLanes(shape) ? weightLanesScratchFloats(shape) : 0
+        // and the convolution's with output channels in the lanes (forward, transposed data gradient)
+        if wide && prefersConvLanes(shape) { lanes = max(lanes, convLanesScratchFloats(shape, threads: threads)) }
+        if wide, let transposed = transposedShape(shape), prefersConvLanes(transposed) {
+            lanes = max(lanes, convLanesScratchFloats(transposed, threads: threads))
+        }
         return max(winogradLayerScratchFloats(shape, threads: threads) { prefersWinograd($0, wide: wide) },
                    directScratchFloats(shape: shape, limitFloats: limitFloats), lanes)
     }
@@ -58,10 +63,16 @@ public enum Conv2D {
     public static func forward(
         out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
         shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext,
-        winograd: Bool = true
+        winograd: Bool = true, lanes: Bool = true
     ) {
         precondition(shape.isValid, "Conv2D: invalid shape \(shape)")
         let columns = shape.batch * shape.outHeight * shape.outWidth
+        if lanes && context.wideKernels && prefersConvLanes(shape)
+            && scratchCount >= convLanesScratchFloats(shape, threads: context.threads) {
+            forwardLanes(out: out, input: input, weights: weights, shape: shape, scratch: scratch,
+                         scratchCount: scratchCount, context: context)
+            return
+        }
         if winograd && prefersWinograd(shape, context: context),
            let plan = winogradPlan(shape, threads: context.threads, scratchCount: scratchCount) {
             runWinograd(plan: plan, out: out, input: input, weights: weights, shape: shape, flipped: false,
@@ -97,10 +108,16 @@ public enum Conv2D {
     public static func backwardData(
         dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, weights: UnsafePointer<Float>,
         shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext,
-        winograd: Bool = true
+        winograd: Bool = true, lanes: Bool = true
     ) {
         precondition(shape.isValid, "Conv2D: invalid shape \(shape)")
         let columns = shape.batch * shape.outHeight * shape.outWidth
+        if lanes && context.wideKernels, let transposed = transposedShape(shape), prefersConvLanes(transposed),
+           scratchCount >= convLanesScratchFloats(transposed, threads: context.threads) {
+            forwardLanes(out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true, accumulate: true,
+                         scratch: scratch, scratchCount: scratchCount, context: context)
+            return
+        }
         if winograd, let transposed = transposedShape(shape), prefersWinograd(transposed, context: context),
            let plan = winogradPlan(transposed, threads: context.threads, scratchCount: scratchCount) {
             runWinograd(plan: plan, out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true,

@@ -183,3 +183,54 @@ public func wideNineTapRow(input: UnsafePointer<Float>, rowStride: Int, width: I
     }
 }
 #endif
+
+#if arch(x86_64)
+/// A 3x3 stride-1 convolution tile with output channels in the lanes (driver:
+/// Kernels/Conv2D+ConvLanes.swift): for the 16 positions q ..< q + 16 of one padded image's
+/// output sequence and 16 output channels, out[c * outStride + r] = sum over input channels ci
+/// and taps (ky, kx) of input[ci * channelFloats + ky * rowStride + kx + r] *
+/// weights[(ci * 9 + ky * 3 + kx) * wStride + c] (`input` and `out` at q, `weights` at the
+/// first output channel). Per position a zmm of 16 output channels; per tap one weight vector
+/// and 16 embedded-broadcast FMAs; the tile is transposed in registers at the end.
+@inline(never)
+public func wideConvLanesTile(input: UnsafePointer<Float>, channelFloats: Int, rowStride: Int, channels: Int,
+                              weights: UnsafePointer<Float>, wStride: Int,
+                              out: UnsafeMutablePointer<Float>, outStride: Int) {
+    var acc = SixteenPositions()
+    var plane = input
+    var w = weights
+    for _ in 0..<channels {
+        let r1 = plane + rowStride, r2 = plane + 2 &* rowStride
+        acc.step(plane, loadWide(w)); acc.step(plane + 1, loadWide(w + wStride)); acc.step(plane + 2, loadWide(w + 2 &* wStride))
+        acc.step(r1, loadWide(w + 3 &* wStride)); acc.step(r1 + 1, loadWide(w + 4 &* wStride)); acc.step(r1 + 2, loadWide(w + 5 &* wStride))
+        acc.step(r2, loadWide(w + 6 &* wStride)); acc.step(r2 + 1, loadWide(w + 7 &* wStride)); acc.step(r2 + 2, loadWide(w + 8 &* wStride))
+        plane += channelFloats
+        w += 9 &* wStride
+    }
+    let spilled = acc
+    withUnsafePointer(to: spilled) { p in
+        p.withMemoryRebound(to: Float.self, capacity: 256) { wideTranspose16($0, 16, out, outStride) }
+    }
+}
+
+/// Sixteen zmm accumulators: position r's 16 output channels.
+struct SixteenPositions {
+    var a0 = WideVector(), a1 = WideVector(), a2 = WideVector(), a3 = WideVector()
+    var a4 = WideVector(), a5 = WideVector(), a6 = WideVector(), a7 = WideVector()
+    var a8 = WideVector(), a9 = WideVector(), a10 = WideVector(), a11 = WideVector()
+    var a12 = WideVector(), a13 = WideVector(), a14 = WideVector(), a15 = WideVector()
+
+    /// position r += broadcast(x[r]) * w.
+    @inline(__always)
+    mutating func step(_ x: UnsafePointer<Float>, _ w: WideVector) {
+        a0 = a0.addingProduct(WideVector(repeating: x[0]), w); a1 = a1.addingProduct(WideVector(repeating: x[1]), w)
+        a2 = a2.addingProduct(WideVector(repeating: x[2]), w); a3 = a3.addingProduct(WideVector(repeating: x[3]), w)
+        a4 = a4.addingProduct(WideVector(repeating: x[4]), w); a5 = a5.addingProduct(WideVector(repeating: x[5]), w)
+        a6 = a6.addingProduct(WideVector(repeating: x[6]), w); a7 = a7.addingProduct(WideVector(repeating: x[7]), w)
+        a8 = a8.addingProduct(WideVector(repeating: x[8]), w); a9 = a9.addingProduct(WideVector(repeating: x[9]), w)
+        a10 = a10.addingProduct(WideVector(repeating: x[10]), w); a11 = a11.addingProduct(WideVector(repeating: x[11]), w)
+        a12 = a12.addingProduct(WideVector(repeating: x[12]), w); a13 = a13.addingProduct(WideVector(repeating: x[13]), w)
+        a14 = a14.addingProduct(WideVector(repeating: x[14]), w); a15 = a15.addingProduct(WideVector(repeating: x[15]), w)
+    }
+}
+#endif

@@ -416,6 +416,89 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
         #expect(alignedBlockCounts.contains(5) && alignedBlockCounts.contains(1) && alignedStrides == [1, 2])
     }
 
+    /// The 3x3 stride-1 convolution with output channels in the lanes (AVX-512 only): sizes down
+    /// to one 16-position tile (with an overlapping last tile), output channel counts that leave
+    /// a partly used last vector, odd input channel counts; forward against the naive forward and
+    /// the flipped, accumulating form against the naive data gradient of the original layer; no
+    /// write past the scratch, the same bits on 1, 2 and 3 threads, and taken by `forward` and
+    /// `backwardData` where preferred.
+    @Test func convLanesMatchNaiveTwins() throws {
+        let contexts = [try KernelContext(threads: 1, wideKernels: true), try KernelContext(threads: 2, wideKernels: true),
+                        try KernelContext(threads: 3, wideKernels: true)]
+        guard contexts[0].wideKernels else { return }  // AVX-512 only (KernelsAVX512)
+        var index = 0, dispatched = 0
+        for (height, width) in [(1, 15), (2, 7), (3, 5), (7, 7), (14, 14), (5, 28)] {
+            for (inChannels, outChannels) in [(1, 16), (3, 5), (16, 16), (5, 33), (32, 17)] {
+                let shape = Conv2DShape(batch: 5, inChannels: inChannels, outChannels: outChannels, height: height, width: width,
+                                        kernel: 3, stride: 1, padding: 1)
+                #expect(Conv2D.convLanesShape(shape) == (height * (width + 1) >= 16))
+                // (no transposed shape with one input channel: the first layer has no data gradient)
+                guard Conv2D.convLanesShape(shape), let transposed = Conv2D.transposedShape(shape) else { continue }
+                let scratchCount = max(Conv2D.convLanesScratchFloats(shape, threads: 3), Conv2D.convLanesScratchFloats(transposed, threads: 3))
+                var random = SeededRandom(seed: UInt64(11000 + index))
+                let input = random.floats(shape.inputCount), weights = random.floats(shape.weightCount)
+                let dOut = random.floats(shape.outputCount), initial = random.floats(shape.inputCount)
+                let scratch = GuardedBuffer(count: scratchCount)
+                var forwards: [[Float]] = [], datas: [[Float]] = []
+                for context in contexts {
+                    let label = describe(shape) + " threads \(context.threads)"
+                    checkAgainstTwin("Conv2D.forwardLanes", shape: label, seed: UInt64(index), outputCounts: [shape.outputCount],
+                                     tolerance: 1e-5) { outputs, fast in
+                        if fast {
+                            Conv2D.forwardLanes(out: outputs[0], input: input, weights: weights, shape: shape,
+                                                scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                        } else {
+                            Conv2D.naiveForward(out: outputs[0], input: input, weights: weights, shape: shape)
+                        }
+                    }
+                    checkAgainstTwin("Conv2D.forwardLanes (flipped)", shape: label, seed: UInt64(index), outputCounts: [shape.inputCount],
+                                     tolerance: 1e-5) { outputs, fast in
+                        if fast {
+                            Conv2D.forwardLanes(out: outputs[0], input: dOut, weights: weights, shape: transposed, flipped: true,
+                                                accumulate: true, scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                        } else {
+                            Conv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut, weights: weights, shape: shape)
+                        }
+                    }
+                    #expect(scratch.firstDamagedGuard() == nil, "\(label): wrote past the scratch")
+                    var out = [Float](repeating: .nan, count: shape.outputCount)
+                    Conv2D.forwardLanes(out: &out, input: input, weights: weights, shape: shape, scratch: scratch.pointer,
+                                        scratchCount: scratchCount, context: context)
+                    forwards.append(out)
+                    var dInput = initial
+                    Conv2D.forwardLanes(out: &dInput, input: dOut, weights: weights, shape: transposed, flipped: true, accumulate: true,
+                                        scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                    datas.append(dInput)
+                }
+                for results in [forwards, datas] {
+                    #expect(results.dropFirst().allSatisfy { zip(results[0], $0).allSatisfy { $0.bitPattern == $1.bitPattern } },
+                            "\(describe(shape)): the thread count changed bits")
+                }
+                // The dispatch takes it where preferred, with the scratch it plans.
+                let planned = Conv2D.scratchFloats(shape: shape, threads: 2, wide: true)
+                let plannedScratch = GuardedBuffer(count: planned)
+                if Conv2D.prefersConvLanes(shape) {
+                    var out = [Float](repeating: .nan, count: shape.outputCount)
+                    Conv2D.forward(out: &out, input: input, weights: weights, shape: shape, scratch: plannedScratch.pointer,
+                                   scratchCount: planned, context: contexts[1])
+                    #expect(zip(forwards[0], out).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): forward took another path")
+                    dispatched += 1
+                }
+                if Conv2D.prefersConvLanes(transposed) {
+                    var dInput = initial
+                    Conv2D.backwardData(dInput: &dInput, dOut: dOut, weights: weights, shape: shape, scratch: plannedScratch.pointer,
+                                        scratchCount: planned, context: contexts[1])
+                    #expect(zip(datas[0], dInput).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): backwardData took another path")
+                    dispatched += 1
+                }
+                index += 1
+            }
+        }
+        #expect(index == 24 && dispatched > 20, "\(index) shapes, \(dispatched) dispatched")
+        #expect(!Conv2D.prefersConvLanes(Conv2DShape(batch: 2, inChannels: 64, outChannels: 64, height: 7, width: 7,
+                                                     kernel: 3, stride: 1, padding: 1)))
+    }
+
     /// The AVX-512 one-channel 3x3 forward (`forwardNineTapWide`): widths from 16 (one segment)
     /// to 41 (an overlapping last segment), heights from 1, output channel counts from 1, scratch
     /// for one image per block up to the whole batch, 1-3 threads; against the naive twin, no
