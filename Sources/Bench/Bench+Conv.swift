@@ -170,8 +170,7 @@ enum ConvBench {
         // interleaved rounds, medians, and the median per-round ratio column/new.
         print("")
         print("conv paths: im2col (col) vs implicit GEMM or phase planes (fwd), transposed convolution or phase planes (bwdD) and direct correlation (bwdW), \(threads) thread(s)")
-        print(Format.padRight("layer", 26) + Format.pad("pass", 6) + Format.pad("col ms", 9)
-              + Format.pad("new ms", 9) + Format.pad("col/new", 9))
+        printPairHeader(old: "col", new: "new")
         for (name, shape) in layers {
             let scratchCount = Conv2D.scratchFloats(shape: shape, threads: threads)
             if Conv2D.usesImplicitForward(shape) {
@@ -224,8 +223,7 @@ enum ConvBench {
         if multi.wideKernels {
             print("")
             print("weight lanes: the path taken without it (old) vs the weight gradient with output channels in the lanes (new), \(threads) thread(s)")
-            print(Format.padRight("layer", 26) + Format.pad("pass", 6) + Format.pad("old ms", 9)
-                  + Format.pad("new ms", 9) + Format.pad("old/new", 9))
+            printPairHeader(old: "old", new: "new")
             for (name, shape) in layers + winogradLayers {
                 let scratchCount = winogradBenchScratch(shape, threads: threads)
                 guard Conv2D.weightLanesBlockImages(shape, scratchCount: scratchCount) > 0 else { continue }
@@ -244,8 +242,7 @@ enum ConvBench {
         if multi.wideKernels {
             print("")
             print("conv lanes: the path taken without it (old) vs 3x3 stride 1 with output channels in the lanes (new), \(threads) thread(s)")
-            print(Format.padRight("layer", 26) + Format.pad("pass", 6) + Format.pad("old ms", 9)
-                  + Format.pad("new ms", 9) + Format.pad("old/new", 9))
+            printPairHeader(old: "old", new: "new")
             for (name, shape) in layers + winogradLayers where Conv2D.convLanesShape(shape) && shape.inChannels > 1 {
                 let scratchCount = max(winogradBenchScratch(shape, threads: threads),
                                        Conv2D.convLanesScratchFloats(shape, threads: threads))
@@ -271,8 +268,7 @@ enum ConvBench {
         if multi.wideKernels {
             print("")
             print("one-channel forward: the column path's nine-tap loop (old) vs padded images and 16-lane rows (new), \(threads) thread(s)")
-            print(Format.padRight("layer", 26) + Format.pad("pass", 6) + Format.pad("old ms", 9)
-                  + Format.pad("new ms", 9) + Format.pad("old/new", 9))
+            printPairHeader(old: "old", new: "new")
             for (name, shape) in layers {
                 let scratchCount = Conv2D.scratchFloats(shape: shape, threads: threads)
                 guard Conv2D.wideNineTapBlockImages(shape, scratchCount: scratchCount) > 0 else { continue }
@@ -289,8 +285,7 @@ enum ConvBench {
         // Winograd F(2x2, 3x3) against the path each pass takes without it.
         print("")
         print("winograd: the path taken without Winograd (old) vs Winograd F(2x2,3x3) (new), fwd and bwdD, \(threads) thread(s)")
-        print(Format.padRight("layer", 26) + Format.pad("pass", 6) + Format.pad("old ms", 9)
-              + Format.pad("wino ms", 9) + Format.pad("old/wino", 9))
+        printPairHeader(old: "old", new: "wino")
         for (name, shape) in layers + winogradLayers where Conv2D.usesWinograd(shape) {
             let scratchCount = winogradBenchScratch(shape, threads: threads)
             guard Conv2D.winogradFits(shape, scratchCount: scratchCount, context: multi) else { continue }
@@ -375,6 +370,12 @@ enum ConvBench {
 
     /// One row of the path comparison: interleaved rounds of the column path and the new one,
     /// their median times and the median per-round ratio column/new.
+    /// The column titles of `printPair`'s rows.
+    static func printPairHeader(old: String, new: String) {
+        print(Format.padRight("layer", 26) + Format.pad("pass", 6) + Format.pad(old + " ms", 9)
+              + Format.pad(new + " ms", 9) + Format.pad(old + "/" + new, 9))
+    }
+
     static func printPair(_ name: String, _ pass: String, seconds: Double, column: () -> Void, new: () -> Void) {
         func timed(_ body: () -> Void) -> Double {
             let start = Clock.seconds()

@@ -74,8 +74,7 @@ extension Conv2D {
                      && scratchCount >= convLanesScratchFloats(shape, threads: context.threads),
                      "Conv2D: forwardLanes needs AVX-512 kernels, a 3x3 stride-1 pad-1 shape and its scratch, got \(shape) with \(scratchCount) floats")
         let layout = ConvLanesLayout(shape)
-        let skip = (64 - Int(bitPattern: UnsafeRawPointer(scratch)) % 64) % 64 / MemoryLayout<Float>.stride
-        let packed = scratch + skip
+        let packed = scratch + cacheLineSkip(scratch)
         // W'[(ci * 9 + tap) * paddedOut + co]: forward W[co, ci, tap]; flipped W[ci, co, 8 - tap]
         let cin = shape.inChannels, cout = shape.outChannels
         for ci in 0..<cin {
@@ -112,15 +111,7 @@ extension Conv2D {
             let sequence = layout.sequence
             for n in (shape.batch * task / threads)..<(shape.batch * (task + 1) / threads) {
                 for ci in 0..<cin {
-                    let image = planes + ci * layout.imageFloats
-                    let source = input + ci * inPlane + n * plane
-                    image.initialize(repeating: 0, count: rowStride + 1)  // zero row, first row's border
-                    for y in 0..<height {
-                        let row = image + (y + 1) * rowStride + 1
-                        copyFloats(row, source + y * width, width)
-                        row[width] = 0  // the right border, which is also the next row's left one
-                    }
-                    (image + (height + 1) * rowStride + 1).initialize(repeating: 0, count: rowStride - 1)
+                    padImage(planes + ci * layout.imageFloats, input + ci * inPlane + n * plane, height: height, width: width)
                 }
                 var co0 = 0
                 while co0 < layout.paddedOut {
@@ -139,7 +130,7 @@ extension Conv2D {
                     let rows = staging + co * sequence
                     for y in 0..<height {
                         if accumulate {
-                            addFloats(target + y * width, rows + y * rowStride, width)
+                            Elementwise.add(target + y * width, rows + y * rowStride, count: width)
                         } else {
                             copyFloats(target + y * width, rows + y * rowStride, width)
                         }
@@ -150,17 +141,5 @@ extension Conv2D {
             preconditionFailure("Conv2D: forwardLanes runs only with the AVX-512 kernels")
             #endif
         }
-    }
-
-    /// dst[0 ..< count] += src[0 ..< count].
-    @inline(__always)
-    static func addFloats(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ count: Int) {
-        let width = FloatVector.scalarCount
-        var i = 0
-        while i + width <= count {
-            dst.storeVector(dst.loadVector(at: i) + src.loadVector(at: i), at: i)
-            i += width
-        }
-        while i < count { dst[i] += src[i]; i += 1 }
     }
 }

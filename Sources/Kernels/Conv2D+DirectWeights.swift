@@ -126,7 +126,7 @@ extension Conv2D {
         precondition(plainImages > 0, "Conv2D: backwardWeightsDirect needs a 3x3 pad-1 shape (stride 1, or 2 with even sizes) and scratch for one padded image, got \(shape) with \(scratchCount) floats")
         // The lane-aligned layout starts at the scratch's first 64-byte boundary (the arena's
         // scratch is on one; up to 15 floats are skipped otherwise).
-        let skip = (64 - Int(bitPattern: UnsafeRawPointer(scratch)) % 64) % 64 / MemoryLayout<Float>.stride
+        let skip = cacheLineSkip(scratch)
         #if arch(x86_64)
         let alignedImages = context.wideKernels ? directAlignedBlockImages(shape, scratchCount: scratchCount - skip) : 0
         #else

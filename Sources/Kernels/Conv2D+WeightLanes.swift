@@ -85,8 +85,7 @@ extension Conv2D {
         let layout = WeightLanesLayout(shape)
         // 64-byte aligned rows of dOut transposed (the arena's scratch is aligned; up to 15
         // floats are skipped otherwise).
-        let skip = (64 - Int(bitPattern: UnsafeRawPointer(scratch)) % 64) % 64 / MemoryLayout<Float>.stride
-        let sums = scratch + skip
+        let sums = scratch + cacheLineSkip(scratch)
         let transposed = sums + layout.sumFloats
         let planes = transposed + blockImages * shape.outHeight * shape.outWidth * layout.paddedOut
         sums.initialize(repeating: 0, count: layout.sumFloats)
@@ -158,19 +157,12 @@ extension Conv2D {
         /// Input channel c's images into padded planes: a zero row, rows of (0, pixels) with the
         /// next row's 0 as the right border, a zero row.
         func padChannel(_ c: Int) {
-            let height = shape.inHeight, width = shape.inWidth, rowStride = layout.rowStride
+            let height = shape.inHeight, width = shape.inWidth
             let channelFloats = images * layout.imageFloats
             let target = planes + c * channelFloats
             let source = input + (c * shape.batch + n0) * height * width
             for n in 0..<images {
-                let image = target + n * layout.imageFloats
-                image.initialize(repeating: 0, count: rowStride + 1)  // zero row, first row's border
-                for y in 0..<height {
-                    let row = image + (y + 1) * rowStride + 1
-                    copyFloats(row, source + (n * height + y) * width, width)
-                    row[width] = 0  // the right border, which is also the next row's left one
-                }
-                (image + (height + 1) * rowStride + 1).initialize(repeating: 0, count: rowStride - 1)
+                padImage(target + n * layout.imageFloats, source + n * height * width, height: height, width: width)
             }
             if c == shape.inChannels - 1 {
                 (planes + shape.inChannels * channelFloats).initialize(repeating: 0, count: WeightLanesLayout.slack)
@@ -207,6 +199,26 @@ extension Conv2D {
                 for p in p0..<p1 { (transposed + p * paddedOut + cout).initialize(repeating: 0, count: paddedOut - cout) }
             }
         }
+    }
+
+    /// One image (height x width pixels at `source`) into the padded layout of the lane kernels
+    /// at `target`: rows of width + 1 floats, a zero row above and below, pixel (y, x) at
+    /// (y + 1) (width + 1) + x + 1; column 0 of each row is the previous row's right border.
+    /// Writes (height + 2) (width + 1) floats.
+    static func padImage(_ target: UnsafeMutablePointer<Float>, _ source: UnsafePointer<Float>, height: Int, width: Int) {
+        let rowStride = width + 1
+        target.initialize(repeating: 0, count: rowStride + 1)  // zero row, first row's border
+        for y in 0..<height {
+            let row = target + (y + 1) * rowStride + 1
+            copyFloats(row, source + y * width, width)
+            row[width] = 0  // the right border, which is also the next row's left one
+        }
+        (target + (height + 1) * rowStride + 1).initialize(repeating: 0, count: rowStride - 1)
+    }
+
+    /// Floats from `scratch` to its first 64-byte boundary (0 for the arena's aligned scratch).
+    static func cacheLineSkip(_ scratch: UnsafeMutablePointer<Float>) -> Int {
+        (64 - Int(bitPattern: UnsafeRawPointer(scratch)) % 64) % 64 / MemoryLayout<Float>.stride
     }
 
     /// dst[0 ..< count] = src[0 ..< count] by vectors (the last one overlapping), inline: the
