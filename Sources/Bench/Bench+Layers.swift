@@ -144,6 +144,12 @@ enum LayersBench {
             print("  passes: forward \(BenchSupport.format(1000 * forwardTotal, decimals: 2)) ms, backward \(BenchSupport.format(1000 * backwardTotal, decimals: 2)) ms "
                   + "(\(BenchSupport.format(100 * forwardTotal / stepTotal, decimals: 0))% / \(BenchSupport.format(100 * backwardTotal / stepTotal, decimals: 0))%); "
                   + "%pk = of \(threads) x one core's measured peak")
+            let fused = model.fusedReLUs
+            if !fused.isEmpty {
+                var names = ""
+                for relu in fused { names += (names.isEmpty ? "" : ", ") + model.description.layers[relu].name }
+                print("  fused: \(names) (forward and backward in the bias pass of the convolution before; their rows time only the call)")
+            }
         }
         return true
     }

@@ -1,3 +1,5 @@
+import Platform
+
 /// Bias addition and its gradient, for both activation layouts.
 /// Conv activations are CNHW, so one channel over the batch is one contiguous run of
 /// `spatial = N*H*W` floats: the per-channel bias is a broadcast over a run. Fully-connected
@@ -44,6 +46,102 @@ public enum Bias {
         for channel in 0..<channels {
             dBias[channel] += Elementwise.sum(dOutput + channel * spatial, count: spatial)
         }
+    }
+
+    /// `addChannels` with the channels split over the context's threads, and with `relu` the
+    /// ReLU applied in the same pass (values = max(0, values + bias), NaN to 0 as
+    /// `ReLU.forward`): a convolution's bias and the in-place ReLU after it as one pass over
+    /// the output. Same bits as `addChannels` then `ReLU.forward`, for any thread count.
+    public static func addChannels(
+        values: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, channels: Int, spatial: Int,
+        relu: Bool, context: KernelContext
+    ) {
+        let parts = min(context.threads, channels, max(channels * spatial / (32 * 1024), 1))
+        let task = ChannelPass(values: values, other: nil, bias: UnsafeMutablePointer(mutating: bias), channels: channels,
+                               spatial: spatial, parts: parts, kind: relu ? .addReLU : .add)
+        if parts == 1 { task.run(task: 0) } else { context.pool.run(tasks: parts, threads: parts, task) }
+    }
+
+    /// `backwardChannels` with the channels split over the context's threads; with `reluOutput`
+    /// (the output y of an in-place ReLU over this layer's output, whose gradient shares the
+    /// buffer) the ReLU's backward first, in the same pass: dOutput = dOutput where y > 0, else
+    /// 0, then dBias += its channel sums. Same bits as `ReLU.backwardInPlace` then
+    /// `backwardChannels` (the sums add the same vectors in the same order), any thread count.
+    public static func backwardChannels(
+        dBias: UnsafeMutablePointer<Float>, dOutput: UnsafeMutablePointer<Float>, channels: Int, spatial: Int,
+        reluOutput: UnsafePointer<Float>?, context: KernelContext
+    ) {
+        let parts = min(context.threads, channels, max(channels * spatial / (32 * 1024), 1))
+        let task = ChannelPass(values: dOutput, other: reluOutput, bias: dBias, channels: channels,
+                               spatial: spatial, parts: parts, kind: reluOutput == nil ? .sum : .reluSum)
+        if parts == 1 { task.run(task: 0) } else { context.pool.run(tasks: parts, threads: parts, task) }
+    }
+
+    /// Channels [channels * task / parts, channels * (task + 1) / parts) of one of the passes above.
+    struct ChannelPass: ParallelTask {
+        enum Kind { case add, addReLU, sum, reluSum }
+        let values: UnsafeMutablePointer<Float>, other: UnsafePointer<Float>?, bias: UnsafeMutablePointer<Float>
+        let channels: Int, spatial: Int, parts: Int, kind: Kind
+
+        func run(task: Int) {
+            for channel in (channels * task / parts)..<(channels * (task + 1) / parts) {
+                let plane = values + channel * spatial
+                switch kind {
+                case .add: Elementwise.addScalar(plane, bias[channel], count: spatial)
+                case .addReLU: Bias.addScalarReLU(plane, bias[channel], count: spatial)
+                case .sum: bias[channel] += Elementwise.sum(plane, count: spatial)
+                case .reluSum: bias[channel] += Bias.maskedSum(plane, output: other! + channel * spatial, count: spatial)
+                }
+            }
+        }
+    }
+
+    /// values = max(0, values + scalar), NaN to 0: `Elementwise.addScalar` then `ReLU.forward`.
+    static func addScalarReLU(_ values: UnsafeMutablePointer<Float>, _ scalar: Float, count: Int) {
+        let width = FloatVector.scalarCount
+        let broadcast = FloatVector(repeating: scalar), zero = FloatVector(repeating: 0)
+        var index = 0
+        while index + width <= count {
+            let value = values.loadVector(at: index) + broadcast
+            values.storeVector(zero.replacing(with: value, where: value .> zero), at: index)
+            index += width
+        }
+        while index < count {
+            let value = values[index] + scalar
+            values[index] = value > 0 ? value : 0
+            index += 1
+        }
+    }
+
+    /// gradient = gradient where output > 0, else 0 (`ReLU.backwardInPlace`), and returns its
+    /// sum exactly as `Elementwise.sum` adds it (two vector accumulators, then one, then the tail).
+    static func maskedSum(_ gradient: UnsafeMutablePointer<Float>, output: UnsafePointer<Float>, count: Int) -> Float {
+        let width = FloatVector.scalarCount
+        let zero = FloatVector(repeating: 0)
+        @inline(__always) func masked(_ index: Int) -> FloatVector {
+            let passed = zero.replacing(with: gradient.loadVector(at: index), where: output.loadVector(at: index) .> zero)
+            gradient.storeVector(passed, at: index)
+            return passed
+        }
+        var first = FloatVector(repeating: 0)
+        var second = FloatVector(repeating: 0)
+        var index = 0
+        while index + 2 * width <= count {
+            first += masked(index)
+            second += masked(index + width)
+            index += 2 * width
+        }
+        if index + width <= count {
+            first += masked(index)
+            index += width
+        }
+        var total = (first + second).sum()
+        while index < count {
+            if !(output[index] > 0) { gradient[index] = 0 }
+            total += gradient[index]
+            index += 1
+        }
+        return total
     }
 
     // MARK: rows [N, F], one bias per feature

@@ -33,6 +33,9 @@ struct ActivationLayout {
     /// The gradient buffer is its consumer's (-1: its own). For a ReLU consumer the backward
     /// masks in place; for an add consumer it passes through without work.
     var gradientSharedWith: [Int]
+    /// For a convolution node, the ReLU that writes its output in place over the convolution's
+    /// (the convolution's output has no other reader), else -1: `Model.fusedBiasReLU`.
+    var inPlaceReLU: [Int]
     /// Node indices whose gradient buffer must be zeroed just before node j's backward, and
     /// those zeroed before the loss (the logits, and any node nothing reads).
     var zeroBeforeBackward: [[Int]]
@@ -173,6 +176,12 @@ struct ActivationLayout {
         bitMask = maskBlock.map { $0 < 0 ? -1 : blocks[$0].offset }
         indices = indexBlock.map { $0 < 0 ? -1 : blocks[$0].offset }
         outputInPlaceOf = inPlaceOf
+        var reluOver = [Int](repeating: -1, count: count)
+        for index in 0..<count where layers[index].kind == .relu && inPlaceOf[index] >= 0
+            && layers[inPlaceOf[index]].kind == .conv2d {
+            reluOver[inPlaceOf[index]] = index
+        }
+        inPlaceReLU = reluOver
         gradientSharedWith = sharedWith
         zeroBeforeBackward = zeroBefore
         zeroBeforeLoss = zeroLoss

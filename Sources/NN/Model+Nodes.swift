@@ -27,7 +27,37 @@ extension Model {
     }
 
     /// Forward of one node. Activations are CNHW, so `batch * H * W` is a channel's run.
-    func forwardNode(_ index: Int, batch: Int, training: Bool) {
+    /// The ReLU whose pass runs inside convolution `index`'s bias pass (`Bias.addChannels(relu:)`),
+    /// else -1: under fp32, for a convolution with a bias followed by a ReLU that writes in
+    /// place over its output and keeps no bit mask. The ReLU node's own forward then does nothing.
+    /// The values are the same bits as the two passes; only `observedForwardBackward` runs them
+    /// apart (its observer must see the convolution's output before the ReLU).
+    @inline(__always)
+    func fusedBiasReLU(conv index: Int) -> Int {
+        guard precision == .fp32, nodes[index].bias != nil else { return -1 }
+        let relu = layout.inPlaceReLU[index]
+        return relu >= 0 && nodes[relu].mask == nil ? relu : -1
+    }
+
+    /// Whether the backward of that fused ReLU also sums convolution `index`'s bias gradient in
+    /// its pass (`Bias.backwardChannels(reluOutput:)`; the convolution's backward then skips
+    /// it): the bias is trained and the ReLU's backward masks the shared gradient buffer in place.
+    @inline(__always)
+    func fusesBiasGradient(conv index: Int) -> Bool {
+        let relu = fusedBiasReLU(conv: index)
+        return relu >= 0 && trainability.bias[index] && trainability.requiresGradient[index]
+            && layout.gradientSharedWith[index] == relu
+    }
+
+    /// The ReLU nodes whose forward runs inside their convolution's bias pass (`fusedBiasReLU`):
+    /// `leitner bench layers` names them, tests check the fusion is taken.
+    public var fusedReLUs: [Int] {
+        description.layers.indices.compactMap { index in
+            description.layers[index].kind == .conv2d && fusedBiasReLU(conv: index) >= 0 ? fusedBiasReLU(conv: index) : nil
+        }
+    }
+
+    func forwardNode(_ index: Int, batch: Int, training: Bool, fused: Bool = true) {
         let layer = description.layers[index]
         let node = nodes[index]
         let from = source(layer.inputs[0])
@@ -40,10 +70,15 @@ extension Model {
             // computes (see `roundComputeOperands`).
             Conv2D.forward(out: node.output, input: from, weights: node.weight!, shape: convShape(index, batch: batch),
                            scratch: scratch, scratchCount: scratchCount, context: context, winograd: precision == .fp32)
-            if let bias = node.bias { Bias.addChannels(values: node.output, bias: bias, channels: outShape.channels, spatial: outSpatial) }
+            if let bias = node.bias {
+                Bias.addChannels(values: node.output, bias: bias, channels: outShape.channels, spatial: outSpatial,
+                                 relu: fused && fusedBiasReLU(conv: index) >= 0, context: context)
+            }
         case .depthwiseConv2d:
             DepthwiseConv2D.forward(out: node.output, input: from, weights: node.weight!, shape: convShape(index, batch: batch), context: context)
-            if let bias = node.bias { Bias.addChannels(values: node.output, bias: bias, channels: outShape.channels, spatial: outSpatial) }
+            if let bias = node.bias {
+                Bias.addChannels(values: node.output, bias: bias, channels: outShape.channels, spatial: outSpatial, relu: false, context: context)
+            }
         case .batchNorm:
             if training && !trainability.frozenStatistics, let exchange = batchNormExchange {
                 forwardExchangedBatchNorm(index, exchange: exchange, input: from, batch: batch)
@@ -60,6 +95,10 @@ extension Model {
                     channels: outShape.channels, spatial: outSpatial, epsilon: Float(layer.epsilon), context: context)
             }
         case .relu:
+            if fused && layer.inputs[0] >= 0 && description.layers[layer.inputs[0]].kind == .conv2d
+                && fusedBiasReLU(conv: layer.inputs[0]) == index {
+                break  // done by the convolution's bias pass
+            }
             if training, let mask = node.mask {
                 context.forEachRange(batch * outShape.count, ElementwisePass.reluForwardMasked(output: node.output, mask: mask, input: from))
             } else {
@@ -121,7 +160,7 @@ extension Model {
     /// Backward of one node: accumulates into its trained parameters' gradients and into the
     /// output gradients of the nodes it read that require one (never the model input). A node
     /// that requires no gradient (all frozen before the first trained layer) does nothing.
-    func backwardNode(_ index: Int, batch: Int) {
+    func backwardNode(_ index: Int, batch: Int, fused: Bool = true) {
         let trainable = trainability
         guard trainable.requiresGradient[index] else { return }
         let layer = description.layers[index]
@@ -137,7 +176,10 @@ extension Model {
         switch layer.kind {
         case .conv2d:
             let shape = convShape(index, batch: batch)
-            if let dBias { Bias.backwardChannels(dBias: dBias, dOutput: node.dOutput, channels: outShape.channels, spatial: outSpatial) }
+            if let dBias, !(fused && fusesBiasGradient(conv: index)) {
+                Bias.backwardChannels(dBias: dBias, dOutput: node.dOutput, channels: outShape.channels, spatial: outSpatial,
+                                      reluOutput: nil, context: context)
+            }
             if let dWeight {
                 Conv2D.backwardWeights(dWeights: dWeight, dOut: node.dOutput, input: from, shape: shape,
                                        scratch: scratch, scratchCount: scratchCount, context: context)
@@ -149,7 +191,10 @@ extension Model {
             }
         case .depthwiseConv2d:
             let shape = convShape(index, batch: batch)
-            if let dBias { Bias.backwardChannels(dBias: dBias, dOutput: node.dOutput, channels: outShape.channels, spatial: outSpatial) }
+            if let dBias {
+                Bias.backwardChannels(dBias: dBias, dOutput: node.dOutput, channels: outShape.channels, spatial: outSpatial,
+                                      reluOutput: nil, context: context)
+            }
             if let dWeight { DepthwiseConv2D.backwardWeights(dWeights: dWeight, dOut: node.dOutput, input: from, shape: shape, context: context) }
             if let dFrom { DepthwiseConv2D.backwardData(dInput: dFrom, dOut: node.dOutput, weights: node.weight!, shape: shape, context: context) }
         case .batchNorm:
@@ -176,6 +221,12 @@ extension Model {
                     channels: outShape.channels, spatial: outSpatial, context: context)
             }
         case .relu:
+            if fused && fromIndex >= 0 && description.layers[fromIndex].kind == .conv2d && fusesBiasGradient(conv: fromIndex) {
+                // The mask and the convolution's bias gradient in one pass over the shared buffer
+                Bias.backwardChannels(dBias: nodes[fromIndex].dBias!, dOutput: node.dOutput, channels: outShape.channels,
+                                      spatial: outSpatial, reluOutput: node.output, context: context)
+                break
+            }
             if let dFrom, let mask = node.mask {
                 if layout.gradientSharedWith[fromIndex] == index {
                     context.forEachRange(batch * outShape.count, ElementwisePass.reluBackwardMaskedInPlace(gradient: node.dOutput, mask: mask))
@@ -284,6 +335,7 @@ enum ElementwisePass: RangeTask {
     case reluBackwardMaskedInPlace(gradient: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<UInt32>)
     /// target += source.
     case add(target: UnsafeMutablePointer<Float>, source: UnsafeMutablePointer<Float>)
+    case zero(target: UnsafeMutablePointer<Float>)
     case relu6Forward(output: UnsafeMutablePointer<Float>, input: UnsafeMutablePointer<Float>)
     case relu6Backward(dInput: UnsafeMutablePointer<Float>, dOutput: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>)
     case relu6BackwardInPlace(gradient: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>)
@@ -312,6 +364,8 @@ enum ElementwisePass: RangeTask {
             ReLU.backwardMaskedInPlace(gradient: gradient + start, mask: mask + start / 32, count: count)
         case let .add(target, source):
             Elementwise.add(target + start, source + start, count: count)
+        case let .zero(target):
+            Elementwise.zero(target + start, count: count)
         case let .relu6Forward(output, input):
             ReLU6.forward(output: output + start, input: input + start, count: count)
         case let .relu6Backward(dInput, dOutput, output):

@@ -135,7 +135,7 @@ extension Model {
         let last = nodes[nodes.count - 1]
         if gradient {
             // The logits' gradient comes alive here (the loss accumulates into it).
-            for index in layout.zeroBeforeLoss { Elementwise.zero(nodes[index].dOutput, count: batch * shapes[index].count) }
+            for index in layout.zeroBeforeLoss { context.forEachRange(batch * shapes[index].count, ElementwisePass.zero(target: nodes[index].dOutput)) }
             SoftmaxCrossEntropy.forwardBackward(
                 losses: losses, correct: correct, dLogits: last.dOutput, logits: last.output, labels: labels,
                 weights: sampleWeights, batch: batch, classes: description.classes, scale: lossScale / Float(lossMeanOver > 0 ? lossMeanOver : batch),
@@ -158,7 +158,7 @@ extension Model {
         var index = nodes.count - 1
         while index >= 0 {
             for input in layout.zeroBeforeBackward[index] {
-                Elementwise.zero(nodes[input].dOutput, count: batch * shapes[input].count)
+                context.forEachRange(batch * shapes[input].count, ElementwisePass.zero(target: nodes[input].dOutput))
             }
             roundOutputGradient(index, batch: batch)
             backwardNode(index, batch: batch)
@@ -195,7 +195,7 @@ extension Model {
         zeroGradients(batch: batch)
         roundForward(batch: batch)
         for index in 0..<description.layers.count {
-            forwardNode(index, batch: batch, training: true)
+            forwardNode(index, batch: batch, training: true, fused: false)
             roundOutput(index, batch: batch)
             forwardDone(index)
         }
@@ -205,9 +205,9 @@ extension Model {
             roundOutputGradient(index, batch: batch)
             if trainability.requiresGradient[index] { backwardReady(index) }
             for input in layout.zeroBeforeBackward[index] {
-                Elementwise.zero(nodes[input].dOutput, count: batch * shapes[input].count)
+                context.forEachRange(batch * shapes[input].count, ElementwisePass.zero(target: nodes[input].dOutput))
             }
-            backwardNode(index, batch: batch)
+            backwardNode(index, batch: batch, fused: false)
             index -= 1
         }
     }
@@ -237,7 +237,7 @@ extension Model {
         while index >= 0 {
             start = Clock.seconds()
             for input in layout.zeroBeforeBackward[index] {
-                Elementwise.zero(nodes[input].dOutput, count: batch * shapes[input].count)
+                context.forEachRange(batch * shapes[input].count, ElementwisePass.zero(target: nodes[input].dOutput))
             }
             roundOutputGradient(index, batch: batch)
             backwardNode(index, batch: batch)

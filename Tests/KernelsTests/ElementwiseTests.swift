@@ -112,6 +112,64 @@ import Kernels
         }
     }
 
+    /// The threaded passes (`relu:` and `reluOutput:`) against the serial passes they replace:
+    /// bias then ReLU, ReLU's in-place backward then the bias sums. Bit for bit on 1, 2 and 3
+    /// threads, with zeros, negative zero and NaN among the values, sizes that stay on one
+    /// thread and sizes that split.
+    @Test func fusedBiasReLUMatchesTheTwoPassesBitForBit() throws {
+        let contexts = try [1, 2, 3].map { try KernelContext(threads: $0) }
+        for (channels, spatial) in [(1, 33), (5, 1000), (7, 10_007), (16, 8192)] {
+            var random = SeededRandom(seed: UInt64(channels * 31 + spatial))
+            var values = random.floats(channels * spatial)
+            for index in stride(from: 0, to: values.count, by: 97) { values[index] = 0 }
+            values[values.count / 2] = -0.0
+            values[values.count / 3] = .nan
+            let bias = random.floats(channels)
+            let dOutput = random.floats(channels * spatial)
+            // Serial: the two passes of before
+            var expected = values
+            Bias.addChannels(values: &expected, bias: bias, channels: channels, spatial: spatial)
+            ReLU.forward(output: &expected, input: expected, count: expected.count)
+            var expectedGradient = dOutput
+            ReLU.backwardInPlace(gradient: &expectedGradient, output: expected, count: expected.count)
+            var expectedBias = random.floats(channels)
+            let startBias = expectedBias
+            Bias.backwardChannels(dBias: &expectedBias, dOutput: expectedGradient, channels: channels, spatial: spatial)
+            // The naive twins
+            var naive = values.map(Double.init)
+            Bias.naiveAddChannels(values: &naive, bias: bias.map(Double.init), channels: channels, spatial: spatial)
+            ReLU.naiveForward(output: &naive, input: naive, count: naive.count)
+            #expect(zip(naive, expected).allSatisfy { Float($0.0) == $0.1 || ($0.0.isNaN && $0.1.isNaN) },
+                    "bias + ReLU differs from its naive twin")
+            for context in contexts {
+                var fused = values
+                Bias.addChannels(values: &fused, bias: bias, channels: channels, spatial: spatial, relu: true, context: context)
+                #expect(fused.map(\.bitPattern) == expected.map(\.bitPattern),
+                        "bias + ReLU, C \(channels) x \(spatial), \(context.threads) threads")
+                var plain = values, plainExpected = values
+                Bias.addChannels(values: &plain, bias: bias, channels: channels, spatial: spatial, relu: false, context: context)
+                Bias.addChannels(values: &plainExpected, bias: bias, channels: channels, spatial: spatial)
+                #expect(plain.map(\.bitPattern) == plainExpected.map(\.bitPattern), "bias, \(context.threads) threads")
+                var gradient = dOutput
+                var dBias = startBias
+                Bias.backwardChannels(dBias: &dBias, dOutput: &gradient, channels: channels, spatial: spatial,
+                                      reluOutput: fused, context: context)
+                #expect(gradient.map(\.bitPattern) == expectedGradient.map(\.bitPattern),
+                        "ReLU backward, C \(channels) x \(spatial), \(context.threads) threads")
+                #expect(dBias.map(\.bitPattern) == expectedBias.map(\.bitPattern),
+                        "bias gradient after the ReLU, C \(channels) x \(spatial), \(context.threads) threads")
+                var sums = startBias
+                var untouched = dOutput
+                Bias.backwardChannels(dBias: &sums, dOutput: &untouched, channels: channels, spatial: spatial,
+                                      reluOutput: nil, context: context)
+                var serialSums = startBias
+                Bias.backwardChannels(dBias: &serialSums, dOutput: dOutput, channels: channels, spatial: spatial)
+                #expect(sums.map(\.bitPattern) == serialSums.map(\.bitPattern) && untouched == dOutput,
+                        "bias gradient, \(context.threads) threads")
+            }
+        }
+    }
+
     @Test func biasRowsMatchesTwin() {
         for rows in [1, 3, 7] {
             for (seed, features) in oddSizes.enumerated() {

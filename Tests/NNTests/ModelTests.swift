@@ -143,7 +143,10 @@ func directionalDerivatives(_ model: Model, batch: Int, over ranges: [(offset: I
     /// (the output right after its forward, the output gradient right before its backward) is
     /// bit for bit what the layout with separate buffers holds for that node after the step,
     /// although the shared layout has overwritten some of them by then (in-place activations).
-    @Test(arguments: ["small", "resnet8", "backbone"])
+    /// The observed step runs the bias + ReLU fusion apart (`fused: false`), so for cnn-s and
+    /// the backbone (convolutions with a bias before an in-place ReLU) this also checks the
+    /// fused passes against the separate ones bit for bit.
+    @Test(arguments: ["small", "resnet8", "backbone", "cnn-s"])
     func observedStepSeesEveryNodeAsComputed(name: String) throws {
         let backbone = """
         input 3x8x8
@@ -181,6 +184,9 @@ func directionalDerivatives(_ model: Model, batch: Int, over ranges: [(offset: I
         for model in [plain, observed, separate] {
             model.initialize(seed: 3)
             fillBatch(model, batch: batch, seed: 9)
+        }
+        if name == "cnn-s" || name == "backbone" {
+            #expect(!plain.fusedReLUs.isEmpty, "\(name): no ReLU fused into its convolution's bias pass")
         }
         plain.forwardBackward(batch: batch)
         separate.forwardBackward(batch: batch)
