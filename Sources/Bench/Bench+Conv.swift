@@ -32,6 +32,12 @@ enum ConvBench {
         ("r18 3x3 512-512 @7 b16", Conv2DShape(batch: 16, inChannels: 512, outChannels: 512, height: 7, width: 7, kernel: 3, padding: 1)),
     ]
 
+    /// ResNet-18's 3x3 stride-2 layers at 224x224, batch 16 (the "strided lanes" section only).
+    static let stridedLayers: [(name: String, shape: Conv2DShape)] = [
+        ("r18 3x3 64-128 s2 @56 b16", Conv2DShape(batch: 16, inChannels: 64, outChannels: 128, height: 56, width: 56, kernel: 3, stride: 2, padding: 1)),
+        ("r18 3x3 128-256 s2 @28 b16", Conv2DShape(batch: 16, inChannels: 128, outChannels: 256, height: 28, width: 28, kernel: 3, stride: 2, padding: 1)),
+    ]
+
     /// Batch of the mobilenet rows (the backbone fine-tuning batch of tools/compare-pytorch).
     static let mobileBatch = 32
 
@@ -72,11 +78,12 @@ enum ConvBench {
         }
         // One allocation per buffer, sized for the largest layer.
         var maxInput = 0, maxOutput = 0, maxWeights = 0, maxScratch = 0
-        for (_, shape) in layers + pointwiseLayers + depthwiseLayers + winogradLayers {
+        for (_, shape) in layers + pointwiseLayers + depthwiseLayers + winogradLayers + stridedLayers {
             maxInput = max(maxInput, shape.inputCount)
             maxOutput = max(maxOutput, shape.outputCount)
             maxWeights = max(maxWeights, shape.weightCount)
-            maxScratch = max(maxScratch, winogradBenchScratch(shape, threads: threads))
+            maxScratch = max(maxScratch, winogradBenchScratch(shape, threads: threads),
+                             Conv2D.stridedLanesScratchFloats(shape, threads: threads))
         }
         // 64-byte aligned, as the training arena carves its tensors and scratch (Arena.alignment):
         // the kernels' loads and the padded layouts are timed as training runs them.
@@ -260,6 +267,32 @@ enum ConvBench {
                 }, new: {
                     Conv2D.forwardLanes(out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true,
                                         accumulate: true, scratch: scratch, scratchCount: scratchCount, context: multi)
+                })
+            }
+        }
+
+        // The 3x3 stride-2 convolution with output channels in the lanes against the path taken
+        // without it (forward, and the data gradient through the four input phases).
+        if multi.wideKernels {
+            print("")
+            print("strided lanes: the path taken without it (old) vs 3x3 stride 2 with output channels in the lanes (new), \(threads) thread(s)")
+            printPairHeader(old: "old", new: "new")
+            for (name, shape) in layers + stridedLayers where Conv2D.stridedLanesShape(shape) {
+                let scratchCount = max(Conv2D.scratchFloats(shape: shape, threads: threads),
+                                       Conv2D.stridedLanesScratchFloats(shape, threads: threads))
+                printPair(name, "fwd", seconds: seconds, column: {
+                    Conv2D.forward(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
+                                   scratchCount: scratchCount, context: multi, lanes: false)
+                }, new: {
+                    Conv2D.forwardStridedLanes(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
+                                               scratchCount: scratchCount, context: multi)
+                })
+                printPair(name, "bwdD", seconds: seconds, column: {
+                    Conv2D.backwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
+                                        scratchCount: scratchCount, context: multi, lanes: false)
+                }, new: {
+                    Conv2D.backwardDataStridedLanes(dInput: dInput, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
+                                                    scratchCount: scratchCount, context: multi)
                 })
             }
         }

@@ -113,17 +113,19 @@ extension Conv2D {
                 for ci in 0..<cin {
                     padImage(planes + ci * layout.imageFloats, input + ci * inPlane + n * plane, height: height, width: width)
                 }
-                var co0 = 0
-                while co0 < layout.paddedOut {
-                    var q = 0
-                    while q < sequence {
-                        let start = min(q, sequence - 16)
+                // Every 16-channel block of one 16-position tile before the next tile: the tile's
+                // input stays in L1 for the second block.
+                var q = 0
+                while q < sequence {
+                    let start = min(q, sequence - 16)
+                    var co0 = 0
+                    while co0 < layout.paddedOut {
                         wideConvLanesTile(input: planes + start, channelFloats: layout.imageFloats, rowStride: rowStride,
                                           channels: cin, weights: packed + co0, wStride: layout.paddedOut,
                                           out: staging + co0 * sequence + start, outStride: sequence)
-                        q += 16
+                        co0 += 16
                     }
-                    co0 += 16
+                    q += 16
                 }
                 for co in 0..<cout {
                     let target = out + co * inPlane + n * plane

@@ -39,6 +39,8 @@ public enum Conv2D {
         if wide, let transposed = transposedShape(shape), prefersConvLanes(transposed) {
             lanes = max(lanes, convLanesScratchFloats(transposed, threads: threads))
         }
+        // and the stride-2 forms of it (forward and data gradient)
+        if wide && prefersStridedLanes(shape) { lanes = max(lanes, stridedLanesScratchFloats(shape, threads: threads)) }
         return max(winogradLayerScratchFloats(shape, threads: threads) { prefersWinograd($0, wide: wide) },
                    directScratchFloats(shape: shape, limitFloats: limitFloats), lanes)
     }
@@ -71,6 +73,12 @@ public enum Conv2D {
             && scratchCount >= convLanesScratchFloats(shape, threads: context.threads) {
             forwardLanes(out: out, input: input, weights: weights, shape: shape, scratch: scratch,
                          scratchCount: scratchCount, context: context)
+            return
+        }
+        if lanes && context.wideKernels && prefersStridedLanesForward(shape)
+            && scratchCount >= stridedLanesScratchFloats(shape, threads: context.threads) {
+            forwardStridedLanes(out: out, input: input, weights: weights, shape: shape, scratch: scratch,
+                                scratchCount: scratchCount, context: context)
             return
         }
         if winograd && prefersWinograd(shape, context: context),
@@ -116,6 +124,12 @@ public enum Conv2D {
            scratchCount >= convLanesScratchFloats(transposed, threads: context.threads) {
             forwardLanes(out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true, accumulate: true,
                          scratch: scratch, scratchCount: scratchCount, context: context)
+            return
+        }
+        if lanes && context.wideKernels && prefersStridedLanesData(shape)
+            && scratchCount >= stridedLanesScratchFloats(shape, threads: context.threads) {
+            backwardDataStridedLanes(dInput: dInput, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
+                                     scratchCount: scratchCount, context: context)
             return
         }
         if winograd, let transposed = transposedShape(shape), prefersWinograd(transposed, context: context),

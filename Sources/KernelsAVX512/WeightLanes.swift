@@ -213,6 +213,46 @@ public func wideConvLanesTile(input: UnsafePointer<Float>, channelFloats: Int, r
     }
 }
 
+/// `wideConvLanesTile` with the taps given: out[co][r] (16 output channels co in the lanes of
+/// weights, 16 positions r) = sum over the channels c, then the taps t in order, of
+/// input[c * channelFloats + offsets[t] + r] * weights[(c * taps + t) * wStride + co]. The
+/// stride-2 forward reads four phase planes per channel through its 9 offsets; the stride-2
+/// data gradient runs one input phase at a time with its 1, 2 or 4 taps.
+@inline(never)
+public func wideConvLanesTapsTile(input: UnsafePointer<Float>, channelFloats: Int, offsets: UnsafePointer<Int>, taps: Int,
+                                  channels: Int, weights: UnsafePointer<Float>, wStride: Int,
+                                  out: UnsafeMutablePointer<Float>, outStride: Int) {
+    // A constant tap count unrolls the tap loop and keeps the offsets in registers (with a
+    // run-time count each tap first loaded its offset, and the tile ran at half the stride-1 one's speed).
+    switch taps {
+    case 9: tapsTile(input, channelFloats, offsets, 9, channels, weights, wStride, out, outStride)
+    case 4: tapsTile(input, channelFloats, offsets, 4, channels, weights, wStride, out, outStride)
+    case 2: tapsTile(input, channelFloats, offsets, 2, channels, weights, wStride, out, outStride)
+    case 1: tapsTile(input, channelFloats, offsets, 1, channels, weights, wStride, out, outStride)
+    default: tapsTile(input, channelFloats, offsets, taps, channels, weights, wStride, out, outStride)
+    }
+}
+
+@inline(__always)
+func tapsTile(_ input: UnsafePointer<Float>, _ channelFloats: Int, _ offsets: UnsafePointer<Int>, _ taps: Int,
+              _ channels: Int, _ weights: UnsafePointer<Float>, _ wStride: Int,
+              _ out: UnsafeMutablePointer<Float>, _ outStride: Int) {
+    var acc = SixteenPositions()
+    var plane = input
+    var w = weights
+    for _ in 0..<channels {
+        for t in 0..<taps {
+            acc.step(plane + offsets[t], loadWide(w))
+            w += wStride
+        }
+        plane += channelFloats
+    }
+    let spilled = acc
+    withUnsafePointer(to: spilled) { p in
+        p.withMemoryRebound(to: Float.self, capacity: 256) { wideTranspose16($0, 16, out, outStride) }
+    }
+}
+
 /// Sixteen zmm accumulators: position r's 16 output channels.
 struct SixteenPositions {
     var a0 = WideVector(), a1 = WideVector(), a2 = WideVector(), a3 = WideVector()

@@ -422,6 +422,87 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
     /// the flipped, accumulating form against the naive data gradient of the original layer; no
     /// write past the scratch, the same bits on 1, 2 and 3 threads, and taken by `forward` and
     /// `backwardData` where preferred.
+    /// The 3x3 stride-2 forms with output channels in the lanes (`forwardStridedLanes`,
+    /// `backwardDataStridedLanes`) against the naive twins: even sizes from 2x8 (one 16-position
+    /// tile) to 28x28, odd channel counts and counts past one 16-lane block, on 1, 2 and 3
+    /// threads (the same bits on each), guard words after the scratch, and the dispatch.
+    @Test func stridedLanesMatchNaiveTwins() throws {
+        let contexts = [try KernelContext(threads: 1, wideKernels: true), try KernelContext(threads: 2, wideKernels: true),
+                        try KernelContext(threads: 3, wideKernels: true)]
+        guard contexts[0].wideKernels else { return }  // AVX-512 only (KernelsAVX512)
+        var index = 0, dispatched = 0
+        for (height, width) in [(4, 14), (6, 6), (14, 14), (8, 28), (28, 28), (7, 8)] {
+            for (inChannels, outChannels) in [(1, 16), (3, 5), (16, 32), (17, 33), (32, 64)] {
+                let shape = Conv2DShape(batch: 5, inChannels: inChannels, outChannels: outChannels, height: height, width: width,
+                                        kernel: 3, stride: 2, padding: 1)
+                #expect(Conv2D.stridedLanesShape(shape) == (height % 2 == 0 && width % 2 == 0
+                                                            && shape.outHeight * (shape.outWidth + 1) >= 16))
+                guard Conv2D.stridedLanesShape(shape) else { index += 1; continue }
+                let scratchCount = Conv2D.stridedLanesScratchFloats(shape, threads: 3)
+                var random = SeededRandom(seed: UInt64(12000 + index))
+                let input = random.floats(shape.inputCount), weights = random.floats(shape.weightCount)
+                let dOut = random.floats(shape.outputCount), initial = random.floats(shape.inputCount)
+                let scratch = GuardedBuffer(count: scratchCount)
+                var forwards: [[Float]] = [], datas: [[Float]] = []
+                for context in contexts {
+                    let label = describe(shape) + " threads \(context.threads)"
+                    checkAgainstTwin("Conv2D.forwardStridedLanes", shape: label, seed: UInt64(index), outputCounts: [shape.outputCount],
+                                     tolerance: 1e-5) { outputs, fast in
+                        if fast {
+                            Conv2D.forwardStridedLanes(out: outputs[0], input: input, weights: weights, shape: shape,
+                                                       scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                        } else {
+                            Conv2D.naiveForward(out: outputs[0], input: input, weights: weights, shape: shape)
+                        }
+                    }
+                    checkAgainstTwin("Conv2D.backwardDataStridedLanes", shape: label, seed: UInt64(index), outputCounts: [shape.inputCount],
+                                     tolerance: 1e-5) { outputs, fast in
+                        if fast {
+                            Conv2D.backwardDataStridedLanes(dInput: outputs[0], dOut: dOut, weights: weights, shape: shape,
+                                                            scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                        } else {
+                            Conv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut, weights: weights, shape: shape)
+                        }
+                    }
+                    #expect(scratch.firstDamagedGuard() == nil, "\(label): wrote past the scratch")
+                    var out = [Float](repeating: .nan, count: shape.outputCount)
+                    Conv2D.forwardStridedLanes(out: &out, input: input, weights: weights, shape: shape, scratch: scratch.pointer,
+                                               scratchCount: scratchCount, context: context)
+                    forwards.append(out)
+                    var dInput = initial
+                    Conv2D.backwardDataStridedLanes(dInput: &dInput, dOut: dOut, weights: weights, shape: shape,
+                                                    scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                    datas.append(dInput)
+                }
+                for results in [forwards, datas] {
+                    #expect(results.dropFirst().allSatisfy { zip(results[0], $0).allSatisfy { $0.bitPattern == $1.bitPattern } },
+                            "\(describe(shape)): the thread count changed bits")
+                }
+                // The dispatch takes it where preferred, with the scratch it plans.
+                let planned = Conv2D.scratchFloats(shape: shape, threads: 2, wide: true)
+                let plannedScratch = GuardedBuffer(count: planned)
+                if Conv2D.prefersStridedLanesForward(shape) {
+                    var out = [Float](repeating: .nan, count: shape.outputCount)
+                    Conv2D.forward(out: &out, input: input, weights: weights, shape: shape, scratch: plannedScratch.pointer,
+                                   scratchCount: planned, context: contexts[1])
+                    #expect(zip(forwards[0], out).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): forward took another path")
+                    dispatched += 1
+                }
+                if Conv2D.prefersStridedLanesData(shape) {
+                    var dInput = initial
+                    Conv2D.backwardData(dInput: &dInput, dOut: dOut, weights: weights, shape: shape, scratch: plannedScratch.pointer,
+                                        scratchCount: planned, context: contexts[1])
+                    #expect(zip(datas[0], dInput).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): backwardData took another path")
+                    dispatched += 1
+                }
+                #expect(plannedScratch.firstDamagedGuard() == nil)
+                index += 1
+            }
+        }
+        // forward: 12 of the 20 shapes of the path (at most 32 output channels); data gradient: all 20
+        #expect(index == 30 && dispatched == 32, "\(index) shapes, \(dispatched) dispatched")
+    }
+
     @Test func convLanesMatchNaiveTwins() throws {
         let contexts = [try KernelContext(threads: 1, wideKernels: true), try KernelContext(threads: 2, wideKernels: true),
                         try KernelContext(threads: 3, wideKernels: true)]
