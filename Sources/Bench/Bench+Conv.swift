@@ -32,10 +32,12 @@ enum ConvBench {
         ("r18 3x3 512-512 @7 b16", Conv2DShape(batch: 16, inChannels: 512, outChannels: 512, height: 7, width: 7, kernel: 3, padding: 1)),
     ]
 
-    /// ResNet-18's 3x3 stride-2 layers at 224x224, batch 16 (the "strided lanes" section only).
+    /// ResNet-18's stride-2 layers at 224x224, batch 16 (the "strided lanes" section only).
     static let stridedLayers: [(name: String, shape: Conv2DShape)] = [
         ("r18 3x3 64-128 s2 @56 b16", Conv2DShape(batch: 16, inChannels: 64, outChannels: 128, height: 56, width: 56, kernel: 3, stride: 2, padding: 1)),
         ("r18 3x3 128-256 s2 @28 b16", Conv2DShape(batch: 16, inChannels: 128, outChannels: 256, height: 28, width: 28, kernel: 3, stride: 2, padding: 1)),
+        ("r18 1x1 64-128 s2 @56 b16", Conv2DShape(batch: 16, inChannels: 64, outChannels: 128, height: 56, width: 56, kernel: 1, stride: 2)),
+        ("r18 1x1 256-512 s2 @14 b16", Conv2DShape(batch: 16, inChannels: 256, outChannels: 512, height: 14, width: 14, kernel: 1, stride: 2)),
     ]
 
     /// Batch of the mobilenet rows (the backbone fine-tuning batch of tools/compare-pytorch).
@@ -83,7 +85,8 @@ enum ConvBench {
             maxOutput = max(maxOutput, shape.outputCount)
             maxWeights = max(maxWeights, shape.weightCount)
             maxScratch = max(maxScratch, winogradBenchScratch(shape, threads: threads),
-                             Conv2D.stridedLanesScratchFloats(shape, threads: threads))
+                             Conv2D.stridedLanesScratchFloats(shape, threads: threads),
+                             Conv2D.pointwiseLanesScratchFloats(shape, threads: threads))
         }
         // 64-byte aligned, as the training arena carves its tensors and scratch (Arena.alignment):
         // the kernels' loads and the padded layouts are timed as training runs them.
@@ -275,11 +278,29 @@ enum ConvBench {
         // without it (forward, and the data gradient through the four input phases).
         if multi.wideKernels {
             print("")
-            print("strided lanes: the path taken without it (old) vs 3x3 stride 2 with output channels in the lanes (new), \(threads) thread(s)")
+            print("strided lanes: the path taken without it (old) vs 3x3 and 1x1 stride 2 with output channels in the lanes (new), \(threads) thread(s)")
             printPairHeader(old: "old", new: "new")
-            for (name, shape) in layers + stridedLayers where Conv2D.stridedLanesShape(shape) {
+            for (name, shape) in layers + stridedLayers where Conv2D.stridedLanesShape(shape) || Conv2D.pointwiseLanesShape(shape) {
                 let scratchCount = max(Conv2D.scratchFloats(shape: shape, threads: threads),
-                                       Conv2D.stridedLanesScratchFloats(shape, threads: threads))
+                                       Conv2D.stridedLanesScratchFloats(shape, threads: threads),
+                                       Conv2D.pointwiseLanesScratchFloats(shape, threads: threads))
+                if Conv2D.pointwiseLanesShape(shape) {
+                    printPair(name, "fwd", seconds: seconds, column: {
+                        Conv2D.forward(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
+                                       scratchCount: scratchCount, context: multi, lanes: false)
+                    }, new: {
+                        Conv2D.pointwiseLanes(out: output, input: input, weights: weights, shape: shape, forward: true,
+                                              scratch: scratch, scratchCount: scratchCount, context: multi)
+                    })
+                    printPair(name, "bwdD", seconds: seconds, column: {
+                        Conv2D.backwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
+                                            scratchCount: scratchCount, context: multi, lanes: false)
+                    }, new: {
+                        Conv2D.pointwiseLanes(out: dInput, input: dOut, weights: weights, shape: shape, forward: false,
+                                              scratch: scratch, scratchCount: scratchCount, context: multi)
+                    })
+                    continue
+                }
                 printPair(name, "fwd", seconds: seconds, column: {
                     Conv2D.forward(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
                                    scratchCount: scratchCount, context: multi, lanes: false)

@@ -74,14 +74,14 @@ public enum BatchNorm {
         runningMean: UnsafeMutablePointer<Float>, runningVariance: UnsafeMutablePointer<Float>,
         input: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
         channels: Int, spatial: Int, epsilon: Float = defaultEpsilon, momentum: Float = defaultMomentum,
-        context: KernelContext
+        relu: Bool = false, context: KernelContext
     ) {
         precondition(spatial > 1, "BatchNorm training needs more than one value per channel (N*H*W = \(spatial))")
         let count = Double(spatial)
         context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial),
                          ForwardTrainingChannel(output: output, savedMean: savedMean, savedInvStd: savedInvStd, runningMean: runningMean,
                                                 runningVariance: runningVariance, input: input, gamma: gamma, beta: beta,
-                                                spatial: spatial, count: count, epsilon: epsilon, momentum: momentum))
+                                                spatial: spatial, count: count, epsilon: epsilon, momentum: momentum, relu: relu))
     }
 
     /// `forwardTraining` of one channel.
@@ -91,6 +91,7 @@ public enum BatchNorm {
         let input: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>
         let spatial: Int, count: Double
         let epsilon: Float, momentum: Float
+        let relu: Bool
 
         func run(task channel: Int) {
             let x = input + channel * spatial
@@ -99,7 +100,11 @@ public enum BatchNorm {
             // Deviations from the Float mean that is saved and used for y and in backward.
             let squares = blockedSumOfSquaredDeviations(x, mean: mean, count: spatial)
             let invStd = Float(1 / (squares / count + Double(epsilon)).squareRoot())
-            normalise(y, x, mean: mean, scale: gamma[channel] * invStd, shift: beta[channel], count: spatial)
+            if relu {
+                normalise(y, x, mean: mean, scale: gamma[channel] * invStd, shift: beta[channel], count: spatial, relu: true)
+            } else {
+                normalise(y, x, mean: mean, scale: gamma[channel] * invStd, shift: beta[channel], count: spatial, relu: false)
+            }
             savedMean[channel] = mean
             savedInvStd[channel] = invStd
             runningMean[channel] = (1 - momentum) * runningMean[channel] + momentum * mean
@@ -130,11 +135,11 @@ public enum BatchNorm {
     public static func forwardInference(
         output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
         runningMean: UnsafePointer<Float>, runningVariance: UnsafePointer<Float>,
-        channels: Int, spatial: Int, epsilon: Float = defaultEpsilon, context: KernelContext
+        channels: Int, spatial: Int, epsilon: Float = defaultEpsilon, relu: Bool = false, context: KernelContext
     ) {
         context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial),
                          ForwardInferenceChannel(output: output, input: input, gamma: gamma, beta: beta, runningMean: runningMean,
-                                                 runningVariance: runningVariance, spatial: spatial, epsilon: epsilon))
+                                                 runningVariance: runningVariance, spatial: spatial, epsilon: epsilon, relu: relu))
     }
 
     /// `forwardInference` of one channel.
@@ -143,11 +148,17 @@ public enum BatchNorm {
         let runningMean: UnsafePointer<Float>, runningVariance: UnsafePointer<Float>
         let spatial: Int
         let epsilon: Float
+        let relu: Bool
 
         func run(task channel: Int) {
             let invStd = 1 / (runningVariance[channel] + epsilon).squareRoot()
-            normalise(output + channel * spatial, input + channel * spatial, mean: runningMean[channel],
-                      scale: gamma[channel] * invStd, shift: beta[channel], count: spatial)
+            if relu {
+                normalise(output + channel * spatial, input + channel * spatial, mean: runningMean[channel],
+                          scale: gamma[channel] * invStd, shift: beta[channel], count: spatial, relu: true)
+            } else {
+                normalise(output + channel * spatial, input + channel * spatial, mean: runningMean[channel],
+                          scale: gamma[channel] * invStd, shift: beta[channel], count: spatial, relu: false)
+            }
         }
     }
 
@@ -189,13 +200,13 @@ public enum BatchNorm {
         dInput: UnsafeMutablePointer<Float>, dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>,
         dOutput: UnsafePointer<Float>, savedMean: UnsafePointer<Float>, savedInvStd: UnsafePointer<Float>,
         input: UnsafePointer<Float>, gamma: UnsafePointer<Float>, channels: Int, spatial: Int,
-        context: KernelContext
+        reluOutput: UnsafePointer<Float>? = nil, context: KernelContext
     ) {
         let inverseCount = 1 / Double(spatial)
         context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial),
                          BackwardChannel(dInput: dInput, dGamma: dGamma, dBeta: dBeta, dOutput: dOutput, savedMean: savedMean,
                                          savedInvStd: savedInvStd, input: input, gamma: gamma, spatial: spatial,
-                                         inverseCount: inverseCount))
+                                         inverseCount: inverseCount, reluOutput: reluOutput))
     }
 
     /// `backward` of one channel.
@@ -204,19 +215,28 @@ public enum BatchNorm {
         let dOutput: UnsafePointer<Float>, savedMean: UnsafePointer<Float>, savedInvStd: UnsafePointer<Float>
         let input: UnsafePointer<Float>, gamma: UnsafePointer<Float>
         let spatial: Int, inverseCount: Double
+        /// The output of an in-place ReLU after this batch norm (its gradient shares dOutput):
+        /// dOutput is read masked by it (y > 0), as the ReLU's backward would have written it.
+        let reluOutput: UnsafePointer<Float>?
 
         func run(task channel: Int) {
+            if let reluOutput { channelGradient(channel, mask: reluOutput + channel * spatial, masked: true) }
+            else { channelGradient(channel, mask: dOutput, masked: false) }
+        }
+
+        @inline(__always)
+        func channelGradient(_ channel: Int, mask: UnsafePointer<Float>, masked: Bool) {
             let x = input + channel * spatial
             let dy = dOutput + channel * spatial
             let dx = dInput + channel * spatial
             let mean = savedMean[channel]
             let invStd = savedInvStd[channel]
 
-            let (sumDy, sumDyCentered) = gradientSums(dy, x, mean: mean, count: spatial)
+            let (sumDy, sumDyCentered) = gradientSums(dy, x, mean: mean, count: spatial, mask: mask, masked: masked)
             let sumDyXhat = sumDyCentered * Double(invStd)
             applyInputGradient(dx, dy, x, mean: mean, scale: gamma[channel] * invStd,
                                meanDy: Float(sumDy * inverseCount), meanDyXhat: Float(sumDyXhat * Double(invStd) * inverseCount),
-                               count: spatial)
+                               count: spatial, mask: mask, masked: masked)
             dGamma[channel] += Float(sumDyXhat)
             dBeta[channel] += Float(sumDy)
         }
@@ -228,9 +248,18 @@ public enum BatchNorm {
     /// cancel, so their rounding error must stay small against the sums of |dy| and
     /// |dy * (x - mean)|. (invStd is factored out of the second sum.)
     @inline(__always)
-    static func gradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, mean: Float, count: Int) -> (Double, Double) {
+    static func gradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, mean: Float, count: Int,
+                             mask: UnsafePointer<Float>? = nil, masked: Bool = false) -> (Double, Double) {
         let width = FloatVector.scalarCount
         let meanVector = FloatVector(repeating: mean)
+        let zero = FloatVector(repeating: 0)
+        // dy where the ReLU output is positive, else 0 (`masked`: a constant where inlined)
+        @inline(__always) func gradient(_ index: Int) -> FloatVector {
+            masked ? zero.replacing(with: dy.loadVector(at: index), where: mask!.loadVector(at: index) .> zero) : dy.loadVector(at: index)
+        }
+        @inline(__always) func gradient(scalar index: Int) -> Float {
+            masked ? (mask![index] > 0 ? dy[index] : 0) : dy[index]
+        }
         var sumDy: Double = 0
         var sumDyCentered: Double = 0
         var start = 0
@@ -240,8 +269,8 @@ public enum BatchNorm {
             var centered0 = FloatVector(repeating: 0), centered1 = FloatVector(repeating: 0)
             var index = start
             while index + 2 * width <= end {
-                let g0 = dy.loadVector(at: index)
-                let g1 = dy.loadVector(at: index + width)
+                let g0 = gradient(index)
+                let g1 = gradient(index + width)
                 dy0 += g0
                 dy1 += g1
                 centered0 = centered0.addingProduct(g0, x.loadVector(at: index) - meanVector)
@@ -249,7 +278,7 @@ public enum BatchNorm {
                 index += 2 * width
             }
             if index + width <= end {
-                let g0 = dy.loadVector(at: index)
+                let g0 = gradient(index)
                 dy0 += g0
                 centered0 = centered0.addingProduct(g0, x.loadVector(at: index) - meanVector)
                 index += width
@@ -257,8 +286,9 @@ public enum BatchNorm {
             var blockDy = (dy0 + dy1).sum()
             var blockCentered = (centered0 + centered1).sum()
             while index < end {
-                blockDy += dy[index]
-                blockCentered += dy[index] * (x[index] - mean)
+                let g = gradient(scalar: index)
+                blockDy += g
+                blockCentered += g * (x[index] - mean)
                 index += 1
             }
             sumDy += Double(blockDy)
@@ -274,22 +304,26 @@ public enum BatchNorm {
     @inline(__always)
     static func applyInputGradient(
         _ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-        mean: Float, scale: Float, meanDy: Float, meanDyXhat: Float, count: Int
+        mean: Float, scale: Float, meanDy: Float, meanDyXhat: Float, count: Int,
+        mask: UnsafePointer<Float>? = nil, masked: Bool = false
     ) {
         let width = FloatVector.scalarCount
         let meanVector = FloatVector(repeating: mean)
         let k = FloatVector(repeating: scale)
         let a = FloatVector(repeating: meanDy)
         let b = FloatVector(repeating: meanDyXhat)
+        let zero = FloatVector(repeating: 0)
         var index = 0
         while index + width <= count {
             let centered = x.loadVector(at: index) - meanVector
-            let inner = dy.loadVector(at: index) - a - centered * b
+            let g = masked ? zero.replacing(with: dy.loadVector(at: index), where: mask!.loadVector(at: index) .> zero) : dy.loadVector(at: index)
+            let inner = g - a - centered * b
             dx.storeVector(dx.loadVector(at: index).addingProduct(k, inner), at: index)
             index += width
         }
         while index < count {
-            dx[index] += scale * (dy[index] - meanDy - (x[index] - mean) * meanDyXhat)
+            let g = masked ? (mask![index] > 0 ? dy[index] : 0) : dy[index]
+            dx[index] += scale * (g - meanDy - (x[index] - mean) * meanDyXhat)
             index += 1
         }
     }
@@ -358,22 +392,28 @@ public enum BatchNorm {
         return total
     }
 
-    /// y = (x - mean) * scale + shift over a run; y may alias x.
+    /// y = (x - mean) * scale + shift over a run; y may alias x. With `relu` (a constant where
+    /// it is inlined) y = max(0, that), NaN to 0 as `ReLU.forward`: the in-place ReLU after a
+    /// batch norm in the same pass, the same bits as the two passes.
     @inline(__always)
     static func normalise(
-        _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, mean: Float, scale: Float, shift: Float, count: Int
+        _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, mean: Float, scale: Float, shift: Float, count: Int,
+        relu: Bool = false
     ) {
         let width = FloatVector.scalarCount
         let meanVector = FloatVector(repeating: mean)
         let scaleVector = FloatVector(repeating: scale)
         let shiftVector = FloatVector(repeating: shift)
+        let zero = FloatVector(repeating: 0)
         var index = 0
         while index + width <= count {
-            y.storeVector(shiftVector.addingProduct(x.loadVector(at: index) - meanVector, scaleVector), at: index)
+            let value = shiftVector.addingProduct(x.loadVector(at: index) - meanVector, scaleVector)
+            y.storeVector(relu ? zero.replacing(with: value, where: value .> zero) : value, at: index)
             index += width
         }
         while index < count {
-            y[index] = (x[index] - mean) * scale + shift
+            let value = (x[index] - mean) * scale + shift
+            y[index] = relu ? (value > 0 ? value : 0) : value
             index += 1
         }
     }

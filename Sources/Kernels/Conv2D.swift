@@ -41,6 +41,7 @@ public enum Conv2D {
         }
         // and the stride-2 forms of it (forward and data gradient)
         if wide && prefersStridedLanes(shape) { lanes = max(lanes, stridedLanesScratchFloats(shape, threads: threads)) }
+        if wide && prefersPointwiseLanes(shape) { lanes = max(lanes, pointwiseLanesScratchFloats(shape, threads: threads)) }
         return max(winogradLayerScratchFloats(shape, threads: threads) { prefersWinograd($0, wide: wide) },
                    directScratchFloats(shape: shape, limitFloats: limitFloats), lanes)
     }
@@ -79,6 +80,12 @@ public enum Conv2D {
             && scratchCount >= stridedLanesScratchFloats(shape, threads: context.threads) {
             forwardStridedLanes(out: out, input: input, weights: weights, shape: shape, scratch: scratch,
                                 scratchCount: scratchCount, context: context)
+            return
+        }
+        if lanes && context.wideKernels && prefersPointwiseLanes(shape)
+            && scratchCount >= pointwiseLanesScratchFloats(shape, threads: context.threads) {
+            pointwiseLanes(out: out, input: input, weights: weights, shape: shape, forward: true, scratch: scratch,
+                           scratchCount: scratchCount, context: context)
             return
         }
         if winograd && prefersWinograd(shape, context: context),
@@ -130,6 +137,12 @@ public enum Conv2D {
             && scratchCount >= stridedLanesScratchFloats(shape, threads: context.threads) {
             backwardDataStridedLanes(dInput: dInput, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
                                      scratchCount: scratchCount, context: context)
+            return
+        }
+        if lanes && context.wideKernels && prefersPointwiseLanes(shape)
+            && scratchCount >= pointwiseLanesScratchFloats(shape, threads: context.threads) {
+            pointwiseLanes(out: dInput, input: dOut, weights: weights, shape: shape, forward: false, scratch: scratch,
+                           scratchCount: scratchCount, context: context)
             return
         }
         if winograd, let transposed = transposedShape(shape), prefersWinograd(transposed, context: context),

@@ -7,7 +7,8 @@ import Kernels
 /// - time runs forward node 0 ..< L, then the loss at L, then backward of node i at 2L - i;
 /// - an output lives from its forward until its last reader: a consumer's forward, the
 ///   backward of a consumer that reads its input (conv, linear, batch norm), its own backward
-///   for ReLU (the mask), the loss for the logits;
+///   for ReLU (the mask; after a batch norm, until the batch norm's backward, which may read it as its
+///   mask), the loss for the logits;
 /// - a ReLU, ReLU6, dropout or add whose input's buffer has no later reader writes over it (in
 ///   place); hardswish and hardsigmoid do not (their backward reads x);
 /// - an output gradient lives from the backward of its last consumer (the first writer) to
@@ -33,8 +34,8 @@ struct ActivationLayout {
     /// The gradient buffer is its consumer's (-1: its own). For a ReLU consumer the backward
     /// masks in place; for an add consumer it passes through without work.
     var gradientSharedWith: [Int]
-    /// For a convolution node, the ReLU that writes its output in place over the convolution's
-    /// (the convolution's output has no other reader), else -1: `Model.fusedBiasReLU`.
+    /// For a convolution or batch-norm node, the ReLU that writes its output in place over the
+    /// node's (whose output has no other reader), else -1: `Model.fusedReLU(after:)`.
     var inPlaceReLU: [Int]
     /// Node indices whose gradient buffer must be zeroed just before node j's backward, and
     /// those zeroed before the loss (the logits, and any node nothing reads).
@@ -90,6 +91,12 @@ struct ActivationLayout {
             // ReLU and ReLU6 backward read their own output.
             if (layers[index].kind == .relu || layers[index].kind == .relu6) && requires[index] && !masked[index] {
                 end = max(end, backwardTime(index))
+                // A ReLU after a batch norm may be fused into it (`Model.fusedReLU(after:)`): the
+                // batch norm's backward then reads the ReLU's output as its mask.
+                let input = layers[index].inputs[0]
+                if layers[index].kind == .relu && input >= 0 && layers[input].kind == .batchNorm && requires[input] {
+                    end = max(end, backwardTime(input))
+                }
             }
             if index == count - 1 { end = max(end, lossTime) }
             ownEnd[index] = end
@@ -178,7 +185,7 @@ struct ActivationLayout {
         outputInPlaceOf = inPlaceOf
         var reluOver = [Int](repeating: -1, count: count)
         for index in 0..<count where layers[index].kind == .relu && inPlaceOf[index] >= 0
-            && layers[inPlaceOf[index]].kind == .conv2d {
+            && [LayerKind.conv2d, .batchNorm].contains(layers[inPlaceOf[index]].kind) {
             reluOver[inPlaceOf[index]] = index
         }
         inPlaceReLU = reluOver

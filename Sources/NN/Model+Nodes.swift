@@ -27,33 +27,42 @@ extension Model {
     }
 
     /// Forward of one node. Activations are CNHW, so `batch * H * W` is a channel's run.
-    /// The ReLU whose pass runs inside convolution `index`'s bias pass (`Bias.addChannels(relu:)`),
-    /// else -1: under fp32, for a convolution with a bias followed by a ReLU that writes in
-    /// place over its output and keeps no bit mask. The ReLU node's own forward then does nothing.
-    /// The values are the same bits as the two passes; only `observedForwardBackward` runs them
-    /// apart (its observer must see the convolution's output before the ReLU).
+    /// The ReLU whose pass runs inside node `index`'s last pass, else -1: under fp32, a ReLU
+    /// that writes in place over the node's output and keeps no bit mask, after a convolution
+    /// with a bias (`Bias.addChannels(relu:)`) or a batch norm with its own statistics, not
+    /// exchanged between ranks (`BatchNorm.forwardTraining(relu:)`, `forwardInference(relu:)`).
+    /// The ReLU node's own forward then does nothing. The values are the same bits as the two
+    /// passes; only `observedForwardBackward` runs them apart (its observer must see the node's
+    /// output before the ReLU).
     @inline(__always)
-    func fusedBiasReLU(conv index: Int) -> Int {
-        guard precision == .fp32, nodes[index].bias != nil else { return -1 }
+    func fusedReLU(after index: Int) -> Int {
+        guard precision == .fp32 else { return -1 }
+        switch description.layers[index].kind {
+        case .conv2d: if nodes[index].bias == nil { return -1 }
+        case .batchNorm: if batchNormExchange != nil || trainability.frozenStatistics { return -1 }
+        default: return -1
+        }
         let relu = layout.inPlaceReLU[index]
         return relu >= 0 && nodes[relu].mask == nil ? relu : -1
     }
 
-    /// Whether the backward of that fused ReLU also sums convolution `index`'s bias gradient in
-    /// its pass (`Bias.backwardChannels(reluOutput:)`; the convolution's backward then skips
-    /// it): the bias is trained and the ReLU's backward masks the shared gradient buffer in place.
+    /// Whether that fused ReLU's backward runs inside node `index`'s backward too (the ReLU's
+    /// backward then does nothing): the node's gradient shares the ReLU's buffer, and for a
+    /// convolution its bias is trained (`Bias.backwardChannels(reluOutput:)`, the mask and the
+    /// bias sums in one pass); a batch norm reads its output gradient masked by the ReLU's
+    /// output (`BatchNorm.backward(reluOutput:)`).
     @inline(__always)
-    func fusesBiasGradient(conv index: Int) -> Bool {
-        let relu = fusedBiasReLU(conv: index)
-        return relu >= 0 && trainability.bias[index] && trainability.requiresGradient[index]
-            && layout.gradientSharedWith[index] == relu
+    func fusesReLUGradient(after index: Int) -> Bool {
+        let relu = fusedReLU(after: index)
+        guard relu >= 0 && trainability.requiresGradient[index] && layout.gradientSharedWith[index] == relu else { return false }
+        return description.layers[index].kind == .batchNorm || trainability.bias[index]
     }
 
-    /// The ReLU nodes whose forward runs inside their convolution's bias pass (`fusedBiasReLU`):
+    /// The ReLU nodes whose forward runs inside the pass of the node before (`fusedReLU(after:)`):
     /// `leitner bench layers` names them, tests check the fusion is taken.
     public var fusedReLUs: [Int] {
         description.layers.indices.compactMap { index in
-            description.layers[index].kind == .conv2d && fusedBiasReLU(conv: index) >= 0 ? fusedBiasReLU(conv: index) : nil
+            fusedReLU(after: index) >= 0 ? fusedReLU(after: index) : nil
         }
     }
 
@@ -72,7 +81,7 @@ extension Model {
                            scratch: scratch, scratchCount: scratchCount, context: context, winograd: precision == .fp32)
             if let bias = node.bias {
                 Bias.addChannels(values: node.output, bias: bias, channels: outShape.channels, spatial: outSpatial,
-                                 relu: fused && fusedBiasReLU(conv: index) >= 0, context: context)
+                                 relu: fused && fusedReLU(after: index) >= 0, context: context)
             }
         case .depthwiseConv2d:
             DepthwiseConv2D.forward(out: node.output, input: from, weights: node.weight!, shape: convShape(index, batch: batch), context: context)
@@ -87,17 +96,18 @@ extension Model {
                     output: node.output, savedMean: node.savedMean!, savedInvStd: node.savedInverseStd!,
                     runningMean: node.runningMean!, runningVariance: node.runningVariance!,
                     input: from, gamma: node.weight!, beta: node.bias!, channels: outShape.channels, spatial: outSpatial,
-                    epsilon: Float(layer.epsilon), momentum: Float(layer.momentum), context: context)
+                    epsilon: Float(layer.epsilon), momentum: Float(layer.momentum),
+                    relu: fused && fusedReLU(after: index) >= 0, context: context)
             } else {
                 BatchNorm.forwardInference(
                     output: node.output, input: from, gamma: node.weight!, beta: node.bias!,
                     runningMean: node.runningMean!, runningVariance: node.runningVariance!,
-                    channels: outShape.channels, spatial: outSpatial, epsilon: Float(layer.epsilon), context: context)
+                    channels: outShape.channels, spatial: outSpatial, epsilon: Float(layer.epsilon),
+                    relu: fused && fusedReLU(after: index) >= 0, context: context)
             }
         case .relu:
-            if fused && layer.inputs[0] >= 0 && description.layers[layer.inputs[0]].kind == .conv2d
-                && fusedBiasReLU(conv: layer.inputs[0]) == index {
-                break  // done by the convolution's bias pass
+            if fused && layer.inputs[0] >= 0 && fusedReLU(after: layer.inputs[0]) == index {
+                break  // done by the convolution's bias pass or the batch norm's normalisation
             }
             if training, let mask = node.mask {
                 context.forEachRange(batch * outShape.count, ElementwisePass.reluForwardMasked(output: node.output, mask: mask, input: from))
@@ -176,7 +186,7 @@ extension Model {
         switch layer.kind {
         case .conv2d:
             let shape = convShape(index, batch: batch)
-            if let dBias, !(fused && fusesBiasGradient(conv: index)) {
+            if let dBias, !(fused && fusesReLUGradient(after: index)) {
                 Bias.backwardChannels(dBias: dBias, dOutput: node.dOutput, channels: outShape.channels, spatial: outSpatial,
                                       reluOutput: nil, context: context)
             }
@@ -209,22 +219,21 @@ extension Model {
             // input is the model input it is computed into a discarded gradient (none here).
             if let exchange = batchNormExchange {
                 backwardExchangedBatchNorm(index, exchange: exchange, dInput: dFrom ?? scratch, batch: batch)
-            } else if let dFrom {
-                BatchNorm.backward(
-                    dInput: dFrom, dGamma: node.dWeight!, dBeta: node.dBias!, dOutput: node.dOutput,
-                    savedMean: node.savedMean!, savedInvStd: node.savedInverseStd!, input: from, gamma: node.weight!,
-                    channels: outShape.channels, spatial: outSpatial, context: context)
             } else {
+                let relu = fused && fusesReLUGradient(after: index) ? UnsafePointer(nodes[fusedReLU(after: index)].output) : nil
                 BatchNorm.backward(
-                    dInput: scratch, dGamma: node.dWeight!, dBeta: node.dBias!, dOutput: node.dOutput,
+                    dInput: dFrom ?? scratch, dGamma: node.dWeight!, dBeta: node.dBias!, dOutput: node.dOutput,
                     savedMean: node.savedMean!, savedInvStd: node.savedInverseStd!, input: from, gamma: node.weight!,
-                    channels: outShape.channels, spatial: outSpatial, context: context)
+                    channels: outShape.channels, spatial: outSpatial, reluOutput: relu, context: context)
             }
         case .relu:
-            if fused && fromIndex >= 0 && description.layers[fromIndex].kind == .conv2d && fusesBiasGradient(conv: fromIndex) {
-                // The mask and the convolution's bias gradient in one pass over the shared buffer
-                Bias.backwardChannels(dBias: nodes[fromIndex].dBias!, dOutput: node.dOutput, channels: outShape.channels,
-                                      spatial: outSpatial, reluOutput: node.output, context: context)
+            if fused && fromIndex >= 0 && fusesReLUGradient(after: fromIndex) {
+                // A batch norm reads its gradient masked; for a convolution the mask and its bias
+                // gradient in one pass over the shared buffer
+                if description.layers[fromIndex].kind == .conv2d {
+                    Bias.backwardChannels(dBias: nodes[fromIndex].dBias!, dOutput: node.dOutput, channels: outShape.channels,
+                                          spatial: outSpatial, reluOutput: node.output, context: context)
+                }
                 break
             }
             if let dFrom, let mask = node.mask {

@@ -257,4 +257,46 @@ import Kernels
             #expect(abs(total) < 1e-9)
         }
     }
+
+    /// The ReLU fused into the batch norm (`forwardTraining(relu:)`, `forwardInference(relu:)`,
+    /// `backward(reluOutput:)`) against the separate passes it replaces (normalise, then
+    /// `ReLU.forward`; `ReLU.backwardInPlace`, then the backward): bit for bit, one and two threads.
+    @Test(arguments: cases) func fusedReLUMatchesTheSeparatePassesBitForBit(_ test: Case) throws {
+        let count = test.channels * test.spatial
+        let x = BatchNormTests.input(test, seed: 91)
+        var random = SeededRandom(seed: 92)
+        let gamma = random.floats(test.channels), beta = random.floats(test.channels)
+        let dOutput = random.floats(count)
+        for threads in [1, 2] {
+            let context = try KernelContext(threads: threads)
+            func run(fused: Bool) -> [[Float]] {
+                var y = [Float](repeating: 0, count: count), inference = y
+                var mean = [Float](repeating: 0, count: test.channels), invStd = mean
+                var runningMean = [Float](repeating: 0.5, count: test.channels), runningVariance = [Float](repeating: 2, count: test.channels)
+                BatchNorm.forwardTraining(output: &y, savedMean: &mean, savedInvStd: &invStd, runningMean: &runningMean,
+                                          runningVariance: &runningVariance, input: x, gamma: gamma, beta: beta,
+                                          channels: test.channels, spatial: test.spatial, relu: fused, context: context)
+                BatchNorm.forwardInference(output: &inference, input: x, gamma: gamma, beta: beta, runningMean: runningMean,
+                                           runningVariance: runningVariance, channels: test.channels, spatial: test.spatial,
+                                           relu: fused, context: context)
+                if !fused {
+                    ReLU.forward(output: &y, input: y, count: count)
+                    ReLU.forward(output: &inference, input: inference, count: count)
+                }
+                var gradient = dOutput
+                if !fused { ReLU.backwardInPlace(gradient: &gradient, output: y, count: count) }
+                var dx = [Float](repeating: 0.25, count: count)
+                var dGamma = [Float](repeating: 0, count: test.channels), dBeta = dGamma
+                BatchNorm.backward(dInput: &dx, dGamma: &dGamma, dBeta: &dBeta, dOutput: gradient, savedMean: mean,
+                                   savedInvStd: invStd, input: x, gamma: gamma, channels: test.channels, spatial: test.spatial,
+                                   reluOutput: fused ? y : nil, context: context)
+                return [y, inference, dx, dGamma, dBeta, runningMean, runningVariance]
+            }
+            let separate = run(fused: false), fused = run(fused: true)
+            #expect(separate[0].contains { $0 == 0 } && separate[0].contains { $0 > 0 }, "\(test.shape): the ReLU cut nothing")
+            for (index, name) in ["output", "inference output", "dx", "dGamma", "dBeta", "running mean", "running variance"].enumerated() {
+                #expect(fused[index].map(\.bitPattern) == separate[index].map(\.bitPattern), "\(test.shape), \(threads) threads: \(name) differs")
+            }
+        }
+    }
 }

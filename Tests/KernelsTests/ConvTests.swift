@@ -503,6 +503,81 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
         #expect(index == 30 && dispatched == 32, "\(index) shapes, \(dispatched) dispatched")
     }
 
+    /// The 1x1 stride-2 form (`pointwiseLanes`, forward and data gradient) against the naive
+    /// twins: even and odd sizes, channel counts off the 16-lane blocks, 1, 2 and 3 threads
+    /// (the same bits), guard words after the scratch, and the dispatch.
+    @Test func pointwiseLanesMatchNaiveTwins() throws {
+        let contexts = [try KernelContext(threads: 1, wideKernels: true), try KernelContext(threads: 2, wideKernels: true),
+                        try KernelContext(threads: 3, wideKernels: true)]
+        guard contexts[0].wideKernels else { return }  // AVX-512 only (KernelsAVX512)
+        var index = 0, dispatched = 0
+        for (height, width) in [(8, 8), (7, 9), (14, 14), (28, 28), (5, 5)] {
+            for (inChannels, outChannels) in [(1, 16), (3, 5), (16, 32), (17, 33), (32, 64)] {
+                let shape = Conv2DShape(batch: 4, inChannels: inChannels, outChannels: outChannels, height: height, width: width,
+                                        kernel: 1, stride: 2, padding: 0)
+                #expect(Conv2D.pointwiseLanesShape(shape) == (shape.outHeight * shape.outWidth >= 16))
+                guard Conv2D.pointwiseLanesShape(shape) else { index += 1; continue }
+                let scratchCount = Conv2D.pointwiseLanesScratchFloats(shape, threads: 3)
+                var random = SeededRandom(seed: UInt64(13000 + index))
+                let input = random.floats(shape.inputCount), weights = random.floats(shape.weightCount)
+                let dOut = random.floats(shape.outputCount), initial = random.floats(shape.inputCount)
+                let scratch = GuardedBuffer(count: scratchCount)
+                var forwards: [[Float]] = [], datas: [[Float]] = []
+                for context in contexts {
+                    let label = describe(shape) + " threads \(context.threads)"
+                    checkAgainstTwin("Conv2D.pointwiseLanes (forward)", shape: label, seed: UInt64(index), outputCounts: [shape.outputCount],
+                                     tolerance: 1e-5) { outputs, fast in
+                        if fast {
+                            Conv2D.pointwiseLanes(out: outputs[0], input: input, weights: weights, shape: shape, forward: true,
+                                                  scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                        } else {
+                            Conv2D.naiveForward(out: outputs[0], input: input, weights: weights, shape: shape)
+                        }
+                    }
+                    checkAgainstTwin("Conv2D.pointwiseLanes (data gradient)", shape: label, seed: UInt64(index), outputCounts: [shape.inputCount],
+                                     tolerance: 1e-5) { outputs, fast in
+                        if fast {
+                            Conv2D.pointwiseLanes(out: outputs[0], input: dOut, weights: weights, shape: shape, forward: false,
+                                                  scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                        } else {
+                            Conv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut, weights: weights, shape: shape)
+                        }
+                    }
+                    #expect(scratch.firstDamagedGuard() == nil, "\(label): wrote past the scratch")
+                    var out = [Float](repeating: .nan, count: shape.outputCount)
+                    Conv2D.pointwiseLanes(out: &out, input: input, weights: weights, shape: shape, forward: true,
+                                          scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                    forwards.append(out)
+                    var dInput = initial
+                    Conv2D.pointwiseLanes(out: &dInput, input: dOut, weights: weights, shape: shape, forward: false,
+                                          scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                    datas.append(dInput)
+                }
+                for results in [forwards, datas] {
+                    #expect(results.dropFirst().allSatisfy { zip(results[0], $0).allSatisfy { $0.bitPattern == $1.bitPattern } },
+                            "\(describe(shape)): the thread count changed bits")
+                }
+                if Conv2D.prefersPointwiseLanes(shape) {
+                    let planned = Conv2D.scratchFloats(shape: shape, threads: 2, wide: true)
+                    let plannedScratch = GuardedBuffer(count: planned)
+                    var out = [Float](repeating: .nan, count: shape.outputCount)
+                    Conv2D.forward(out: &out, input: input, weights: weights, shape: shape, scratch: plannedScratch.pointer,
+                                   scratchCount: planned, context: contexts[1])
+                    #expect(zip(forwards[0], out).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): forward took another path")
+                    var dInput = initial
+                    Conv2D.backwardData(dInput: &dInput, dOut: dOut, weights: weights, shape: shape, scratch: plannedScratch.pointer,
+                                        scratchCount: planned, context: contexts[1])
+                    #expect(zip(datas[0], dInput).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): backwardData took another path")
+                    #expect(plannedScratch.firstDamagedGuard() == nil)
+                    dispatched += 1
+                }
+                index += 1
+            }
+        }
+        // (5, 5) gives 3x3 outputs: fewer than 16 positions, no such path
+        #expect(index == 25 && dispatched == 20, "\(index) shapes, \(dispatched) dispatched")
+    }
+
     @Test func convLanesMatchNaiveTwins() throws {
         let contexts = [try KernelContext(threads: 1, wideKernels: true), try KernelContext(threads: 2, wideKernels: true),
                         try KernelContext(threads: 3, wideKernels: true)]

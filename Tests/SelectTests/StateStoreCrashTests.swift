@@ -162,7 +162,9 @@ struct EpochStampPolicy: SelectionPolicy {
         // Not vacuous: many kills landed inside a save, and the writers made progress.
         #expect(killedMidSave >= iterations / 10, "only \(killedMidSave) kills landed inside a save")
         #expect(killedMidSave > newEpochLoaded, "some kills must have hit before the new epoch was in place")
-        #expect(lastLoaded > 6 + iterations / 4)
+        // Progress: alone this reaches about 270 of 300; a full parallel test run on 2 cores once
+        // reached 71 (saves slow down, so more kills land before a save completes).
+        #expect(lastLoaded > 6 + iterations / 8, "the writers reached only epoch \(lastLoaded)")
         #expect(resumedFromOlder > 0, "the older-epoch resume path was never taken")
     }
 

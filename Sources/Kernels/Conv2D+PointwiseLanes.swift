@@ -1,0 +1,164 @@
+import Platform
+import KernelsAVX512
+
+// MARK: - 1x1 stride-2 convolution with output channels in the lanes (AVX-512)
+
+/// A 1x1 stride-2 pad-0 layer (a ResNet downsampling shortcut) as the one-tap form of
+/// `wideConvLanesTapsTile`, one image per thread task:
+///
+/// - Forward: the image's even rows and columns are gathered into one plane per input channel
+///   (OH x OW, no padding: the output sequence has no junk positions), and each 16-position x
+///   16-channel tile writes straight into the output (through staging rows only for a last
+///   block of fewer than 16 output channels).
+/// - Data gradient: dOut's planes are read where they lie (one image of a channel is
+///   contiguous), input channels in the lanes; the tile's rows are added into the even rows and
+///   columns of dInput.
+///
+/// The old path gathered the same pixels (im2col) and ran a GEMM with K = Cin (16 or 32): its
+/// C tile was loaded and stored for a K of 16. Every output is one FMA chain over the channels
+/// in order, whatever the thread count.
+extension Conv2D {
+    /// The shapes with this path: 1x1, stride 2, pad 0, and at least one 16-position tile.
+    public static func pointwiseLanesShape(_ shape: Conv2DShape) -> Bool {
+        shape.kernelHeight == 1 && shape.kernelWidth == 1 && shape.strideH == 2 && shape.strideW == 2
+            && shape.padH == 0 && shape.padW == 0 && shape.outHeight * shape.outWidth >= 16
+    }
+
+    /// Where `forward` and `backwardData` take it on an AVX-512 context: at most 256 channels
+    /// each way (measured in `leitner bench conv`, "strided lanes" section).
+    public static func prefersPointwiseLanes(_ shape: Conv2DShape) -> Bool {
+        pointwiseLanesShape(shape) && shape.inChannels <= 256 && shape.outChannels <= 256
+    }
+
+    struct PointwiseLanesLayout {
+        let sequence: Int, paddedOut: Int, paddedIn: Int, threadFloats: Int
+        init(_ shape: Conv2DShape) {
+            sequence = shape.outHeight * shape.outWidth
+            paddedOut = (shape.outChannels + 15) / 16 * 16
+            paddedIn = (shape.inChannels + 15) / 16 * 16
+            threadFloats = shape.inChannels * sequence + max(paddedOut, paddedIn) * sequence
+        }
+    }
+
+    /// The scratch of both passes (0 where there is no such path): alignment, the rearranged
+    /// weights, per thread the gathered planes and the staging rows.
+    public static func pointwiseLanesScratchFloats(_ shape: Conv2DShape, threads: Int) -> Int {
+        guard pointwiseLanesShape(shape) else { return 0 }
+        let layout = PointwiseLanesLayout(shape)
+        let weights = max(shape.inChannels * layout.paddedOut, shape.outChannels * layout.paddedIn)
+        return 15 + weights + max(threads, 1) * layout.threadFloats
+    }
+
+    /// out = conv(input, weights) (`forward: true`) or dInput += conv^T(dOut, weights) for a
+    /// `pointwiseLanesShape`. Needs an AVX-512 context and
+    /// `pointwiseLanesScratchFloats(shape, threads: context.threads)` floats.
+    public static func pointwiseLanes(
+        out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+        shape: Conv2DShape, forward: Bool, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
+    ) {
+        precondition(context.wideKernels && pointwiseLanesShape(shape)
+                     && scratchCount >= pointwiseLanesScratchFloats(shape, threads: context.threads),
+                     "Conv2D: pointwiseLanes needs AVX-512 kernels, a 1x1 stride-2 shape and its scratch, got \(shape) with \(scratchCount) floats")
+        let layout = PointwiseLanesLayout(shape)
+        let packed = scratch + cacheLineSkip(scratch)
+        let cin = shape.inChannels, cout = shape.outChannels
+        // forward: W'[ci * paddedOut + co] = W[co, ci]; data gradient: W'[co * paddedIn + ci] = W[co, ci]
+        if forward {
+            for ci in 0..<cin {
+                let row = packed + ci * layout.paddedOut
+                for co in 0..<cout { row[co] = weights[co * cin + ci] }
+                for co in cout..<layout.paddedOut { row[co] = 0 }
+            }
+        } else {
+            for co in 0..<cout {
+                let row = packed + co * layout.paddedIn
+                copyFloats(row, weights + co * cin, cin)
+                for ci in cin..<layout.paddedIn { row[ci] = 0 }
+            }
+        }
+        let weightFloats = max(cin * layout.paddedOut, cout * layout.paddedIn)
+        let threads = min(context.threads, shape.batch)
+        context.pool.run(tasks: threads, threads: threads,
+                         PointwiseLanesImages(out: out, input: input, packed: UnsafePointer(packed), shape: shape, layout: layout,
+                                              regions: packed + weightFloats, forward: forward, threads: threads))
+    }
+
+    /// The images [batch * task / threads, batch * (task + 1) / threads) of either pass.
+    struct PointwiseLanesImages: ParallelTask {
+        let out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, packed: UnsafePointer<Float>
+        let shape: Conv2DShape, layout: PointwiseLanesLayout
+        let regions: UnsafeMutablePointer<Float>
+        let forward: Bool, threads: Int
+
+        func run(task: Int) {
+            #if arch(x86_64)
+            let region = regions + task * layout.threadFloats
+            let staging = region + shape.inChannels * layout.sequence
+            let height = shape.inHeight, width = shape.inWidth
+            let outHeight = shape.outHeight, outWidth = shape.outWidth
+            let sequence = layout.sequence, plane = height * width
+            let cin = shape.inChannels, cout = shape.outChannels
+            var offset = 0
+            for n in (shape.batch * task / threads)..<(shape.batch * (task + 1) / threads) {
+                if forward {
+                    // the even rows and columns of image n, one plane per input channel
+                    for ci in 0..<cin {
+                        let source = input + (ci * shape.batch + n) * plane
+                        let target = region + ci * sequence
+                        for i in 0..<outHeight {
+                            let row = source + 2 * i * width, into = target + i * outWidth
+                            for j in 0..<outWidth { into[j] = row[2 * j] }
+                        }
+                    }
+                    let outStride = shape.batch * sequence
+                    var q = 0
+                    while q < sequence {
+                        let start = min(q, sequence - 16)
+                        var co0 = 0
+                        while co0 < layout.paddedOut {
+                            let direct = co0 + 16 <= cout
+                            wideConvLanesTapsTile(input: region + start, channelFloats: sequence, offsets: &offset, taps: 1,
+                                                  channels: cin, weights: packed + co0, wStride: layout.paddedOut,
+                                                  out: direct ? out + co0 * outStride + n * sequence + start : staging + start,
+                                                  outStride: direct ? outStride : sequence)
+                            if !direct {
+                                for co in co0..<cout {
+                                    copyFloats(out + co * outStride + n * sequence + start, staging + (co - co0) * sequence + start, 16)
+                                }
+                            }
+                            co0 += 16
+                        }
+                        q += 16
+                    }
+                } else {
+                    let channelFloats = shape.batch * sequence
+                    let dOut = input + n * sequence
+                    var q = 0
+                    while q < sequence {
+                        let start = min(q, sequence - 16)
+                        var ci0 = 0
+                        while ci0 < layout.paddedIn {
+                            wideConvLanesTapsTile(input: dOut + start, channelFloats: channelFloats, offsets: &offset, taps: 1,
+                                                  channels: cout, weights: packed + ci0, wStride: layout.paddedIn,
+                                                  out: staging + ci0 * sequence + start, outStride: sequence)
+                            ci0 += 16
+                        }
+                        q += 16
+                    }
+                    // dInput's even rows and columns += the tile rows
+                    for ci in 0..<cin {
+                        let target = out + (ci * shape.batch + n) * plane
+                        let rows = staging + ci * sequence
+                        for i in 0..<outHeight {
+                            let row = target + 2 * i * width, from = rows + i * outWidth
+                            for j in 0..<outWidth { row[2 * j] += from[j] }
+                        }
+                    }
+                }
+            }
+            #else
+            preconditionFailure("Conv2D: pointwiseLanes runs only with the AVX-512 kernels")
+            #endif
+        }
+    }
+}
