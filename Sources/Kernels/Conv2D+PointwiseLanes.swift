@@ -24,10 +24,24 @@ extension Conv2D {
             && shape.padH == 0 && shape.padW == 0 && shape.outHeight * shape.outWidth >= 16
     }
 
-    /// Where `forward` and `backwardData` take it on an AVX-512 context: at most 256 channels
-    /// each way (measured in `leitner bench conv`, "strided lanes" section).
+    /// Where `forward` takes it on an AVX-512 context: at most 64 input and 128 output channels.
+    /// `leitner bench conv`, "strided lanes" section, 2026-12-07 (Xeon), old/new at 2 and 1
+    /// threads: resnet8's 16-32 @28 1.18x, 32-64 @14 1.23-1.27x, ResNet-18's 64-128 @56
+    /// 1.23-1.42x; its 256-512 @14 0.74-0.88x (not taken).
+    public static func prefersPointwiseLanesForward(_ shape: Conv2DShape) -> Bool {
+        pointwiseLanesShape(shape) && shape.inChannels <= 64 && shape.outChannels <= 128
+    }
+
+    /// Where `backwardData` takes it: at most 32 input and 64 output channels. Same runs:
+    /// resnet8's 16-32 1.45-1.50x, 32-64 1.17-1.23x; ResNet-18's 64-128 0.86-1.05x and 256-512
+    /// 0.58-0.96x (not taken).
+    public static func prefersPointwiseLanesData(_ shape: Conv2DShape) -> Bool {
+        pointwiseLanesShape(shape) && shape.inChannels <= 32 && shape.outChannels <= 64
+    }
+
+    /// Either pass: the scratch plan reserves this path's scratch.
     public static func prefersPointwiseLanes(_ shape: Conv2DShape) -> Bool {
-        pointwiseLanesShape(shape) && shape.inChannels <= 256 && shape.outChannels <= 256
+        prefersPointwiseLanesForward(shape) || prefersPointwiseLanesData(shape)
     }
 
     struct PointwiseLanesLayout {

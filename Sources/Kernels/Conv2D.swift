@@ -82,7 +82,7 @@ public enum Conv2D {
                                 scratchCount: scratchCount, context: context)
             return
         }
-        if lanes && context.wideKernels && prefersPointwiseLanes(shape)
+        if lanes && context.wideKernels && prefersPointwiseLanesForward(shape)
             && scratchCount >= pointwiseLanesScratchFloats(shape, threads: context.threads) {
             pointwiseLanes(out: out, input: input, weights: weights, shape: shape, forward: true, scratch: scratch,
                            scratchCount: scratchCount, context: context)
@@ -139,7 +139,7 @@ public enum Conv2D {
                                      scratchCount: scratchCount, context: context)
             return
         }
-        if lanes && context.wideKernels && prefersPointwiseLanes(shape)
+        if lanes && context.wideKernels && prefersPointwiseLanesData(shape)
             && scratchCount >= pointwiseLanesScratchFloats(shape, threads: context.threads) {
             pointwiseLanes(out: dInput, input: dOut, weights: weights, shape: shape, forward: false, scratch: scratch,
                            scratchCount: scratchCount, context: context)

@@ -515,6 +515,8 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
             for (inChannels, outChannels) in [(1, 16), (3, 5), (16, 32), (17, 33), (32, 64)] {
                 let shape = Conv2DShape(batch: 4, inChannels: inChannels, outChannels: outChannels, height: height, width: width,
                                         kernel: 1, stride: 2, padding: 0)
+                #expect(!Conv2D.prefersPointwiseLanesData(Conv2DShape(batch: 4, inChannels: 64, outChannels: 128, height: 56,
+                                                                      width: 56, kernel: 1, stride: 2, padding: 0)))
                 #expect(Conv2D.pointwiseLanesShape(shape) == (shape.outHeight * shape.outWidth >= 16))
                 guard Conv2D.pointwiseLanesShape(shape) else { index += 1; continue }
                 let scratchCount = Conv2D.pointwiseLanesScratchFloats(shape, threads: 3)
@@ -557,25 +559,29 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
                     #expect(results.dropFirst().allSatisfy { zip(results[0], $0).allSatisfy { $0.bitPattern == $1.bitPattern } },
                             "\(describe(shape)): the thread count changed bits")
                 }
-                if Conv2D.prefersPointwiseLanes(shape) {
-                    let planned = Conv2D.scratchFloats(shape: shape, threads: 2, wide: true)
-                    let plannedScratch = GuardedBuffer(count: planned)
+                let planned = Conv2D.scratchFloats(shape: shape, threads: 2, wide: true)
+                let plannedScratch = GuardedBuffer(count: planned)
+                if Conv2D.prefersPointwiseLanesForward(shape) {
                     var out = [Float](repeating: .nan, count: shape.outputCount)
                     Conv2D.forward(out: &out, input: input, weights: weights, shape: shape, scratch: plannedScratch.pointer,
                                    scratchCount: planned, context: contexts[1])
                     #expect(zip(forwards[0], out).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): forward took another path")
+                    dispatched += 1
+                }
+                if Conv2D.prefersPointwiseLanesData(shape) {
                     var dInput = initial
                     Conv2D.backwardData(dInput: &dInput, dOut: dOut, weights: weights, shape: shape, scratch: plannedScratch.pointer,
                                         scratchCount: planned, context: contexts[1])
                     #expect(zip(datas[0], dInput).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): backwardData took another path")
-                    #expect(plannedScratch.firstDamagedGuard() == nil)
                     dispatched += 1
                 }
+                #expect(plannedScratch.firstDamagedGuard() == nil)
                 index += 1
             }
         }
-        // (5, 5) gives 3x3 outputs: fewer than 16 positions, no such path
-        #expect(index == 25 && dispatched == 20, "\(index) shapes, \(dispatched) dispatched")
+        // (5, 5) gives 3x3 outputs: fewer than 16 positions, no such path; both passes take the
+        // 20 others (at most 32 in and 64 out)
+        #expect(index == 25 && dispatched == 40, "\(index) shapes, \(dispatched) dispatched")
     }
 
     @Test func convLanesMatchNaiveTwins() throws {
