@@ -8,8 +8,8 @@ import KernelsAVX512
 /// - Forward: the image's input channels are split into their four phase planes in the padded
 ///   layout of the direct weight gradient (`padInputPhase`: rows of OW + 1 floats, a zero row
 ///   above). Output position q = oh * (OW + 1) + ow then reads tap (ky, kx) at q plus one of nine
-///   offsets (`directTapOffsets`), and `wideConvLanesTapsTile` computes 16 positions by 16 output
-///   channels per call, as the stride-1 tile does with its fixed offsets.
+///   offsets (`directTapOffsets`), and `wideConvLanesPhaseTile` computes 16 positions by 16
+///   output channels per call, as the stride-1 tile does with its fixed offsets.
 /// - Data gradient: input pixel (2i + a, 2j + b) receives from the taps whose row and column
 ///   land on it: for a = 0 tap row 1 from output row i, for a = 1 tap row 0 from output row i + 1
 ///   and tap row 2 from output row i (columns alike). So each of the four input phases is a
@@ -24,13 +24,14 @@ extension Conv2D {
         directPhases(shape) == 4 && shape.outHeight * (shape.outWidth + 1) >= 16
     }
 
-    /// Where `forward` takes this path on an AVX-512 context: at most 64 input and 32 output
-    /// channels. `leitner bench conv`, "strided lanes" section, 2026-12-07 (Xeon), old/new at 1
-    /// and 2 threads: resnet8's 16-32 @28 1.36-1.45x; 32-64 @14 0.94-1.10x and ResNet-18's
-    /// 64-128 @56 and 128-256 @28 0.87-1.04x (not taken: four or more 16-channel blocks of
-    /// weights no longer stay in L1 across a tile).
+    /// Where `forward` takes this path on an AVX-512 context: at most 128 input and 256 output
+    /// channels. `leitner bench conv`, "strided lanes" section, 2026-12-07 (Xeon), old/new, two
+    /// runs at 2 threads and two at 1, with the written-out 9-tap tile (`wideConvLanesPhaseTile`):
+    /// resnet8's 16-32 @28 1.53-1.56x and 1.32-1.39x, 32-64 @14 1.14-1.15x and 0.98-1.02x,
+    /// ResNet-18's 64-128 @56 1.34-1.41x and 1.39-1.40x, 128-256 @28 1.02-1.16x and 1.09-1.17x.
+    /// (With the taps loop of `wideConvLanesTapsTile` the last three lost or tied: 0.80-1.14x.)
     public static func prefersStridedLanesForward(_ shape: Conv2DShape) -> Bool {
-        stridedLanesShape(shape) && shape.inChannels <= 64 && shape.outChannels <= 32
+        stridedLanesShape(shape) && shape.inChannels <= 128 && shape.outChannels <= 256
     }
 
     /// Where `backwardData` takes it: at most 128 input and 256 output channels. Same runs:
@@ -176,24 +177,19 @@ extension Conv2D {
                 padPhases(region + 4 * ci * phaseFloats, phaseFloats: phaseFloats,
                           input + (ci * shape.batch + n) * height * width, height: height, width: width)
             }
-            var offsets = directTapOffsets(shape, sequenceFloats: phaseFloats)
-            withUnsafePointer(to: &offsets) { tuple in
-                tuple.withMemoryRebound(to: Int.self, capacity: 9) { offsets in
-                    // Every 16-channel block of one 16-position tile before the next tile: the
-                    // tile's input stays in L1 for the second block.
-                    var q = 0
-                    while q < sequence {
-                        let start = min(q, sequence - 16)
-                        var co0 = 0
-                        while co0 < layout.paddedOut {
-                            wideConvLanesTapsTile(input: region + start, channelFloats: 4 * phaseFloats, offsets: offsets, taps: 9,
-                                                  channels: cin, weights: packed + co0, wStride: layout.paddedOut,
-                                                  out: staging + co0 * sequence + start, outStride: sequence)
-                            co0 += 16
-                        }
-                        q += 16
-                    }
+            // Every 16-channel block of one 16-position tile before the next tile: the tile's
+            // input stays in L1 for the second block. The taps are `directTapOffsets`' (stride 2).
+            var q = 0
+            while q < sequence {
+                let start = min(q, sequence - 16)
+                var co0 = 0
+                while co0 < layout.paddedOut {
+                    wideConvLanesPhaseTile(input: region + start, channelFloats: 4 * phaseFloats, phaseFloats: phaseFloats,
+                                           rowStride: layout.rowStride, channels: cin, weights: packed + co0,
+                                           wStride: layout.paddedOut, out: staging + co0 * sequence + start, outStride: sequence)
+                    co0 += 16
                 }
+                q += 16
             }
             let outHeight = shape.outHeight, outWidth = shape.outWidth
             let plane = outHeight * outWidth, outPlane = shape.batch * plane

@@ -253,6 +253,36 @@ func tapsTile(_ input: UnsafePointer<Float>, _ channelFloats: Int, _ offsets: Un
     }
 }
 
+/// The stride-2 forward's 9-tap tile with its offsets spelled out (`wideConvLanesTapsTile` with
+/// `Conv2D.directTapOffsets`' stride-2 offsets, the same FMAs in the same order): tap (ky, kx)
+/// reads phase plane (ky != 1, kx != 1) at row shift (ky != 0) and column shift (kx != 0) of
+/// a layout with planes `phaseFloats` apart and rows `rowStride` floats. Written out, the
+/// compiler sees that the taps of one plane row at column shifts 0 and 1 read neighbouring
+/// pixels and loads each broadcast once for both.
+@inline(never)
+public func wideConvLanesPhaseTile(input: UnsafePointer<Float>, channelFloats: Int, phaseFloats: Int, rowStride: Int,
+                                   channels: Int, weights: UnsafePointer<Float>, wStride: Int,
+                                   out: UnsafeMutablePointer<Float>, outStride: Int) {
+    var acc = SixteenPositions()
+    var plane = input
+    var w = weights
+    for _ in 0..<channels {
+        let p0 = plane, p1 = plane + phaseFloats, p2 = plane + 2 &* phaseFloats, p3 = plane + 3 &* phaseFloats
+        // taps (0,0) (0,1) (0,2) (1,0) (1,1) (1,2) (2,0) (2,1) (2,2), in this order
+        acc.step(p3, loadWide(w)); acc.step(p2 + 1, loadWide(w + wStride)); acc.step(p3 + 1, loadWide(w + 2 &* wStride))
+        acc.step(p1 + rowStride, loadWide(w + 3 &* wStride)); acc.step(p0 + rowStride + 1, loadWide(w + 4 &* wStride))
+        acc.step(p1 + rowStride + 1, loadWide(w + 5 &* wStride))
+        acc.step(p3 + rowStride, loadWide(w + 6 &* wStride)); acc.step(p2 + rowStride + 1, loadWide(w + 7 &* wStride))
+        acc.step(p3 + rowStride + 1, loadWide(w + 8 &* wStride))
+        plane += channelFloats
+        w += 9 &* wStride
+    }
+    let spilled = acc
+    withUnsafePointer(to: spilled) { p in
+        p.withMemoryRebound(to: Float.self, capacity: 256) { wideTranspose16($0, 16, out, outStride) }
+    }
+}
+
 /// Sixteen zmm accumulators: position r's 16 output channels.
 struct SixteenPositions {
     var a0 = WideVector(), a1 = WideVector(), a2 = WideVector(), a3 = WideVector()

@@ -499,8 +499,8 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
                 index += 1
             }
         }
-        // forward: 12 of the 20 shapes of the path (at most 32 output channels); data gradient: all 20
-        #expect(index == 30 && dispatched == 32, "\(index) shapes, \(dispatched) dispatched")
+        // both passes take all 20 shapes of the path (at most 128 in and 256 out)
+        #expect(index == 30 && dispatched == 40, "\(index) shapes, \(dispatched) dispatched")
     }
 
     /// The 1x1 stride-2 form (`pointwiseLanes`, forward and data gradient) against the naive
