@@ -284,36 +284,30 @@ enum ConvBench {
                 let scratchCount = max(Conv2D.scratchFloats(shape: shape, threads: threads),
                                        Conv2D.stridedLanesScratchFloats(shape, threads: threads),
                                        Conv2D.pointwiseLanesScratchFloats(shape, threads: threads))
-                if Conv2D.pointwiseLanesShape(shape) {
-                    printPair(name, "fwd", seconds: seconds, column: {
-                        Conv2D.forward(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
-                                       scratchCount: scratchCount, context: multi, lanes: false)
-                    }, new: {
-                        Conv2D.pointwiseLanes(out: output, input: input, weights: weights, shape: shape, forward: true,
-                                              scratch: scratch, scratchCount: scratchCount, context: multi)
-                    })
-                    printPair(name, "bwdD", seconds: seconds, column: {
-                        Conv2D.backwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
-                                            scratchCount: scratchCount, context: multi, lanes: false)
-                    }, new: {
-                        Conv2D.pointwiseLanes(out: dInput, input: dOut, weights: weights, shape: shape, forward: false,
-                                              scratch: scratch, scratchCount: scratchCount, context: multi)
-                    })
-                    continue
-                }
+                let pointwise = Conv2D.pointwiseLanesShape(shape)
                 printPair(name, "fwd", seconds: seconds, column: {
                     Conv2D.forward(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
                                    scratchCount: scratchCount, context: multi, lanes: false)
                 }, new: {
-                    Conv2D.forwardStridedLanes(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
-                                               scratchCount: scratchCount, context: multi)
+                    if pointwise {
+                        Conv2D.pointwiseLanes(out: output, input: input, weights: weights, shape: shape, forward: true,
+                                              scratch: scratch, scratchCount: scratchCount, context: multi)
+                    } else {
+                        Conv2D.forwardStridedLanes(out: output, input: input, weights: weights, shape: shape, scratch: scratch,
+                                                   scratchCount: scratchCount, context: multi)
+                    }
                 })
                 printPair(name, "bwdD", seconds: seconds, column: {
                     Conv2D.backwardData(dInput: dInput, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
                                         scratchCount: scratchCount, context: multi, lanes: false)
                 }, new: {
-                    Conv2D.backwardDataStridedLanes(dInput: dInput, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
-                                                    scratchCount: scratchCount, context: multi)
+                    if pointwise {
+                        Conv2D.pointwiseLanes(out: dInput, input: dOut, weights: weights, shape: shape, forward: false,
+                                              scratch: scratch, scratchCount: scratchCount, context: multi)
+                    } else {
+                        Conv2D.backwardDataStridedLanes(dInput: dInput, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
+                                                        scratchCount: scratchCount, context: multi)
+                    }
                 })
             }
         }

@@ -100,11 +100,7 @@ public enum BatchNorm {
             // Deviations from the Float mean that is saved and used for y and in backward.
             let squares = blockedSumOfSquaredDeviations(x, mean: mean, count: spatial)
             let invStd = Float(1 / (squares / count + Double(epsilon)).squareRoot())
-            if relu {
-                normalise(y, x, mean: mean, scale: gamma[channel] * invStd, shift: beta[channel], count: spatial, relu: true)
-            } else {
-                normalise(y, x, mean: mean, scale: gamma[channel] * invStd, shift: beta[channel], count: spatial, relu: false)
-            }
+            normalise(y, x, mean: mean, scale: gamma[channel] * invStd, shift: beta[channel], count: spatial, relu: relu)
             savedMean[channel] = mean
             savedInvStd[channel] = invStd
             runningMean[channel] = (1 - momentum) * runningMean[channel] + momentum * mean
@@ -152,13 +148,8 @@ public enum BatchNorm {
 
         func run(task channel: Int) {
             let invStd = 1 / (runningVariance[channel] + epsilon).squareRoot()
-            if relu {
-                normalise(output + channel * spatial, input + channel * spatial, mean: runningMean[channel],
-                          scale: gamma[channel] * invStd, shift: beta[channel], count: spatial, relu: true)
-            } else {
-                normalise(output + channel * spatial, input + channel * spatial, mean: runningMean[channel],
-                          scale: gamma[channel] * invStd, shift: beta[channel], count: spatial, relu: false)
-            }
+            normalise(output + channel * spatial, input + channel * spatial, mean: runningMean[channel],
+                      scale: gamma[channel] * invStd, shift: beta[channel], count: spatial, relu: relu)
         }
     }
 
@@ -392,8 +383,7 @@ public enum BatchNorm {
         return total
     }
 
-    /// y = (x - mean) * scale + shift over a run; y may alias x. With `relu` (a constant where
-    /// it is inlined) y = max(0, that), NaN to 0 as `ReLU.forward`: the in-place ReLU after a
+    /// y = (x - mean) * scale + shift over a run; y may alias x. With `relu` y = max(0, that), NaN to 0 as `ReLU.forward`: the in-place ReLU after a
     /// batch norm in the same pass, the same bits as the two passes.
     @inline(__always)
     static func normalise(

@@ -75,21 +75,30 @@ extension Conv2D {
                      "Conv2D: forwardLanes needs AVX-512 kernels, a 3x3 stride-1 pad-1 shape and its scratch, got \(shape) with \(scratchCount) floats")
         let layout = ConvLanesLayout(shape)
         let packed = scratch + cacheLineSkip(scratch)
-        // W'[(ci * 9 + tap) * paddedOut + co]: forward W[co, ci, tap]; flipped W[ci, co, 8 - tap]
-        let cin = shape.inChannels, cout = shape.outChannels
-        for ci in 0..<cin {
-            for tap in 0..<9 {
-                let row = packed + (ci * 9 + tap) * layout.paddedOut
-                for co in 0..<cout {
-                    row[co] = flipped ? weights[(ci * cout + co) * 9 + 8 - tap] : weights[(co * cin + ci) * 9 + tap]
-                }
-                for co in cout..<layout.paddedOut { row[co] = 0 }
-            }
-        }
+        packLaneWeights(packed, weights, inChannels: shape.inChannels, outChannels: shape.outChannels, taps: 9,
+                        paddedOut: layout.paddedOut, flipped: flipped)
         let threads = min(context.threads, shape.batch)
         context.pool.run(tasks: threads, threads: threads,
                          ConvLanesImages(out: out, input: input, packed: UnsafePointer(packed), shape: shape, layout: layout,
                                          regions: packed + layout.weightFloats, accumulate: accumulate, threads: threads))
+    }
+
+    /// The weights of a lane kernel with output channels in the lanes:
+    /// packed[(ci * taps + tap) * paddedOut + co] = W[co, ci, tap] for [Cout, Cin, taps] weights,
+    /// zero for co >= Cout; `flipped` (a data gradient: the lanes are the layer's input
+    /// channels) reads the layer's [Cin', Cout', taps] weights as W[ci, co, taps - 1 - tap]
+    /// (Cin' = `outChannels` here).
+    static func packLaneWeights(_ packed: UnsafeMutablePointer<Float>, _ weights: UnsafePointer<Float>,
+                                inChannels cin: Int, outChannels cout: Int, taps: Int, paddedOut: Int, flipped: Bool = false) {
+        for ci in 0..<cin {
+            for tap in 0..<taps {
+                let row = packed + (ci * taps + tap) * paddedOut
+                for co in 0..<cout {
+                    row[co] = flipped ? weights[(ci * cout + co) * taps + taps - 1 - tap] : weights[(co * cin + ci) * taps + tap]
+                }
+                for co in cout..<paddedOut { row[co] = 0 }
+            }
+        }
     }
 
     /// `forwardLanes`' images [batch * task / threads, batch * (task + 1) / threads), in the

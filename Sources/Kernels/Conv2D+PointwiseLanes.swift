@@ -45,11 +45,12 @@ extension Conv2D {
     }
 
     struct PointwiseLanesLayout {
-        let sequence: Int, paddedOut: Int, paddedIn: Int, threadFloats: Int
+        let sequence: Int, paddedOut: Int, paddedIn: Int, weightFloats: Int, threadFloats: Int
         init(_ shape: Conv2DShape) {
             sequence = shape.outHeight * shape.outWidth
             paddedOut = (shape.outChannels + 15) / 16 * 16
             paddedIn = (shape.inChannels + 15) / 16 * 16
+            weightFloats = max(shape.inChannels * paddedOut, shape.outChannels * paddedIn)
             threadFloats = shape.inChannels * sequence + max(paddedOut, paddedIn) * sequence
         }
     }
@@ -59,8 +60,7 @@ extension Conv2D {
     public static func pointwiseLanesScratchFloats(_ shape: Conv2DShape, threads: Int) -> Int {
         guard pointwiseLanesShape(shape) else { return 0 }
         let layout = PointwiseLanesLayout(shape)
-        let weights = max(shape.inChannels * layout.paddedOut, shape.outChannels * layout.paddedIn)
-        return 15 + weights + max(threads, 1) * layout.threadFloats
+        return 15 + layout.weightFloats + max(threads, 1) * layout.threadFloats
     }
 
     /// out = conv(input, weights) (`forward: true`) or dInput += conv^T(dOut, weights) for a
@@ -75,26 +75,18 @@ extension Conv2D {
                      "Conv2D: pointwiseLanes needs AVX-512 kernels, a 1x1 stride-2 shape and its scratch, got \(shape) with \(scratchCount) floats")
         let layout = PointwiseLanesLayout(shape)
         let packed = scratch + cacheLineSkip(scratch)
-        let cin = shape.inChannels, cout = shape.outChannels
         // forward: W'[ci * paddedOut + co] = W[co, ci]; data gradient: W'[co * paddedIn + ci] = W[co, ci]
         if forward {
-            for ci in 0..<cin {
-                let row = packed + ci * layout.paddedOut
-                for co in 0..<cout { row[co] = weights[co * cin + ci] }
-                for co in cout..<layout.paddedOut { row[co] = 0 }
-            }
+            packLaneWeights(packed, weights, inChannels: shape.inChannels, outChannels: shape.outChannels, taps: 1,
+                            paddedOut: layout.paddedOut)
         } else {
-            for co in 0..<cout {
-                let row = packed + co * layout.paddedIn
-                copyFloats(row, weights + co * cin, cin)
-                for ci in cin..<layout.paddedIn { row[ci] = 0 }
-            }
+            packLaneWeights(packed, weights, inChannels: shape.outChannels, outChannels: shape.inChannels, taps: 1,
+                            paddedOut: layout.paddedIn, flipped: true)
         }
-        let weightFloats = max(cin * layout.paddedOut, cout * layout.paddedIn)
         let threads = min(context.threads, shape.batch)
         context.pool.run(tasks: threads, threads: threads,
                          PointwiseLanesImages(out: out, input: input, packed: UnsafePointer(packed), shape: shape, layout: layout,
-                                              regions: packed + weightFloats, forward: forward, threads: threads))
+                                              regions: packed + layout.weightFloats, forward: forward, threads: threads))
     }
 
     /// The images [batch * task / threads, batch * (task + 1) / threads) of either pass.
@@ -107,72 +99,81 @@ extension Conv2D {
         func run(task: Int) {
             #if arch(x86_64)
             let region = regions + task * layout.threadFloats
-            let staging = region + shape.inChannels * layout.sequence
-            let height = shape.inHeight, width = shape.inWidth
-            let outHeight = shape.outHeight, outWidth = shape.outWidth
-            let sequence = layout.sequence, plane = height * width
-            let cin = shape.inChannels, cout = shape.outChannels
-            var offset = 0
             for n in (shape.batch * task / threads)..<(shape.batch * (task + 1) / threads) {
-                if forward {
-                    // the even rows and columns of image n, one plane per input channel
-                    for ci in 0..<cin {
-                        let source = input + (ci * shape.batch + n) * plane
-                        let target = region + ci * sequence
-                        for i in 0..<outHeight {
-                            let row = source + 2 * i * width, into = target + i * outWidth
-                            for j in 0..<outWidth { into[j] = row[2 * j] }
-                        }
-                    }
-                    let outStride = shape.batch * sequence
-                    var q = 0
-                    while q < sequence {
-                        let start = min(q, sequence - 16)
-                        var co0 = 0
-                        while co0 < layout.paddedOut {
-                            let direct = co0 + 16 <= cout
-                            wideConvLanesTapsTile(input: region + start, channelFloats: sequence, offsets: &offset, taps: 1,
-                                                  channels: cin, weights: packed + co0, wStride: layout.paddedOut,
-                                                  out: direct ? out + co0 * outStride + n * sequence + start : staging + start,
-                                                  outStride: direct ? outStride : sequence)
-                            if !direct {
-                                for co in co0..<cout {
-                                    copyFloats(out + co * outStride + n * sequence + start, staging + (co - co0) * sequence + start, 16)
-                                }
-                            }
-                            co0 += 16
-                        }
-                        q += 16
-                    }
-                } else {
-                    let channelFloats = shape.batch * sequence
-                    let dOut = input + n * sequence
-                    var q = 0
-                    while q < sequence {
-                        let start = min(q, sequence - 16)
-                        var ci0 = 0
-                        while ci0 < layout.paddedIn {
-                            wideConvLanesTapsTile(input: dOut + start, channelFloats: channelFloats, offsets: &offset, taps: 1,
-                                                  channels: cout, weights: packed + ci0, wStride: layout.paddedIn,
-                                                  out: staging + ci0 * sequence + start, outStride: sequence)
-                            ci0 += 16
-                        }
-                        q += 16
-                    }
-                    // dInput's even rows and columns += the tile rows
-                    for ci in 0..<cin {
-                        let target = out + (ci * shape.batch + n) * plane
-                        let rows = staging + ci * sequence
-                        for i in 0..<outHeight {
-                            let row = target + 2 * i * width, from = rows + i * outWidth
-                            for j in 0..<outWidth { row[2 * j] += from[j] }
-                        }
-                    }
-                }
+                if forward { forwardImage(n, region) } else { backwardImage(n, region) }
             }
             #else
             preconditionFailure("Conv2D: pointwiseLanes runs only with the AVX-512 kernels")
             #endif
         }
+
+        #if arch(x86_64)
+        func forwardImage(_ n: Int, _ region: UnsafeMutablePointer<Float>) {
+            let cin = shape.inChannels, cout = shape.outChannels
+            let width = shape.inWidth, plane = shape.inHeight * width, outWidth = shape.outWidth
+            let sequence = layout.sequence, staging = region + cin * sequence
+            // the even rows and columns of image n, one plane per input channel
+            for ci in 0..<cin {
+                let source = input + (ci * shape.batch + n) * plane
+                let target = region + ci * sequence
+                for i in 0..<shape.outHeight {
+                    let row = source + 2 * i * width, into = target + i * outWidth
+                    for j in 0..<outWidth { into[j] = row[2 * j] }
+                }
+            }
+            let outStride = shape.batch * sequence
+            var offset = 0
+            var q = 0
+            while q < sequence {
+                let start = min(q, sequence - 16)
+                var co0 = 0
+                while co0 < layout.paddedOut {
+                    // straight into the output; a last block of fewer than 16 channels through staging
+                    let direct = co0 + 16 <= cout
+                    wideConvLanesTapsTile(input: region + start, channelFloats: sequence, offsets: &offset, taps: 1,
+                                          channels: cin, weights: packed + co0, wStride: layout.paddedOut,
+                                          out: direct ? out + co0 * outStride + n * sequence + start : staging + start,
+                                          outStride: direct ? outStride : sequence)
+                    if !direct {
+                        for co in co0..<cout {
+                            copyFloats(out + co * outStride + n * sequence + start, staging + (co - co0) * sequence + start, 16)
+                        }
+                    }
+                    co0 += 16
+                }
+                q += 16
+            }
+        }
+
+        func backwardImage(_ n: Int, _ region: UnsafeMutablePointer<Float>) {
+            let cin = shape.inChannels, cout = shape.outChannels
+            let width = shape.inWidth, plane = shape.inHeight * width, outWidth = shape.outWidth
+            let sequence = layout.sequence, staging = region + cin * sequence
+            // dOut's planes where they lie: channel co of image n at (co * batch + n) * sequence
+            let dOut = input + n * sequence
+            var offset = 0
+            var q = 0
+            while q < sequence {
+                let start = min(q, sequence - 16)
+                var ci0 = 0
+                while ci0 < layout.paddedIn {
+                    wideConvLanesTapsTile(input: dOut + start, channelFloats: shape.batch * sequence, offsets: &offset, taps: 1,
+                                          channels: cout, weights: packed + ci0, wStride: layout.paddedIn,
+                                          out: staging + ci0 * sequence + start, outStride: sequence)
+                    ci0 += 16
+                }
+                q += 16
+            }
+            // dInput's even rows and columns += the tile rows
+            for ci in 0..<cin {
+                let target = out + (ci * shape.batch + n) * plane
+                let rows = staging + ci * sequence
+                for i in 0..<shape.outHeight {
+                    let row = target + 2 * i * width, from = rows + i * outWidth
+                    for j in 0..<outWidth { row[2 * j] += from[j] }
+                }
+            }
+        }
+        #endif
     }
 }

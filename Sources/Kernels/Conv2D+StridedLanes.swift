@@ -24,26 +24,15 @@ extension Conv2D {
         directPhases(shape) == 4 && shape.outHeight * (shape.outWidth + 1) >= 16
     }
 
-    /// Where `forward` takes this path on an AVX-512 context: at most 128 input and 256 output
-    /// channels. `leitner bench conv`, "strided lanes" section, 2026-12-07 (Xeon), old/new, two
-    /// runs at 2 threads and two at 1, with the written-out 9-tap tile (`wideConvLanesPhaseTile`):
-    /// resnet8's 16-32 @28 1.53-1.56x and 1.32-1.39x, 32-64 @14 1.14-1.15x and 0.98-1.02x,
-    /// ResNet-18's 64-128 @56 1.34-1.41x and 1.39-1.40x, 128-256 @28 1.02-1.16x and 1.09-1.17x.
-    /// (With the taps loop of `wideConvLanesTapsTile` the last three lost or tied: 0.80-1.14x.)
-    public static func prefersStridedLanesForward(_ shape: Conv2DShape) -> Bool {
-        stridedLanesShape(shape) && shape.inChannels <= 128 && shape.outChannels <= 256
-    }
-
-    /// Where `backwardData` takes it: at most 128 input and 256 output channels. Same runs:
-    /// resnet8's 16-32 @28 1.22-1.51x, 32-64 @14 1.16-1.31x, ResNet-18's 64-128 @56 1.20-1.23x,
-    /// 128-256 @28 1.04-1.26x.
-    public static func prefersStridedLanesData(_ shape: Conv2DShape) -> Bool {
-        stridedLanesShape(shape) && shape.inChannels <= 128 && shape.outChannels <= 256
-    }
-
-    /// Either pass: the scratch plan reserves this path's scratch.
+    /// Where `forward` and `backwardData` take this path on an AVX-512 context: at most 128
+    /// input and 256 output channels. `leitner bench conv`, "strided lanes" section, 2026-12-07
+    /// (Xeon), old/new, two runs at 2 threads and two at 1. Forward, with the written-out 9-tap
+    /// tile (`wideConvLanesPhaseTile`): resnet8's 16-32 @28 1.53-1.56x and 1.32-1.39x, 32-64 @14
+    /// 1.14-1.15x and 0.98-1.02x, ResNet-18's 64-128 @56 1.34-1.41x and 1.39-1.40x, 128-256 @28
+    /// 1.02-1.16x and 1.09-1.17x (with a taps loop the last three lost or tied: 0.80-1.14x). Data
+    /// gradient: 16-32 1.22-1.51x, 32-64 1.16-1.31x, 64-128 1.20-1.23x, 128-256 1.04-1.26x.
     public static func prefersStridedLanes(_ shape: Conv2DShape) -> Bool {
-        prefersStridedLanesForward(shape) || prefersStridedLanesData(shape)
+        stridedLanesShape(shape) && shape.inChannels <= 128 && shape.outChannels <= 256
     }
 
     struct StridedLanesLayout {
@@ -52,7 +41,8 @@ extension Conv2D {
         let phaseFloats: Int, paddedOut: Int
         /// Data gradient: one padded dOut channel; input channels rounded up to 16.
         let dOutFloats: Int, paddedIn: Int
-        let forwardThreadFloats: Int, backwardThreadFloats: Int
+        /// The rearranged weights of either pass, and one thread's region (the larger pass's).
+        let weightFloats: Int, threadFloats: Int
 
         init(_ shape: Conv2DShape) {
             rowStride = shape.outWidth + 1
@@ -61,8 +51,9 @@ extension Conv2D {
             paddedOut = (shape.outChannels + 15) / 16 * 16
             dOutFloats = (shape.outHeight + 1) * rowStride + 16
             paddedIn = (shape.inChannels + 15) / 16 * 16
-            forwardThreadFloats = 4 * shape.inChannels * phaseFloats + paddedOut * sequence
-            backwardThreadFloats = shape.outChannels * dOutFloats + 4 * paddedIn * sequence
+            weightFloats = 9 * max(shape.inChannels * paddedOut, shape.outChannels * paddedIn)
+            threadFloats = max(4 * shape.inChannels * phaseFloats + paddedOut * sequence,
+                               shape.outChannels * dOutFloats + 4 * paddedIn * sequence)
         }
     }
 
@@ -72,8 +63,7 @@ extension Conv2D {
     public static func stridedLanesScratchFloats(_ shape: Conv2DShape, threads: Int) -> Int {
         guard stridedLanesShape(shape) else { return 0 }
         let layout = StridedLanesLayout(shape)
-        let weights = 9 * max(shape.inChannels * layout.paddedOut, shape.outChannels * layout.paddedIn)
-        return 15 + weights + max(threads, 1) * max(layout.forwardThreadFloats, layout.backwardThreadFloats)
+        return 15 + layout.weightFloats + max(threads, 1) * layout.threadFloats
     }
 
     /// The taps of input phase `a` (0 even, 1 odd) along one axis, in the order the FMA chain
@@ -93,20 +83,12 @@ extension Conv2D {
                      "Conv2D: forwardStridedLanes needs AVX-512 kernels, a 3x3 stride-2 pad-1 shape of even size and its scratch, got \(shape) with \(scratchCount) floats")
         let layout = StridedLanesLayout(shape)
         let packed = scratch + cacheLineSkip(scratch)
-        let cin = shape.inChannels, cout = shape.outChannels
-        // W'[(ci * 9 + tap) * paddedOut + co] = W[co, ci, tap]
-        for ci in 0..<cin {
-            for tap in 0..<9 {
-                let row = packed + (ci * 9 + tap) * layout.paddedOut
-                for co in 0..<cout { row[co] = weights[(co * cin + ci) * 9 + tap] }
-                for co in cout..<layout.paddedOut { row[co] = 0 }
-            }
-        }
-        let weightFloats = 9 * max(cin * layout.paddedOut, cout * layout.paddedIn)
+        packLaneWeights(packed, weights, inChannels: shape.inChannels, outChannels: shape.outChannels, taps: 9,
+                        paddedOut: layout.paddedOut)
         let threads = min(context.threads, shape.batch)
         context.pool.run(tasks: threads, threads: threads,
                          StridedLanesImages(out: out, input: input, packed: UnsafePointer(packed), shape: shape, layout: layout,
-                                            regions: packed + weightFloats, forward: true, threads: threads))
+                                            regions: packed + layout.weightFloats, forward: true, threads: threads))
     }
 
     /// dInput += conv^T(dOut, weights) for `stridedLanesShape` (the forward shape), through the
@@ -141,11 +123,10 @@ extension Conv2D {
                 phaseStart += cout * taps * layout.paddedIn
             }
         }
-        let weightFloats = 9 * max(cin * layout.paddedOut, cout * layout.paddedIn)
         let threads = min(context.threads, shape.batch)
         context.pool.run(tasks: threads, threads: threads,
                          StridedLanesImages(out: dInput, input: dOut, packed: UnsafePointer(packed), shape: shape, layout: layout,
-                                            regions: packed + weightFloats, forward: false, threads: threads))
+                                            regions: packed + layout.weightFloats, forward: false, threads: threads))
     }
 
     /// The images [batch * task / threads, batch * (task + 1) / threads) of either pass, in the
@@ -158,7 +139,7 @@ extension Conv2D {
 
         func run(task: Int) {
             #if arch(x86_64)
-            let region = regions + task * max(layout.forwardThreadFloats, layout.backwardThreadFloats)
+            let region = regions + task * layout.threadFloats
             for n in (shape.batch * task / threads)..<(shape.batch * (task + 1) / threads) {
                 if forward { forwardImage(n, region) } else { backwardImage(n, region) }
             }

@@ -76,7 +76,7 @@ public enum Conv2D {
                          scratchCount: scratchCount, context: context)
             return
         }
-        if lanes && context.wideKernels && prefersStridedLanesForward(shape)
+        if lanes && context.wideKernels && prefersStridedLanes(shape)
             && scratchCount >= stridedLanesScratchFloats(shape, threads: context.threads) {
             forwardStridedLanes(out: out, input: input, weights: weights, shape: shape, scratch: scratch,
                                 scratchCount: scratchCount, context: context)
@@ -133,7 +133,7 @@ public enum Conv2D {
                          scratch: scratch, scratchCount: scratchCount, context: context)
             return
         }
-        if lanes && context.wideKernels && prefersStridedLanesData(shape)
+        if lanes && context.wideKernels && prefersStridedLanes(shape)
             && scratchCount >= stridedLanesScratchFloats(shape, threads: context.threads) {
             backwardDataStridedLanes(dInput: dInput, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
                                      scratchCount: scratchCount, context: context)

@@ -216,8 +216,9 @@ public func wideConvLanesTile(input: UnsafePointer<Float>, channelFloats: Int, r
 /// `wideConvLanesTile` with the taps given: out[co][r] (16 output channels co in the lanes of
 /// weights, 16 positions r) = sum over the channels c, then the taps t in order, of
 /// input[c * channelFloats + offsets[t] + r] * weights[(c * taps + t) * wStride + co]. The
-/// stride-2 forward reads four phase planes per channel through its 9 offsets; the stride-2
-/// data gradient runs one input phase at a time with its 1, 2 or 4 taps.
+/// stride-2 data gradient runs one input phase at a time with its 1, 2 or 4 taps, the 1x1
+/// stride-2 convolution one tap (the stride-2 forward has its own tile,
+/// `wideConvLanesPhaseTile`).
 @inline(never)
 public func wideConvLanesTapsTile(input: UnsafePointer<Float>, channelFloats: Int, offsets: UnsafePointer<Int>, taps: Int,
                                   channels: Int, weights: UnsafePointer<Float>, wStride: Int,
@@ -225,7 +226,6 @@ public func wideConvLanesTapsTile(input: UnsafePointer<Float>, channelFloats: In
     // A constant tap count unrolls the tap loop and keeps the offsets in registers (with a
     // run-time count each tap first loaded its offset, and the tile ran at half the stride-1 one's speed).
     switch taps {
-    case 9: tapsTile(input, channelFloats, offsets, 9, channels, weights, wStride, out, outStride)
     case 4: tapsTile(input, channelFloats, offsets, 4, channels, weights, wStride, out, outStride)
     case 2: tapsTile(input, channelFloats, offsets, 2, channels, weights, wStride, out, outStride)
     case 1: tapsTile(input, channelFloats, offsets, 1, channels, weights, wStride, out, outStride)

@@ -422,6 +422,64 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
     /// the flipped, accumulating form against the naive data gradient of the original layer; no
     /// write past the scratch, the same bits on 1, 2 and 3 threads, and taken by `forward` and
     /// `backwardData` where preferred.
+    typealias LanePass = (_ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
+                          _ scratch: UnsafeMutablePointer<Float>, _ scratchCount: Int, _ context: KernelContext) -> Void
+
+    /// One shape of a lane path's forward and data gradient (the accumulating one): each against
+    /// the naive twin on every context, guard words after `scratchCount` floats of scratch, the
+    /// same bits on every thread count, and, where `prefersForward` / `prefersData`, the same
+    /// bits through `Conv2D.forward` / `backwardData` with the scratch the plan gives. Returns
+    /// how many of the two passes the dispatch took.
+    func checkLanePasses(_ shape: Conv2DShape, seed: UInt64, contexts: [KernelContext], scratchCount: Int,
+                         prefersForward: Bool, prefersData: Bool, forward: LanePass, data: LanePass) -> Int {
+        var random = SeededRandom(seed: seed)
+        let input = random.floats(shape.inputCount), weights = random.floats(shape.weightCount)
+        let dOut = random.floats(shape.outputCount), initial = random.floats(shape.inputCount)
+        let scratch = GuardedBuffer(count: scratchCount)
+        var forwards: [[Float]] = [], datas: [[Float]] = []
+        for context in contexts {
+            let label = describe(shape) + " threads \(context.threads)"
+            checkAgainstTwin("lane forward", shape: label, seed: seed, outputCounts: [shape.outputCount], tolerance: 1e-5) { outputs, fast in
+                if fast { forward(outputs[0], input, weights, scratch.pointer, scratchCount, context) }
+                else { Conv2D.naiveForward(out: outputs[0], input: input, weights: weights, shape: shape) }
+            }
+            checkAgainstTwin("lane data gradient", shape: label, seed: seed, outputCounts: [shape.inputCount], tolerance: 1e-5) { outputs, fast in
+                if fast { data(outputs[0], dOut, weights, scratch.pointer, scratchCount, context) }
+                else { Conv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut, weights: weights, shape: shape) }
+            }
+            #expect(scratch.firstDamagedGuard() == nil, "\(label): wrote past the scratch")
+            var out = [Float](repeating: .nan, count: shape.outputCount)
+            forward(&out, input, weights, scratch.pointer, scratchCount, context)
+            forwards.append(out)
+            var dInput = initial
+            data(&dInput, dOut, weights, scratch.pointer, scratchCount, context)
+            datas.append(dInput)
+        }
+        for results in [forwards, datas] {
+            #expect(results.dropFirst().allSatisfy { zip(results[0], $0).allSatisfy { $0.bitPattern == $1.bitPattern } },
+                    "\(describe(shape)): the thread count changed bits")
+        }
+        let planned = Conv2D.scratchFloats(shape: shape, threads: 2, wide: true)
+        let plannedScratch = GuardedBuffer(count: planned)
+        var dispatched = 0
+        if prefersForward {
+            var out = [Float](repeating: .nan, count: shape.outputCount)
+            Conv2D.forward(out: &out, input: input, weights: weights, shape: shape, scratch: plannedScratch.pointer,
+                           scratchCount: planned, context: contexts[1])
+            #expect(zip(forwards[0], out).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): forward took another path")
+            dispatched += 1
+        }
+        if prefersData {
+            var dInput = initial
+            Conv2D.backwardData(dInput: &dInput, dOut: dOut, weights: weights, shape: shape, scratch: plannedScratch.pointer,
+                                scratchCount: planned, context: contexts[1])
+            #expect(zip(datas[0], dInput).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): backwardData took another path")
+            dispatched += 1
+        }
+        #expect(plannedScratch.firstDamagedGuard() == nil)
+        return dispatched
+    }
+
     /// The 3x3 stride-2 forms with output channels in the lanes (`forwardStridedLanes`,
     /// `backwardDataStridedLanes`) against the naive twins: even sizes from 2x8 (one 16-position
     /// tile) to 28x28, odd channel counts and counts past one 16-lane block, on 1, 2 and 3
@@ -438,64 +496,17 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
                 #expect(Conv2D.stridedLanesShape(shape) == (height % 2 == 0 && width % 2 == 0
                                                             && shape.outHeight * (shape.outWidth + 1) >= 16))
                 guard Conv2D.stridedLanesShape(shape) else { index += 1; continue }
-                let scratchCount = Conv2D.stridedLanesScratchFloats(shape, threads: 3)
-                var random = SeededRandom(seed: UInt64(12000 + index))
-                let input = random.floats(shape.inputCount), weights = random.floats(shape.weightCount)
-                let dOut = random.floats(shape.outputCount), initial = random.floats(shape.inputCount)
-                let scratch = GuardedBuffer(count: scratchCount)
-                var forwards: [[Float]] = [], datas: [[Float]] = []
-                for context in contexts {
-                    let label = describe(shape) + " threads \(context.threads)"
-                    checkAgainstTwin("Conv2D.forwardStridedLanes", shape: label, seed: UInt64(index), outputCounts: [shape.outputCount],
-                                     tolerance: 1e-5) { outputs, fast in
-                        if fast {
-                            Conv2D.forwardStridedLanes(out: outputs[0], input: input, weights: weights, shape: shape,
-                                                       scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                        } else {
-                            Conv2D.naiveForward(out: outputs[0], input: input, weights: weights, shape: shape)
-                        }
-                    }
-                    checkAgainstTwin("Conv2D.backwardDataStridedLanes", shape: label, seed: UInt64(index), outputCounts: [shape.inputCount],
-                                     tolerance: 1e-5) { outputs, fast in
-                        if fast {
-                            Conv2D.backwardDataStridedLanes(dInput: outputs[0], dOut: dOut, weights: weights, shape: shape,
-                                                            scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                        } else {
-                            Conv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut, weights: weights, shape: shape)
-                        }
-                    }
-                    #expect(scratch.firstDamagedGuard() == nil, "\(label): wrote past the scratch")
-                    var out = [Float](repeating: .nan, count: shape.outputCount)
-                    Conv2D.forwardStridedLanes(out: &out, input: input, weights: weights, shape: shape, scratch: scratch.pointer,
-                                               scratchCount: scratchCount, context: context)
-                    forwards.append(out)
-                    var dInput = initial
-                    Conv2D.backwardDataStridedLanes(dInput: &dInput, dOut: dOut, weights: weights, shape: shape,
-                                                    scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                    datas.append(dInput)
-                }
-                for results in [forwards, datas] {
-                    #expect(results.dropFirst().allSatisfy { zip(results[0], $0).allSatisfy { $0.bitPattern == $1.bitPattern } },
-                            "\(describe(shape)): the thread count changed bits")
-                }
-                // The dispatch takes it where preferred, with the scratch it plans.
-                let planned = Conv2D.scratchFloats(shape: shape, threads: 2, wide: true)
-                let plannedScratch = GuardedBuffer(count: planned)
-                if Conv2D.prefersStridedLanesForward(shape) {
-                    var out = [Float](repeating: .nan, count: shape.outputCount)
-                    Conv2D.forward(out: &out, input: input, weights: weights, shape: shape, scratch: plannedScratch.pointer,
-                                   scratchCount: planned, context: contexts[1])
-                    #expect(zip(forwards[0], out).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): forward took another path")
-                    dispatched += 1
-                }
-                if Conv2D.prefersStridedLanesData(shape) {
-                    var dInput = initial
-                    Conv2D.backwardData(dInput: &dInput, dOut: dOut, weights: weights, shape: shape, scratch: plannedScratch.pointer,
-                                        scratchCount: planned, context: contexts[1])
-                    #expect(zip(datas[0], dInput).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): backwardData took another path")
-                    dispatched += 1
-                }
-                #expect(plannedScratch.firstDamagedGuard() == nil)
+                dispatched += checkLanePasses(shape, seed: UInt64(12000 + index), contexts: contexts,
+                                              scratchCount: Conv2D.stridedLanesScratchFloats(shape, threads: 3),
+                                              prefersForward: Conv2D.prefersStridedLanes(shape),
+                                              prefersData: Conv2D.prefersStridedLanes(shape),
+                                              forward: { out, input, weights, scratch, count, context in
+                    Conv2D.forwardStridedLanes(out: out, input: input, weights: weights, shape: shape,
+                                               scratch: scratch, scratchCount: count, context: context)
+                }, data: { dInput, dOut, weights, scratch, count, context in
+                    Conv2D.backwardDataStridedLanes(dInput: dInput, dOut: dOut, weights: weights, shape: shape,
+                                                    scratch: scratch, scratchCount: count, context: context)
+                })
                 index += 1
             }
         }
@@ -519,63 +530,17 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
                                                                       width: 56, kernel: 1, stride: 2, padding: 0)))
                 #expect(Conv2D.pointwiseLanesShape(shape) == (shape.outHeight * shape.outWidth >= 16))
                 guard Conv2D.pointwiseLanesShape(shape) else { index += 1; continue }
-                let scratchCount = Conv2D.pointwiseLanesScratchFloats(shape, threads: 3)
-                var random = SeededRandom(seed: UInt64(13000 + index))
-                let input = random.floats(shape.inputCount), weights = random.floats(shape.weightCount)
-                let dOut = random.floats(shape.outputCount), initial = random.floats(shape.inputCount)
-                let scratch = GuardedBuffer(count: scratchCount)
-                var forwards: [[Float]] = [], datas: [[Float]] = []
-                for context in contexts {
-                    let label = describe(shape) + " threads \(context.threads)"
-                    checkAgainstTwin("Conv2D.pointwiseLanes (forward)", shape: label, seed: UInt64(index), outputCounts: [shape.outputCount],
-                                     tolerance: 1e-5) { outputs, fast in
-                        if fast {
-                            Conv2D.pointwiseLanes(out: outputs[0], input: input, weights: weights, shape: shape, forward: true,
-                                                  scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                        } else {
-                            Conv2D.naiveForward(out: outputs[0], input: input, weights: weights, shape: shape)
-                        }
-                    }
-                    checkAgainstTwin("Conv2D.pointwiseLanes (data gradient)", shape: label, seed: UInt64(index), outputCounts: [shape.inputCount],
-                                     tolerance: 1e-5) { outputs, fast in
-                        if fast {
-                            Conv2D.pointwiseLanes(out: outputs[0], input: dOut, weights: weights, shape: shape, forward: false,
-                                                  scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                        } else {
-                            Conv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut, weights: weights, shape: shape)
-                        }
-                    }
-                    #expect(scratch.firstDamagedGuard() == nil, "\(label): wrote past the scratch")
-                    var out = [Float](repeating: .nan, count: shape.outputCount)
-                    Conv2D.pointwiseLanes(out: &out, input: input, weights: weights, shape: shape, forward: true,
-                                          scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                    forwards.append(out)
-                    var dInput = initial
-                    Conv2D.pointwiseLanes(out: &dInput, input: dOut, weights: weights, shape: shape, forward: false,
-                                          scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                    datas.append(dInput)
-                }
-                for results in [forwards, datas] {
-                    #expect(results.dropFirst().allSatisfy { zip(results[0], $0).allSatisfy { $0.bitPattern == $1.bitPattern } },
-                            "\(describe(shape)): the thread count changed bits")
-                }
-                let planned = Conv2D.scratchFloats(shape: shape, threads: 2, wide: true)
-                let plannedScratch = GuardedBuffer(count: planned)
-                if Conv2D.prefersPointwiseLanesForward(shape) {
-                    var out = [Float](repeating: .nan, count: shape.outputCount)
-                    Conv2D.forward(out: &out, input: input, weights: weights, shape: shape, scratch: plannedScratch.pointer,
-                                   scratchCount: planned, context: contexts[1])
-                    #expect(zip(forwards[0], out).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): forward took another path")
-                    dispatched += 1
-                }
-                if Conv2D.prefersPointwiseLanesData(shape) {
-                    var dInput = initial
-                    Conv2D.backwardData(dInput: &dInput, dOut: dOut, weights: weights, shape: shape, scratch: plannedScratch.pointer,
-                                        scratchCount: planned, context: contexts[1])
-                    #expect(zip(datas[0], dInput).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): backwardData took another path")
-                    dispatched += 1
-                }
-                #expect(plannedScratch.firstDamagedGuard() == nil)
+                dispatched += checkLanePasses(shape, seed: UInt64(13000 + index), contexts: contexts,
+                                              scratchCount: Conv2D.pointwiseLanesScratchFloats(shape, threads: 3),
+                                              prefersForward: Conv2D.prefersPointwiseLanesForward(shape),
+                                              prefersData: Conv2D.prefersPointwiseLanesData(shape),
+                                              forward: { out, input, weights, scratch, count, context in
+                    Conv2D.pointwiseLanes(out: out, input: input, weights: weights, shape: shape, forward: true,
+                                          scratch: scratch, scratchCount: count, context: context)
+                }, data: { dInput, dOut, weights, scratch, count, context in
+                    Conv2D.pointwiseLanes(out: dInput, input: dOut, weights: weights, shape: shape, forward: false,
+                                          scratch: scratch, scratchCount: count, context: context)
+                })
                 index += 1
             }
         }
