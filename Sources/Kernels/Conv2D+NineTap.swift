@@ -207,8 +207,8 @@ extension Conv2D {
 
     /// out = conv(input, weights) for a `wideNineTapBlockImages` shape on an AVX-512 context:
     /// each thread copies its images of a block into zero-padded planes (rows of W + 2) and
-    /// computes their output rows 16 columns at a time (`wideNineTapRow`), all output channels
-    /// per segment from nine vectors of pixels: no im2col. Measured against the column path's
+    /// computes each output channel's plane 16 columns at a time (`wideNineTapPlane`): no
+    /// im2col. Measured against the column path's
     /// nine-tap loop in `leitner bench conv` ("one-channel forward" section).
     public static func forwardNineTapWide(
         out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
@@ -249,9 +249,9 @@ extension Conv2D {
                     row[width + 1] = 0  // the right border and the next row's left one
                 }
                 (padded + (height + 1) * rowStride + 1).initialize(repeating: 0, count: rowStride - 1)
-                for y in 0..<height {
-                    wideNineTapRow(input: padded + y * rowStride, rowStride: rowStride, width: width, weights: weights,
-                                   outChannels: shape.outChannels, out: out + (n0 + n) * plane + y * width, outStride: outPlane)
+                for co in 0..<shape.outChannels {
+                    wideNineTapPlane(input: padded, rowStride: rowStride, width: width, height: height,
+                                     weights: weights + co * 9, out: out + co * outPlane + (n0 + n) * plane)
                 }
             }
             #else
