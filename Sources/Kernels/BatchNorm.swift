@@ -191,13 +191,13 @@ public enum BatchNorm {
         dInput: UnsafeMutablePointer<Float>, dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>,
         dOutput: UnsafePointer<Float>, savedMean: UnsafePointer<Float>, savedInvStd: UnsafePointer<Float>,
         input: UnsafePointer<Float>, gamma: UnsafePointer<Float>, channels: Int, spatial: Int,
-        reluOutput: UnsafePointer<Float>? = nil, context: KernelContext
+        reluBeta: UnsafePointer<Float>? = nil, context: KernelContext
     ) {
         let inverseCount = 1 / Double(spatial)
         context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial),
                          BackwardChannel(dInput: dInput, dGamma: dGamma, dBeta: dBeta, dOutput: dOutput, savedMean: savedMean,
                                          savedInvStd: savedInvStd, input: input, gamma: gamma, spatial: spatial,
-                                         inverseCount: inverseCount, reluOutput: reluOutput))
+                                         inverseCount: inverseCount, reluBeta: reluBeta))
     }
 
     /// `backward` of one channel.
@@ -206,28 +206,33 @@ public enum BatchNorm {
         let dOutput: UnsafePointer<Float>, savedMean: UnsafePointer<Float>, savedInvStd: UnsafePointer<Float>
         let input: UnsafePointer<Float>, gamma: UnsafePointer<Float>
         let spatial: Int, inverseCount: Double
-        /// The output of an in-place ReLU after this batch norm (its gradient shares dOutput):
-        /// dOutput is read masked by it (y > 0), as the ReLU's backward would have written it.
-        let reluOutput: UnsafePointer<Float>?
+        /// beta, where an in-place ReLU after this batch norm was fused into its forward (its
+        /// gradient shares dOutput): dOutput is read masked by y > 0, as the ReLU's backward
+        /// would have written it. The mask is recomputed from x, not read from y: y = (x - mean)
+        /// * gamma * invStd + beta with the forward's own arithmetic (`normalise`), so the same
+        /// bits, and one tensor fewer to read.
+        let reluBeta: UnsafePointer<Float>?
 
         func run(task channel: Int) {
-            if let reluOutput { channelGradient(channel, mask: reluOutput + channel * spatial, masked: true) }
-            else { channelGradient(channel, mask: dOutput, masked: false) }
+            if let reluBeta { channelGradient(channel, shift: reluBeta[channel], masked: true) }
+            else { channelGradient(channel, shift: 0, masked: false) }
         }
 
         @inline(__always)
-        func channelGradient(_ channel: Int, mask: UnsafePointer<Float>, masked: Bool) {
+        func channelGradient(_ channel: Int, shift: Float, masked: Bool) {
             let x = input + channel * spatial
             let dy = dOutput + channel * spatial
             let dx = dInput + channel * spatial
             let mean = savedMean[channel]
             let invStd = savedInvStd[channel]
+            let scale = gamma[channel] * invStd
+            let mask = ReLUMask(scale: scale, shift: shift, masked: masked)
 
-            let (sumDy, sumDyCentered) = gradientSums(dy, x, mean: mean, count: spatial, mask: mask, masked: masked)
+            let (sumDy, sumDyCentered) = gradientSums(dy, x, mean: mean, count: spatial, mask: mask)
             let sumDyXhat = sumDyCentered * Double(invStd)
-            applyInputGradient(dx, dy, x, mean: mean, scale: gamma[channel] * invStd,
+            applyInputGradient(dx, dy, x, mean: mean, scale: scale,
                                meanDy: Float(sumDy * inverseCount), meanDyXhat: Float(sumDyXhat * Double(invStd) * inverseCount),
-                               count: spatial, mask: mask, masked: masked)
+                               count: spatial, mask: mask)
             dGamma[channel] += Float(sumDyXhat)
             dBeta[channel] += Float(sumDy)
         }
@@ -235,22 +240,35 @@ public enum BatchNorm {
 
     // MARK: helpers
 
+    /// The fused ReLU's mask in the backward: y > 0 for y = centered * scale + shift, computed
+    /// as `normalise` computes y (an FMA on vectors, a multiply and an add on the scalar tail).
+    /// With `masked` false every gradient passes.
+    struct ReLUMask {
+        let scale: Float, shift: Float, masked: Bool
+        static let none = ReLUMask(scale: 0, shift: 0, masked: false)
+
+        @inline(__always)
+        func apply(_ dy: FloatVector, centered: FloatVector) -> FloatVector {
+            guard masked else { return dy }
+            let y = FloatVector(repeating: shift).addingProduct(centered, FloatVector(repeating: scale))
+            return FloatVector(repeating: 0).replacing(with: dy, where: y .> FloatVector(repeating: 0))
+        }
+
+        @inline(__always)
+        func apply(_ dy: Float, centered: Float) -> Float {
+            guard masked else { return dy }
+            return centered * scale + shift > 0 ? dy : 0
+        }
+    }
+
     /// sum dy and sum dy * (x - mean) over a run, blocked (see `blockSize`): both largely
     /// cancel, so their rounding error must stay small against the sums of |dy| and
     /// |dy * (x - mean)|. (invStd is factored out of the second sum.)
     @inline(__always)
     static func gradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, mean: Float, count: Int,
-                             mask: UnsafePointer<Float>? = nil, masked: Bool = false) -> (Double, Double) {
+                             mask: ReLUMask = .none) -> (Double, Double) {
         let width = FloatVector.scalarCount
         let meanVector = FloatVector(repeating: mean)
-        let zero = FloatVector(repeating: 0)
-        // dy where the ReLU output is positive, else 0 (`masked`: a constant where inlined)
-        @inline(__always) func gradient(_ index: Int) -> FloatVector {
-            masked ? zero.replacing(with: dy.loadVector(at: index), where: mask!.loadVector(at: index) .> zero) : dy.loadVector(at: index)
-        }
-        @inline(__always) func gradient(scalar index: Int) -> Float {
-            masked ? (mask![index] > 0 ? dy[index] : 0) : dy[index]
-        }
         var sumDy: Double = 0
         var sumDyCentered: Double = 0
         var start = 0
@@ -260,26 +278,30 @@ public enum BatchNorm {
             var centered0 = FloatVector(repeating: 0), centered1 = FloatVector(repeating: 0)
             var index = start
             while index + 2 * width <= end {
-                let g0 = gradient(index)
-                let g1 = gradient(index + width)
+                let c0 = x.loadVector(at: index) - meanVector
+                let c1 = x.loadVector(at: index + width) - meanVector
+                let g0 = mask.apply(dy.loadVector(at: index), centered: c0)
+                let g1 = mask.apply(dy.loadVector(at: index + width), centered: c1)
                 dy0 += g0
                 dy1 += g1
-                centered0 = centered0.addingProduct(g0, x.loadVector(at: index) - meanVector)
-                centered1 = centered1.addingProduct(g1, x.loadVector(at: index + width) - meanVector)
+                centered0 = centered0.addingProduct(g0, c0)
+                centered1 = centered1.addingProduct(g1, c1)
                 index += 2 * width
             }
             if index + width <= end {
-                let g0 = gradient(index)
+                let c0 = x.loadVector(at: index) - meanVector
+                let g0 = mask.apply(dy.loadVector(at: index), centered: c0)
                 dy0 += g0
-                centered0 = centered0.addingProduct(g0, x.loadVector(at: index) - meanVector)
+                centered0 = centered0.addingProduct(g0, c0)
                 index += width
             }
             var blockDy = (dy0 + dy1).sum()
             var blockCentered = (centered0 + centered1).sum()
             while index < end {
-                let g = gradient(scalar: index)
+                let c = x[index] - mean
+                let g = mask.apply(dy[index], centered: c)
                 blockDy += g
-                blockCentered += g * (x[index] - mean)
+                blockCentered += g * c
                 index += 1
             }
             sumDy += Double(blockDy)
@@ -296,25 +318,25 @@ public enum BatchNorm {
     static func applyInputGradient(
         _ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
         mean: Float, scale: Float, meanDy: Float, meanDyXhat: Float, count: Int,
-        mask: UnsafePointer<Float>? = nil, masked: Bool = false
+        mask: ReLUMask = .none
     ) {
         let width = FloatVector.scalarCount
         let meanVector = FloatVector(repeating: mean)
         let k = FloatVector(repeating: scale)
         let a = FloatVector(repeating: meanDy)
         let b = FloatVector(repeating: meanDyXhat)
-        let zero = FloatVector(repeating: 0)
         var index = 0
         while index + width <= count {
             let centered = x.loadVector(at: index) - meanVector
-            let g = masked ? zero.replacing(with: dy.loadVector(at: index), where: mask!.loadVector(at: index) .> zero) : dy.loadVector(at: index)
+            let g = mask.apply(dy.loadVector(at: index), centered: centered)
             let inner = g - a - centered * b
             dx.storeVector(dx.loadVector(at: index).addingProduct(k, inner), at: index)
             index += width
         }
         while index < count {
-            let g = masked ? (mask![index] > 0 ? dy[index] : 0) : dy[index]
-            dx[index] += scale * (g - meanDy - (x[index] - mean) * meanDyXhat)
+            let centered = x[index] - mean
+            let g = mask.apply(dy[index], centered: centered)
+            dx[index] += scale * (g - meanDy - centered * meanDyXhat)
             index += 1
         }
     }

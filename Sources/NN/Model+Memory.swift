@@ -7,8 +7,7 @@ import Kernels
 /// - time runs forward node 0 ..< L, then the loss at L, then backward of node i at 2L - i;
 /// - an output lives from its forward until its last reader: a consumer's forward, the
 ///   backward of a consumer that reads its input (conv, linear, batch norm), its own backward
-///   for ReLU (the mask; after a batch norm, until the batch norm's backward, which may read it as its
-///   mask), the loss for the logits;
+///   for ReLU (the mask), the loss for the logits;
 /// - a ReLU, ReLU6, dropout or add whose input's buffer has no later reader writes over it (in
 ///   place); hardswish and hardsigmoid do not (their backward reads x);
 /// - an output gradient lives from the backward of its last consumer (the first writer) to
@@ -91,12 +90,8 @@ struct ActivationLayout {
             // ReLU and ReLU6 backward read their own output.
             if (layers[index].kind == .relu || layers[index].kind == .relu6) && requires[index] && !masked[index] {
                 end = max(end, backwardTime(index))
-                // A ReLU after a batch norm may be fused into it (`Model.fusedReLU(after:)`): the
-                // batch norm's backward then reads the ReLU's output as its mask.
-                let input = layers[index].inputs[0]
-                if layers[index].kind == .relu && input >= 0 && layers[input].kind == .batchNorm && requires[input] {
-                    end = max(end, backwardTime(input))
-                }
+                // (A batch norm with this ReLU fused into it recomputes the mask from its own
+                // input in its backward: `BatchNorm.backward(reluBeta:)`.)
             }
             if index == count - 1 { end = max(end, lossTime) }
             ownEnd[index] = end

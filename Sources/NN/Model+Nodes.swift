@@ -49,8 +49,8 @@ extension Model {
     /// Whether that fused ReLU's backward runs inside node `index`'s backward too (the ReLU's
     /// backward then does nothing): the node's gradient shares the ReLU's buffer, and for a
     /// convolution its bias is trained (`Bias.backwardChannels(reluOutput:)`, the mask and the
-    /// bias sums in one pass); a batch norm reads its output gradient masked by the ReLU's
-    /// output (`BatchNorm.backward(reluOutput:)`).
+    /// bias sums in one pass); a batch norm reads its output gradient masked as the ReLU would
+    /// (`BatchNorm.backward(reluBeta:)`, the mask recomputed from its input).
     @inline(__always)
     func fusesReLUGradient(after index: Int) -> Bool {
         let relu = fusedReLU(after: index)
@@ -220,11 +220,12 @@ extension Model {
             if let exchange = batchNormExchange {
                 backwardExchangedBatchNorm(index, exchange: exchange, dInput: dFrom ?? scratch, batch: batch)
             } else {
-                let relu = fused && fusesReLUGradient(after: index) ? UnsafePointer(nodes[fusedReLU(after: index)].output) : nil
+                // the fused ReLU's mask, recomputed from the input with beta (see `reluBeta`)
+                let reluBeta = fused && fusesReLUGradient(after: index) ? UnsafePointer(node.bias!) : nil
                 BatchNorm.backward(
                     dInput: dFrom ?? scratch, dGamma: node.dWeight!, dBeta: node.dBias!, dOutput: node.dOutput,
                     savedMean: node.savedMean!, savedInvStd: node.savedInverseStd!, input: from, gamma: node.weight!,
-                    channels: outShape.channels, spatial: outSpatial, reluOutput: relu, context: context)
+                    channels: outShape.channels, spatial: outSpatial, reluBeta: reluBeta, context: context)
             }
         case .relu:
             if fused && fromIndex >= 0 && fusesReLUGradient(after: fromIndex) {

@@ -259,7 +259,7 @@ import Kernels
     }
 
     /// The ReLU fused into the batch norm (`forwardTraining(relu:)`, `forwardInference(relu:)`,
-    /// `backward(reluOutput:)`) against the separate passes it replaces (normalise, then
+    /// `backward(reluBeta:)`, its mask recomputed from x) against the separate passes it replaces (normalise, then
     /// `ReLU.forward`; `ReLU.backwardInPlace`, then the backward): bit for bit, one and two threads.
     @Test(arguments: cases) func fusedReLUMatchesTheSeparatePassesBitForBit(_ test: Case) throws {
         let count = test.channels * test.spatial
@@ -289,7 +289,7 @@ import Kernels
                 var dGamma = [Float](repeating: 0, count: test.channels), dBeta = dGamma
                 BatchNorm.backward(dInput: &dx, dGamma: &dGamma, dBeta: &dBeta, dOutput: gradient, savedMean: mean,
                                    savedInvStd: invStd, input: x, gamma: gamma, channels: test.channels, spatial: test.spatial,
-                                   reluOutput: fused ? y : nil, context: context)
+                                   reluBeta: fused ? beta : nil, context: context)
                 return [y, inference, dx, dGamma, dBeta, runningMean, runningVariance]
             }
             let separate = run(fused: false), fused = run(fused: true)
