@@ -83,6 +83,25 @@ extension Conv2D {
                                          regions: packed + layout.weightFloats, accumulate: accumulate, threads: threads))
     }
 
+    /// The tile walk of the lane kernels: body(start, c0) for every 16-channel block c0 <
+    /// `paddedChannels` of every 16-position tile of a sequence of at least 16 positions, the
+    /// last tile overlapping the one before (start = min(q, sequence - 16): it computes some
+    /// positions again, to the same values). Every block of one tile before the next tile: the
+    /// tile's input stays in L1 for the next block.
+    @inline(__always)
+    static func forEachLaneTile(sequence: Int, paddedChannels: Int, _ body: (_ start: Int, _ c0: Int) -> Void) {
+        var q = 0
+        while q < sequence {
+            let start = min(q, sequence - 16)
+            var c0 = 0
+            while c0 < paddedChannels {
+                body(start, c0)
+                c0 += 16
+            }
+            q += 16
+        }
+    }
+
     /// The weights of a lane kernel with output channels in the lanes:
     /// packed[(ci * taps + tap) * paddedOut + co] = W[co, ci, tap] for [Cout, Cin, taps] weights,
     /// zero for co >= Cout; `flipped` (a data gradient: the lanes are the layer's input
@@ -122,19 +141,10 @@ extension Conv2D {
                 for ci in 0..<cin {
                     padImage(planes + ci * layout.imageFloats, input + ci * inPlane + n * plane, height: height, width: width)
                 }
-                // Every 16-channel block of one 16-position tile before the next tile: the tile's
-                // input stays in L1 for the second block.
-                var q = 0
-                while q < sequence {
-                    let start = min(q, sequence - 16)
-                    var co0 = 0
-                    while co0 < layout.paddedOut {
-                        wideConvLanesTile(input: planes + start, channelFloats: layout.imageFloats, rowStride: rowStride,
-                                          channels: cin, weights: packed + co0, wStride: layout.paddedOut,
-                                          out: staging + co0 * sequence + start, outStride: sequence)
-                        co0 += 16
-                    }
-                    q += 16
+                forEachLaneTile(sequence: sequence, paddedChannels: layout.paddedOut) { start, co0 in
+                    wideConvLanesTile(input: planes + start, channelFloats: layout.imageFloats, rowStride: rowStride,
+                                      channels: cin, weights: packed + co0, wStride: layout.paddedOut,
+                                      out: staging + co0 * sequence + start, outStride: sequence)
                 }
                 for co in 0..<cout {
                     let target = out + co * inPlane + n * plane

@@ -123,25 +123,18 @@ extension Conv2D {
             }
             let outStride = shape.batch * sequence
             var offset = 0
-            var q = 0
-            while q < sequence {
-                let start = min(q, sequence - 16)
-                var co0 = 0
-                while co0 < layout.paddedOut {
-                    // straight into the output; a last block of fewer than 16 channels through staging
-                    let direct = co0 + 16 <= cout
-                    wideConvLanesTapsTile(input: region + start, channelFloats: sequence, offsets: &offset, taps: 1,
-                                          channels: cin, weights: packed + co0, wStride: layout.paddedOut,
-                                          out: direct ? out + co0 * outStride + n * sequence + start : staging + start,
-                                          outStride: direct ? outStride : sequence)
-                    if !direct {
-                        for co in co0..<cout {
-                            copyFloats(out + co * outStride + n * sequence + start, staging + (co - co0) * sequence + start, 16)
-                        }
+            forEachLaneTile(sequence: sequence, paddedChannels: layout.paddedOut) { start, co0 in
+                // straight into the output; a last block of fewer than 16 channels through staging
+                let direct = co0 + 16 <= cout
+                wideConvLanesTapsTile(input: region + start, channelFloats: sequence, offsets: &offset, taps: 1,
+                                      channels: cin, weights: packed + co0, wStride: layout.paddedOut,
+                                      out: direct ? out + co0 * outStride + n * sequence + start : staging + start,
+                                      outStride: direct ? outStride : sequence)
+                if !direct {
+                    for co in co0..<cout {
+                        copyFloats(out + co * outStride + n * sequence + start, staging + (co - co0) * sequence + start, 16)
                     }
-                    co0 += 16
                 }
-                q += 16
             }
         }
 
@@ -152,17 +145,10 @@ extension Conv2D {
             // dOut's planes where they lie: channel co of image n at (co * batch + n) * sequence
             let dOut = input + n * sequence
             var offset = 0
-            var q = 0
-            while q < sequence {
-                let start = min(q, sequence - 16)
-                var ci0 = 0
-                while ci0 < layout.paddedIn {
-                    wideConvLanesTapsTile(input: dOut + start, channelFloats: shape.batch * sequence, offsets: &offset, taps: 1,
-                                          channels: cout, weights: packed + ci0, wStride: layout.paddedIn,
-                                          out: staging + ci0 * sequence + start, outStride: sequence)
-                    ci0 += 16
-                }
-                q += 16
+            forEachLaneTile(sequence: sequence, paddedChannels: layout.paddedIn) { start, ci0 in
+                wideConvLanesTapsTile(input: dOut + start, channelFloats: shape.batch * sequence, offsets: &offset, taps: 1,
+                                      channels: cout, weights: packed + ci0, wStride: layout.paddedIn,
+                                      out: staging + ci0 * sequence + start, outStride: sequence)
             }
             // dInput's even rows and columns += the tile rows
             for ci in 0..<cin {

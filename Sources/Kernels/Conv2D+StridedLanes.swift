@@ -158,19 +158,11 @@ extension Conv2D {
                 padPhases(region + 4 * ci * phaseFloats, phaseFloats: phaseFloats,
                           input + (ci * shape.batch + n) * height * width, height: height, width: width)
             }
-            // Every 16-channel block of one 16-position tile before the next tile: the tile's
-            // input stays in L1 for the second block. The taps are `directTapOffsets`' (stride 2).
-            var q = 0
-            while q < sequence {
-                let start = min(q, sequence - 16)
-                var co0 = 0
-                while co0 < layout.paddedOut {
-                    wideConvLanesPhaseTile(input: region + start, channelFloats: 4 * phaseFloats, phaseFloats: phaseFloats,
-                                           rowStride: layout.rowStride, channels: cin, weights: packed + co0,
-                                           wStride: layout.paddedOut, out: staging + co0 * sequence + start, outStride: sequence)
-                    co0 += 16
-                }
-                q += 16
+            // (the tile's taps are `directTapOffsets`' for stride 2)
+            forEachLaneTile(sequence: sequence, paddedChannels: layout.paddedOut) { start, co0 in
+                wideConvLanesPhaseTile(input: region + start, channelFloats: 4 * phaseFloats, phaseFloats: phaseFloats,
+                                       rowStride: layout.rowStride, channels: cin, weights: packed + co0,
+                                       wStride: layout.paddedOut, out: staging + co0 * sequence + start, outStride: sequence)
             }
             let outHeight = shape.outHeight, outWidth = shape.outWidth
             let plane = outHeight * outWidth, outPlane = shape.batch * plane
@@ -242,17 +234,10 @@ extension Conv2D {
                             }
                         }
                         let target = staging + phase * layout.paddedIn * sequence
-                        var q = 0
-                        while q < sequence {
-                            let start = min(q, sequence - 16)
-                            var ci0 = 0
-                            while ci0 < layout.paddedIn {
-                                wideConvLanesTapsTile(input: region + start, channelFloats: dOutFloats, offsets: offsets, taps: taps,
-                                                      channels: cout, weights: packed + phaseStart + ci0, wStride: layout.paddedIn,
-                                                      out: target + ci0 * sequence + start, outStride: sequence)
-                                ci0 += 16
-                            }
-                            q += 16
+                        forEachLaneTile(sequence: sequence, paddedChannels: layout.paddedIn) { start, ci0 in
+                            wideConvLanesTapsTile(input: region + start, channelFloats: dOutFloats, offsets: offsets, taps: taps,
+                                                  channels: cout, weights: packed + phaseStart + ci0, wStride: layout.paddedIn,
+                                                  out: target + ci0 * sequence + start, outStride: sequence)
                         }
                     }
                 }

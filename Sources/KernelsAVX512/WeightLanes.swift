@@ -260,8 +260,10 @@ func tapsTile(_ input: UnsafePointer<Float>, _ channelFloats: Int, _ offsets: Un
 /// `Conv2D.directTapOffsets`' stride-2 offsets, the same FMAs in the same order): tap (ky, kx)
 /// reads phase plane (ky != 1, kx != 1) at row shift (ky != 0) and column shift (kx != 0) of
 /// a layout with planes `phaseFloats` apart and rows `rowStride` floats. Written out, the
-/// compiler sees that the taps of one plane row at column shifts 0 and 1 read neighbouring
-/// pixels and loads each broadcast once for both.
+/// compiler loads each broadcast of a plane row once for its two taps (99 broadcasts per
+/// channel, not 144), and keeps them across a tap's 16 positions by spilling to the stack (60
+/// instructions address it; 3 in the stride-1 tile). A rolled row loop without spills was
+/// tried (2026-12-07): resnet8's stride-2 forwards 1.06x, ResNet-18's 0.90-0.93x, not kept.
 @inline(never)
 public func wideConvLanesPhaseTile(input: UnsafePointer<Float>, channelFloats: Int, phaseFloats: Int, rowStride: Int,
                                    channels: Int, weights: UnsafePointer<Float>, wStride: Int,

@@ -549,6 +549,8 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
         #expect(index == 25 && dispatched == 40, "\(index) shapes, \(dispatched) dispatched")
     }
 
+    /// The 3x3 stride-1 form (`forwardLanes`, and flipped on the transposed shape for the data
+    /// gradient) through `checkLanePasses`.
     @Test func convLanesMatchNaiveTwins() throws {
         let contexts = [try KernelContext(threads: 1, wideKernels: true), try KernelContext(threads: 2, wideKernels: true),
                         try KernelContext(threads: 3, wideKernels: true)]
@@ -562,62 +564,17 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
                 // (no transposed shape with one input channel: the first layer has no data gradient)
                 guard Conv2D.convLanesShape(shape), let transposed = Conv2D.transposedShape(shape) else { continue }
                 let scratchCount = max(Conv2D.convLanesScratchFloats(shape, threads: 3), Conv2D.convLanesScratchFloats(transposed, threads: 3))
-                var random = SeededRandom(seed: UInt64(11000 + index))
-                let input = random.floats(shape.inputCount), weights = random.floats(shape.weightCount)
-                let dOut = random.floats(shape.outputCount), initial = random.floats(shape.inputCount)
-                let scratch = GuardedBuffer(count: scratchCount)
-                var forwards: [[Float]] = [], datas: [[Float]] = []
-                for context in contexts {
-                    let label = describe(shape) + " threads \(context.threads)"
-                    checkAgainstTwin("Conv2D.forwardLanes", shape: label, seed: UInt64(index), outputCounts: [shape.outputCount],
-                                     tolerance: 1e-5) { outputs, fast in
-                        if fast {
-                            Conv2D.forwardLanes(out: outputs[0], input: input, weights: weights, shape: shape,
-                                                scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                        } else {
-                            Conv2D.naiveForward(out: outputs[0], input: input, weights: weights, shape: shape)
-                        }
-                    }
-                    checkAgainstTwin("Conv2D.forwardLanes (flipped)", shape: label, seed: UInt64(index), outputCounts: [shape.inputCount],
-                                     tolerance: 1e-5) { outputs, fast in
-                        if fast {
-                            Conv2D.forwardLanes(out: outputs[0], input: dOut, weights: weights, shape: transposed, flipped: true,
-                                                accumulate: true, scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                        } else {
-                            Conv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut, weights: weights, shape: shape)
-                        }
-                    }
-                    #expect(scratch.firstDamagedGuard() == nil, "\(label): wrote past the scratch")
-                    var out = [Float](repeating: .nan, count: shape.outputCount)
-                    Conv2D.forwardLanes(out: &out, input: input, weights: weights, shape: shape, scratch: scratch.pointer,
-                                        scratchCount: scratchCount, context: context)
-                    forwards.append(out)
-                    var dInput = initial
-                    Conv2D.forwardLanes(out: &dInput, input: dOut, weights: weights, shape: transposed, flipped: true, accumulate: true,
-                                        scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                    datas.append(dInput)
-                }
-                for results in [forwards, datas] {
-                    #expect(results.dropFirst().allSatisfy { zip(results[0], $0).allSatisfy { $0.bitPattern == $1.bitPattern } },
-                            "\(describe(shape)): the thread count changed bits")
-                }
-                // The dispatch takes it where preferred, with the scratch it plans.
-                let planned = Conv2D.scratchFloats(shape: shape, threads: 2, wide: true)
-                let plannedScratch = GuardedBuffer(count: planned)
-                if Conv2D.prefersConvLanes(shape) {
-                    var out = [Float](repeating: .nan, count: shape.outputCount)
-                    Conv2D.forward(out: &out, input: input, weights: weights, shape: shape, scratch: plannedScratch.pointer,
-                                   scratchCount: planned, context: contexts[1])
-                    #expect(zip(forwards[0], out).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): forward took another path")
-                    dispatched += 1
-                }
-                if Conv2D.prefersConvLanes(transposed) {
-                    var dInput = initial
-                    Conv2D.backwardData(dInput: &dInput, dOut: dOut, weights: weights, shape: shape, scratch: plannedScratch.pointer,
-                                        scratchCount: planned, context: contexts[1])
-                    #expect(zip(datas[0], dInput).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): backwardData took another path")
-                    dispatched += 1
-                }
+                // the data gradient: the transposed convolution, flipped and accumulated
+                dispatched += checkLanePasses(shape, seed: UInt64(11000 + index), contexts: contexts, scratchCount: scratchCount,
+                                              prefersForward: Conv2D.prefersConvLanes(shape),
+                                              prefersData: Conv2D.prefersConvLanes(transposed),
+                                              forward: { out, input, weights, scratch, count, context in
+                    Conv2D.forwardLanes(out: out, input: input, weights: weights, shape: shape,
+                                        scratch: scratch, scratchCount: count, context: context)
+                }, data: { dInput, dOut, weights, scratch, count, context in
+                    Conv2D.forwardLanes(out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true, accumulate: true,
+                                        scratch: scratch, scratchCount: count, context: context)
+                })
                 index += 1
             }
         }
