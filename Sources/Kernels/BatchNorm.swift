@@ -185,19 +185,21 @@ public enum BatchNorm {
     ///     xhat = (x - mean) * invStd
     ///     dBeta += sum dy,   dGamma += sum dy * xhat
     ///     dx += gamma * invStd * (dy - mean(dy) - xhat * mean(dy * xhat))
+    /// (dx = that with `accumulate` false: the first writer of a gradient buffer, which then
+    /// needs no zeroing; the same bits as adding into zeros, up to the sign of a zero).
     /// Recomputes xhat from the input and the saved statistics instead of storing it.
     /// - Shapes: dInput, dOutput, input [C, M]; dGamma, dBeta, savedMean, savedInvStd, gamma [C].
     public static func backward(
         dInput: UnsafeMutablePointer<Float>, dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>,
         dOutput: UnsafePointer<Float>, savedMean: UnsafePointer<Float>, savedInvStd: UnsafePointer<Float>,
         input: UnsafePointer<Float>, gamma: UnsafePointer<Float>, channels: Int, spatial: Int,
-        reluBeta: UnsafePointer<Float>? = nil, context: KernelContext
+        reluBeta: UnsafePointer<Float>? = nil, accumulate: Bool = true, context: KernelContext
     ) {
         let inverseCount = 1 / Double(spatial)
         context.pool.run(tasks: channels, threads: threads(context: context, channels: channels, spatial: spatial),
                          BackwardChannel(dInput: dInput, dGamma: dGamma, dBeta: dBeta, dOutput: dOutput, savedMean: savedMean,
                                          savedInvStd: savedInvStd, input: input, gamma: gamma, spatial: spatial,
-                                         inverseCount: inverseCount, reluBeta: reluBeta))
+                                         inverseCount: inverseCount, reluBeta: reluBeta, accumulate: accumulate))
     }
 
     /// `backward` of one channel.
@@ -212,14 +214,20 @@ public enum BatchNorm {
         /// * gamma * invStd + beta with the forward's own arithmetic (`normalise`), so the same
         /// bits, and one tensor fewer to read.
         let reluBeta: UnsafePointer<Float>?
+        /// dx += (true) or dx = (false).
+        let accumulate: Bool
 
         func run(task channel: Int) {
-            if let reluBeta { channelGradient(channel, shift: reluBeta[channel], masked: true) }
-            else { channelGradient(channel, shift: 0, masked: false) }
+            switch (reluBeta, accumulate) {
+            case (let reluBeta?, true): channelGradient(channel, shift: reluBeta[channel], masked: true, accumulate: true)
+            case (let reluBeta?, false): channelGradient(channel, shift: reluBeta[channel], masked: true, accumulate: false)
+            case (nil, true): channelGradient(channel, shift: 0, masked: false, accumulate: true)
+            case (nil, false): channelGradient(channel, shift: 0, masked: false, accumulate: false)
+            }
         }
 
         @inline(__always)
-        func channelGradient(_ channel: Int, shift: Float, masked: Bool) {
+        func channelGradient(_ channel: Int, shift: Float, masked: Bool, accumulate: Bool) {
             let x = input + channel * spatial
             let dy = dOutput + channel * spatial
             let dx = dInput + channel * spatial
@@ -232,7 +240,7 @@ public enum BatchNorm {
             let sumDyXhat = sumDyCentered * Double(invStd)
             applyInputGradient(dx, dy, x, mean: mean, scale: scale,
                                meanDy: Float(sumDy * inverseCount), meanDyXhat: Float(sumDyXhat * Double(invStd) * inverseCount),
-                               count: spatial, mask: mask)
+                               count: spatial, mask: mask, accumulate: accumulate)
             dGamma[channel] += Float(sumDyXhat)
             dBeta[channel] += Float(sumDy)
         }
@@ -313,12 +321,13 @@ public enum BatchNorm {
 
     /// dx += k * (dy - a - (x - mean) * b) over a run, with k = gamma * invStd (`scale`),
     /// a = mean(dy), b = invStd^2 * mean(dy * (x - mean)) (xhat * mean(dy * xhat) with invStd
-    /// folded in; `meanDyXhat` is that b).
+    /// folded in; `meanDyXhat` is that b). With `accumulate` false dx = that: the product
+    /// rounded once, as the FMA onto a zero rounds it.
     @inline(__always)
     static func applyInputGradient(
         _ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
         mean: Float, scale: Float, meanDy: Float, meanDyXhat: Float, count: Int,
-        mask: ReLUMask = .none
+        mask: ReLUMask = .none, accumulate: Bool = true
     ) {
         let width = FloatVector.scalarCount
         let meanVector = FloatVector(repeating: mean)
@@ -330,13 +339,14 @@ public enum BatchNorm {
             let centered = x.loadVector(at: index) - meanVector
             let g = mask.apply(dy.loadVector(at: index), centered: centered)
             let inner = g - a - centered * b
-            dx.storeVector(dx.loadVector(at: index).addingProduct(k, inner), at: index)
+            dx.storeVector(accumulate ? dx.loadVector(at: index).addingProduct(k, inner) : k * inner, at: index)
             index += width
         }
         while index < count {
             let centered = x[index] - mean
             let g = mask.apply(dy[index], centered: centered)
-            dx[index] += scale * (g - meanDy - centered * meanDyXhat)
+            let term = scale * (g - meanDy - centered * meanDyXhat)
+            if accumulate { dx[index] += term } else { dx[index] = term }
             index += 1
         }
     }

@@ -64,11 +64,13 @@ extension Conv2D {
     }
 
     /// out = conv(input, weights) (`forward: true`) or dInput += conv^T(dOut, weights) for a
-    /// `pointwiseLanesShape`. Needs an AVX-512 context and
+    /// `pointwiseLanesShape` (dInput = that with `accumulate` false, zeros at the odd rows and
+    /// columns). Needs an AVX-512 context and
     /// `pointwiseLanesScratchFloats(shape, threads: context.threads)` floats.
     public static func pointwiseLanes(
         out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
-        shape: Conv2DShape, forward: Bool, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
+        shape: Conv2DShape, forward: Bool, accumulate: Bool = true, scratch: UnsafeMutablePointer<Float>, scratchCount: Int,
+        context: KernelContext
     ) {
         precondition(context.wideKernels && pointwiseLanesShape(shape)
                      && scratchCount >= pointwiseLanesScratchFloats(shape, threads: context.threads),
@@ -86,7 +88,8 @@ extension Conv2D {
         let threads = min(context.threads, shape.batch)
         context.pool.run(tasks: threads, threads: threads,
                          PointwiseLanesImages(out: out, input: input, packed: UnsafePointer(packed), shape: shape, layout: layout,
-                                              regions: packed + layout.weightFloats, forward: forward, threads: threads))
+                                              regions: packed + layout.weightFloats, forward: forward, accumulate: accumulate,
+                                              threads: threads))
     }
 
     /// The images [batch * task / threads, batch * (task + 1) / threads) of either pass.
@@ -94,7 +97,7 @@ extension Conv2D {
         let out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, packed: UnsafePointer<Float>
         let shape: Conv2DShape, layout: PointwiseLanesLayout
         let regions: UnsafeMutablePointer<Float>
-        let forward: Bool, threads: Int
+        let forward: Bool, accumulate: Bool, threads: Int
 
         func run(task: Int) {
             #if arch(x86_64)
@@ -150,10 +153,12 @@ extension Conv2D {
                                       channels: cout, weights: packed + ci0, wStride: layout.paddedIn,
                                       out: staging + ci0 * sequence + start, outStride: sequence)
             }
-            // dInput's even rows and columns += the tile rows
+            // dInput's even rows and columns += the tile rows (=, and zeros elsewhere, without
+            // `accumulate`)
             for ci in 0..<cin {
                 let target = out + (ci * shape.batch + n) * plane
                 let rows = staging + ci * sequence
+                if !accumulate { target.initialize(repeating: 0, count: plane) }
                 for i in 0..<shape.outHeight {
                     let row = target + 2 * i * width, from = rows + i * outWidth
                     for j in 0..<outWidth { row[2 * j] += from[j] }

@@ -88,14 +88,17 @@ extension Conv2D {
         let threads = min(context.threads, shape.batch)
         context.pool.run(tasks: threads, threads: threads,
                          StridedLanesImages(out: out, input: input, packed: UnsafePointer(packed), shape: shape, layout: layout,
-                                            regions: packed + layout.weightFloats, forward: true, threads: threads))
+                                            regions: packed + layout.weightFloats, forward: true, accumulate: false,
+                                            threads: threads))
     }
 
     /// dInput += conv^T(dOut, weights) for `stridedLanesShape` (the forward shape), through the
-    /// four input phases. Needs what `forwardStridedLanes` needs.
+    /// four input phases (dInput = that with `accumulate` false). Needs what
+    /// `forwardStridedLanes` needs.
     public static func backwardDataStridedLanes(
         dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, weights: UnsafePointer<Float>,
-        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext
+        shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext,
+        accumulate: Bool = true
     ) {
         precondition(context.wideKernels && stridedLanesShape(shape)
                      && scratchCount >= stridedLanesScratchFloats(shape, threads: context.threads),
@@ -126,7 +129,8 @@ extension Conv2D {
         let threads = min(context.threads, shape.batch)
         context.pool.run(tasks: threads, threads: threads,
                          StridedLanesImages(out: dInput, input: dOut, packed: UnsafePointer(packed), shape: shape, layout: layout,
-                                            regions: packed + layout.weightFloats, forward: false, threads: threads))
+                                            regions: packed + layout.weightFloats, forward: false, accumulate: accumulate,
+                                            threads: threads))
     }
 
     /// The images [batch * task / threads, batch * (task + 1) / threads) of either pass, in the
@@ -135,13 +139,15 @@ extension Conv2D {
         let out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, packed: UnsafePointer<Float>
         let shape: Conv2DShape, layout: StridedLanesLayout
         let regions: UnsafeMutablePointer<Float>
-        let forward: Bool, threads: Int
+        /// The data gradient adds into dInput (`accumulate`) or writes it.
+        let forward: Bool, accumulate: Bool, threads: Int
 
         func run(task: Int) {
             #if arch(x86_64)
             let region = regions + task * layout.threadFloats
             for n in (shape.batch * task / threads)..<(shape.batch * (task + 1) / threads) {
-                if forward { forwardImage(n, region) } else { backwardImage(n, region) }
+                if forward { forwardImage(n, region) } else if accumulate { backwardImage(n, region, accumulate: true) }
+                else { backwardImage(n, region, accumulate: false) }
             }
             #else
             preconditionFailure("Conv2D: the stride-2 lane paths run only with the AVX-512 kernels")
@@ -207,7 +213,8 @@ extension Conv2D {
             }
         }
 
-        func backwardImage(_ n: Int, _ region: UnsafeMutablePointer<Float>) {
+        @inline(__always)
+        func backwardImage(_ n: Int, _ region: UnsafeMutablePointer<Float>, accumulate: Bool) {
             let cin = shape.inChannels, cout = shape.outChannels
             let outHeight = shape.outHeight, outWidth = shape.outWidth, rowStride = layout.rowStride
             let sequence = layout.sequence, dOutFloats = layout.dOutFloats
@@ -244,6 +251,7 @@ extension Conv2D {
                 phaseStart += cout * taps * layout.paddedIn
             }
             // Interleave the phases into dInput: pixel (2i + a, 2j + b) += phase (a, b) at (i, j)
+            // (= with `accumulate` false: the four phases cover every pixel of the even-sized image)
             let height = shape.inHeight, width = shape.inWidth
             let phaseStride = layout.paddedIn * sequence
             for ci in 0..<cin {
@@ -253,9 +261,16 @@ extension Conv2D {
                         let row = image + (2 * i + a) * width
                         let even = staging + (2 * a) * phaseStride + ci * sequence + i * rowStride
                         let odd = even + phaseStride
-                        for j in 0..<outWidth {
-                            row[2 * j] += even[j]
-                            row[2 * j + 1] += odd[j]
+                        if accumulate {
+                            for j in 0..<outWidth {
+                                row[2 * j] += even[j]
+                                row[2 * j + 1] += odd[j]
+                            }
+                        } else {
+                            for j in 0..<outWidth {
+                                row[2 * j] = even[j]
+                                row[2 * j + 1] = odd[j]
+                            }
                         }
                     }
                 }

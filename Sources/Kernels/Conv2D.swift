@@ -119,45 +119,50 @@ public enum Conv2D {
     }
 
     /// dInput += conv^T(dOut, weights): dCol = W^T x dOut per chunk, then col2im accumulates.
+    /// With `accumulate` false dInput = conv^T(dOut, weights) (a gradient buffer's first writer,
+    /// which then needs no zeroing): the lane, Winograd and pointwise paths write it directly,
+    /// the others zero it first. The same bits as adding into zeros, up to the sign of a zero.
     /// - Shapes: dInput [Cin, N, H, W], dOut [Cout, N, OH, OW], weights [Cout, Cin, KH, KW].
     public static func backwardData(
         dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, weights: UnsafePointer<Float>,
         shape: Conv2DShape, scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext,
-        winograd: Bool = true, lanes: Bool = true
+        winograd: Bool = true, lanes: Bool = true, accumulate: Bool = true
     ) {
         precondition(shape.isValid, "Conv2D: invalid shape \(shape)")
         let columns = shape.batch * shape.outHeight * shape.outWidth
         if lanes && context.wideKernels, let transposed = transposedShape(shape), prefersConvLanes(transposed),
            scratchCount >= convLanesScratchFloats(transposed, threads: context.threads) {
-            forwardLanes(out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true, accumulate: true,
+            forwardLanes(out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true, accumulate: accumulate,
                          scratch: scratch, scratchCount: scratchCount, context: context)
             return
         }
         if lanes && context.wideKernels && prefersStridedLanes(shape)
             && scratchCount >= stridedLanesScratchFloats(shape, threads: context.threads) {
             backwardDataStridedLanes(dInput: dInput, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
-                                     scratchCount: scratchCount, context: context)
+                                     scratchCount: scratchCount, context: context, accumulate: accumulate)
             return
         }
         if lanes && context.wideKernels && prefersPointwiseLanesData(shape)
             && scratchCount >= pointwiseLanesScratchFloats(shape, threads: context.threads) {
-            pointwiseLanes(out: dInput, input: dOut, weights: weights, shape: shape, forward: false, scratch: scratch,
-                           scratchCount: scratchCount, context: context)
+            pointwiseLanes(out: dInput, input: dOut, weights: weights, shape: shape, forward: false, accumulate: accumulate,
+                           scratch: scratch, scratchCount: scratchCount, context: context)
             return
         }
         if winograd, let transposed = transposedShape(shape), prefersWinograd(transposed, context: context),
            let plan = winogradPlan(transposed, threads: context.threads, scratchCount: scratchCount) {
             runWinograd(plan: plan, out: dInput, input: dOut, weights: weights, shape: transposed, flipped: true,
-                        accumulate: true, scratch: scratch, context: context)
+                        accumulate: accumulate, scratch: scratch, context: context)
             return
         }
         if shape.isPointwise {
             // dInput[Cin, NHW] += W^T[Cin, Cout] x dOut[Cout, NHW]
             GEMM.simd(transA: .transposed, transB: .none, m: shape.inChannels, n: columns, k: shape.outChannels,
                       alpha: 1, a: weights, lda: shape.inChannels, b: dOut, ldb: columns,
-                      beta: 1, c: dInput, ldc: columns, context: context)
+                      beta: accumulate ? 1 : 0, c: dInput, ldc: columns, context: context)
             return
         }
+        // The paths below add into dInput.
+        if !accumulate { context.forEachRange(shape.batch * shape.inChannels * shape.inHeight * shape.inWidth, ZeroRange(target: dInput)) }
         // The phase planes: measured 1.08-1.60x the column path on resnet8's stride-2 layers with
         // AVX2 (Zen 3) and 1.14-1.42x with AVX-512 (Xeon, 2026-12-07, `leitner bench conv`, 3
         // rounds); NEON runs them under qemu.
@@ -219,4 +224,10 @@ public enum Conv2D {
         backwardWeightsColumns(dWeights: dWeights, dOut: dOut, input: input, shape: shape, scratch: scratch,
                                scratchCount: scratchCount, context: context)
     }
+}
+
+/// Zeroes target[start ..< start + count]: `KernelContext.forEachRange`'s body.
+struct ZeroRange: RangeTask {
+    let target: UnsafeMutablePointer<Float>
+    func run(start: Int, count: Int) { Elementwise.zero(target + start, count: count) }
 }

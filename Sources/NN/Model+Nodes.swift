@@ -183,6 +183,10 @@ extension Model {
         let inShape = shapeAt(fromIndex)
         let outShape = shapes[index]
         let outSpatial = batch * outShape.height * outShape.width
+        // The inputs whose gradient this backward writes first: written, not added into (they
+        // were not zeroed; see `ActivationLayout.overwriteBeforeBackward`).
+        let overwrites = layout.overwriteBeforeBackward[index]
+        let accumulate = !overwrites.contains(fromIndex)
         switch layer.kind {
         case .conv2d:
             let shape = convShape(index, batch: batch)
@@ -197,7 +201,7 @@ extension Model {
             if let dFrom {
                 Conv2D.backwardData(dInput: dFrom, dOut: node.dOutput, weights: node.weight!, shape: shape,
                                     scratch: scratch, scratchCount: scratchCount, context: context,
-                                    winograd: precision == .fp32)
+                                    winograd: precision == .fp32, accumulate: accumulate)
             }
         case .depthwiseConv2d:
             let shape = convShape(index, batch: batch)
@@ -208,6 +212,10 @@ extension Model {
             if let dWeight { DepthwiseConv2D.backwardWeights(dWeights: dWeight, dOut: node.dOutput, input: from, shape: shape, context: context) }
             if let dFrom { DepthwiseConv2D.backwardData(dInput: dFrom, dOut: node.dOutput, weights: node.weight!, shape: shape, context: context) }
         case .batchNorm:
+            if let dFrom, !accumulate && (trainable.frozenStatistics || batchNormExchange != nil) {
+                // (these two add into dInput)
+                context.forEachRange(batch * inShape.count, ElementwisePass.zero(target: dFrom))
+            }
             if trainable.frozenStatistics {
                 BatchNorm.backwardFrozen(
                     dInput: dFrom, dGamma: dWeight, dBeta: dBias, dOutput: node.dOutput, input: dWeight == nil ? nil : from,
@@ -225,7 +233,8 @@ extension Model {
                 BatchNorm.backward(
                     dInput: dFrom ?? scratch, dGamma: node.dWeight!, dBeta: node.dBias!, dOutput: node.dOutput,
                     savedMean: node.savedMean!, savedInvStd: node.savedInverseStd!, input: from, gamma: node.weight!,
-                    channels: outShape.channels, spatial: outSpatial, reluBeta: reluBeta, context: context)
+                    channels: outShape.channels, spatial: outSpatial, reluBeta: reluBeta, accumulate: accumulate,
+                    context: context)
             }
         case .relu:
             if fused && fromIndex >= 0 && fusesReLUGradient(after: fromIndex) {
@@ -328,7 +337,11 @@ extension Model {
             let count = batch * outShape.count
             for input in layer.inputs where input != -1 && trainable.requiresGradient[input] && layout.gradientSharedWith[input] != index {
                 let target = nodes[input].dOutput
-                context.forEachRange(count, ElementwisePass.add(target: target, source: node.dOutput))
+                if overwrites.contains(input) {
+                    context.forEachRange(count, ElementwisePass.copy(target: target, source: node.dOutput))
+                } else {
+                    context.forEachRange(count, ElementwisePass.add(target: target, source: node.dOutput))
+                }
             }
         }
     }
@@ -345,6 +358,8 @@ enum ElementwisePass: RangeTask {
     case reluBackwardMaskedInPlace(gradient: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<UInt32>)
     /// target += source.
     case add(target: UnsafeMutablePointer<Float>, source: UnsafeMutablePointer<Float>)
+    /// target = source.
+    case copy(target: UnsafeMutablePointer<Float>, source: UnsafeMutablePointer<Float>)
     case zero(target: UnsafeMutablePointer<Float>)
     case relu6Forward(output: UnsafeMutablePointer<Float>, input: UnsafeMutablePointer<Float>)
     case relu6Backward(dInput: UnsafeMutablePointer<Float>, dOutput: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>)
@@ -374,6 +389,8 @@ enum ElementwisePass: RangeTask {
             ReLU.backwardMaskedInPlace(gradient: gradient + start, mask: mask + start / 32, count: count)
         case let .add(target, source):
             Elementwise.add(target + start, source + start, count: count)
+        case let .copy(target, source):
+            Elementwise.copy(target + start, source + start, count: count)
         case let .zero(target):
             Elementwise.zero(target + start, count: count)
         case let .relu6Forward(output, input):

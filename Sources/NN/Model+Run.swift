@@ -59,6 +59,12 @@ extension Model {
     /// `observedForwardBackward` for a view of each while it is intact).
     public func outputGradient(ofNode index: Int) -> UnsafePointer<Float> { UnsafePointer(nodes[index].dOutput) }
 
+    /// The output-gradient buffers of one backward: how many are zeroed as they come alive, and
+    /// how many their first writer writes instead (`ActivationLayout.overwriteBeforeBackward`).
+    public var gradientBufferStarts: (zeroed: Int, written: Int) {
+        (layout.zeroBeforeBackward.joined().count + layout.zeroBeforeLoss.count, layout.overwriteBeforeBackward.joined().count)
+    }
+
     /// The logits of the last forward, [N, classes].
     public var logits: UnsafePointer<Float> { UnsafePointer(nodes[nodes.count - 1].output) }
 

@@ -299,4 +299,42 @@ import Kernels
             }
         }
     }
+
+    /// `backward(accumulate: false)` (a gradient buffer's first writer) over a dx of NaNs gives
+    /// what it adds into zeros, bit for bit up to the sign of a zero, with and without the fused
+    /// ReLU's mask, on 1 and 2 threads; dGamma and dBeta still accumulate.
+    @Test(arguments: cases) func writingTheInputGradientEqualsAddingIntoZeros(_ test: Case) throws {
+        let count = test.channels * test.spatial
+        let x = BatchNormTests.input(test, seed: 93)
+        var random = SeededRandom(seed: 94)
+        let gamma = random.floats(test.channels), beta = random.floats(test.channels)
+        let dOutput = random.floats(count)
+        for threads in [1, 2] {
+            let context = try KernelContext(threads: threads)
+            var y = [Float](repeating: 0, count: count)
+            var mean = [Float](repeating: 0, count: test.channels), invStd = mean
+            var runningMean = mean, runningVariance = [Float](repeating: 1, count: test.channels)
+            BatchNorm.forwardTraining(output: &y, savedMean: &mean, savedInvStd: &invStd, runningMean: &runningMean,
+                                      runningVariance: &runningVariance, input: x, gamma: gamma, beta: beta,
+                                      channels: test.channels, spatial: test.spatial, context: context)
+            for masked in [false, true] {
+                func run(accumulate: Bool) -> [[Float]] {
+                    var dx = [Float](repeating: accumulate ? 0 : .nan, count: count)
+                    var dGamma = [Float](repeating: 0.5, count: test.channels), dBeta = dGamma
+                    BatchNorm.backward(dInput: &dx, dGamma: &dGamma, dBeta: &dBeta, dOutput: dOutput, savedMean: mean,
+                                       savedInvStd: invStd, input: x, gamma: gamma, channels: test.channels,
+                                       spatial: test.spatial, reluBeta: masked ? beta : nil, accumulate: accumulate,
+                                       context: context)
+                    return [dx, dGamma, dBeta]
+                }
+                let added = run(accumulate: true), written = run(accumulate: false)
+                #expect(added[0].contains { $0 != 0 }, "\(test.shape): dx is all zeros")
+                for (index, name) in ["dx", "dGamma", "dBeta"].enumerated() {
+                    // (Float ==: a NaN left unwritten differs, +0 and -0 do not)
+                    let differing = zip(added[index], written[index]).filter { $0 != $1 }.count
+                    #expect(differing == 0, "\(test.shape), \(threads) threads, masked \(masked): \(name) differs at \(differing)")
+                }
+            }
+        }
+    }
 }

@@ -31,6 +31,23 @@ func describe(_ s: Conv2DShape) -> String {
 
 let convKernels = [(1, 1), (3, 3), (5, 5), (2, 3)]
 
+/// `backwardData` with `accumulate: false` (a gradient buffer's first writer) over a buffer
+/// of NaNs gives what it adds into zeros, bit for bit up to the sign of a zero: it writes every
+/// element and reads none. Whatever path the shape, context and scratch take. (Some sweep
+/// shapes have an all-zero data gradient: every tap in the padding.)
+func checkOverwritingData(_ shape: Conv2DShape, dOut: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                          scratch: UnsafeMutablePointer<Float>, scratchCount: Int, context: KernelContext, label: String) {
+    var added = [Float](repeating: 0, count: shape.inputCount)
+    Conv2D.backwardData(dInput: &added, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
+                        scratchCount: scratchCount, context: context)
+    var written = [Float](repeating: .nan, count: shape.inputCount)
+    Conv2D.backwardData(dInput: &written, dOut: dOut, weights: weights, shape: shape, scratch: scratch,
+                        scratchCount: scratchCount, context: context, accumulate: false)
+    // (Float ==: a NaN left unwritten differs, +0 and -0 do not)
+    let differing = zip(added, written).filter { $0 != $1 }.count
+    #expect(differing == 0, "Conv2D.backwardData \(label): writing differs from adding into zeros at \(differing) of \(shape.inputCount)")
+}
+
 /// Runs all three Conv2D kernels against their twins for one shape. `scratchCount` nil means
 /// the recommended size; otherwise it forces small chunks.
 func checkConv(_ shape: Conv2DShape, context: KernelContext, seed: UInt64, scratchCount requested: Int? = nil,
@@ -62,6 +79,8 @@ func checkConv(_ shape: Conv2DShape, context: KernelContext, seed: UInt64, scrat
             Conv2D.naiveBackwardData(dInput: outputs[0], dOut: dOut.pointer, weights: weights.pointer, shape: shape)
         }
     }
+    checkOverwritingData(shape, dOut: dOut.pointer, weights: weights.pointer, scratch: scratch.pointer,
+                         scratchCount: scratchCount, context: context, label: label)
     if Conv2D.usesImplicitForward(shape) {
         // The implicit GEMM (forward's path unless Winograd takes the shape) is bit for bit the
         // column path (same packed values, same K blocks, same micro-kernel).
@@ -474,6 +493,8 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
             Conv2D.backwardData(dInput: &dInput, dOut: dOut, weights: weights, shape: shape, scratch: plannedScratch.pointer,
                                 scratchCount: planned, context: contexts[1])
             #expect(zip(datas[0], dInput).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): backwardData took another path")
+            checkOverwritingData(shape, dOut: dOut, weights: weights, scratch: plannedScratch.pointer, scratchCount: planned,
+                                 context: contexts[1], label: describe(shape) + " (lanes)")
             dispatched += 1
         }
         #expect(plannedScratch.firstDamagedGuard() == nil)
