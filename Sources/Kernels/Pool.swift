@@ -210,23 +210,27 @@ public enum MaxPool2D {
     }
 
     /// dInput[indices[i]] += dOut[i]. Threads take whole planes; an index never leaves its plane.
+    /// With `accumulate` false each plane of dInput is zeroed first, by its thread, while it is
+    /// in cache (a gradient buffer's first writer: nothing zeroes it before).
     /// - Shapes: dInput [C, N, H, W], dOut and indices [C, N, OH, OW].
     public static func backward(
         dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, indices: UnsafePointer<Int32>,
-        shape: Pool2DShape, context: KernelContext
+        shape: Pool2DShape, accumulate: Bool = true, context: KernelContext
     ) {
         check(shape)
         let perPlane = shape.outHeight * shape.outWidth
         forEachPlane(shape.planes, work: shape.outputCount * 4, context,
-                     BackwardPlane(dInput: dInput, dOut: dOut, indices: indices, perPlane: perPlane))
+                     BackwardPlane(dInput: dInput, dOut: dOut, indices: indices, perPlane: perPlane,
+                                   inPlane: shape.inHeight * shape.inWidth, accumulate: accumulate))
     }
 
     /// `backward` of one plane.
     struct BackwardPlane: ParallelTask {
         let dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, indices: UnsafePointer<Int32>
-        let perPlane: Int
+        let perPlane: Int, inPlane: Int, accumulate: Bool
 
         func run(task plane: Int) {
+            if !accumulate { (dInput + plane * inPlane).initialize(repeating: 0, count: inPlane) }
             for index in (plane * perPlane)..<((plane + 1) * perPlane) {
                 dInput[Int(indices[index])] += dOut[index]
             }
@@ -358,17 +362,20 @@ public enum AvgPool2D {
         }
     }
 
-    /// dInput[window] += dOut / (KH * KW) for every window.
+    /// dInput[window] += dOut / (KH * KW) for every window (each plane of dInput zeroed first
+    /// by its thread with `accumulate` false, as `MaxPool2D.backward`).
     /// - Shapes: dInput [C, N, H, W], dOut [C, N, OH, OW].
     public static func backward(
-        dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, shape: Pool2DShape, context: KernelContext
+        dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, shape: Pool2DShape, accumulate: Bool = true,
+        context: KernelContext
     ) {
         check(shape)
         let s = shape
         let outHeight = s.outHeight, outWidth = s.outWidth
         let scale = 1 / Float(s.kernelHeight * s.kernelWidth)
         forEachPlane(s.planes, work: s.outputCount * s.kernelHeight * s.kernelWidth, context,
-                     BackwardPlane(dInput: dInput, dOut: dOut, s: s, outHeight: outHeight, outWidth: outWidth, scale: scale))
+                     BackwardPlane(dInput: dInput, dOut: dOut, s: s, outHeight: outHeight, outWidth: outWidth, scale: scale,
+                                   accumulate: accumulate))
     }
 
     /// `backward` of one plane.
@@ -377,8 +384,10 @@ public enum AvgPool2D {
         let s: Pool2DShape
         let outHeight: Int, outWidth: Int
         let scale: Float
+        let accumulate: Bool
 
         func run(task plane: Int) {
+            if !accumulate { (dInput + plane * s.inHeight * s.inWidth).initialize(repeating: 0, count: s.inHeight * s.inWidth) }
             for oh in 0..<outHeight {
                 let dOutRow = UnsafeMutablePointer(mutating: dOut) + (plane * outHeight + oh) * outWidth
                 let (rowBegin, rowEnd) = s.rows(of: oh)
@@ -504,17 +513,18 @@ public enum GlobalAvgPool {
         }
     }
 
-    /// dInput[c, n, :, :] += dOut[n, c] / (H * W).
+    /// dInput[c, n, :, :] += dOut[n, c] / (H * W) (= with `accumulate` false).
     /// - Shapes: dInput [C, N, H, W], dOut [N, C].
     public static func backward(
         dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
-        channels: Int, batch: Int, height: Int, width: Int, context: KernelContext
+        channels: Int, batch: Int, height: Int, width: Int, accumulate: Bool = true, context: KernelContext
     ) {
         let pixels = height * width
         precondition(channels > 0 && batch > 0 && pixels > 0, "GlobalAvgPool: empty shape")
         let scale = 1 / Float(pixels)
         forEachPlane(channels * batch, work: channels * batch * pixels, context,
-                     BackwardPlane(dInput: dInput, dOut: dOut, channels: channels, batch: batch, pixels: pixels, scale: scale))
+                     BackwardPlane(dInput: dInput, dOut: dOut, channels: channels, batch: batch, pixels: pixels, scale: scale,
+                                   accumulate: accumulate))
     }
 
     /// `backward` of one plane.
@@ -522,11 +532,16 @@ public enum GlobalAvgPool {
         let dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>
         let channels: Int, batch: Int, pixels: Int
         let scale: Float
+        let accumulate: Bool
 
         func run(task plane: Int) {
             let destination = dInput + plane * pixels
             let channel = plane / batch, n = plane % batch
             let share = dOut[n * channels + channel] * scale
+            guard accumulate else {
+                destination.initialize(repeating: share, count: pixels)
+                return
+            }
             let shareVector = FloatVector(repeating: share)
             var index = 0
             while index + floatVectorWidth <= pixels {

@@ -12,8 +12,8 @@ import Kernels
 ///   place); hardswish and hardsigmoid do not (their backward reads x);
 /// - an output gradient lives from the backward of its last consumer (the first writer) to
 ///   its own backward, and is zeroed when it comes alive, unless that first writer's backward
-///   writes it instead of adding into it (a convolution's data gradient, a batch norm's, an
-///   add's copy: `overwriteBeforeBackward`); the input of an elementwise node
+///   writes it instead of adding into it (a convolution's, batch norm's, pooling's or linear
+///   node's data gradient, an add's copy: `overwriteBeforeBackward`); the input of an elementwise node
 ///   (ReLU, ReLU6, hardswish, hardsigmoid, dropout) or an add that has no other consumer shares
 ///   its consumer's gradient buffer (the elementwise node scales it in place, add passes it
 ///   through untouched);
@@ -43,9 +43,8 @@ struct ActivationLayout {
     var zeroBeforeBackward: [[Int]]
     var zeroBeforeLoss: [Int]
     /// Node indices whose gradient buffer comes alive at node j's backward and is written, not
-    /// added into, by it (so nothing zeroes it): j is a convolution or batch norm reading it as
-    /// its input, or an add reading it once. Without this every such buffer was zeroed and then
-    /// read back by the add: resnet8 at batch 64 zeroed about 34 MB per step.
+    /// added into, by it (so nothing zeroes it): see `overwritesInputGradient`. Without this every such buffer was zeroed and then
+    /// read back by the add: resnet8 at batch 64 zeroed 20 buffers, about 33 MB, per step.
     var overwriteBeforeBackward: [[Int]]
     /// Float elements of the output and gradient region.
     var floatElements: Int
@@ -203,11 +202,12 @@ struct ActivationLayout {
     }
 
     /// Whether `consumer`'s backward writes (rather than adds into) the gradient of `input`
-    /// when it is that gradient's first writer: a convolution's or batch norm's data gradient
-    /// (`accumulate: false`), or an add's pass to an input it reads once (a copy).
+    /// when it is that gradient's first writer: the data gradient of a convolution, batch norm,
+    /// pooling, flatten or linear node (`accumulate: false`; the pooling nodes zero each plane
+    /// just before their scatter), or an add's pass to an input it reads once (a copy).
     static func overwritesInputGradient(_ consumer: LayerSpec, input: Int) -> Bool {
         switch consumer.kind {
-        case .conv2d, .batchNorm: return consumer.inputs == [input]
+        case .conv2d, .batchNorm, .maxPool, .avgPool, .globalAvgPool, .flatten, .linear: return consumer.inputs == [input]
         case .add: return consumer.inputs.filter { $0 == input }.count == 1
         default: return false
         }

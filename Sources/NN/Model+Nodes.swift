@@ -301,21 +301,31 @@ extension Model {
                                       strides: scaleStrides(scale, batch: batch), context: context)
             }
         case .maxPool:
-            if let dFrom { MaxPool2D.backward(dInput: dFrom, dOut: node.dOutput, indices: node.indices!, shape: poolShape(index, batch: batch), context: context) }
+            if let dFrom {
+                MaxPool2D.backward(dInput: dFrom, dOut: node.dOutput, indices: node.indices!, shape: poolShape(index, batch: batch),
+                                   accumulate: accumulate, context: context)
+            }
         case .avgPool:
-            if let dFrom { AvgPool2D.backward(dInput: dFrom, dOut: node.dOutput, shape: poolShape(index, batch: batch), context: context) }
+            if let dFrom {
+                AvgPool2D.backward(dInput: dFrom, dOut: node.dOutput, shape: poolShape(index, batch: batch), accumulate: accumulate,
+                                   context: context)
+            }
         case .globalAvgPool:
             if let dFrom {
                 GlobalAvgPool.backward(dInput: dFrom, dOut: node.dOutput, channels: inShape.channels, batch: batch,
-                                       height: inShape.height, width: inShape.width, context: context)
+                                       height: inShape.height, width: inShape.width, accumulate: accumulate, context: context)
             }
         case .flatten:
             if let dFrom {
-                if inShape.isFlat {
-                    Elementwise.add(dFrom, node.dOutput, count: batch * inShape.count)
-                } else {
+                switch (inShape.isFlat, accumulate) {
+                case (true, true): Elementwise.add(dFrom, node.dOutput, count: batch * inShape.count)
+                case (true, false): Elementwise.copy(dFrom, node.dOutput, count: batch * inShape.count)
+                case (false, true):
                     Layout.rowsToCNHWAccumulate(cnhw: dFrom, rows: node.dOutput, channels: inShape.channels, batch: batch,
                                                 height: inShape.height, width: inShape.width)
+                case (false, false):
+                    Layout.rowsToCNHW(cnhw: dFrom, rows: node.dOutput, channels: inShape.channels, batch: batch,
+                                      height: inShape.height, width: inShape.width)
                 }
             }
         case .linear:
@@ -330,7 +340,7 @@ extension Model {
             if let dFrom {
                 GEMM.simd(transA: .none, transB: .none, m: batch, n: inShape.count, k: outShape.count,
                           alpha: 1, a: node.dOutput, lda: outShape.count, b: node.weight!, ldb: inShape.count,
-                          beta: 1, c: dFrom, ldc: inShape.count, context: context)
+                          beta: accumulate ? 1 : 0, c: dFrom, ldc: inShape.count, context: context)
             }
         case .add:
             // An input sharing this gradient buffer receives it without work.

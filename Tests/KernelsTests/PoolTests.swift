@@ -30,6 +30,41 @@ func describe(_ s: Pool2DShape) -> String {
 }
 
 @Suite struct PoolTests {
+    /// The three backward passes with `accumulate: false` (a gradient buffer's first writer)
+    /// over a dInput of NaNs give what they add into zeros, bit for bit up to the sign of a
+    /// zero: every element written, none read. Over the whole shape sweep, 1 and 2 threads.
+    @Test func writingTheInputGradientEqualsAddingIntoZeros() throws {
+        let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2)]
+        func same(_ added: [Float], _ written: [Float]) -> Int { zip(added, written).filter { $0 != $1 }.count }
+        for (index, shape) in poolShapes().enumerated() {
+            let context = contexts[index % 2]
+            var random = SeededRandom(seed: UInt64(900 + index))
+            let input = random.floats(shape.inputCount), dOut = random.floats(shape.outputCount)
+            var out = [Float](repeating: 0, count: shape.outputCount)
+            var indices = [Int32](repeating: 0, count: shape.outputCount)
+            MaxPool2D.forward(out: &out, indices: &indices, input: input, shape: shape, context: context)
+            var added = [Float](repeating: 0, count: shape.inputCount)
+            var written = [Float](repeating: .nan, count: shape.inputCount)
+            MaxPool2D.backward(dInput: &added, dOut: dOut, indices: indices, shape: shape, context: context)
+            MaxPool2D.backward(dInput: &written, dOut: dOut, indices: indices, shape: shape, accumulate: false, context: context)
+            #expect(same(added, written) == 0, "max pool \(describe(shape))")
+            added = [Float](repeating: 0, count: shape.inputCount)
+            written = [Float](repeating: .nan, count: shape.inputCount)
+            AvgPool2D.backward(dInput: &added, dOut: dOut, shape: shape, context: context)
+            AvgPool2D.backward(dInput: &written, dOut: dOut, shape: shape, accumulate: false, context: context)
+            #expect(same(added, written) == 0, "average pool \(describe(shape))")
+            let planes = shape.channels * shape.batch
+            let pooled = random.floats(planes)
+            added = [Float](repeating: 0, count: shape.inputCount)
+            written = [Float](repeating: .nan, count: shape.inputCount)
+            GlobalAvgPool.backward(dInput: &added, dOut: pooled, channels: shape.channels, batch: shape.batch,
+                                   height: shape.inHeight, width: shape.inWidth, context: context)
+            GlobalAvgPool.backward(dInput: &written, dOut: pooled, channels: shape.channels, batch: shape.batch,
+                                   height: shape.inHeight, width: shape.inWidth, accumulate: false, context: context)
+            #expect(same(added, written) == 0, "global average pool \(describe(shape))")
+        }
+    }
+
     @Test func maxPoolMatchesNaiveTwin() throws {
         let contexts = [try KernelContext(threads: 1), try KernelContext(threads: 2)]
         for (index, shape) in poolShapes().enumerated() {
