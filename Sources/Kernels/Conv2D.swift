@@ -42,6 +42,7 @@ public enum Conv2D {
         // and the stride-2 forms of it (forward and data gradient)
         if wide && prefersStridedLanes(shape) { lanes = max(lanes, stridedLanesScratchFloats(shape, threads: threads)) }
         if wide && prefersPointwiseLanes(shape) { lanes = max(lanes, pointwiseLanesScratchFloats(shape, threads: threads)) }
+        if wide && prefersPointwiseWeights(shape) { lanes = max(lanes, pointwiseWeightsScratchFloats(shape)) }
         return max(winogradLayerScratchFloats(shape, threads: threads) { prefersWinograd($0, wide: wide) },
                    directScratchFloats(shape: shape, limitFloats: limitFloats), lanes)
     }
@@ -194,6 +195,11 @@ public enum Conv2D {
         if lanes && context.wideKernels && prefersWeightLanes(shape) && weightLanesBlockImages(shape, scratchCount: scratchCount) > 0 {
             backwardWeightsLanes(dWeights: dWeights, dOut: dOut, input: input, shape: shape, scratch: scratch,
                                  scratchCount: scratchCount, context: context)
+            return
+        }
+        if lanes && context.wideKernels && prefersPointwiseWeights(shape) && scratchCount >= pointwiseWeightsScratchFloats(shape) {
+            backwardWeightsPointwise(dWeights: dWeights, dOut: dOut, input: input, shape: shape, scratch: scratch,
+                                     scratchCount: scratchCount, context: context)
             return
         }
         if shape.isPointwise {

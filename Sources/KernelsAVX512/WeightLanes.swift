@@ -309,3 +309,47 @@ struct SixteenPositions {
     }
 }
 #endif
+
+// MARK: - Dot products with positions in the lanes (the 1x1 stride-2 weight gradient)
+
+/// sums[(i * 4 + j) * 16 + lane] += a[i * aStride + 16 v + lane] * b[j * bStride + 16 v + lane]
+/// for v in 0 ..< vectors, i and j < 4: the dot products of four rows of `a` with four rows of
+/// `b`, positions in the lanes, 16 named accumulators loaded from and stored back to `sums`.
+/// One FMA chain per lane, positions in order: the sums do not depend on how the caller splits
+/// the rows or the positions (in whole vectors) over calls.
+@inline(never)
+public func wideDotLanesTile4x4(a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, bStride: Int,
+                                vectors: Int, sums: UnsafeMutablePointer<Float>) {
+    var s00 = loadWide(sums), s01 = loadWide(sums + 16), s02 = loadWide(sums + 32), s03 = loadWide(sums + 48)
+    var s10 = loadWide(sums + 64), s11 = loadWide(sums + 80), s12 = loadWide(sums + 96), s13 = loadWide(sums + 112)
+    var s20 = loadWide(sums + 128), s21 = loadWide(sums + 144), s22 = loadWide(sums + 160), s23 = loadWide(sums + 176)
+    var s30 = loadWide(sums + 192), s31 = loadWide(sums + 208), s32 = loadWide(sums + 224), s33 = loadWide(sums + 240)
+    let a1 = a + aStride, a2 = a + 2 &* aStride, a3 = a + 3 &* aStride
+    let b1 = b + bStride, b2 = b + 2 &* bStride, b3 = b + 3 &* bStride
+    var offset = 0
+    for _ in 0..<vectors {
+        let x0 = loadWide(a + offset), x1 = loadWide(a1 + offset), x2 = loadWide(a2 + offset), x3 = loadWide(a3 + offset)
+        let y0 = loadWide(b + offset), y1 = loadWide(b1 + offset), y2 = loadWide(b2 + offset), y3 = loadWide(b3 + offset)
+        s00 = s00.addingProduct(x0, y0); s01 = s01.addingProduct(x0, y1); s02 = s02.addingProduct(x0, y2); s03 = s03.addingProduct(x0, y3)
+        s10 = s10.addingProduct(x1, y0); s11 = s11.addingProduct(x1, y1); s12 = s12.addingProduct(x1, y2); s13 = s13.addingProduct(x1, y3)
+        s20 = s20.addingProduct(x2, y0); s21 = s21.addingProduct(x2, y1); s22 = s22.addingProduct(x2, y2); s23 = s23.addingProduct(x2, y3)
+        s30 = s30.addingProduct(x3, y0); s31 = s31.addingProduct(x3, y1); s32 = s32.addingProduct(x3, y2); s33 = s33.addingProduct(x3, y3)
+        offset &+= 16
+    }
+    storeWide(s00, sums); storeWide(s01, sums + 16); storeWide(s02, sums + 32); storeWide(s03, sums + 48)
+    storeWide(s10, sums + 64); storeWide(s11, sums + 80); storeWide(s12, sums + 96); storeWide(s13, sums + 112)
+    storeWide(s20, sums + 128); storeWide(s21, sums + 144); storeWide(s22, sums + 160); storeWide(s23, sums + 176)
+    storeWide(s30, sums + 192); storeWide(s31, sums + 208); storeWide(s32, sums + 224); storeWide(s33, sums + 240)
+}
+
+/// `wideDotLanesTile4x4` for one row of each: sums[lane] += a[16 v + lane] * b[16 v + lane].
+@inline(never)
+public func wideDotLanesTile1x1(a: UnsafePointer<Float>, b: UnsafePointer<Float>, vectors: Int, sums: UnsafeMutablePointer<Float>) {
+    var s = loadWide(sums)
+    var offset = 0
+    for _ in 0..<vectors {
+        s = s.addingProduct(loadWide(a + offset), loadWide(b + offset))
+        offset &+= 16
+    }
+    storeWide(s, sums)
+}

@@ -570,6 +570,68 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
         #expect(index == 25 && dispatched == 40, "\(index) shapes, \(dispatched) dispatched")
     }
 
+    /// The 1x1 stride-2 weight gradient with positions in the lanes (`backwardWeightsPointwise`)
+    /// against the naive twin (accumulating into dW): even and odd sizes, position counts on and
+    /// off a whole vector, channel counts on and off the 4 x 4 blocks; the same bits on 1, 2 and
+    /// 3 threads and with the smallest scratch (chunks of 16 positions) as with the planned one,
+    /// guard words after the scratch, and the dispatch.
+    @Test func pointwiseWeightsMatchNaiveTwin() throws {
+        let contexts = [try KernelContext(threads: 1, wideKernels: true), try KernelContext(threads: 2, wideKernels: true),
+                        try KernelContext(threads: 3, wideKernels: true)]
+        guard contexts[0].wideKernels else { return }  // AVX-512 only (KernelsAVX512)
+        var index = 0, taken = 0, dispatchedCount = 0
+        for (height, width) in [(8, 8), (7, 9), (14, 14), (28, 28), (10, 6)] {
+            for (inChannels, outChannels) in [(1, 16), (3, 5), (16, 32), (17, 33), (32, 64), (8, 6)] {
+                let shape = Conv2DShape(batch: 3, inChannels: inChannels, outChannels: outChannels, height: height, width: width,
+                                        kernel: 1, stride: 2, padding: 0)
+                guard Conv2D.pointwiseLanesShape(shape) else { index += 1; continue }
+                taken += 1
+                var random = SeededRandom(seed: UInt64(14000 + index))
+                let input = random.floats(shape.inputCount), dOut = random.floats(shape.outputCount)
+                let initial = random.floats(shape.weightCount)
+                let planned = Conv2D.scratchFloats(shape: shape, threads: 3, wide: true)
+                let smallest = Conv2D.pointwiseWeightsScratchFloats(shape)
+                #expect(planned >= smallest || !Conv2D.prefersPointwiseWeights(shape))
+                var results: [[Float]] = []
+                // one chunk for up to 640 positions, and chunks of 16
+                for scratchCount in [max(planned, smallest + 16 * inChannels * 40), smallest] {
+                    let scratch = GuardedBuffer(count: scratchCount)
+                    for context in contexts {
+                        let label = describe(shape) + " threads \(context.threads) scratch \(scratchCount)"
+                        checkAgainstTwin("pointwise weight gradient", shape: label, seed: UInt64(index), outputCounts: [shape.weightCount],
+                                         tolerance: 1e-5) { outputs, fast in
+                            if fast {
+                                Conv2D.backwardWeightsPointwise(dWeights: outputs[0], dOut: dOut, input: input, shape: shape,
+                                                                scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                            } else {
+                                Conv2D.naiveBackwardWeights(dWeights: outputs[0], dOut: dOut, input: input, shape: shape)
+                            }
+                        }
+                        var dWeights = initial
+                        Conv2D.backwardWeightsPointwise(dWeights: &dWeights, dOut: dOut, input: input, shape: shape,
+                                                        scratch: scratch.pointer, scratchCount: scratchCount, context: context)
+                        results.append(dWeights)
+                    }
+                    #expect(scratch.firstDamagedGuard() == nil, "\(describe(shape)): wrote past the scratch")
+                }
+                #expect(results.dropFirst().allSatisfy { zip(results[0], $0).allSatisfy { $0.bitPattern == $1.bitPattern } },
+                        "\(describe(shape)): the thread count or the chunk size changed bits")
+                if Conv2D.prefersPointwiseWeights(shape) {
+                    let scratch = GuardedBuffer(count: planned)
+                    var dispatched = initial
+                    Conv2D.backwardWeights(dWeights: &dispatched, dOut: dOut, input: input, shape: shape, scratch: scratch.pointer,
+                                           scratchCount: planned, context: contexts[1])
+                    #expect(zip(results[0], dispatched).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(describe(shape)): another path")
+                    dispatchedCount += 1
+                }
+                index += 1
+            }
+        }
+        // 10x6 gives 5x3 outputs: fewer than 16 positions, no such path; at batch 3 only 28x28
+        // has the 256 positions the dispatch asks for
+        #expect(index == 30 && taken == 24 && dispatchedCount == 6, "\(index) shapes, \(taken) taken, \(dispatchedCount) dispatched")
+    }
+
     /// The 3x3 stride-1 form (`forwardLanes`, and flipped on the transposed shape for the data
     /// gradient) through `checkLanePasses`.
     @Test func convLanesMatchNaiveTwins() throws {
