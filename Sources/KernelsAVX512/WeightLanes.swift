@@ -312,6 +312,7 @@ struct SixteenPositions {
 
 // MARK: - Dot products with positions in the lanes (the 1x1 stride-2 weight gradient)
 
+#if arch(x86_64)
 /// sums[(i * 4 + j) * 16 + lane] += a[i * aStride + 16 v + lane] * b[j * bStride + 16 v + lane]
 /// for v in 0 ..< vectors, i and j < 4: the dot products of four rows of `a` with four rows of
 /// `b`, positions in the lanes, 16 named accumulators loaded from and stored back to `sums`.
@@ -353,3 +354,4 @@ public func wideDotLanesTile1x1(a: UnsafePointer<Float>, b: UnsafePointer<Float>
     }
     storeWide(s, sums)
 }
+#endif
