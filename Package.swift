@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["TestSupport", "Kernels", "Platform"], swiftSettings: common),
         .testTarget(name: "NNTests", dependencies: ["TestSupport", "NN", "Kernels", "Platform", "AllocCounting"], swiftSettings: common),
         .testTarget(name: "DataTests", dependencies: ["TestSupport", "Data", "Platform", "AllocCounting"], swiftSettings: common),
-        .testTarget(name: "SelectTests", dependencies: ["Select", "Platform"], swiftSettings: common),
+        .testTarget(name: "SelectTests", dependencies: ["TestSupport", "Select", "Platform"], swiftSettings: common),
         .testTarget(name: "EnergyTests", dependencies: ["Energy", "Platform", "AllocCounting"], swiftSettings: common),
         .testTarget(name: "TrainTests", dependencies: ["TestSupport", "Train", "Select", "Energy", "NN", "Data", "Kernels", "Platform", "AllocCounting"], swiftSettings: common),
     ],

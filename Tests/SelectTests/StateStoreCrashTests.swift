@@ -3,6 +3,7 @@ import Glibc
 import Platform
 import Select
 import Testing
+import TestSupport
 
 /// A policy whose 32-byte records are a function of (epoch, sample index): after a load, every
 /// record must be the stamp of the loaded epoch, so a mix of two epochs cannot go unnoticed.
@@ -58,6 +59,7 @@ struct EpochStampPolicy: SelectionPolicy {
 
     func makeDirectory(_ name: String) -> String {
         let path = NSTemporaryDirectory() + "leitner-\(name)-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        ScratchCleanup.removeAtExit()
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }

@@ -2,6 +2,7 @@ import Foundation
 import Platform
 import Select
 import Testing
+import TestSupport
 
 /// The state save's file calls in order, from the file layer's trace: the temporary file is
 /// fsynced before the renames, and the directory is fsynced after both (the injected
@@ -10,6 +11,7 @@ import Testing
     @Test func stateSaveFsyncsItsDirectoryAfterBothRenames() throws {
         let count = 64
         let directory = NSTemporaryDirectory() + "leitner-state-dirsync-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        ScratchCleanup.removeAtExit()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = StateStore()

@@ -3,6 +3,7 @@ import Glibc
 import Platform
 import Select
 import Testing
+import TestSupport
 
 /// A state save that fails in the system layer (LEITNER_FAULT, as a full disk or a failing
 /// device would make it fail) leaves the previous generations byte-identical and loadable,
@@ -14,6 +15,7 @@ import Testing
     func failedSaveKeepsThePreviousGenerations(fault: String, call: String, text: String) throws {
         let count = 512
         let directory = NSTemporaryDirectory() + "leitner-state-fault-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        ScratchCleanup.removeAtExit()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = StateStore()

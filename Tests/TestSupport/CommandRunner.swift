@@ -27,6 +27,7 @@ public enum CommandRunner {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let scratch = NSTemporaryDirectory() + "leitner-cmd-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        ScratchCleanup.removeAtExit()
         try FileManager.default.createDirectory(atPath: scratch + "/cwd", withIntermediateDirectories: true)
         process.currentDirectoryURL = URL(fileURLWithPath: directory ?? scratch + "/cwd")
         let outputFile = scratch + "/out.txt", errorFile = scratch + "/err.txt"

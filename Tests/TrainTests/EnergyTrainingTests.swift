@@ -75,8 +75,12 @@ import Train
         // At least the idle watts over the loop, at most idle plus every core busy: the process's
         // CPU time also counts the tests running beside this one in the same process (seen at
         // 2.0 busy cores with a 1-thread session), so the session's own threads are no bound.
+        // The loop can last 2 ms, and the kernel charges a thread's CPU time to the process in
+        // scheduler ticks: one tick (up to 10 ms) of every core is added to the bound (a full
+        // run failed it once, 2026-12-08, alone it passed).
         let cores = max(config.threads, ProcessInfo.processInfo.activeProcessorCount)
         #expect(metrics.energyJoules >= 2 * metrics.wallSeconds - 1e-9)
-        #expect(metrics.energyJoules <= (2 + 1 * Double(cores) + 0.5) * metrics.wallSeconds)
+        #expect(metrics.energyJoules <= (2 + 1 * Double(cores) + 0.5) * metrics.wallSeconds + 1 * Double(cores) * 0.010,
+                "\(metrics.energyJoules) J over \(metrics.wallSeconds) s")
     }
 }

@@ -6,6 +6,7 @@ import Train
 import Kernels
 import Platform
 import Select
+import TestSupport
 
 /// A learnable synthetic set: 1x8x8 images, class c has a bright 2x2 patch at a
 /// class-dependent place plus seeded noise.
@@ -48,6 +49,7 @@ func tinyConfig(_ directory: String, epochs: Int, threads: Int = 1) throws -> Tr
 
 func temporaryDirectory(_ name: String) -> String {
     let path = NSTemporaryDirectory() + "leitner-\(name)-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+    ScratchCleanup.removeAtExit()
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
