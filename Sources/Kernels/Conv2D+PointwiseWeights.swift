@@ -13,18 +13,19 @@ import KernelsAVX512
 /// x is gathered into rows of the same positions, a chunk of positions at a time (as many as the
 /// scratch holds, a multiple of 16). `wideDotLanesTile4x4` takes four dOut rows by four x rows:
 /// 16 accumulators of 16 lanes, lane l summing the positions p = l mod 16 in order, kept in the
-/// scratch between chunks (tile by tile: `PointwiseWeightTiles.sumsOffset`). At the end each (co, ci) adds its 16 lanes, in lane order, into dW.
-/// The threads split the gathering by input channel and the tiles by (co, ci) block, so every
-/// sum is the same FMA chain whatever the thread count or chunk size.
+/// scratch between chunks (tile by tile: `PointwiseWeightTiles.sumsOffset`). At the end each
+/// (co, ci) adds its 16 lanes, in lane order, into dW. The threads split the gathering by input
+/// channel and the tiles by (co, ci) block, so every sum is the same FMA chain whatever the
+/// thread count or chunk size.
 extension Conv2D {
     /// Where `backwardWeights` takes this path on an AVX-512 context: a `pointwiseLanesShape`
-    /// (1x1, stride 2, pad 0) with at least 256 output positions. `leitner bench conv`,
-    /// 2026-12-08 (Xeon), 2 threads, two alternating rounds: resnet8's 16-32 @28 0.32-0.34 ms
-    /// before, 0.20-0.21 after; 32-64 @14 0.29 and 0.18. Per call it zeroes and finally adds
-    /// 16 lane sums per weight: with 98 positions (32-64 at batch 2, one thread) it ran at a
-    /// quarter of the column path's speed.
-    /// At most 64 input and 128 output channels (the forward's limits): the lane sums (16 floats
-    /// a weight, 512 KB there) are scratch the plan reserves.
+    /// (1x1, stride 2, pad 0) with at least 256 output positions and at most 64 input and 128
+    /// output channels. `leitner bench conv`, 2026-12-08 (Xeon), 2 threads, two alternating
+    /// rounds: resnet8's 16-32 @28 0.32-0.34 ms before, 0.20-0.21 after; 32-64 @14 0.29 and
+    /// 0.18. Per call it zeroes and finally adds 16 lane sums a weight: with 98 positions (32-64
+    /// at batch 2, one thread) it ran at a quarter of the column path's speed. The channel
+    /// limits are the forward's: the lane sums (512 KB at 64 x 128) are scratch the plan
+    /// reserves.
     public static func prefersPointwiseWeights(_ shape: Conv2DShape) -> Bool {
         pointwiseLanesShape(shape) && shape.batch * shape.outHeight * shape.outWidth >= 256
             && shape.inChannels <= 64 && shape.outChannels <= 128
