@@ -13,8 +13,8 @@ import Kernels
 /// - an output gradient lives from the backward of its last consumer (the first writer) to
 ///   its own backward, and is zeroed when it comes alive, unless that first writer's backward
 ///   writes it instead of adding into it (a convolution's, batch norm's, pooling's or linear
-///   node's data gradient, an add's copy: `overwriteBeforeBackward`); the input of an elementwise node
-///   (ReLU, ReLU6, hardswish, hardsigmoid, dropout) or an add that has no other consumer shares
+///   node's data gradient, an add's copy: `overwriteBeforeBackward`); the input of an
+///   elementwise node (ReLU, ReLU6, hardswish, hardsigmoid, dropout) or an add that has no other consumer shares
 ///   its consumer's gradient buffer (the elementwise node scales it in place, add passes it
 ///   through untouched);
 /// - a dropout node keeps its mask as bits in the Int32 region from its forward to its backward;
@@ -43,8 +43,9 @@ struct ActivationLayout {
     var zeroBeforeBackward: [[Int]]
     var zeroBeforeLoss: [Int]
     /// Node indices whose gradient buffer comes alive at node j's backward and is written, not
-    /// added into, by it (so nothing zeroes it): see `overwritesInputGradient`. Without this every such buffer was zeroed and then
-    /// read back by the add: resnet8 at batch 64 zeroed 20 buffers, about 33 MB, per step.
+    /// added into, by it (so nothing zeroes it): see `overwritesInputGradient`. Before, every
+    /// such buffer was zeroed, then read and added into by that writer: resnet8 at batch 64
+    /// zeroed 20 buffers, about 33 MB, a step.
     var overwriteBeforeBackward: [[Int]]
     /// Float elements of the output and gradient region.
     var floatElements: Int
