@@ -32,6 +32,13 @@ import Kernels
 
     /// Inputs with a per-channel offset, so the mean is far from 0 and a one-pass variance
     /// would show its cancellation.
+    /// x (`input` at `seed`), then gamma, beta and dOutput drawn at seed + 1.
+    static func backwardInputs(_ test: Case, seed: UInt64) -> (x: [Float], gamma: [Float], beta: [Float], dOutput: [Float]) {
+        var random = SeededRandom(seed: seed + 1)
+        let gamma = random.floats(test.channels), beta = random.floats(test.channels)
+        return (input(test, seed: seed), gamma, beta, random.floats(test.channels * test.spatial))
+    }
+
     static func input(_ test: Case, seed: UInt64) -> [Float] {
         var random = SeededRandom(seed: seed)
         var x = random.floats(test.channels * test.spatial)
@@ -263,10 +270,7 @@ import Kernels
     /// `ReLU.forward`; `ReLU.backwardInPlace`, then the backward): bit for bit, one and two threads.
     @Test(arguments: cases) func fusedReLUMatchesTheSeparatePassesBitForBit(_ test: Case) throws {
         let count = test.channels * test.spatial
-        let x = BatchNormTests.input(test, seed: 91)
-        var random = SeededRandom(seed: 92)
-        let gamma = random.floats(test.channels), beta = random.floats(test.channels)
-        let dOutput = random.floats(count)
+        let (x, gamma, beta, dOutput) = BatchNormTests.backwardInputs(test, seed: 91)
         for threads in [1, 2] {
             let context = try KernelContext(threads: threads)
             func run(fused: Bool) -> [[Float]] {
@@ -305,10 +309,7 @@ import Kernels
     /// ReLU's mask, on 1 and 2 threads; dGamma and dBeta still accumulate.
     @Test(arguments: cases) func writingTheInputGradientEqualsAddingIntoZeros(_ test: Case) throws {
         let count = test.channels * test.spatial
-        let x = BatchNormTests.input(test, seed: 93)
-        var random = SeededRandom(seed: 94)
-        let gamma = random.floats(test.channels), beta = random.floats(test.channels)
-        let dOutput = random.floats(count)
+        let (x, gamma, beta, dOutput) = BatchNormTests.backwardInputs(test, seed: 93)
         for threads in [1, 2] {
             let context = try KernelContext(threads: threads)
             var y = [Float](repeating: 0, count: count)

@@ -441,6 +441,26 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
     /// the flipped, accumulating form against the naive data gradient of the original layer; no
     /// write past the scratch, the same bits on 1, 2 and 3 threads, and taken by `forward` and
     /// `backwardData` where preferred.
+    /// A weight-gradient path (`run` adds dW into its first argument) on every context: against
+    /// the naive twin, then from `initial` once more for the caller's bit comparisons; returns
+    /// those results, one per context.
+    func checkWeightPass(_ kernel: String, label: String, seed: UInt64, tolerance: Float, contexts: [KernelContext],
+                         shape: Conv2DShape, input: [Float], dOut: [Float], initial: [Float],
+                         run: (_ dWeights: UnsafeMutablePointer<Float>, _ context: KernelContext) -> Void) -> [[Float]] {
+        var results: [[Float]] = []
+        for context in contexts {
+            checkAgainstTwin(kernel, shape: label + " threads \(context.threads)", seed: seed, outputCounts: [shape.weightCount],
+                             tolerance: tolerance) { outputs, fast in
+                if fast { run(outputs[0], context) }
+                else { Conv2D.naiveBackwardWeights(dWeights: outputs[0], dOut: dOut, input: input, shape: shape) }
+            }
+            var dWeights = initial
+            run(&dWeights, context)
+            results.append(dWeights)
+        }
+        return results
+    }
+
     typealias LanePass = (_ out: UnsafeMutablePointer<Float>, _ input: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
                           _ scratch: UnsafeMutablePointer<Float>, _ scratchCount: Int, _ context: KernelContext) -> Void
 
@@ -596,21 +616,11 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
                 // one chunk for up to 640 positions, and chunks of 16
                 for scratchCount in [max(planned, smallest + 16 * inChannels * 40), smallest] {
                     let scratch = GuardedBuffer(count: scratchCount)
-                    for context in contexts {
-                        let label = describe(shape) + " threads \(context.threads) scratch \(scratchCount)"
-                        checkAgainstTwin("pointwise weight gradient", shape: label, seed: UInt64(index), outputCounts: [shape.weightCount],
-                                         tolerance: 1e-5) { outputs, fast in
-                            if fast {
-                                Conv2D.backwardWeightsPointwise(dWeights: outputs[0], dOut: dOut, input: input, shape: shape,
-                                                                scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                            } else {
-                                Conv2D.naiveBackwardWeights(dWeights: outputs[0], dOut: dOut, input: input, shape: shape)
-                            }
-                        }
-                        var dWeights = initial
-                        Conv2D.backwardWeightsPointwise(dWeights: &dWeights, dOut: dOut, input: input, shape: shape,
+                    results += checkWeightPass("pointwise weight gradient", label: describe(shape) + " scratch \(scratchCount)",
+                                               seed: UInt64(index), tolerance: 1e-5, contexts: contexts, shape: shape,
+                                               input: input, dOut: dOut, initial: initial) { dWeights, context in
+                        Conv2D.backwardWeightsPointwise(dWeights: dWeights, dOut: dOut, input: input, shape: shape,
                                                         scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                        results.append(dWeights)
                     }
                     #expect(scratch.firstDamagedGuard() == nil, "\(describe(shape)): wrote past the scratch")
                 }
@@ -762,21 +772,11 @@ func checkDepthwise(_ shape: Conv2DShape, context: KernelContext, seed: UInt64) 
                         let initial = random.floats(shape.weightCount)
                         let scratch = GuardedBuffer(count: scratchCount)
                         let label = describe(shape) + " scratch \(scratchCount) (\(blockImages) images per block)"
-                        var results: [[Float]] = []
-                        for context in contexts {
-                            checkAgainstTwin("Conv2D.backwardWeightsLanes", shape: label + " threads \(context.threads)",
-                                             seed: UInt64(index), outputCounts: [shape.weightCount], tolerance: 1e-4) { outputs, fast in
-                                if fast {
-                                    Conv2D.backwardWeightsLanes(dWeights: outputs[0], dOut: dOut, input: input, shape: shape,
-                                                                scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                                } else {
-                                    Conv2D.naiveBackwardWeights(dWeights: outputs[0], dOut: dOut, input: input, shape: shape)
-                                }
-                            }
-                            var dW = initial
-                            Conv2D.backwardWeightsLanes(dWeights: &dW, dOut: dOut, input: input, shape: shape,
+                        let results = checkWeightPass("Conv2D.backwardWeightsLanes", label: label, seed: UInt64(index), tolerance: 1e-4,
+                                                      contexts: contexts, shape: shape, input: input, dOut: dOut,
+                                                      initial: initial) { dWeights, context in
+                            Conv2D.backwardWeightsLanes(dWeights: dWeights, dOut: dOut, input: input, shape: shape,
                                                         scratch: scratch.pointer, scratchCount: scratchCount, context: context)
-                            results.append(dW)
                         }
                         #expect(scratch.firstDamagedGuard() == nil, "\(label): wrote past the scratch")
                         #expect(results.dropFirst().allSatisfy { zip(results[0], $0).allSatisfy { $0.bitPattern == $1.bitPattern } },
