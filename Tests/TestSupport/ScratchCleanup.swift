@@ -2,7 +2,7 @@ import Foundation
 
 /// Test scratch under NSTemporaryDirectory() removed when the test process exits: the tests
 /// name it "leitner-NAME-PID-RANDOM" (every entry of this process is removed) or register it
-/// (`removeAtExit`). A test run used to leave 300-400 MB behind (imported backbones, fine-tune
+/// (`removeAtExit`). A test run used to leave over 250 MB behind (three 86 MB backbone fine-tune
 /// runs), which on a board's SD card adds up. Set LEITNER_KEEP_TEST_FILES=1 to keep them.
 public enum ScratchCleanup {
     private static let lock = NSLock()
